@@ -1,0 +1,1 @@
+//! Hardware-hash CSV reader.

@@ -1,0 +1,19 @@
+//! autopilot-wizard: Windows Autopilot user-driven mode with Microsoft Entra join, step by step,
+//! through Microsoft Graph.
+//!
+//! Layers, one direction only:
+//! - [`graph`]: HTTP client, sign-in, token storage, serde models of Graph resources. No UI.
+//! - [`steps`]: one Graph action module per wizard step. Performs the step and validates it by
+//!   reading it back. No UI.
+//! - [`hwid`]: the hardware-hash CSV reader. No UI, no network.
+//! - [`ui`]: one page per step plus shared widgets; pages call `steps`, never Graph directly.
+//! - [`app`]: the eframe application, the only place that knows pages, tasks and persistence.
+//! - [`sim`]: the simulated tenant (an axum server speaking Graph's wire format). It shares no
+//!   types with `graph`, on purpose: two independent readings of the reference.
+
+pub mod app;
+pub mod graph;
+pub mod hwid;
+pub mod sim;
+pub mod steps;
+pub mod ui;

@@ -1,0 +1,15 @@
+//! Hardware-hash import, Autopilot device identities, windowsAutopilotSettings and sync.
+
+use axum::Router;
+
+use super::{Seed, Shared, SimState};
+
+#[derive(Debug, Default)]
+pub struct AutopilotState {}
+
+pub(crate) fn seed(_state: &mut SimState, _seed: Seed) {}
+
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+}
+pub(crate) fn advance(_state: &mut SimState, _config: &super::SimConfig) {}

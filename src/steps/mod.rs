@@ -1,0 +1,9 @@
+//! One Graph action module per wizard step, no UI: each performs its step, then validates the
+//! result by reading it back from Graph. Re-running a step is safe: it finds what exists
+//! instead of creating duplicates.
+
+/// The results of the steps, kept across restarts through eframe persistence. Plain data, never
+/// secrets: ids and names the next steps need.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Outcomes {}

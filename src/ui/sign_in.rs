@@ -1,0 +1,5 @@
+//! The "Sign in" page.
+
+/// Messages from this page's background jobs.
+#[derive(Debug)]
+pub enum Msg {}

@@ -1,0 +1,5 @@
+//! The "Validate" page.
+
+/// Messages from this page's background jobs.
+#[derive(Debug)]
+pub enum Msg {}

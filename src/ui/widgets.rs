@@ -1,0 +1,1 @@
+//! Widgets shared by pages: each is a function returning `egui::Response`.

@@ -585,7 +585,7 @@ fn render_import(r: &ImportRecord) -> Value {
 
 fn date(d: &Option<DateTime<Utc>>) -> Value {
     match d {
-        Some(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        Some(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         None => Value::String("0001-01-01T00:00:00Z".into()),
     }
 }

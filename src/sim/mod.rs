@@ -5,9 +5,9 @@
 //! [`crate::graph`]: a field name misread on one side is caught by the other.
 //!
 //! Layout: one module per area, each with its own part of [`SimState`] and its own routes.
-//! - [`core`]: bearer-token check, fault injection, request log, `/me`, `/organization`.
+//! - [`core`]: bearer-token check, fault injection, request log, users, `/me`, `/organization`.
 //! - [`identity`]: `/{tenant}/oauth2/v2.0/{devicecode,token,authorize}`.
-//! - [`directory`]: users, groups, members, Entra devices, device registration and MDM policies.
+//! - [`directory`]: groups, members, Entra devices, device registration and MDM policies.
 //! - [`profiles`]: Autopilot deployment profiles and their assignments.
 //! - [`autopilot`]: hardware-hash import, Autopilot device identities, settings and sync.
 //! - [`assignment`]: dynamic membership evaluation and profile assignment progress.
@@ -50,6 +50,31 @@ impl Speed {
 
     pub fn scaled(self, service_time: Duration) -> Duration {
         service_time.mul_f64(self.scale)
+    }
+
+    /// `realistic`, `demo` or `test` (case-insensitive), as the CLI accepts them.
+    pub fn from_name(name: &str) -> Option<Speed> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "realistic" | "real" => Some(Speed::REALISTIC),
+            "demo" => Some(Speed::DEMO),
+            "test" => Some(Speed::TEST),
+            _ => None,
+        }
+    }
+
+    pub const NAMES: &'static [&'static str] = &["demo", "realistic", "test"];
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Speed::from_name(s).ok_or_else(|| {
+            format!(
+                "unknown speed '{s}': use one of {}",
+                Speed::NAMES.join(", ")
+            )
+        })
     }
 }
 
@@ -167,6 +192,87 @@ impl SimHandle {
         let mut guard = self.shared.lock();
         f(&mut guard)
     }
+
+    /// The tenant id (also the organization's id).
+    pub fn tenant_id(&self) -> String {
+        self.with_state(|s| s.core.organization.id.clone())
+    }
+
+    /// The user interactive sign-ins authenticate as (the seeded admin).
+    pub fn admin(&self) -> core::User {
+        self.with_state(|s| {
+            s.core
+                .interactive_user()
+                .cloned()
+                .unwrap_or_else(|| s.core.users[0].clone())
+        })
+    }
+
+    /// A test shortcut past the sign-in: an access token for `upn_or_id` with every scope the
+    /// wizard asks for, valid for an hour. An unknown user gets a token whose `/me` answers 404.
+    pub fn issue_token(&self, upn_or_id: &str) -> String {
+        self.issue_token_with(upn_or_id, core::WIZARD_SCOPES, Duration::from_secs(3600))
+    }
+
+    /// Like [`SimHandle::issue_token`] with chosen scopes and lifetime.
+    pub fn issue_token_with(
+        &self,
+        upn_or_id: &str,
+        scopes: &[&str],
+        valid_for: Duration,
+    ) -> String {
+        let token = format!(
+            "sim-at-{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        self.with_state(|s| {
+            let user_id = core::user_by_id_or_upn(&s.core, upn_or_id)
+                .map(|u| u.id.clone())
+                .unwrap_or_else(|| upn_or_id.to_string());
+            s.core.access_tokens.insert(
+                token.clone(),
+                core::AccessGrant {
+                    user_id,
+                    scopes: scopes.iter().map(|x| x.to_string()).collect(),
+                    expires_at: std::time::Instant::now() + valid_for,
+                },
+            );
+        });
+        token
+    }
+
+    /// Makes `token` expired from now on (Graph then answers 401).
+    pub fn expire_access_token(&self, token: &str) {
+        self.with_state(|s| {
+            if let Some(g) = s.core.access_tokens.get_mut(token) {
+                g.expires_at = std::time::Instant::now();
+            }
+        });
+    }
+
+    /// Every request served so far, in order (fault answers and dropped connections included).
+    pub fn requests(&self) -> Vec<core::RequestRecord> {
+        self.with_state(|s| s.core.requests.clone())
+    }
+
+    pub fn clear_requests(&self) {
+        self.with_state(|s| s.core.requests.clear());
+    }
+
+    /// Queues faults, consumed in order (first matching entry) before the rates apply.
+    pub fn script_faults(&self, faults: Vec<core::ScriptedFault>) {
+        self.with_state(|s| s.core.faults.script.extend(faults));
+    }
+
+    /// Replaces the fault rates for the rest of the run (the script is kept).
+    pub fn set_fault_rates(&self, config: core::FaultConfig) {
+        self.with_state(|s| {
+            let script = std::mem::take(&mut s.core.faults.script);
+            s.core.faults = core::FaultState::new(config);
+            s.core.faults.script = script;
+        });
+    }
 }
 
 impl Drop for SimHandle {
@@ -194,15 +300,18 @@ pub fn router(shared: Shared) -> Router {
 pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
+    let mut state = SimState::seeded(config.seed);
+    state.core.faults = core::FaultState::new(config.faults.clone());
     let shared = Arc::new(SimShared {
-        state: Mutex::new(SimState::seeded(config.seed)),
+        state: Mutex::new(state),
         config,
         base_url: format!("http://{addr}"),
     });
-    let app = router(shared.clone());
+    // The connection info carries the socket's kill switch, for dropped-connection faults.
+    let app = router(shared.clone()).into_make_service_with_connect_info::<core::ConnInfo>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        let _ = axum::serve(core::SimListener(listener), app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })

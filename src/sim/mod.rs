@@ -5,17 +5,20 @@
 //! [`crate::graph`]: a field name misread on one side is caught by the other.
 //!
 //! Layout: one module per area, each with its own part of [`SimState`] and its own routes.
-//! - [`core`]: bearer-token check, fault injection, request log, users, `/me`, `/organization`.
-//! - [`identity`]: `/{tenant}/oauth2/v2.0/{devicecode,token,authorize}`.
-//! - [`directory`]: groups, members, Entra devices, device registration and MDM policies.
-//! - [`profiles`]: Autopilot deployment profiles and their assignments.
-//! - [`autopilot`]: hardware-hash import, Autopilot device identities, settings and sync.
-//! - [`assignment`]: dynamic membership evaluation and profile assignment progress.
-//! - [`odata`]: error bodies, paging, `$select`, `$filter` helpers shared by all areas.
+//! - [`core`] — bearer-token check, fault injection, request log, users, `/me`, `/organization`.
+//! - [`identity`] — `/{tenant}/oauth2/v2.0/{devicecode,token,authorize}`.
+//! - [`directory`] — groups, members, Entra devices, device registration and MDM policies.
+//! - [`profiles`] — Autopilot deployment profiles and their assignments.
+//! - [`autopilot`] — hardware-hash import, Autopilot device identities, settings and sync.
+//! - [`assignment`] — dynamic membership evaluation and profile assignment progress.
+//! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every
 //! request first calls [`advance`], which moves whatever is due. Durations are "service time",
 //! scaled by [`Speed`] so demos take seconds and tests milliseconds.
+
+// Handlers answer errors with a ready `Response` (axum's idiom); boxing them buys nothing here.
+#![allow(clippy::result_large_err)]
 
 pub mod assignment;
 pub mod autopilot;
@@ -327,4 +330,47 @@ pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle
 /// Starts the simulated tenant on a random free port.
 pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
     spawn_on(config, 0).await
+}
+
+/// Runs the simulated tenant with demo data on 127.0.0.1:`port` until the process is stopped
+/// (Ctrl-C), printing where Graph and the sign-in endpoints are and how to get a token.
+pub async fn run_standalone(port: u16, speed: Speed) -> std::io::Result<()> {
+    let config = SimConfig {
+        speed,
+        ..SimConfig::default()
+    };
+    let sim = spawn_on(config, port).await?;
+    println!("{}", standalone_banner(&sim));
+    // Nothing to clean up: Ctrl-C's default action ends the process, which is the way out.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The text `run_standalone` prints: URLs, the admin, device-code sign-in with curl and a
+/// ready-made token.
+pub fn standalone_banner(sim: &SimHandle) -> String {
+    let url = sim.url();
+    let (org, tenant) = sim.with_state(|s| {
+        (
+            s.core.organization.display_name.clone(),
+            s.core.organization.id.clone(),
+        )
+    });
+    let admin = sim.admin().user_principal_name;
+    let token = sim.issue_token(&admin);
+    let client_id = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+    let scope = "https://graph.microsoft.com/.default offline_access openid profile";
+    format!(
+        "Simulated tenant \"{org}\" (tenant id {tenant}) is running.\n\
+         \n  Graph:  {url}/v1.0/  and  {url}/beta/\
+         \n  Login:  {url}/{tenant}/oauth2/v2.0/  (\"organizations\" works in place of the tenant id)\
+         \n  Signs in as: {admin}\n\
+         \nSign in with the device code flow:\
+         \n  curl -s {url}/organizations/oauth2/v2.0/devicecode -d client_id={client_id} --data-urlencode \"scope={scope}\"\
+         \n  curl -s {url}/organizations/oauth2/v2.0/token -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d client_id={client_id} -d device_code=DEVICE_CODE_FROM_ABOVE\n\
+         \nOr use this ready-made access token (valid one hour):\
+         \n  export TOKEN={token}\
+         \n  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1.0/me\n\
+         \nRun the wizard against it with --demo, or point it at {url}. Press Ctrl-C to stop."
+    )
 }

@@ -1,6 +1,9 @@
 //! Helpers every integration test needs: a running simulated tenant and a signed-in client.
-//! Area-specific helpers live in their own files under `tests/support/`.
+//! Area-specific helpers live in their own files under `tests/support/` (each test file does
+//! `mod support;`).
 #![allow(dead_code)]
+
+pub mod schema;
 
 use std::sync::Arc;
 use std::time::Duration;

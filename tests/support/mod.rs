@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests (each `tests/<area>.rs` does `mod support;`).
+
+pub mod schema;

@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests (each test binary does `mod support;`).
+
+pub mod ui;

@@ -102,6 +102,7 @@ impl SimConfig {
 #[derive(Debug, Default)]
 pub struct SimState {
     pub core: core::CoreState,
+    pub identity: identity::IdentityState,
     pub directory: directory::DirectoryState,
     pub profiles: profiles::ProfileState,
     pub autopilot: autopilot::AutopilotState,

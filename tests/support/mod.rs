@@ -1,3 +1,4 @@
-//! Helpers shared by the integration tests (each test binary does `mod support;`).
+//! Helpers shared by the integration tests (each `tests/<area>.rs` does `mod support;`).
 
+pub mod schema;
 pub mod ui;

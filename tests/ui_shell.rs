@@ -97,11 +97,10 @@ fn simulated_tenant_can_be_started_when_no_tenant_is_configured() {
     step_until(
         &mut h,
         "the simulated tenant banner",
-        |h| h.state().endpoints().simulated && h.query_by_label("Simulated tenant").is_some(),
+        |h| h.state().connection().simulated && h.query_by_label("Simulated tenant").is_some(),
         ASYNC_TIMEOUT,
     );
-    let endpoints = h.state().endpoints().clone();
-    let graph = endpoints.settings.graph_url.expect("graph URL points at the sim");
+    let graph = h.state().connection().auth.endpoints.graph_url.clone();
     assert!(graph.starts_with("http://127.0.0.1:"), "{graph}");
     assert!(h.state().session().simulated);
     assert!(h.query_by_label("Try the simulated tenant").is_none());
@@ -125,10 +124,7 @@ fn demo_config_shows_the_banner_from_the_start() {
     let mut h = harness(WizardApp::new(config().with_sim(sim), rt.handle().clone()));
     h.run();
     assert!(h.query_by_label("Simulated tenant").is_some());
-    assert_eq!(
-        h.state().endpoints().settings.login_url.as_deref(),
-        Some(url.as_str())
-    );
+    assert_eq!(h.state().connection().auth.endpoints.login_url, url);
 }
 
 #[test]
@@ -149,28 +145,25 @@ fn settings_persist_and_the_command_line_wins() {
     let mut cfg = config();
     cfg.settings.client_id = Some("99999999-2222-3333-4444-555555555555".into());
     let app = WizardApp::with_storage(cfg, rt.handle().clone(), Some(&storage));
-    let s = &app.endpoints().settings;
-    assert_eq!(s.tenant.as_deref(), Some("contoso.onmicrosoft.com"));
-    assert_eq!(
-        s.client_id.as_deref(),
-        Some("99999999-2222-3333-4444-555555555555")
-    );
+    let auth = &app.connection().auth;
+    assert_eq!(auth.tenant, "contoso.onmicrosoft.com");
+    assert_eq!(auth.client_id(), "99999999-2222-3333-4444-555555555555");
 }
 
 #[test]
 fn old_or_broken_saved_state_still_starts_the_app() {
     let rt = runtime();
     let mut storage = MemoryStorage::default();
+    storage.0.insert(
+        "settings".into(),
+        r#"{"tenant":"fabrikam.com","retired":1}"#.into(),
+    );
+    storage.0.insert("outcomes".into(), "not json".into());
     storage
         .0
-        .insert("settings".into(), r#"{"tenant":"fabrikam.com","retired":1}"#.into());
-    storage.0.insert("outcomes".into(), "not json".into());
-    storage.0.insert("current_step".into(), r#""NoSuchStep""#.into());
+        .insert("current_step".into(), r#""NoSuchStep""#.into());
     let app = WizardApp::with_storage(config(), rt.handle().clone(), Some(&storage));
-    assert_eq!(
-        app.endpoints().settings.tenant.as_deref(),
-        Some("fabrikam.com")
-    );
+    assert_eq!(app.connection().auth.tenant, "fabrikam.com");
     assert_eq!(app.current_step(), StepId::ALL.first().copied());
 }
 

@@ -2,8 +2,13 @@
 //! result by reading it back from Graph. Re-running a step is safe: it finds what exists
 //! instead of creating duplicates.
 
+pub mod profile;
+
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never
 /// secrets: ids and names the next steps need.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
-pub struct Outcomes {}
+pub struct Outcomes {
+    /// Step 3: the deployment profile chosen or created, read back from Graph.
+    pub profile: Option<profile::ProfileRef>,
+}

@@ -102,7 +102,7 @@ fn field_note(property: &Option<String>) -> String {
 impl ProfileError {
     /// Classifies a Graph error of the call that `action` describes ("create the deployment
     /// profile", ...) and `what` names ("profile", "assignment").
-    fn from_graph(e: GraphError, action: &str, what: &str) -> ProfileError {
+    pub fn from_graph(e: GraphError, action: &str, what: &str) -> ProfileError {
         match e.status() {
             Some(403) => ProfileError::Forbidden {
                 action: action.to_string(),

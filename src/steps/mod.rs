@@ -3,6 +3,7 @@
 //! instead of creating duplicates.
 
 pub mod sign_in;
+pub mod profile;
 
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never
 /// secrets: ids and names the next steps need.
@@ -11,4 +12,6 @@ pub mod sign_in;
 pub struct Outcomes {
     /// Step 1: who signed in to which tenant.
     pub signed_in: Option<sign_in::SignedIn>,
+    /// Step 3: the deployment profile chosen or created, read back from Graph.
+    pub profile: Option<profile::ProfileRef>,
 }

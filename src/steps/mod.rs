@@ -4,6 +4,7 @@
 
 pub mod sign_in;
 pub mod profile;
+pub mod import;
 
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never
 /// secrets: ids and names the next steps need.
@@ -14,4 +15,6 @@ pub struct Outcomes {
     pub signed_in: Option<sign_in::SignedIn>,
     /// Step 3: the deployment profile chosen or created, read back from Graph.
     pub profile: Option<profile::ProfileRef>,
+    /// Step 5: the hardware-hash import, resumable after a restart.
+    pub import: Option<import::ImportJob>,
 }

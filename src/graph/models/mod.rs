@@ -2,3 +2,5 @@
 //! against the official schema in tests. Unknown properties are ignored on read.
 
 pub mod autopilot;
+pub mod identity;
+pub mod profile;

@@ -1,12 +1,15 @@
 //! Step 5 (hardware-hash import) against the simulated tenant over real HTTP.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use autopilot_wizard::graph::client::{GraphClient, RetryPolicy, StaticToken};
+use autopilot_wizard::graph::client::{GraphClient, RetryPolicy};
 use autopilot_wizard::graph::models::autopilot::{ImportRequest, NewImportedDevice};
 use autopilot_wizard::graph::{ApiVersion, GraphError};
-use autopilot_wizard::sim::autopilot::{ScriptedFault, build_hardware_hash};
+use autopilot_wizard::sim::autopilot::build_hardware_hash;
+use autopilot_wizard::sim::core::{Fault, ScriptedFault};
 use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
 use autopilot_wizard::steps::import::{
     self, FnObserver, ImportEvent, ImportJob, ImportOptions, ImportPhase, ImportRow, NoObserver,
@@ -26,20 +29,11 @@ fn config(page_size: usize) -> SimConfig {
 }
 
 async fn start(config: SimConfig) -> (SimHandle, GraphClient) {
-    let sim = sim::spawn(config).await.expect("simulated tenant starts");
-    let graph = client(&sim);
-    (sim, graph)
+    support::signed_in_sim(config).await
 }
 
 fn client(sim: &SimHandle) -> GraphClient {
-    GraphClient::new(&sim.url(), Arc::new(StaticToken("test-token".into()))).with_retry(
-        RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_secs(1),
-            max_total_wait: Duration::from_secs(10),
-        },
-    )
+    support::client_for(sim, &sim.admin().user_principal_name)
 }
 
 fn fast_poll() -> PollPolicy {
@@ -359,24 +353,33 @@ async fn five_hundred_rows_are_chunked_and_polled_by_pages() {
 #[tokio::test]
 async fn polling_survives_throttling_and_outages() {
     let (sim, graph) = start(config(5)).await;
-    sim.with_state(|s| {
-        for (status, ra) in [(429, Some(0.01)), (503, None)] {
-            s.autopilot.faults.push_back(ScriptedFault {
-                method: "GET".into(),
-                path_contains: "importedWindowsAutopilotDeviceIdentities".into(),
-                status,
-                retry_after_secs: ra,
-                count: 2,
-            });
-        }
-        s.autopilot.faults.push_back(ScriptedFault {
-            method: "GET".into(),
-            path_contains: "windowsAutopilotDeviceIdentities".into(),
-            status: 429,
-            retry_after_secs: Some(0.01),
-            count: 1,
-        });
-    });
+    let ms = Duration::from_millis(10);
+    sim.script_faults(vec![
+        ScriptedFault::new(
+            Some(http::Method::GET),
+            "importedWindowsAutopilotDeviceIdentities",
+            Fault::Throttle { retry_after: ms },
+            2,
+        ),
+        ScriptedFault::new(
+            Some(http::Method::GET),
+            "importedWindowsAutopilotDeviceIdentities",
+            Fault::Unavailable { retry_after: None },
+            2,
+        ),
+        ScriptedFault::new(
+            Some(http::Method::POST),
+            "importedWindowsAutopilotDeviceIdentities/import",
+            Fault::Throttle { retry_after: ms },
+            1,
+        ),
+        ScriptedFault::new(
+            Some(http::Method::GET),
+            "windowsAutopilotDeviceIdentities",
+            Fault::GatewayTimeout,
+            1,
+        ),
+    ]);
     let rows: Vec<ImportRow> = (0..7).map(|i| row(&format!("SN-FLAKY-{i}"), i)).collect();
     let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
     import::run(
@@ -389,7 +392,9 @@ async fn polling_survives_throttling_and_outages() {
     .await
     .unwrap();
     assert!(job.is_validated());
-    sim.with_state(|s| assert!(s.autopilot.faults.is_empty(), "every fault was hit"));
+    sim.with_state(|s| assert!(s.core.faults.script.is_empty(), "every fault was hit"));
+    let throttled = sim.requests().iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 3);
 }
 
 #[tokio::test]

@@ -44,3 +44,4 @@ pub fn raw_http() -> reqwest::Client {
         .build()
         .expect("http client")
 }
+pub mod ui;

@@ -53,10 +53,7 @@ impl Default for AssignmentConfig {
 
 impl AssignmentConfig {
     fn real(&self, config: &SimConfig, service: Duration) -> Duration {
-        config
-            .speed
-            .scaled(service)
-            .mul_f64(self.slowness.max(0.0))
+        config.speed.scaled(service).mul_f64(self.slowness.max(0.0))
     }
 
     /// Whether a device with this serial and model can take a Windows PC profile.
@@ -221,7 +218,8 @@ impl AssignmentState {
             let rule_start = match self.rule_since.get(&group.id) {
                 Some((r, t)) if r == rule => *t,
                 _ => {
-                    self.rule_since.insert(group.id.clone(), (rule.clone(), now));
+                    self.rule_since
+                        .insert(group.id.clone(), (rule.clone(), now));
                     now
                 }
             };
@@ -385,7 +383,10 @@ impl AssignmentState {
 /// The profile a device in `groups` gets: among profiles targeting one of its groups or all
 /// devices (and not excluding one of its groups), the oldest by creation time wins, as the
 /// Autopilot service documents ("Autopilot profile priority").
-pub fn winning_profile<'a>(profiles: &'a [ProfileView], groups: &[String]) -> Option<&'a ProfileView> {
+pub fn winning_profile<'a>(
+    profiles: &'a [ProfileView],
+    groups: &[String],
+) -> Option<&'a ProfileView> {
     profiles
         .iter()
         .filter(|p| {
@@ -481,7 +482,11 @@ mod tests {
         assert_eq!(u.group_tag.as_deref(), Some("SALES"));
         assert_eq!(u.display_name.as_deref(), Some("PC-1"));
         let hub = serde_json::json!({"deviceFriendlyName": "Hub"});
-        assert!(parse_update(false, &hub).unwrap_err().contains("deviceFriendlyName"));
+        assert!(
+            parse_update(false, &hub)
+                .unwrap_err()
+                .contains("deviceFriendlyName")
+        );
         assert!(parse_update(true, &hub).is_ok());
         assert!(parse_update(true, &serde_json::json!({"serialNumber": "X"})).is_err());
         assert!(parse_update(true, &serde_json::json!({"groupTag": 3})).is_err());
@@ -490,17 +495,36 @@ mod tests {
     #[test]
     fn oldest_profile_wins_and_exclusions_apply() {
         let profiles = vec![
-            profile("new", "2025-02-01T00:00:00Z", vec![TargetView::Group("g1".into())]),
-            profile("old", "2024-01-01T00:00:00Z", vec![TargetView::Group("g2".into())]),
+            profile(
+                "new",
+                "2025-02-01T00:00:00Z",
+                vec![TargetView::Group("g1".into())],
+            ),
+            profile(
+                "old",
+                "2024-01-01T00:00:00Z",
+                vec![TargetView::Group("g2".into())],
+            ),
             profile(
                 "all",
                 "2023-01-01T00:00:00Z",
-                vec![TargetView::AllDevices, TargetView::ExcludeGroup("g3".into())],
+                vec![
+                    TargetView::AllDevices,
+                    TargetView::ExcludeGroup("g3".into()),
+                ],
             ),
         ];
         let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(winning_profile(&profiles, &g(&["g1", "g2", "g3"])).unwrap().id, "old");
-        assert_eq!(winning_profile(&profiles, &g(&["g1", "g3"])).unwrap().id, "new");
+        assert_eq!(
+            winning_profile(&profiles, &g(&["g1", "g2", "g3"]))
+                .unwrap()
+                .id,
+            "old"
+        );
+        assert_eq!(
+            winning_profile(&profiles, &g(&["g1", "g3"])).unwrap().id,
+            "new"
+        );
         assert_eq!(winning_profile(&profiles, &g(&["g1"])).unwrap().id, "all");
         assert!(winning_profile(&profiles[..2], &g(&[])).is_none());
     }
@@ -529,7 +553,10 @@ mod tests {
             },
         ];
         let m = |r: &str, ids: &[String]| Some(ids.iter().any(|i| i == r));
-        assert!(st.evaluate_membership(t0, delay, &groups, &devices, m).is_empty());
+        assert!(
+            st.evaluate_membership(t0, delay, &groups, &devices, m)
+                .is_empty()
+        );
         assert_eq!(st.processing["g"].status, ProcessingStatus::Running);
         let later = t0 + Duration::from_secs(11);
         let changes = st.evaluate_membership(later, delay, &groups, &devices, m);
@@ -552,7 +579,9 @@ mod tests {
             device_id: "d1".into(),
             physical_ids: vec![],
         }];
-        st.evaluate_membership(Instant::now(), Duration::ZERO, &groups, &devices, |_, _| None);
+        st.evaluate_membership(Instant::now(), Duration::ZERO, &groups, &devices, |_, _| {
+            None
+        });
         assert_eq!(st.processing["g"].status, ProcessingStatus::Failed);
     }
 
@@ -561,8 +590,16 @@ mod tests {
         let mut st = AssignmentState::default();
         st.config.unqualified_serials = vec!["BAD1".into()];
         let t0 = Instant::now();
-        let d = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(3)];
-        let profiles = vec![profile("p", "2024-01-01T00:00:00Z", vec![TargetView::Group("g".into())])];
+        let d = [
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+        ];
+        let profiles = vec![profile(
+            "p",
+            "2024-01-01T00:00:00Z",
+            vec![TargetView::Group("g".into())],
+        )];
         let devs = vec![
             AutopilotView {
                 id: "a1".into(),
@@ -591,7 +628,13 @@ mod tests {
         ];
         let member_of = |_: &str| vec!["g".to_string()];
         let at = |st: &mut AssignmentState, secs: u64| {
-            st.evaluate_assignment(t0 + Duration::from_secs(secs), d, &devs, &profiles, member_of)
+            st.evaluate_assignment(
+                t0 + Duration::from_secs(secs),
+                d,
+                &devs,
+                &profiles,
+                member_of,
+            )
         };
         let r = at(&mut st, 0);
         assert_eq!(r[0].1.status, "notAssigned");

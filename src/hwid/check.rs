@@ -23,8 +23,13 @@ pub fn check_files(paths: &[PathBuf], opts: &CheckOptions) -> CheckReport {
                 Ok(bytes) => check_one(&name, &bytes, opts),
                 Err(e) => {
                     let mut f = FileReport::new(&name);
-                    f.findings
-                        .push(Finding::new(Severity::Error, e.code(), None, None, e.to_string()));
+                    f.findings.push(Finding::new(
+                        Severity::Error,
+                        e.code(),
+                        None,
+                        None,
+                        e.to_string(),
+                    ));
                     f
                 }
             }
@@ -60,8 +65,13 @@ fn check_one(name: &str, bytes: &[u8], opts: &CheckOptions) -> FileReport {
             size: bytes.len() as u64,
             limit: opts.max_file_bytes,
         };
-        file.findings
-            .push(Finding::new(Severity::Error, e.code(), None, None, e.to_string()));
+        file.findings.push(Finding::new(
+            Severity::Error,
+            e.code(),
+            None,
+            None,
+            e.to_string(),
+        ));
         return file;
     }
     let (text, encoding, findings) = match text::decode(bytes) {
@@ -100,13 +110,14 @@ fn check_one(name: &str, bytes: &[u8], opts: &CheckOptions) -> FileReport {
     };
     file.format = format;
 
+    let mut lines = layout::LineCounter::new(&text);
     for rec in layout::reader(&text, classified.delimiter).records() {
         let rec = match rec {
             Ok(rec) => rec,
             Err(e) => {
                 // The text is valid UTF-8 and the reader is flexible, so this is not expected;
                 // stop rather than guess.
-                let line = e.position().map(|p| p.line());
+                let line = e.position().map(|p| p.line() + 1);
                 file.findings.push(Finding::new(
                     Severity::Error,
                     "csv-error",
@@ -117,7 +128,7 @@ fn check_one(name: &str, bytes: &[u8], opts: &CheckOptions) -> FileReport {
                 break;
             }
         };
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = lines.line_of(&rec);
         if Some(line) == header_line || layout::is_blank(&rec) {
             continue;
         }

@@ -420,7 +420,9 @@ impl WizardApp {
         self.prune_jobs();
 
         if self.connection.simulated {
-            egui::Panel::top("simulated_banner").show(ui, |ui| self.banner_ui(ui));
+            egui::Panel::top("simulated_banner")
+                .frame(egui::Frame::NONE)
+                .show(ui, |ui| self.banner_ui(ui));
         }
         egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
         if self.log_open {
@@ -443,16 +445,24 @@ impl WizardApp {
     }
 
     fn banner_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                egui::RichText::new("Simulated tenant").strong(),
-            );
-            ui.label(
-                "Nothing here touches a real Microsoft 365 tenant: the data is made up and is \
-                 gone when the wizard closes.",
-            );
-        });
+        let amber = egui::Color32::from_rgb(0xF2, 0xB1, 0x34);
+        egui::Frame::new()
+            .fill(amber)
+            .inner_margin(egui::Margin::symmetric(8, 4))
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.horizontal_wrapped(|ui| {
+                    let dark = egui::Color32::from_rgb(0x20, 0x1A, 0x05);
+                    ui.label(egui::RichText::new("Simulated tenant").strong().color(dark));
+                    ui.label(
+                        egui::RichText::new(
+                            "Nothing here touches a real Microsoft 365 tenant: the data is made \
+                             up and is gone when the wizard closes.",
+                        )
+                        .color(dark),
+                    );
+                });
+            });
     }
 
     fn stepper_ui(&mut self, ui: &mut egui::Ui) {

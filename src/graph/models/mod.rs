@@ -3,3 +3,4 @@
 
 pub mod autopilot;
 pub mod identity;
+pub mod profile;

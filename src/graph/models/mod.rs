@@ -2,4 +2,6 @@
 //! against the official schema in tests. Unknown properties are ignored on read.
 
 pub mod autopilot;
+pub mod directory;
 pub mod identity;
+pub mod policy;

@@ -21,7 +21,9 @@ pub enum GroupError {
         action: &'static str,
         source: GraphError,
     },
-    #[error("Microsoft Entra refused the group: {message} Fix the setting named and try again. ({source})")]
+    #[error(
+        "Microsoft Entra refused the group: {message} Fix the setting named and try again. ({source})"
+    )]
     Rejected { message: String, source: GraphError },
     #[error(
         "The group was created but could not be read back after {attempts} tries; Entra may still be replicating it. Wait a minute and press Check again."
@@ -83,7 +85,9 @@ fn check_value(field: Field, what: &str, v: &str) -> Result<(), FieldError> {
         return err(format!("Enter a {what}."));
     }
     if v.trim() != v {
-        return err(format!("The {what} \"{v}\" starts or ends with a space; remove it."));
+        return err(format!(
+            "The {what} \"{v}\" starts or ends with a space; remove it."
+        ));
     }
     if v.contains('"') || v.chars().any(|c| c.is_control()) {
         return err(format!(
@@ -135,16 +139,26 @@ pub fn parse_rule(rule: &str) -> Result<RuleSpec, String> {
     let mut all = false;
     for c in &clauses {
         let (op, value) = parse_clause(c).ok_or_else(|| {
-            format!("\"{}\" is not one of the Autopilot device rule forms", c.trim())
+            format!(
+                "\"{}\" is not one of the Autopilot device rule forms",
+                c.trim()
+            )
         })?;
         let lower = value.to_ascii_lowercase();
         match op.as_str() {
             "-contains" | "-startswith" if lower == "[ztdid]" => all = true,
-            "-eq" if lower.starts_with("[orderid]:") => tags.push(value["[OrderID]:".len()..].to_string()),
+            "-eq" if lower.starts_with("[orderid]:") => {
+                tags.push(value["[OrderID]:".len()..].to_string())
+            }
             "-eq" if lower.starts_with("[purchaseorderid]:") => {
                 po = Some(value["[PurchaseOrderId]:".len()..].to_string())
             }
-            _ => return Err(format!("\"{}\" is not one of the Autopilot device rule forms", c.trim())),
+            _ => {
+                return Err(format!(
+                    "\"{}\" is not one of the Autopilot device rule forms",
+                    c.trim()
+                ));
+            }
         }
     }
     match (all, tags.is_empty(), po) {
@@ -200,6 +214,7 @@ fn parse_clause(c: &str) -> Option<(String, String)> {
         .get(..4)
         .filter(|p| p.eq_ignore_ascii_case("-any"))
         .map(|_| rest[4..].trim_start())?;
+    let rest = rest.strip_prefix('(')?.strip_suffix(')')?.trim();
     let rest = rest.strip_prefix('_')?.trim_start();
     let (op, value) = rest.split_once(char::is_whitespace)?;
     let value = value.trim().strip_prefix('"')?.strip_suffix('"')?;
@@ -344,8 +359,7 @@ pub fn new_group_body(spec: &GroupSpec, mail_nickname: &str) -> Result<NewGroup,
     })
 }
 
-const GROUP_SELECT: &str =
-    "id,displayName,description,groupTypes,membershipRule,membershipRuleProcessingState,mailNickname,securityEnabled,mailEnabled,createdDateTime";
+const GROUP_SELECT: &str = "id,displayName,description,groupTypes,membershipRule,membershipRuleProcessingState,mailNickname,securityEnabled,mailEnabled,createdDateTime";
 
 /// Security groups whose name starts with `text` (directory search; word prefixes).
 pub async fn search_groups(graph: &GraphClient, text: &str) -> Result<Vec<Group>, GroupError> {
@@ -368,7 +382,10 @@ pub async fn search_groups(graph: &GraphClient, text: &str) -> Result<Vec<Group>
 }
 
 /// Groups whose display name is exactly `name` (Graph compares case-insensitively).
-pub async fn find_by_display_name(graph: &GraphClient, name: &str) -> Result<Vec<Group>, GroupError> {
+pub async fn find_by_display_name(
+    graph: &GraphClient,
+    name: &str,
+) -> Result<Vec<Group>, GroupError> {
     graph
         .get_all(
             ApiVersion::V1,
@@ -415,7 +432,10 @@ pub enum CreateOutcome {
 }
 
 /// Creates the group unless one with the same display name exists.
-pub async fn create_group(graph: &GraphClient, spec: &GroupSpec) -> Result<CreateOutcome, GroupError> {
+pub async fn create_group(
+    graph: &GraphClient,
+    spec: &GroupSpec,
+) -> Result<CreateOutcome, GroupError> {
     let errors = check_spec(spec);
     if !errors.is_empty() {
         return Err(GroupError::Invalid(errors));
@@ -429,8 +449,15 @@ pub async fn create_group(graph: &GraphClient, spec: &GroupSpec) -> Result<Creat
     }
     let nickname = unique_mail_nickname(graph, &derive_mail_nickname(&spec.display_name)).await?;
     let body = new_group_body(spec, &nickname)?;
-    let created: Group = graph
-        .post_json(ApiVersion::V1, "/groups", &body)
+    let created = post_group(graph, &body).await?;
+    Ok(CreateOutcome::Created(created))
+}
+
+/// Sends one `POST /groups`; a 400 comes back as [`GroupError::Rejected`] with Graph's own
+/// message (which names the property at fault).
+pub async fn post_group(graph: &GraphClient, body: &NewGroup) -> Result<Group, GroupError> {
+    graph
+        .post_json(ApiVersion::V1, "/groups", body)
         .await
         .map_err(|source| {
             if source.status() == Some(400) {
@@ -442,8 +469,7 @@ pub async fn create_group(graph: &GraphClient, spec: &GroupSpec) -> Result<Creat
             } else {
                 graph_err("create the group")(source)
             }
-        })?;
-    Ok(CreateOutcome::Created(created))
+        })
 }
 
 /// How long to keep retrying a read-back that answers 404 (a new group replicates for up to
@@ -477,7 +503,11 @@ pub struct ReadBack {
 
 /// Reads the group back, with the beta processing status when available (falling back to
 /// v1.0), retrying 404s while the new group replicates.
-pub async fn read_back(graph: &GraphClient, id: &str, policy: ReadBackPolicy) -> Result<ReadBack, GroupError> {
+pub async fn read_back(
+    graph: &GraphClient,
+    id: &str,
+    policy: ReadBackPolicy,
+) -> Result<ReadBack, GroupError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -566,7 +596,10 @@ pub fn assess_existing(g: &Group) -> Result<Option<String>, String> {
             g.name()
         ));
     }
-    if g.group_types.iter().any(|t| t.eq_ignore_ascii_case("Unified")) {
+    if g.group_types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("Unified"))
+    {
         return Err(format!(
             "{} is a Microsoft 365 group; Autopilot needs a security group of devices.",
             g.name()
@@ -618,15 +651,28 @@ mod tests {
 
     #[test]
     fn mail_nickname_is_safe_ascii_and_short() {
-        assert_eq!(derive_mail_nickname("Autopilot - Sales (NL)"), "autopilot-sales-nl");
-        assert_eq!(derive_mail_nickname("Ferrández' Laptops"), "ferrandez-laptops");
+        assert_eq!(
+            derive_mail_nickname("Autopilot - Sales (NL)"),
+            "autopilot-sales-nl"
+        );
+        assert_eq!(
+            derive_mail_nickname("Ferrández' Laptops"),
+            "ferrandez-laptops"
+        );
         assert_eq!(derive_mail_nickname("@@@"), "autopilot-devices");
         let long = derive_mail_nickname(&"x".repeat(100));
         assert_eq!(long.len(), 64);
         assert_eq!(with_suffix(&long, 12).len(), 64);
         assert!(with_suffix(&long, 12).ends_with("-12"));
-        for n in [derive_mail_nickname("A b.c;d:e<f>g,h[i]j\"k\\l"), with_suffix("abc", 2)] {
-            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{n}");
+        for n in [
+            derive_mail_nickname("A b.c;d:e<f>g,h[i]j\"k\\l"),
+            with_suffix("abc", 2),
+        ] {
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{n}"
+            );
         }
     }
 }

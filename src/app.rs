@@ -11,6 +11,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use crate::graph::auth::AuthConfig;
+use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
+use crate::graph::token_store::{MemoryStore, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
 use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
@@ -31,8 +34,8 @@ pub struct Settings {
     pub tenant: Option<String>,
     /// Application (client) id of the app registration used to sign in.
     pub client_id: Option<String>,
-    /// National cloud name (`global`, `usgov`, `usgovdod`, `china`).
-    pub cloud: Option<String>,
+    /// National cloud; `None` is the global cloud.
+    pub cloud: Option<Cloud>,
     /// Overrides the Graph root (`https://graph.microsoft.com`).
     pub graph_url: Option<String>,
     /// Overrides the login root (`https://login.microsoftonline.com`).
@@ -49,7 +52,9 @@ impl Settings {
         }
         pick(&mut self.tenant, &over.tenant);
         pick(&mut self.client_id, &over.client_id);
-        pick(&mut self.cloud, &over.cloud);
+        if over.cloud.is_some() {
+            self.cloud = over.cloud;
+        }
         pick(&mut self.graph_url, &over.graph_url);
         pick(&mut self.login_url, &over.login_url);
         self
@@ -58,13 +63,26 @@ impl Settings {
     pub fn has_tenant(&self) -> bool {
         self.tenant.as_deref().is_some_and(|t| !t.trim().is_empty())
     }
+
+    /// What to sign in to: cloud endpoints (with overrides), tenant and client app.
+    pub fn auth_config(&self) -> AuthConfig {
+        AuthConfig {
+            endpoints: Endpoints::with_overrides(
+                self.cloud.unwrap_or_default(),
+                self.graph_url.clone(),
+                self.login_url.clone(),
+            ),
+            tenant: self.tenant.clone().unwrap_or_default().trim().to_string(),
+            client: ClientApp::from_client_id(self.client_id.as_deref().unwrap_or_default()),
+        }
+    }
 }
 
 /// Where the app talks to, once settings and the simulated tenant are taken into account.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Endpoints {
-    pub settings: Settings,
-    /// True when these point at the built-in simulated tenant.
+pub struct Connection {
+    pub auth: AuthConfig,
+    /// True when `auth` points at the built-in simulated tenant.
     pub simulated: bool,
 }
 
@@ -79,6 +97,10 @@ pub struct AppConfig {
     /// How fast the simulated tenant runs when the user starts it from the sign-in page.
     pub sim_speed: Speed,
     pub file_picker: Arc<dyn FilePicker>,
+    /// Where refresh tokens are kept (the system credential store, or memory).
+    pub token_store: Arc<dyn TokenStore>,
+    /// Why sign-ins will not be remembered, when `token_store` is memory only.
+    pub token_store_note: Option<String>,
     /// Where the log panel reads from ([`logging::init`] returns the one the subscriber fills).
     pub log: LogBuffer,
 }
@@ -91,14 +113,19 @@ impl Default for AppConfig {
             sim: None,
             sim_speed: Speed::DEMO,
             file_picker: Arc::new(ui::RfdFilePicker),
+            token_store: Arc::new(MemoryStore::new()),
+            token_store_note: None,
             log: LogBuffer::new(500),
         }
     }
 }
 
 impl AppConfig {
-    /// Points the config at a running simulated tenant and keeps it alive with the app.
+    /// Points the config at a running simulated tenant and keeps it alive with the app. Its
+    /// tokens stay in memory: they must not replace a real sign-in in the credential store.
     pub fn with_sim(mut self, sim: SimHandle) -> Self {
+        self.token_store = Arc::new(MemoryStore::new());
+        self.token_store_note = None;
         self.settings.graph_url = Some(sim.url());
         self.settings.login_url = Some(sim.url());
         self.simulated = true;
@@ -185,7 +212,7 @@ pub struct WizardApp {
     rt: Handle,
     /// Remembered settings merged with the command line; what the next run starts from.
     settings: Settings,
-    endpoints: Endpoints,
+    connection: Connection,
     session: Session,
     outcomes: Outcomes,
     pages: Vec<Box<dyn Slot>>,
@@ -200,6 +227,8 @@ pub struct WizardApp {
     app_tx: Sender<AppEvent>,
     app_rx: Receiver<AppEvent>,
     file_picker: Arc<dyn FilePicker>,
+    token_store: Arc<dyn TokenStore>,
+    token_store_note: Option<String>,
     sim: Option<SimHandle>,
     sim_speed: Speed,
     sim_start: SimStart,
@@ -232,10 +261,10 @@ impl WizardApp {
         } else {
             remembered.clone().overridden_by(&config.settings)
         };
-        let endpoints = Endpoints {
-            settings: remembered.overridden_by(&config.settings),
-            simulated: config.simulated,
-        };
+        let connection = connection_for(
+            &remembered.overridden_by(&config.settings),
+            config.simulated,
+        );
         // A simulated tenant starts empty every run: results from an earlier run (real or
         // simulated) do not describe it.
         let (outcomes, stored_pages, current) = if config.simulated {
@@ -260,9 +289,9 @@ impl WizardApp {
             settings,
             session: Session {
                 graph: None,
-                simulated: endpoints.simulated,
+                simulated: connection.simulated,
             },
-            endpoints,
+            connection,
             outcomes,
             pages: Vec::new(),
             current: 0,
@@ -274,6 +303,8 @@ impl WizardApp {
             app_tx,
             app_rx,
             file_picker: config.file_picker,
+            token_store: config.token_store,
+            token_store_note: config.token_store_note,
             sim: config.sim,
             sim_speed: config.sim_speed,
             sim_start: SimStart::default(),
@@ -285,8 +316,9 @@ impl WizardApp {
             app.go_to_if_reachable(step);
         }
         tracing::info!(
-            simulated = app.endpoints.simulated,
-            tenant = app.endpoints.settings.tenant.as_deref().unwrap_or("-"),
+            simulated = app.connection.simulated,
+            tenant = app.connection.auth.tenant_segment(),
+            login = %app.connection.auth.endpoints.login_url,
             steps = app.pages.len(),
             "wizard started"
         );
@@ -340,8 +372,14 @@ impl WizardApp {
         self.pages.get(self.current).map(|p| p.id())
     }
 
-    pub fn endpoints(&self) -> &Endpoints {
-        &self.endpoints
+    /// The settings the next run starts from (remembered ones with the command line on top).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Where the app signs in and talks to Graph.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
     }
 
     pub fn outcomes(&self) -> &Outcomes {
@@ -381,7 +419,7 @@ impl WizardApp {
         self.drain_messages(&ctx);
         self.prune_jobs();
 
-        if self.endpoints.simulated {
+        if self.connection.simulated {
             egui::Panel::top("simulated_banner").show(ui, |ui| self.banner_ui(ui));
         }
         egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
@@ -521,7 +559,7 @@ impl WizardApp {
             ui.label("The wizard has no steps in this build.");
             return;
         };
-        if step == StepId::SignIn && !self.endpoints.simulated && !self.settings.has_tenant() {
+        if step == StepId::SignIn && !self.connection.simulated && !self.settings.has_tenant() {
             self.offer_simulated_tenant(ui);
         }
         let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
@@ -600,13 +638,12 @@ impl WizardApp {
         for job in &self.jobs_running {
             job.cancel.cancel();
         }
-        let mut settings = self.endpoints.settings.clone();
+        let mut settings = self.settings.clone();
         settings.graph_url = Some(sim.url());
         settings.login_url = Some(sim.url());
-        self.endpoints = Endpoints {
-            settings,
-            simulated: true,
-        };
+        self.connection = connection_for(&settings, true);
+        self.token_store = Arc::new(MemoryStore::new());
+        self.token_store_note = None;
         self.session = Session {
             graph: None,
             simulated: true,
@@ -679,7 +716,7 @@ impl WizardApp {
             Err(e) => tracing::warn!(key, error = %e, "could not save state"),
         };
         put(keys::SETTINGS, serde_json::to_string(&self.settings));
-        if self.endpoints.simulated {
+        if self.connection.simulated {
             return;
         }
         put(keys::OUTCOMES, serde_json::to_string(&self.outcomes));
@@ -710,6 +747,15 @@ impl Drop for WizardApp {
     fn drop(&mut self) {
         self.cancel_jobs();
     }
+}
+
+/// The connection `settings` describe; a simulated tenant serves Graph and login at one root.
+fn connection_for(settings: &Settings, simulated: bool) -> Connection {
+    let mut auth = settings.auth_config();
+    if simulated && let Some(root) = settings.graph_url.as_deref() {
+        auth.endpoints = Endpoints::simulated(root);
+    }
+    Connection { auth, simulated }
 }
 
 fn without_endpoints(settings: &Settings) -> Settings {

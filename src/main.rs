@@ -6,10 +6,15 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use autopilot_wizard::app::{self, AppConfig, Settings, WizardApp};
+use autopilot_wizard::graph::cloud::Cloud;
+use autopilot_wizard::graph::token_store;
+use autopilot_wizard::hwid;
 use autopilot_wizard::sim::{self, SimConfig, Speed};
 use autopilot_wizard::ui::RfdFilePicker;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Windows Autopilot user-driven mode with Microsoft Entra join, step by step.
 #[derive(Debug, Parser)]
@@ -24,9 +29,9 @@ struct Cli {
     /// Application (client) id of your own app registration (public client).
     #[arg(long)]
     client_id: Option<String>,
-    /// National cloud: global, usgov, usgovdod or china.
-    #[arg(long)]
-    cloud: Option<String>,
+    /// National cloud (default: global).
+    #[arg(long, value_enum)]
+    cloud: Option<CloudArg>,
     /// Graph root URL (overrides the cloud's).
     #[arg(long)]
     graph_url: Option<String>,
@@ -36,6 +41,44 @@ struct Cli {
     /// How fast the simulated tenant's background work runs.
     #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
     sim_speed: SpeedArg,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check hardware-hash CSV files before importing them (exit code 0: all importable).
+    CheckCsv {
+        /// The CSV files, as Get-WindowsAutopilotInfo or the OEM wrote them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the findings as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CloudArg {
+    /// Worldwide Microsoft 365, including GCC.
+    Global,
+    /// US Government GCC High.
+    UsgovHigh,
+    /// US Government DoD.
+    UsgovDod,
+    /// Microsoft 365 operated by 21Vianet.
+    China,
+}
+
+impl From<CloudArg> for Cloud {
+    fn from(c: CloudArg) -> Cloud {
+        match c {
+            CloudArg::Global => Cloud::Global,
+            CloudArg::UsgovHigh => Cloud::UsGovHigh,
+            CloudArg::UsgovDod => Cloud::UsGovDod,
+            CloudArg::China => Cloud::China,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,6 +103,10 @@ impl From<SpeedArg> for Speed {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::CheckCsv { files, json }) = &cli.command {
+        let code = hwid::run_check_csv(files, *json, &mut std::io::stdout().lock());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let log = app::logging::init(app::APP_ID);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -77,16 +124,27 @@ fn main() -> ExitCode {
 }
 
 fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> ExitCode {
+    let (token_store, token_store_note) = if cli.demo {
+        // Simulated sign-ins never touch the system credential store.
+        (None, None)
+    } else {
+        let (store, note) = token_store::open_default_store();
+        (Some(store), note)
+    };
+    let defaults = AppConfig::default();
+    let token_store = token_store.unwrap_or(defaults.token_store);
     let mut config = AppConfig {
         settings: Settings {
             tenant: cli.tenant,
             client_id: cli.client_id,
-            cloud: cli.cloud,
+            cloud: cli.cloud.map(Cloud::from),
             graph_url: cli.graph_url,
             login_url: cli.login_url,
         },
         sim_speed: cli.sim_speed.into(),
         file_picker: Arc::new(RfdFilePicker),
+        token_store,
+        token_store_note,
         log,
         ..AppConfig::default()
     };

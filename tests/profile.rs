@@ -144,3 +144,674 @@ fn schema_validator_checks_types_nullability_and_abstract_bases() {
     );
     assert!(!schema::validate_error(&json!({"error": {"message": "m"}})).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Over HTTP against the simulated tenant
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autopilot_wizard::graph::client::StaticToken;
+use autopilot_wizard::graph::models::profile::DeploymentMode;
+use autopilot_wizard::graph::{ApiVersion, GraphClient, GraphError};
+use autopilot_wizard::sim::core::AccessGrant;
+use autopilot_wizard::sim::profiles::DEMO_KIOSK_GROUP_ID;
+use autopilot_wizard::sim::{Seed, SimConfig, SimHandle};
+use autopilot_wizard::steps::profile::{
+    self as step, AssignmentOutcome, ConflictVia, ProfileError, ProfileField, ProfileForm,
+};
+use serde_json::Value;
+
+const FULL_SCOPES: &[&str] = &[
+    "DeviceManagementServiceConfig.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Device.Read.All",
+    "Policy.Read.All",
+];
+const PROFILES: &str = "/beta/deviceManagement/windowsAutopilotDeploymentProfiles";
+
+async fn sim(seed: Seed) -> SimHandle {
+    let config = SimConfig {
+        seed,
+        ..SimConfig::test()
+    };
+    autopilot_wizard::sim::spawn(config)
+        .await
+        .expect("sim starts")
+}
+
+/// A client whose token the simulated tenant knows, granting `scopes`.
+fn client(sim: &SimHandle, scopes: &[&str]) -> (GraphClient, String) {
+    let token = format!("test-token-{}", uuid::Uuid::new_v4());
+    sim.with_state(|s| {
+        s.core.access_tokens.insert(
+            token.clone(),
+            AccessGrant {
+                user_id: "admin".into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                expires_at: Instant::now() + Duration::from_secs(3600),
+            },
+        )
+    });
+    (
+        GraphClient::new(&sim.url(), Arc::new(StaticToken(token.clone()))),
+        token,
+    )
+}
+
+/// Raw request, for checking the wire format itself.
+async fn raw(
+    sim: &SimHandle,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", sim.url()))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn form(name: &str) -> ProfileForm {
+    ProfileForm {
+        name: name.into(),
+        description: "Test profile".into(),
+        language: "de-DE".into(),
+        configure_keyboard_automatically: true,
+        hide_privacy_settings: true,
+        hide_eula: false,
+        hide_change_account_options: true,
+        user_account_type: step::UserAccountType::Administrator,
+        allow_preprovisioning: true,
+        convert_all_targeted: true,
+        device_name_template: "PC-%RAND:6%".into(),
+    }
+}
+
+fn valid(f: &ProfileForm) -> step::ValidProfile {
+    step::validate(f, &Vec::<String>::new()).expect("form is valid")
+}
+
+#[tokio::test]
+async fn create_reads_back_every_setting_equal_and_bodies_match_the_schema() {
+    let sim = sim(Seed::Empty).await;
+    let (graph, token) = client(&sim, FULL_SCOPES);
+    let v = valid(&form("Contoso user-driven"));
+
+    // The body the step sends, checked against the official beta schema.
+    let body = serde_json::to_value(step::create_body(&v)).unwrap();
+    schema::assert_valid("beta", "windowsAutopilotDeploymentProfile", &body);
+    assert_eq!(
+        body["@odata.type"],
+        "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile"
+    );
+    assert_eq!(
+        body["outOfBoxExperienceSettings"]["deviceUsageType"],
+        "singleUser"
+    );
+    assert_eq!(
+        body["language"], "de-DE",
+        "old names on write (reference §3.2)"
+    );
+
+    let out = step::create_profile(&graph, &v).await.expect("created");
+    assert!(out.created);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    assert_eq!(out.comparison.checks.len(), 15);
+    assert!(
+        out.comparison.all_match(),
+        "{:#?}",
+        out.comparison.differences()
+    );
+    assert_eq!(
+        out.comparison.summary(),
+        "Read back from Graph: all 15 settings match"
+    );
+    assert_eq!(out.profile.mode(), DeploymentMode::UserDriven);
+    assert_eq!(sim.with_state(|s| s.profiles.creates), 1);
+
+    // The sim answers in the mixed shape: new top-level names, old plural OOBE block; and its
+    // answers match the schema too.
+    let (status, one) = raw(
+        &sim,
+        &token,
+        reqwest::Method::GET,
+        &format!("{PROFILES}/{}", out.profile.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    schema::assert_valid("beta", "windowsAutopilotDeploymentProfile", &one);
+    assert_eq!(one["locale"], "de-DE");
+    assert!(one.get("language").is_none());
+    assert_eq!(one["outOfBoxExperienceSettings"]["hideEscapeLink"], true);
+    assert_eq!(one["preprovisioningAllowed"], true);
+    let (status, page) = raw(&sim, &token, reqwest::Method::GET, PROFILES, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        schema::validate_collection("beta", "windowsAutopilotDeploymentProfile", &page).is_empty()
+    );
+}
+
+#[tokio::test]
+async fn rerun_reuses_the_profile_with_the_same_name_without_a_second_post() {
+    let sim = sim(Seed::Empty).await;
+    let (graph, _) = client(&sim, FULL_SCOPES);
+    let v = valid(&form("Contoso user-driven"));
+    let first = step::create_profile(&graph, &v).await.unwrap();
+    // Same name, different case and a changed setting: reused, and the difference is shown.
+    let mut again = form("CONTOSO USER-DRIVEN");
+    again.hide_eula = true;
+    let second = step::create_profile(&graph, &valid(&again)).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(second.profile.id, first.profile.id);
+    let diffs = second.comparison.differences();
+    let settings: Vec<&str> = diffs.iter().map(|d| d.setting.as_str()).collect();
+    assert_eq!(
+        settings,
+        vec!["Name", "Hide license terms (EULA)"],
+        "{diffs:#?}"
+    );
+    assert_eq!(
+        sim.with_state(|s| (s.profiles.creates, s.profiles.profiles.len())),
+        (1, 1)
+    );
+    // The form itself refuses the duplicate name once the list is known.
+    let names: Vec<String> = step::list_profiles(&graph)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.display_name)
+        .collect();
+    let errors = step::validate(&form("contoso user-driven"), &names).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, ProfileField::Name);
+    assert!(errors[0].message.contains("already exists"));
+}
+
+#[tokio::test]
+async fn picking_a_profile_that_is_not_user_driven_entra_join_warns() {
+    let sim = sim(Seed::Demo).await;
+    let (graph, token) = client(&sim, FULL_SCOPES);
+    let list = step::list_profiles(&graph).await.unwrap();
+    let kiosk = list
+        .iter()
+        .find(|p| p.mode() == DeploymentMode::SelfDeploying)
+        .expect("demo seed has a self-deploying profile");
+    let picked = step::pick_profile(&graph, &kiosk.id).await.unwrap();
+    assert_eq!(picked.warnings.len(), 1, "{:?}", picked.warnings);
+    assert!(picked.warnings[0].contains("self-deploying"));
+    let user_driven = list
+        .iter()
+        .find(|p| p.mode() == DeploymentMode::UserDriven)
+        .unwrap();
+    assert!(
+        step::pick_profile(&graph, &user_driven.id)
+            .await
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+
+    // A hybrid join profile (new property names on write, which the sim also accepts).
+    let hybrid = serde_json::json!({
+        "@odata.type": "#microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile",
+        "displayName": "Hybrid", "locale": "en-US", "hardwareHashExtractionEnabled": false,
+        "hybridAzureADJoinSkipConnectivityCheck": true,
+        "outOfBoxExperienceSetting": {"deviceUsageType": "singleUser", "eulaHidden": true,
+            "privacySettingsHidden": true, "userType": "standard",
+            "keyboardSelectionPageSkipped": false, "escapeLinkHidden": false}
+    });
+    schema::assert_valid("beta", "windowsAutopilotDeploymentProfile", &hybrid);
+    let (status, created) = raw(&sim, &token, reqwest::Method::POST, PROFILES, Some(&hybrid)).await;
+    assert_eq!(status, 201, "{created}");
+    let picked = step::pick_profile(&graph, created["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(picked.profile.oobe.eula_hidden, Some(true));
+    assert!(
+        picked.warnings.iter().any(|w| w.contains("hybrid join")),
+        "{:?}",
+        picked.warnings
+    );
+
+    let gone = step::pick_profile(&graph, "no-such-profile")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(gone, ProfileError::ProfileNotFound { .. }),
+        "{gone:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_sim_rejects_what_graph_rejects_with_graph_error_bodies() {
+    let sim = sim(Seed::Empty).await;
+    let (graph, token) = client(&sim, FULL_SCOPES);
+    let mut good = serde_json::to_value(step::create_body(&valid(&form("X")))).unwrap();
+
+    // Through the client: an unknown property.
+    good["deploymentMode"] = Value::from("userDriven");
+    let e = graph
+        .post_json::<_, Value>(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotDeploymentProfiles",
+            &good,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    assert!(
+        e.to_string().contains("The property 'deploymentMode' does not exist on type 'microsoft.graph.azureADWindowsAutopilotDeploymentProfile'"),
+        "{e}"
+    );
+    match ProfileError::from_graph(e, "create profiles", "profile") {
+        ProfileError::Rejected { property, .. } => {
+            assert_eq!(property.as_deref(), Some("deploymentMode"))
+        }
+        other => panic!("{other:?}"),
+    }
+    good.as_object_mut().unwrap().remove("deploymentMode");
+
+    let mut cases: Vec<(Value, &str, Option<ProfileField>)> = Vec::new();
+    let mut no_type = good.clone();
+    no_type.as_object_mut().unwrap().remove("@odata.type");
+    cases.push((no_type, "abstract type", None));
+    let mut base = good.clone();
+    base["@odata.type"] = "#microsoft.graph.windowsAutopilotDeploymentProfile".into();
+    cases.push((base, "abstract type", None));
+    let mut bad_enum = good.clone();
+    bad_enum["outOfBoxExperienceSettings"]["userType"] = "superuser".into();
+    cases.push((
+        bad_enum,
+        "'superuser' was not found",
+        Some(ProfileField::UserAccountType),
+    ));
+    let mut bad_type = good.clone();
+    bad_type["extractHardwareHash"] = "yes".into();
+    cases.push((
+        bad_type,
+        "Edm.Boolean",
+        Some(ProfileField::ConvertAllTargeted),
+    ));
+    let mut misspelled = good.clone();
+    misspelled["outOfBoxExperienceSettings"]["hideEula"] = true.into();
+    cases.push((misspelled, "The property 'hideEula' does not exist on type 'microsoft.graph.outOfBoxExperienceSettings'", None));
+    let mut null_bool = good.clone();
+    null_bool["enableWhiteGlove"] = Value::Null;
+    cases.push((
+        null_bool,
+        "does not allow null",
+        Some(ProfileField::Preprovisioning),
+    ));
+    for (body, expected, field) in cases {
+        let (status, err) = raw(&sim, &token, reqwest::Method::POST, PROFILES, Some(&body)).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(schema::validate_error(&err).is_empty(), "{err}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message}");
+        let e = graph
+            .post_json::<_, Value>(
+                ApiVersion::Beta,
+                "/deviceManagement/windowsAutopilotDeploymentProfiles",
+                &body,
+            )
+            .await
+            .unwrap_err();
+        if let ProfileError::Rejected { field: got, .. } =
+            ProfileError::from_graph(e, "create", "profile")
+        {
+            assert_eq!(got, field, "{message}");
+        } else {
+            panic!("not classified as Rejected: {message}");
+        }
+    }
+    assert_eq!(sim.with_state(|s| s.profiles.creates), 0);
+}
+
+#[tokio::test]
+async fn tenant_limit_of_350_profiles() {
+    let sim = sim(Seed::Empty).await;
+    let (graph, token) = client(&sim, FULL_SCOPES);
+    let first = step::create_profile(&graph, &valid(&form("P0")))
+        .await
+        .unwrap();
+    sim.with_state(|s| {
+        let template = s.profiles.profiles[0].clone();
+        for i in 1..350 {
+            let mut p = template.clone();
+            p.id = format!("bulk-{i}");
+            p.display_name = Some(format!("P{i}"));
+            s.profiles.profiles.push(p);
+        }
+    });
+    let body = serde_json::to_value(step::create_body(&valid(&form("P350")))).unwrap();
+    let (status, err) = raw(&sim, &token, reqwest::Method::POST, PROFILES, Some(&body)).await;
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("350"),
+        "{err}"
+    );
+    let e = step::create_profile(&graph, &valid(&form("P350")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ProfileError::TenantLimit { count: 350 }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("350"));
+    // Reusing an existing one still works at the limit.
+    let again = step::create_profile(&graph, &valid(&form("P0")))
+        .await
+        .unwrap();
+    assert_eq!(again.profile.id, first.profile.id);
+    let names: Vec<String> = (0..350).map(|i| format!("P{i}")).collect();
+    let errors = step::validate(&form("New"), &names).unwrap_err();
+    assert_eq!(errors[0].field, ProfileField::Tenant);
+}
+
+#[tokio::test]
+async fn without_the_intune_permission_the_error_says_what_to_do() {
+    let sim = sim(Seed::Demo).await;
+    let (reader, token) = client(&sim, &["DeviceManagementServiceConfig.Read.All"]);
+    // Reading is allowed...
+    let list = step::list_profiles(&reader).await.unwrap();
+    assert_eq!(list.len(), 2);
+    // ...creating and assigning are not.
+    let e = step::create_profile(&reader, &valid(&form("New")))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ProfileError::Forbidden { .. }), "{e:?}");
+    assert!(text.contains("Intune Administrator"), "{text}");
+    assert!(
+        text.contains("DeviceManagementServiceConfig.ReadWrite.All"),
+        "{text}"
+    );
+    let e = step::assign_to_group(&reader, &list[0].id, "some-group")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProfileError::Forbidden { .. }), "{e:?}");
+    let (status, body) = raw(
+        &sim,
+        &token,
+        reqwest::Method::POST,
+        PROFILES,
+        Some(&serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(schema::validate_error(&body).is_empty());
+    // No Intune scope at all: even the list is refused.
+    let (nobody, _) = client(&sim, &["User.Read"]);
+    let e = step::list_profiles(&nobody).await.unwrap_err();
+    assert!(matches!(e, ProfileError::Forbidden { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn assignment_is_created_once_confirmed_and_conflicts_name_the_oldest_profile() {
+    let sim = sim(Seed::Demo).await;
+    let (graph, token) = client(&sim, FULL_SCOPES);
+    let ours = step::create_profile(&graph, &valid(&form("Contoso user-driven")))
+        .await
+        .unwrap()
+        .profile;
+
+    let body = serde_json::to_value(step::assignment_body(DEMO_KIOSK_GROUP_ID)).unwrap();
+    schema::assert_valid("beta", "windowsAutopilotDeploymentProfileAssignment", &body);
+
+    let first = step::assign_to_group(&graph, &ours.id, DEMO_KIOSK_GROUP_ID)
+        .await
+        .unwrap();
+    let AssignmentOutcome::Created { assignment_id } = &first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        assignment_id,
+        &format!("{}_{}", ours.id, DEMO_KIOSK_GROUP_ID)
+    );
+    let again = step::assign_to_group(&graph, &ours.id, DEMO_KIOSK_GROUP_ID)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        AssignmentOutcome::AlreadyAssigned {
+            assignment_id: assignment_id.clone()
+        }
+    );
+    assert_eq!(sim.with_state(|s| s.profiles.assignment_creates), 1);
+    // The sim's documented choice for a duplicate POST: 409 naming the existing assignment.
+    let path = format!("{PROFILES}/{}/assignments", ours.id);
+    let (status, err) = raw(&sim, &token, reqwest::Method::POST, &path, Some(&body)).await;
+    assert_eq!(status, 409);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(assignment_id.as_str())
+    );
+    // Its responses match the schema.
+    let (status, page) = raw(&sim, &token, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        schema::validate_collection("beta", "windowsAutopilotDeploymentProfileAssignment", &page)
+            .is_empty(),
+        "{page}"
+    );
+
+    // Both seeded profiles are older than ours: the kiosk one targets the group, the default
+    // one targets All devices. Either would win.
+    let conflicts = step::conflicts_for_group(&graph, DEMO_KIOSK_GROUP_ID, &ours.id)
+        .await
+        .unwrap();
+    assert_eq!(conflicts.len(), 2, "{conflicts:#?}");
+    let same = conflicts
+        .iter()
+        .find(|c| c.via == ConflictVia::SameGroup)
+        .unwrap();
+    assert_eq!(same.profile.display_name, "Kiosk - self-deploying");
+    assert!(same.other_wins);
+    assert_eq!(same.mode, DeploymentMode::SelfDeploying);
+    assert!(
+        same.explanation.contains("oldest profile wins"),
+        "{}",
+        same.explanation
+    );
+    assert!(
+        same.explanation.contains("2024-02-01"),
+        "{}",
+        same.explanation
+    );
+    assert!(
+        same.explanation
+            .contains("will get \"Kiosk - self-deploying\""),
+        "{}",
+        same.explanation
+    );
+    let all = conflicts
+        .iter()
+        .find(|c| c.via == ConflictVia::AllDevices)
+        .unwrap();
+    assert!(all.other_wins);
+    assert!(all.explanation.contains("All devices"));
+
+    // Seen from the oldest profile, the newer ones lose.
+    let default = step::list_profiles(&graph)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.display_name.starts_with("Default"))
+        .unwrap();
+    let from_oldest = step::conflicts_for_group(&graph, DEMO_KIOSK_GROUP_ID, &default.id)
+        .await
+        .unwrap();
+    assert_eq!(from_oldest.len(), 2);
+    assert!(
+        from_oldest.iter().all(|c| !c.other_wins),
+        "{from_oldest:#?}"
+    );
+    assert!(
+        from_oldest[0]
+            .explanation
+            .contains("so these devices get yours")
+    );
+
+    // A group nobody else targets conflicts only through All devices; excluding it there ends that.
+    let lonely = "11111111-2222-3333-4444-555555555555";
+    assert_eq!(
+        step::conflicts_for_group(&graph, lonely, &ours.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let exclusion = serde_json::json!({
+        "@odata.type": "#microsoft.graph.windowsAutopilotDeploymentProfileAssignment",
+        "target": {"@odata.type": "#microsoft.graph.exclusionGroupAssignmentTarget", "groupId": lonely}
+    });
+    let (status, created) = raw(
+        &sim,
+        &token,
+        reqwest::Method::POST,
+        &format!("{PROFILES}/{}/assignments", default.id),
+        Some(&exclusion),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    schema::assert_valid(
+        "beta",
+        "windowsAutopilotDeploymentProfileAssignment",
+        &created,
+    );
+    assert!(
+        step::conflicts_for_group(&graph, lonely, &ours.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // And the default profile cannot also include the group it excludes.
+    let e = step::assign_to_group(&graph, &default.id, lonely)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProfileError::GroupExcluded { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn patch_and_delete_follow_graph() {
+    let sim = sim(Seed::Empty).await;
+    let (graph, _) = client(&sim, FULL_SCOPES);
+    let p = step::create_profile(&graph, &valid(&form("Patch me")))
+        .await
+        .unwrap()
+        .profile;
+    let path = format!(
+        "/deviceManagement/windowsAutopilotDeploymentProfiles/{}",
+        p.id
+    );
+    graph
+        .patch_json(
+            ApiVersion::Beta,
+            &path,
+            &serde_json::json!({
+                "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
+                "locale": "fr-FR",
+                "outOfBoxExperienceSetting": {"eulaHidden": true}
+            }),
+        )
+        .await
+        .unwrap();
+    let read = step::get_profile(&graph, &p.id).await.unwrap();
+    assert_eq!(read.locale.as_deref(), Some("fr-FR"));
+    assert_eq!(read.oobe.eula_hidden, Some(true));
+    assert_eq!(
+        read.oobe.user_type.as_deref(),
+        Some("administrator"),
+        "untouched"
+    );
+    let e: GraphError = graph
+        .patch_json(ApiVersion::Beta, &path, &serde_json::json!({"bogus": 1}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    graph.delete(ApiVersion::Beta, &path).await.unwrap();
+    assert!(matches!(
+        step::get_profile(&graph, &p.id).await.unwrap_err(),
+        ProfileError::ProfileNotFound { .. }
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Form validation
+
+#[test]
+fn device_name_template_rules() {
+    use step::check_device_name_template as check;
+    assert!(check("").is_ok(), "no template");
+    assert!(check("PC-%RAND:6%").is_ok());
+    assert!(check("CT-%SERIAL%").is_ok(), "3 + 12 = 15");
+    assert!(check("CONTOSO-%RAND:7%").is_ok(), "8 + 7 = 15");
+    let e = check("CONTOSO-%SERIAL%").unwrap_err();
+    assert!(e.contains("can produce 20"), "{e}");
+    assert!(e.contains("%SERIAL% is counted as 12"), "{e}");
+    assert!(
+        check("CONTOSO-%RAND:8%")
+            .unwrap_err()
+            .contains("can produce 16")
+    );
+    assert!(
+        check("ABCDEFGHIJKLMNOP")
+            .unwrap_err()
+            .contains("at most 15")
+    );
+    assert!(check("PC %RAND:4%").unwrap_err().contains("a space"));
+    assert!(check("PC_%RAND:4%").unwrap_err().contains("'_'"));
+    assert!(check("PÇ-%RAND:4%").unwrap_err().contains("letters (A-Z)"));
+    assert!(check("123456").unwrap_err().contains("all digits"));
+    assert!(check("%RAND:8%").unwrap_err().contains("all digits"));
+    assert!(check("12%SERIAL%").unwrap_err().contains("all digits"));
+    assert!(check("%SERIAL%").unwrap_err().contains("all digits"));
+    assert!(
+        check("PC-%NAME%")
+            .unwrap_err()
+            .contains("not a supported macro")
+    );
+    assert!(check("PC-%serial%").unwrap_err().contains("in capitals"));
+    assert!(
+        check("PC-%RAND:x%")
+            .unwrap_err()
+            .contains("%RAND:x% with x")
+    );
+    assert!(check("PC-%RAND:0%").is_err());
+    assert!(check("PC-%SERIAL").unwrap_err().contains("closing '%'"));
+}
+
+#[test]
+fn form_validation_reports_every_field_error() {
+    let mut f = ProfileForm::default();
+    assert!(step::validate(&f, &["Other"]).is_ok());
+    f.name = "  ".into();
+    f.language = "German".into();
+    f.device_name_template = "LAPTOP-%SERIAL%".into();
+    let errors = step::validate(&f, &Vec::<String>::new()).unwrap_err();
+    let fields: Vec<ProfileField> = errors.iter().map(|e| e.field).collect();
+    assert_eq!(
+        fields,
+        vec![
+            ProfileField::Name,
+            ProfileField::Language,
+            ProfileField::DeviceNameTemplate
+        ]
+    );
+    f.name = " Trimmed ".into();
+    f.language = "os-default".into();
+    f.device_name_template = "LT-%SERIAL%".into();
+    let v = step::validate(&f, &Vec::<String>::new()).unwrap();
+    assert_eq!(v.form().name, "Trimmed");
+}

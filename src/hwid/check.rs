@@ -23,8 +23,13 @@ pub fn check_files(paths: &[PathBuf], opts: &CheckOptions) -> CheckReport {
                 Ok(bytes) => check_one(&name, &bytes, opts),
                 Err(e) => {
                     let mut f = FileReport::new(&name);
-                    f.findings
-                        .push(Finding::new(Severity::Error, e.code(), None, None, e.to_string()));
+                    f.findings.push(Finding::new(
+                        Severity::Error,
+                        e.code(),
+                        None,
+                        None,
+                        e.to_string(),
+                    ));
                     f
                 }
             }
@@ -60,8 +65,13 @@ fn check_one(name: &str, bytes: &[u8], opts: &CheckOptions) -> FileReport {
             size: bytes.len() as u64,
             limit: opts.max_file_bytes,
         };
-        file.findings
-            .push(Finding::new(Severity::Error, e.code(), None, None, e.to_string()));
+        file.findings.push(Finding::new(
+            Severity::Error,
+            e.code(),
+            None,
+            None,
+            e.to_string(),
+        ));
         return file;
     }
     let (text, encoding, findings) = match text::decode(bytes) {

@@ -42,7 +42,10 @@ pub enum Layout {
         header_line: Option<u64>,
     },
     /// Nothing in this file can be imported.
-    Refused { format: FileFormat, finding: Finding },
+    Refused {
+        format: FileFormat,
+        finding: Finding,
+    },
 }
 
 pub struct Classified {
@@ -154,8 +157,7 @@ pub fn is_blank(rec: &csv::StringRecord) -> bool {
 fn looks_like_hash(s: &str) -> bool {
     let s = s.trim();
     s.len() >= 100
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
@@ -319,9 +321,10 @@ pub fn classify(text: &str) -> Classified {
         };
     }
 
-    let v2_rows = sample.iter().all(|(_, r)| {
-        r.len() == 3 && r.iter().all(|f| !f.trim().is_empty() && f.len() <= 256)
-    }) && !looks_like_hash(header.get(2).unwrap_or_default());
+    let v2_rows = sample
+        .iter()
+        .all(|(_, r)| r.len() == 3 && r.iter().all(|f| !f.trim().is_empty() && f.len() <= 256))
+        && !looks_like_hash(header.get(2).unwrap_or_default());
     if v2_header || v2_rows {
         return Classified {
             delimiter,

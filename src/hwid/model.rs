@@ -11,8 +11,13 @@ pub const COL_GROUP_TAG: &str = "Group Tag";
 pub const COL_USER: &str = "Assigned User";
 
 /// The documented header, in order. Files may stop after the 3rd, 4th or 5th column.
-pub const DOCUMENTED_COLUMNS: [&str; 5] =
-    [COL_SERIAL, COL_PRODUCT_ID, COL_HASH, COL_GROUP_TAG, COL_USER];
+pub const DOCUMENTED_COLUMNS: [&str; 5] = [
+    COL_SERIAL,
+    COL_PRODUCT_ID,
+    COL_HASH,
+    COL_GROUP_TAG,
+    COL_USER,
+];
 
 /// Rows per CSV accepted by the Intune portal. The wizard uploads in chunks itself, so more
 /// rows only earn a warning.

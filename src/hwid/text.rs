@@ -211,7 +211,12 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<bool> {
         return None;
     }
     let even_zero = sample.iter().step_by(2).filter(|&&b| b == 0).count();
-    let odd_zero = sample.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    let odd_zero = sample
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|&&b| b == 0)
+        .count();
     if odd_zero * 10 >= pairs * 4 && even_zero * 20 < pairs {
         Some(true)
     } else if even_zero * 10 >= pairs * 4 && odd_zero * 20 < pairs {
@@ -237,5 +242,9 @@ fn looks_binary(text: &str) -> bool {
 
 pub fn line_of(text: &str, byte_pos: usize) -> u64 {
     let end = byte_pos.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+        + 1
 }

@@ -13,9 +13,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::response::Response;
+use axum::routing::get;
 use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 
-use super::{Seed, Shared, SimConfig, SimState};
+use super::{Seed, Shared, SimConfig, SimState, odata};
 
 /// Service times of the assignment processes, before [`super::Speed`] scaling.
 #[derive(Debug, Clone)]
@@ -53,10 +58,7 @@ impl Default for AssignmentConfig {
 
 impl AssignmentConfig {
     fn real(&self, config: &SimConfig, service: Duration) -> Duration {
-        config
-            .speed
-            .scaled(service)
-            .mul_f64(self.slowness.max(0.0))
+        config.speed.scaled(service).mul_f64(self.slowness.max(0.0))
     }
 
     /// Whether a device with this serial and model can take a Windows PC profile.
@@ -108,6 +110,8 @@ struct Track {
     target: Option<String>,
     /// When `target` last changed.
     since: Instant,
+    /// `deploymentProfileAssignedDateTime`, fixed once reached so reads agree.
+    assigned_wall: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default)]
@@ -221,7 +225,8 @@ impl AssignmentState {
             let rule_start = match self.rule_since.get(&group.id) {
                 Some((r, t)) if r == rule => *t,
                 _ => {
-                    self.rule_since.insert(group.id.clone(), (rule.clone(), now));
+                    self.rule_since
+                        .insert(group.id.clone(), (rule.clone(), now));
                     now
                 }
             };
@@ -331,10 +336,12 @@ impl AssignmentState {
             let track = self.tracks.entry(dev.id.clone()).or_insert(Track {
                 target: None,
                 since: now,
+                assigned_wall: None,
             });
             if track.target != target {
                 track.target = target.clone();
                 track.since = now;
+                track.assigned_wall = None;
             }
             let fields = match &track.target {
                 None => AssignmentFields::default(),
@@ -361,6 +368,9 @@ impl AssignmentState {
                         }
                     } else {
                         let in_sync = elapsed >= pending_delay + assign_delay + in_sync_delay;
+                        let at = *track
+                            .assigned_wall
+                            .get_or_insert_with(|| wall_clock(now, assigned_at));
                         AssignmentFields {
                             status: if in_sync {
                                 "assignedInSync"
@@ -368,7 +378,7 @@ impl AssignmentState {
                                 "assignedUnkownSyncState"
                             },
                             detailed_status: "none",
-                            assigned_at: Some(wall_clock(now, assigned_at)),
+                            assigned_at: Some(at),
                             profile_id: Some(pid.clone()),
                             intended_profile_id: Some(pid.clone()),
                         }
@@ -385,7 +395,10 @@ impl AssignmentState {
 /// The profile a device in `groups` gets: among profiles targeting one of its groups or all
 /// devices (and not excluding one of its groups), the oldest by creation time wins, as the
 /// Autopilot service documents ("Autopilot profile priority").
-pub fn winning_profile<'a>(profiles: &'a [ProfileView], groups: &[String]) -> Option<&'a ProfileView> {
+pub fn winning_profile<'a>(
+    profiles: &'a [ProfileView],
+    groups: &[String],
+) -> Option<&'a ProfileView> {
     profiles
         .iter()
         .filter(|p| {
@@ -457,10 +470,196 @@ pub fn parse_update(beta: bool, body: &serde_json::Value) -> Result<DeviceUpdate
 pub(crate) fn seed(_state: &mut SimState, _seed: Seed) {}
 
 pub(crate) fn routes() -> Router<Shared> {
-    Router::new()
+    Router::new().route(
+        "/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}/deploymentProfile",
+        get(get_deployment_profile),
+    )
 }
 
-pub(crate) fn advance(_state: &mut SimState, _config: &SimConfig) {}
+/// `GET …/windowsAutopilotDeviceIdentities/{id}/deploymentProfile`: the assigned profile, or
+/// 404 while none is assigned (a null single-valued navigation).
+async fn get_deployment_profile(
+    State(sh): State<Shared>,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let st = sh.lock();
+    let Some(dev) = st.autopilot.devices.iter().find(|d| d.id == id) else {
+        return odata::not_found("windowsAutopilotDeviceIdentity", &id);
+    };
+    match dev.assigned_profile_id.as_deref() {
+        Some(pid) => odata::entity(&uri, expanded_profile(&st, pid)),
+        None => odata::not_found("deploymentProfile", &id),
+    }
+}
+
+/// The JSON of an expanded `deploymentProfile` / `intendedDeploymentProfile` navigation:
+/// `@odata.type`, `id` and `displayName` of the profile (the profile area renders the full
+/// resource on its own routes).
+pub fn expanded_profile(state: &SimState, profile_id: &str) -> Value {
+    let name = profile_views_named(state)
+        .into_iter()
+        .find(|(p, _)| p.id == profile_id)
+        .map(|(_, n)| n)
+        .unwrap_or_default();
+    json!({
+        "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
+        "id": profile_id,
+        "displayName": name,
+    })
+}
+
+/// Applies `updateDeviceProperties` to a device identity: version-checked body (unknown
+/// parameter → 400), computer name ≤ 15 characters, and a changed group tag rewrites the Entra
+/// object's `[OrderID]`, which moves dynamic membership on the next evaluation.
+pub fn apply_device_update(
+    state: &mut SimState,
+    beta: bool,
+    id: &str,
+    body: &Value,
+) -> Result<(), Response> {
+    let update = parse_update(beta, body).map_err(|m| odata::bad_request("BadRequest", &m))?;
+    if let Some(name) = &update.display_name
+        && name.chars().count() > 15
+    {
+        return Err(odata::bad_request(
+            "BadRequest",
+            "displayName must be 15 characters or fewer (it becomes the computer name).",
+        ));
+    }
+    let Some(dev) = state.autopilot.devices.iter_mut().find(|d| d.id == id) else {
+        return Err(odata::not_found("windowsAutopilotDeviceIdentity", id));
+    };
+    let mut tag_changed = None;
+    if let Some(tag) = update.group_tag
+        && tag != dev.group_tag
+    {
+        dev.group_tag = tag.clone();
+        tag_changed = Some((dev.azure_ad_device_id.clone(), tag));
+    }
+    if let Some(upn) = update.user_principal_name {
+        dev.user_principal_name = upn;
+    }
+    if let Some(name) = update.display_name {
+        dev.display_name = name;
+    }
+    if let Some((entra_id, tag)) = tag_changed
+        && !entra_id.is_empty()
+    {
+        super::directory::set_device_order_id(state, &entra_id, Some(&tag));
+    }
+    Ok(())
+}
+
+/// Profiles with their assignment targets, and their display names.
+fn profile_views_named(_state: &SimState) -> Vec<(ProfileView, String)> {
+    Vec::new()
+}
+
+/// Moves membership and assignment. Cheap when nothing changed: one pass over groups × devices
+/// and one over Autopilot devices.
+pub(crate) fn advance(state: &mut SimState, config: &SimConfig) {
+    let now = Instant::now();
+    let cfg = state.assignment.config.clone();
+
+    let groups: Vec<GroupView> = state
+        .directory
+        .groups
+        .iter()
+        .filter(|g| g.is_dynamic())
+        .map(|g| GroupView {
+            id: g.id.clone(),
+            rule: g.membership_rule.clone(),
+            processing_on: g
+                .membership_rule_processing_state
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case("On")),
+            members: g.members.clone(),
+        })
+        .collect();
+    if !groups.is_empty() {
+        let devices: Vec<EntraDeviceView> = state
+            .directory
+            .devices
+            .iter()
+            .map(|d| EntraDeviceView {
+                object_id: d.id.clone(),
+                device_id: d.device_id.clone(),
+                physical_ids: d.physical_ids.clone(),
+            })
+            .collect();
+        let delay = cfg.real(config, cfg.membership_delay);
+        let changes = state.assignment.evaluate_membership(
+            now,
+            delay,
+            &groups,
+            &devices,
+            super::directory::rule_matches,
+        );
+        for g in state.directory.groups.iter_mut() {
+            if let Some(members) = changes.get(&g.id) {
+                g.members = members.clone();
+            }
+            if let Some(p) = state.assignment.processing.get(&g.id) {
+                g.processing_status.status = p.status.as_str().into();
+                g.processing_status.last_membership_updated = p.last_membership_updated;
+                g.processing_status.error_message = p.error_message.clone();
+            }
+        }
+    }
+
+    if state.autopilot.devices.is_empty() {
+        return;
+    }
+    let profiles: Vec<ProfileView> = profile_views_named(state)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    // Entra deviceId (lower case) → group ids holding its object.
+    let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
+    let object_to_device: HashMap<&str, String> = state
+        .directory
+        .devices
+        .iter()
+        .map(|d| (d.id.as_str(), d.device_id.to_ascii_lowercase()))
+        .collect();
+    for g in &state.directory.groups {
+        for m in &g.members {
+            if let Some(did) = object_to_device.get(m.as_str()) {
+                groups_of.entry(did.clone()).or_default().push(g.id.clone());
+            }
+        }
+    }
+    let aps: Vec<AutopilotView> = state
+        .autopilot
+        .devices
+        .iter()
+        .map(|d| AutopilotView {
+            id: d.id.clone(),
+            serial: d.serial_number.clone(),
+            model: d.model.clone(),
+            entra_device_id: Some(d.azure_ad_device_id.clone()).filter(|s| !s.is_empty()),
+        })
+        .collect();
+    let delays = [
+        cfg.real(config, cfg.pending_delay),
+        cfg.real(config, cfg.assign_delay),
+        cfg.real(config, cfg.in_sync_delay),
+    ];
+    let results = state.assignment.evaluate_assignment(now, delays, &aps, &profiles, |did| {
+        groups_of
+            .get(&did.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    });
+    for (dev, (_, f)) in state.autopilot.devices.iter_mut().zip(results) {
+        dev.assignment_status = f.status.into();
+        dev.assignment_detailed_status = f.detailed_status.into();
+        dev.assigned_at = f.assigned_at;
+        dev.assigned_profile_id = f.profile_id;
+        dev.intended_profile_id = f.intended_profile_id;
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -481,7 +680,11 @@ mod tests {
         assert_eq!(u.group_tag.as_deref(), Some("SALES"));
         assert_eq!(u.display_name.as_deref(), Some("PC-1"));
         let hub = serde_json::json!({"deviceFriendlyName": "Hub"});
-        assert!(parse_update(false, &hub).unwrap_err().contains("deviceFriendlyName"));
+        assert!(
+            parse_update(false, &hub)
+                .unwrap_err()
+                .contains("deviceFriendlyName")
+        );
         assert!(parse_update(true, &hub).is_ok());
         assert!(parse_update(true, &serde_json::json!({"serialNumber": "X"})).is_err());
         assert!(parse_update(true, &serde_json::json!({"groupTag": 3})).is_err());
@@ -490,17 +693,36 @@ mod tests {
     #[test]
     fn oldest_profile_wins_and_exclusions_apply() {
         let profiles = vec![
-            profile("new", "2025-02-01T00:00:00Z", vec![TargetView::Group("g1".into())]),
-            profile("old", "2024-01-01T00:00:00Z", vec![TargetView::Group("g2".into())]),
+            profile(
+                "new",
+                "2025-02-01T00:00:00Z",
+                vec![TargetView::Group("g1".into())],
+            ),
+            profile(
+                "old",
+                "2024-01-01T00:00:00Z",
+                vec![TargetView::Group("g2".into())],
+            ),
             profile(
                 "all",
                 "2023-01-01T00:00:00Z",
-                vec![TargetView::AllDevices, TargetView::ExcludeGroup("g3".into())],
+                vec![
+                    TargetView::AllDevices,
+                    TargetView::ExcludeGroup("g3".into()),
+                ],
             ),
         ];
         let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(winning_profile(&profiles, &g(&["g1", "g2", "g3"])).unwrap().id, "old");
-        assert_eq!(winning_profile(&profiles, &g(&["g1", "g3"])).unwrap().id, "new");
+        assert_eq!(
+            winning_profile(&profiles, &g(&["g1", "g2", "g3"]))
+                .unwrap()
+                .id,
+            "old"
+        );
+        assert_eq!(
+            winning_profile(&profiles, &g(&["g1", "g3"])).unwrap().id,
+            "new"
+        );
         assert_eq!(winning_profile(&profiles, &g(&["g1"])).unwrap().id, "all");
         assert!(winning_profile(&profiles[..2], &g(&[])).is_none());
     }
@@ -529,7 +751,10 @@ mod tests {
             },
         ];
         let m = |r: &str, ids: &[String]| Some(ids.iter().any(|i| i == r));
-        assert!(st.evaluate_membership(t0, delay, &groups, &devices, m).is_empty());
+        assert!(
+            st.evaluate_membership(t0, delay, &groups, &devices, m)
+                .is_empty()
+        );
         assert_eq!(st.processing["g"].status, ProcessingStatus::Running);
         let later = t0 + Duration::from_secs(11);
         let changes = st.evaluate_membership(later, delay, &groups, &devices, m);
@@ -552,7 +777,9 @@ mod tests {
             device_id: "d1".into(),
             physical_ids: vec![],
         }];
-        st.evaluate_membership(Instant::now(), Duration::ZERO, &groups, &devices, |_, _| None);
+        st.evaluate_membership(Instant::now(), Duration::ZERO, &groups, &devices, |_, _| {
+            None
+        });
         assert_eq!(st.processing["g"].status, ProcessingStatus::Failed);
     }
 
@@ -561,8 +788,16 @@ mod tests {
         let mut st = AssignmentState::default();
         st.config.unqualified_serials = vec!["BAD1".into()];
         let t0 = Instant::now();
-        let d = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(3)];
-        let profiles = vec![profile("p", "2024-01-01T00:00:00Z", vec![TargetView::Group("g".into())])];
+        let d = [
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+        ];
+        let profiles = vec![profile(
+            "p",
+            "2024-01-01T00:00:00Z",
+            vec![TargetView::Group("g".into())],
+        )];
         let devs = vec![
             AutopilotView {
                 id: "a1".into(),
@@ -591,7 +826,13 @@ mod tests {
         ];
         let member_of = |_: &str| vec!["g".to_string()];
         let at = |st: &mut AssignmentState, secs: u64| {
-            st.evaluate_assignment(t0 + Duration::from_secs(secs), d, &devs, &profiles, member_of)
+            st.evaluate_assignment(
+                t0 + Duration::from_secs(secs),
+                d,
+                &devs,
+                &profiles,
+                member_of,
+            )
         };
         let r = at(&mut st, 0);
         assert_eq!(r[0].1.status, "notAssigned");

@@ -866,27 +866,10 @@ async fn update_device_properties(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Some(name) = v.get("displayName").and_then(|x| x.as_str())
-        && name.chars().count() > 15
-    {
-        return odata::bad_request(
-            "BadRequest",
-            "displayName must be 15 characters or fewer (it becomes the computer name).",
-        );
+    match super::assignment::apply_device_update(&mut st, is_beta(&uri), &id, &v) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
     }
-    let Some(d) = ap.device_mut(&id) else {
-        return odata::not_found("windowsAutopilotDeviceIdentity", &id);
-    };
-    if let Some(t) = v.get("groupTag").and_then(|x| x.as_str()) {
-        d.group_tag = t.to_string();
-    }
-    if let Some(t) = v.get("userPrincipalName").and_then(|x| x.as_str()) {
-        d.user_principal_name = t.to_string();
-    }
-    if let Some(t) = v.get("displayName").and_then(|x| x.as_str()) {
-        d.display_name = t.to_string();
-    }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 fn render_settings(s: &SyncState) -> Value {

@@ -134,6 +134,7 @@ impl Outbox {
 pub struct Job {
     pub label: String,
     pub cancel: CancellationToken,
+    #[allow(clippy::type_complexity)]
     pub run: Box<dyn FnOnce(Outbox) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
 }
 

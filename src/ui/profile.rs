@@ -1,5 +1,500 @@
-//! The "Deployment profile" page.
+//! The "Deployment profile" page: pick an existing Autopilot profile or create a user-driven,
+//! Microsoft Entra join one; either way the result is read back from Graph before Next.
+
+use egui::{Color32, RichText};
+
+use crate::graph::models::profile::{DeploymentProfile, LANGUAGE_OS_DEFAULT};
+use crate::steps::profile::{
+    self as step, CreateOutcome, FieldError, PickedProfile, ProfileError, ProfileField,
+    ProfileForm, ProfileRef, UserAccountType,
+};
+use crate::ui::{Page, PageCx, Phase, StepStatus};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
-pub enum Msg {}
+pub enum Msg {
+    Listed(Result<Vec<DeploymentProfile>, ProfileError>),
+    Picked(Result<PickedProfile, ProfileError>),
+    Created(Result<CreateOutcome, ProfileError>),
+}
+
+/// What the page settled on, read back from Graph.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chosen {
+    Picked(PickedProfile),
+    Created(CreateOutcome),
+}
+
+impl Chosen {
+    fn profile(&self) -> &DeploymentProfile {
+        match self {
+            Chosen::Picked(p) => &p.profile,
+            Chosen::Created(c) => &c.profile,
+        }
+    }
+
+    fn warnings(&self) -> &[String] {
+        match self {
+            Chosen::Picked(p) => &p.warnings,
+            Chosen::Created(c) => &c.warnings,
+        }
+    }
+}
+
+/// Common locales offered in the language list (value, label).
+const LANGUAGES: &[(&str, &str)] = &[
+    (LANGUAGE_OS_DEFAULT, "Operating system default"),
+    ("en-US", "English (United States)"),
+    ("en-GB", "English (United Kingdom)"),
+    ("de-DE", "German (Germany)"),
+    ("fr-FR", "French (France)"),
+    ("es-ES", "Spanish (Spain)"),
+    ("it-IT", "Italian (Italy)"),
+    ("nl-NL", "Dutch (Netherlands)"),
+    ("pt-BR", "Portuguese (Brazil)"),
+    ("sv-SE", "Swedish (Sweden)"),
+    ("da-DK", "Danish (Denmark)"),
+    ("nb-NO", "Norwegian Bokmål (Norway)"),
+    ("fi-FI", "Finnish (Finland)"),
+    ("pl-PL", "Polish (Poland)"),
+    ("ja-JP", "Japanese (Japan)"),
+];
+
+fn language_label(value: &str) -> String {
+    LANGUAGES
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map(|(_, l)| l.to_string())
+        .unwrap_or_else(|| value.to_string())
+}
+
+#[derive(Default)]
+pub struct ProfilePage {
+    list: Phase<Vec<DeploymentProfile>>,
+    form: ProfileForm,
+    field_errors: Vec<FieldError>,
+    /// The pick or create running, or how it failed.
+    action: Phase<()>,
+    chosen: Option<Chosen>,
+}
+
+const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
+const WARN: Color32 = Color32::from_rgb(190, 120, 0);
+const GOOD: Color32 = Color32::from_rgb(30, 130, 60);
+
+impl ProfilePage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn form_mut(&mut self) -> &mut ProfileForm {
+        &mut self.form
+    }
+
+    pub fn chosen(&self) -> Option<&Chosen> {
+        self.chosen.as_ref()
+    }
+
+    fn load_list(&mut self, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else { return };
+        self.list = Phase::Running {
+            what: "Reading the deployment profiles…".into(),
+        };
+        cx.spawn("Read Autopilot profiles", move |out, cancel| async move {
+            let g = graph.with_cancel(cancel);
+            let r = step::list_profiles(&g).await;
+            out.send(crate::ui::Msg::Profile(Msg::Listed(r)));
+        });
+    }
+
+    fn pick(&mut self, id: String, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else { return };
+        self.start_action("Reading the profile back from Graph…", cx);
+        cx.spawn("Read Autopilot profile", move |out, cancel| async move {
+            let g = graph.with_cancel(cancel);
+            let r = step::pick_profile(&g, &id).await;
+            out.send(crate::ui::Msg::Profile(Msg::Picked(r)));
+        });
+    }
+
+    fn create(&mut self, cx: &mut PageCx<'_>) {
+        let names: Vec<String> = self
+            .list
+            .done()
+            .map(|l| l.iter().map(|p| p.display_name.clone()).collect())
+            .unwrap_or_default();
+        match step::validate(&self.form, &names) {
+            Err(errors) => self.field_errors = errors,
+            Ok(valid) => {
+                self.field_errors.clear();
+                let Some(graph) = cx.graph() else { return };
+                self.start_action("Creating the profile and reading it back…", cx);
+                cx.spawn("Create Autopilot profile", move |out, cancel| async move {
+                    let g = graph.with_cancel(cancel);
+                    let r = step::create_profile(&g, &valid).await;
+                    out.send(crate::ui::Msg::Profile(Msg::Created(r)));
+                });
+            }
+        }
+    }
+
+    /// A new pick or create replaces the previous choice only once it is read back; until then
+    /// nothing is chosen, so Next cannot carry a stale profile forward.
+    fn start_action(&mut self, what: &str, cx: &mut PageCx<'_>) {
+        self.chosen = None;
+        cx.outcomes.profile = None;
+        self.action = Phase::Running { what: what.into() };
+    }
+
+    fn errors_for(&self, field: ProfileField) -> Vec<&str> {
+        self.field_errors
+            .iter()
+            .filter(|e| e.field == field)
+            .map(|e| e.message.as_str())
+            .collect()
+    }
+
+    fn show_errors(&self, ui: &mut egui::Ui, field: ProfileField) {
+        for m in self.errors_for(field) {
+            ui.label(RichText::new(m).color(ERROR));
+        }
+    }
+
+    fn existing_with_form_name(&self) -> Option<&DeploymentProfile> {
+        let name = self.form.name.trim();
+        self.list.done().and_then(|l| {
+            l.iter()
+                .find(|p| !name.is_empty() && p.display_name.trim().eq_ignore_ascii_case(name))
+        })
+    }
+
+    fn existing_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        ui.heading("Existing profiles");
+        let mut pick: Option<String> = None;
+        let mut reload = false;
+        let busy = self.action.is_running();
+        match &self.list {
+            Phase::Idle => {
+                ui.label("Sign in first to see the profiles of your tenant.");
+            }
+            Phase::Running { what } => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(what.as_str());
+                });
+            }
+            Phase::Failed(m) => {
+                ui.label(RichText::new(m.as_str()).color(ERROR));
+                reload = ui.button("Try again").clicked();
+            }
+            Phase::Done(list) if list.is_empty() => {
+                ui.label("This tenant has no Autopilot deployment profiles yet. Create one below.");
+                reload = ui.button("Reload list").clicked();
+            }
+            Phase::Done(list) => {
+                egui::Grid::new("existing_profiles")
+                    .striped(true)
+                    .num_columns(5)
+                    .show(ui, |ui| {
+                        ui.strong("Name");
+                        ui.strong("Mode");
+                        ui.strong("Join type");
+                        ui.strong("Created");
+                        ui.label("");
+                        ui.end_row();
+                        for p in list {
+                            ui.label(p.display_name.as_str());
+                            ui.label(p.mode().label());
+                            ui.label(p.join_type().label());
+                            ui.label(
+                                p.created
+                                    .map(|d| d.format("%Y-%m-%d").to_string())
+                                    .unwrap_or_default(),
+                            );
+                            if ui
+                                .add_enabled(
+                                    !busy,
+                                    egui::Button::new(format!("Use \"{}\"", p.display_name)),
+                                )
+                                .clicked()
+                            {
+                                pick = Some(p.id.clone());
+                            }
+                            ui.end_row();
+                        }
+                    });
+                reload = ui.button("Reload list").clicked();
+            }
+        }
+        if reload {
+            self.load_list(cx);
+        }
+        if let Some(id) = pick {
+            self.pick(id, cx);
+        }
+    }
+
+    fn form_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        ui.heading("Create a new profile");
+        ui.label(
+            "Deployment mode: User-driven. Join to: Microsoft Entra ID. These are fixed by this wizard.",
+        );
+        ui.add_space(4.0);
+
+        let label = ui.label("Name");
+        ui.text_edit_singleline(&mut self.form.name)
+            .labelled_by(label.id);
+        self.show_errors(ui, ProfileField::Name);
+        if let Some(p) = self.existing_with_form_name() {
+            let id = p.id.clone();
+            let text = format!("Use the existing profile \"{}\"", p.display_name);
+            if ui
+                .add_enabled(!self.action.is_running(), egui::Button::new(text))
+                .clicked()
+            {
+                self.field_errors.clear();
+                self.pick(id, cx);
+            }
+        }
+
+        let label = ui.label("Description");
+        ui.text_edit_singleline(&mut self.form.description)
+            .labelled_by(label.id);
+        self.show_errors(ui, ProfileField::Description);
+
+        ui.checkbox(
+            &mut self.form.convert_all_targeted,
+            ProfileField::ConvertAllTargeted.label(),
+        );
+        ui.label(
+            RichText::new(
+                "Registers existing corporate devices in the assigned groups with Autopilot (allow 48 hours). \
+                 Turning it off later does not deregister them.",
+            )
+            .weak(),
+        );
+
+        ui.horizontal(|ui| {
+            ui.label(ProfileField::Language.label());
+            egui::ComboBox::from_id_salt("profile_language")
+                .selected_text(language_label(&self.form.language))
+                .show_ui(ui, |ui| {
+                    for (value, label) in LANGUAGES {
+                        ui.selectable_value(&mut self.form.language, value.to_string(), *label);
+                    }
+                });
+        });
+        self.show_errors(ui, ProfileField::Language);
+        ui.checkbox(
+            &mut self.form.configure_keyboard_automatically,
+            ProfileField::ConfigureKeyboard.label(),
+        );
+        ui.checkbox(
+            &mut self.form.hide_privacy_settings,
+            "Hide privacy settings",
+        );
+        ui.checkbox(
+            &mut self.form.hide_eula,
+            "Hide Microsoft Software License Terms",
+        );
+        ui.checkbox(
+            &mut self.form.hide_change_account_options,
+            ProfileField::ChangeAccountOptions.label(),
+        );
+        ui.label(
+            RichText::new(
+                "Hiding change account options needs company branding in Microsoft Entra ID.",
+            )
+            .weak(),
+        );
+        ui.horizontal(|ui| {
+            ui.label(ProfileField::UserAccountType.label());
+            ui.radio_value(
+                &mut self.form.user_account_type,
+                UserAccountType::Standard,
+                "Standard",
+            );
+            ui.radio_value(
+                &mut self.form.user_account_type,
+                UserAccountType::Administrator,
+                "Administrator",
+            );
+        });
+        ui.checkbox(
+            &mut self.form.allow_preprovisioning,
+            ProfileField::Preprovisioning.label(),
+        );
+
+        let label = ui.label(ProfileField::DeviceNameTemplate.label());
+        ui.text_edit_singleline(&mut self.form.device_name_template)
+            .labelled_by(label.id);
+        ui.label(
+            RichText::new(format!(
+                "Optional. Up to 15 characters: letters, digits, hyphens, %SERIAL% (counted as {} characters) and %RAND:x% (x random digits). Example: PC-%RAND:6%.",
+                step::SERIAL_WORST_CASE_LEN
+            ))
+            .weak(),
+        );
+        self.show_errors(ui, ProfileField::DeviceNameTemplate);
+        self.show_errors(ui, ProfileField::Tenant);
+
+        ui.add_space(6.0);
+        let can_create = !self.action.is_running() && cx.graph().is_some();
+        if ui
+            .add_enabled(can_create, egui::Button::new("Create profile"))
+            .clicked()
+        {
+            self.create(cx);
+        }
+    }
+
+    fn result_ui(&self, ui: &mut egui::Ui) {
+        match &self.action {
+            Phase::Running { what } => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(what.as_str());
+                });
+            }
+            Phase::Failed(m) => {
+                ui.label(RichText::new(m.as_str()).color(ERROR));
+            }
+            _ => {}
+        }
+        let Some(chosen) = &self.chosen else { return };
+        ui.separator();
+        let p = chosen.profile();
+        match chosen {
+            Chosen::Picked(_) => {
+                ui.label(
+                    RichText::new(format!(
+                        "Using the existing profile \"{}\" ({}, {}), read back from Graph.",
+                        p.display_name,
+                        p.mode().label(),
+                        p.join_type().label()
+                    ))
+                    .color(GOOD),
+                );
+            }
+            Chosen::Created(c) => {
+                let head = if c.created {
+                    format!("Created the profile \"{}\".", p.display_name)
+                } else {
+                    format!(
+                        "A profile named \"{}\" already exists; it is used instead of creating a second one.",
+                        p.display_name
+                    )
+                };
+                ui.label(RichText::new(head).color(GOOD));
+                let summary = if c.created {
+                    c.comparison.summary()
+                } else if c.comparison.all_match() {
+                    format!(
+                        "Read back from Graph: all {} settings match your form",
+                        c.comparison.checks.len()
+                    )
+                } else {
+                    format!(
+                        "Read back from Graph: the existing profile differs from your form in {} settings",
+                        c.comparison.differences().len()
+                    )
+                };
+                let colour = if c.comparison.all_match() { GOOD } else { WARN };
+                ui.label(RichText::new(summary).color(colour));
+                let diffs = c.comparison.differences();
+                if !diffs.is_empty() {
+                    egui::Grid::new("readback_differences")
+                        .striped(true)
+                        .show(ui, |ui| {
+                            ui.strong("Setting");
+                            ui.strong("Sent");
+                            ui.strong("Read back");
+                            ui.end_row();
+                            for d in diffs {
+                                ui.label(d.setting.as_str());
+                                ui.label(d.sent.as_str());
+                                ui.label(d.read_back.as_str());
+                                ui.end_row();
+                            }
+                        });
+                }
+            }
+        }
+        for w in chosen.warnings() {
+            ui.label(RichText::new(format!("Warning: {w}")).color(WARN));
+        }
+    }
+}
+
+impl Page for ProfilePage {
+    type Msg = Msg;
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        if matches!(self.list, Phase::Idle) && cx.graph().is_some() {
+            self.load_list(cx);
+        }
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                ui.label(
+                    "Windows Autopilot applies a deployment profile to each registered device. Pick an existing \
+                     user-driven, Microsoft Entra join profile, or create one.",
+                );
+                ui.add_space(6.0);
+                self.existing_ui(ui, cx);
+                ui.separator();
+                self.form_ui(ui, cx);
+                self.result_ui(ui);
+            });
+    }
+
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        match msg {
+            Msg::Listed(Ok(list)) => self.list = Phase::Done(list),
+            Msg::Listed(Err(e)) => self.list = Phase::Failed(e.to_string()),
+            Msg::Picked(Ok(picked)) => {
+                cx.outcomes.profile = Some(ProfileRef::from(&picked.profile));
+                self.action = Phase::Done(());
+                self.chosen = Some(Chosen::Picked(picked));
+            }
+            Msg::Created(Ok(outcome)) => {
+                cx.outcomes.profile = Some(ProfileRef::from(&outcome.profile));
+                // The list is stale now: the new profile belongs in it.
+                if let Phase::Done(list) = &mut self.list
+                    && !list.iter().any(|p| p.id == outcome.profile.id)
+                {
+                    list.push(outcome.profile.clone());
+                }
+                self.action = Phase::Done(());
+                self.chosen = Some(Chosen::Created(outcome));
+            }
+            Msg::Picked(Err(e)) | Msg::Created(Err(e)) => {
+                if let ProfileError::Rejected {
+                    field: Some(field), ..
+                } = &e
+                {
+                    self.field_errors.push(FieldError {
+                        field: *field,
+                        message: e.to_string(),
+                    });
+                }
+                self.action = Phase::Failed(e.to_string());
+            }
+        }
+    }
+
+    fn status(&self) -> StepStatus {
+        match (&self.chosen, &self.action) {
+            (_, Phase::Running { .. }) => StepStatus::InProgress,
+            (_, Phase::Failed(_)) => StepStatus::NeedsAttention,
+            (Some(c), _) if !c.warnings().is_empty() => StepStatus::NeedsAttention,
+            (Some(_), _) => StepStatus::Done,
+            (None, _) if matches!(self.list, Phase::Failed(_)) => StepStatus::NeedsAttention,
+            (None, _) => StepStatus::NotStarted,
+        }
+    }
+
+    fn validated(&self) -> bool {
+        self.chosen.is_some() && !self.action.is_running()
+    }
+}

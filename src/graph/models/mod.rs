@@ -5,3 +5,4 @@ pub mod autopilot;
 pub mod directory;
 pub mod identity;
 pub mod policy;
+pub mod profile;

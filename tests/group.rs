@@ -3,37 +3,18 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autopilot_wizard::graph::models::directory::{Device, NewGroup, ObjectRef};
-use autopilot_wizard::graph::{ApiVersion, GraphClient, client::StaticToken};
+use autopilot_wizard::graph::{ApiVersion, GraphClient};
 use autopilot_wizard::sim::{self, SimConfig, SimHandle};
 use autopilot_wizard::steps::group::{
     self, CreateOutcome, Field, GroupError, GroupKind, GroupSpec, ReadBackPolicy, RuleSpec,
 };
 use serde_json::Value;
 
-const TOKEN: &str = "directory-tests.access.token";
-
 async fn start() -> (SimHandle, GraphClient) {
-    let sim = sim::spawn(SimConfig::test()).await.expect("sim starts");
-    sim.with_state(|s| {
-        let user_id = s.core.interactive_user_id.clone();
-        s.core.access_tokens.insert(
-            TOKEN.into(),
-            sim::core::AccessGrant {
-                user_id,
-                scopes: ["Group.ReadWrite.All", "Device.Read.All", "Policy.Read.All"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                expires_at: Instant::now() + Duration::from_secs(3600),
-            },
-        );
-    });
-    let graph = GraphClient::new(&sim.url(), Arc::new(StaticToken(TOKEN.into())));
-    (sim, graph)
+    support::signed_in_sim(SimConfig::test()).await
 }
 
 const QUICK: ReadBackPolicy = ReadBackPolicy {

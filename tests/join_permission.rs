@@ -2,42 +2,15 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use autopilot_wizard::graph::{GraphClient, client::StaticToken};
+use autopilot_wizard::graph::GraphClient;
 use autopilot_wizard::sim::directory::{JoinScope, MdmScope, PolicyShape};
-use autopilot_wizard::sim::{self, SimConfig, SimHandle};
+use autopilot_wizard::sim::{SimConfig, SimHandle};
 use autopilot_wizard::steps::join_permission::{
     self as jp, Deployer, JoinPermissionError, Policies, Scope,
 };
 
-const TOKEN: &str = "directory-tests.access.token";
-
 async fn start() -> (SimHandle, GraphClient) {
-    let sim = sim::spawn(SimConfig::test()).await.expect("sim starts");
-    sim.with_state(|s| {
-        let user_id = s.core.interactive_user_id.clone();
-        s.core.access_tokens.insert(
-            TOKEN.into(),
-            sim::core::AccessGrant {
-                user_id,
-                scopes: [
-                    "Group.ReadWrite.All",
-                    "Device.Read.All",
-                    "Policy.Read.All",
-                    "User.ReadBasic.All",
-                    "User.Read",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                expires_at: Instant::now() + Duration::from_secs(3600),
-            },
-        );
-    });
-    let graph = GraphClient::new(&sim.url(), Arc::new(StaticToken(TOKEN.into())));
-    (sim, graph)
+    support::signed_in_sim(SimConfig::test()).await
 }
 
 fn user(sim: &SimHandle, alias: &str) -> Deployer {
@@ -302,4 +275,39 @@ async fn sim_policy_bodies_match_the_schema() {
     );
     assert!(errors.is_empty(), "{errors:?}");
     drop(sim);
+}
+
+#[tokio::test]
+async fn a_token_without_policy_read_is_refused_with_the_permission_named() {
+    let (sim, _graph) = start().await;
+    let admin = sim.admin().user_principal_name;
+    let token = sim.issue_token_with(
+        &admin,
+        &["Group.ReadWrite.All", "User.Read"],
+        std::time::Duration::from_secs(600),
+    );
+    let graph = autopilot_wizard::graph::GraphClient::new(
+        &sim.url(),
+        std::sync::Arc::new(autopilot_wizard::graph::client::StaticToken(token)),
+    );
+    let err = jp::read_policies(&graph).await.unwrap_err();
+    assert!(err.to_string().contains("Policy.Read.All"), "{err}");
+}
+
+#[tokio::test]
+async fn search_offers_users_and_groups() {
+    let (_sim, graph) = start().await;
+    let hits = jp::search_deployers(&graph, "rowan").await.unwrap();
+    assert!(
+        hits.iter()
+            .any(|d| matches!(d, Deployer::User { name, .. } if name == "Rowan Achterberg")),
+        "{hits:?}"
+    );
+    let hits = jp::search_deployers(&graph, "technicians").await.unwrap();
+    assert!(
+        hits.iter()
+            .any(|d| matches!(d, Deployer::Group { name, .. } if name == "IT Technicians")),
+        "{hits:?}"
+    );
+    assert!(jp::search_deployers(&graph, "  ").await.unwrap().is_empty());
 }

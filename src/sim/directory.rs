@@ -15,10 +15,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::core::CurrentUser;
 use super::odata;
 use super::{Seed, Shared, SimState};
 
@@ -694,8 +695,7 @@ fn parse_search(text: &str) -> Option<Vec<(String, String)>> {
 fn search_hit(value: &str, term: &str) -> bool {
     let v = value.to_lowercase();
     v.starts_with(term)
-        || v
-            .split(|c: char| !c.is_alphanumeric())
+        || v.split(|c: char| !c.is_alphanumeric())
             .any(|w| !w.is_empty() && w.starts_with(term))
 }
 
@@ -774,8 +774,12 @@ pub(crate) fn routes() -> Router<Shared> {
 
 fn membership_json(scope: &JoinScope) -> Value {
     match scope {
-        JoinScope::All => json!({"@odata.type": "#microsoft.graph.allDeviceRegistrationMembership"}),
-        JoinScope::None => json!({"@odata.type": "#microsoft.graph.noDeviceRegistrationMembership"}),
+        JoinScope::All => {
+            json!({"@odata.type": "#microsoft.graph.allDeviceRegistrationMembership"})
+        }
+        JoinScope::None => {
+            json!({"@odata.type": "#microsoft.graph.noDeviceRegistrationMembership"})
+        }
         JoinScope::Selected { users, groups } => json!({
             "@odata.type": "#microsoft.graph.enumeratedDeviceRegistrationMembership",
             "users": users,
@@ -814,7 +818,11 @@ fn registration_policy_json(base: &str, uri: &Uri, p: &RegistrationPolicy) -> Va
         PolicyShape::Current => {
             m.insert(
                 "multiFactorAuthConfiguration".into(),
-                json!(if p.mfa_required { "required" } else { "notRequired" }),
+                json!(if p.mfa_required {
+                    "required"
+                } else {
+                    "notRequired"
+                }),
             );
             m.insert(
                 "azureADRegistration".into(),
@@ -851,9 +859,29 @@ fn registration_policy_json(base: &str, uri: &Uri, p: &RegistrationPolicy) -> Va
     v
 }
 
-async fn get_registration_policy(State(shared): State<Shared>, uri: Uri) -> Response {
+/// Whether the token carries one of `scopes` (requests outside the core middleware, such as
+/// router-level unit tests, carry no user and pass).
+fn has_any_scope(user: &Option<Extension<CurrentUser>>, scopes: &[&str]) -> bool {
+    match user {
+        Some(Extension(u)) => scopes.iter().any(|s| u.has_scope(s)),
+        None => true,
+    }
+}
+
+const POLICY_READ_SCOPES: &[&str] = &[
+    "Policy.Read.All",
+    "Policy.Read.DeviceConfiguration",
+    "Policy.ReadWrite.DeviceConfiguration",
+];
+
+async fn get_registration_policy(
+    State(shared): State<Shared>,
+    user: Option<Extension<CurrentUser>>,
+    uri: Uri,
+) -> Response {
     let state = shared.lock();
-    if state.directory.access.deny_registration_policy {
+    if state.directory.access.deny_registration_policy || !has_any_scope(&user, POLICY_READ_SCOPES)
+    {
         return insufficient_privileges();
     }
     Json(registration_policy_json(
@@ -882,9 +910,13 @@ fn mdm_json(p: &MdmPolicy) -> Value {
     })
 }
 
-async fn list_mdm_policies(State(shared): State<Shared>, uri: Uri) -> Response {
+async fn list_mdm_policies(
+    State(shared): State<Shared>,
+    user: Option<Extension<CurrentUser>>,
+    uri: Uri,
+) -> Response {
     let state = shared.lock();
-    if state.directory.access.deny_mdm_policies {
+    if state.directory.access.deny_mdm_policies || !has_any_scope(&user, &["Policy.Read.All"]) {
         return insufficient_privileges();
     }
     let items = state.directory.mdm_policies.iter().map(mdm_json).collect();
@@ -957,8 +989,10 @@ async fn list_mdm_included_groups(
 fn check_group_select(uri: &Uri) -> Result<bool, Response> {
     let q = odata::query(uri);
     let wants_status = q.get("$select").is_some_and(|s| {
-        s.split(',')
-            .any(|p| p.trim().eq_ignore_ascii_case("membershipRuleProcessingStatus"))
+        s.split(',').any(|p| {
+            p.trim()
+                .eq_ignore_ascii_case("membershipRuleProcessingStatus")
+        })
     });
     if wants_status && !is_beta(uri) {
         return Err(odata::bad_request(
@@ -1072,9 +1106,8 @@ fn invalid_value(prop: &str) -> Response {
 fn valid_mail_nickname(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
-        && n.chars().all(|c| {
-            c.is_ascii_graphic() && !"@()\\[]\";:.<>,".contains(c)
-        })
+        && n.chars()
+            .all(|c| c.is_ascii_graphic() && !"@()\\[]\";:.<>,".contains(c))
 }
 
 fn resolve_ref(state: &SimState, odata_id: &str) -> Option<String> {
@@ -1119,7 +1152,13 @@ async fn create_group(State(shared): State<Shared>, uri: Uri, body: Bytes) -> Re
             );
         }
     }
-    for k in ["displayName", "mailNickname", "description", "membershipRule", "membershipRuleProcessingState"] {
+    for k in [
+        "displayName",
+        "mailNickname",
+        "description",
+        "membershipRule",
+        "membershipRuleProcessingState",
+    ] {
         if let Some(v) = body.get(k)
             && !v.is_string()
             && !v.is_null()
@@ -1130,7 +1169,8 @@ async fn create_group(State(shared): State<Shared>, uri: Uri, body: Bytes) -> Re
             );
         }
     }
-    let Some(display_name) = string("displayName").filter(|d| !d.trim().is_empty() && d.len() <= 256)
+    let Some(display_name) =
+        string("displayName").filter(|d| !d.trim().is_empty() && d.len() <= 256)
     else {
         return invalid_value("displayName");
     };
@@ -1162,7 +1202,9 @@ async fn create_group(State(shared): State<Shared>, uri: Uri, body: Bytes) -> Re
         }
         Some(_) => return invalid_value("groupTypes"),
     };
-    let unified = group_types.iter().any(|t| t.eq_ignore_ascii_case("Unified"));
+    let unified = group_types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("Unified"));
     let dynamic = group_types
         .iter()
         .any(|t| t.eq_ignore_ascii_case("DynamicMembership"));
@@ -1258,7 +1300,10 @@ async fn create_group(State(shared): State<Shared>, uri: Uri, body: Bytes) -> Re
     if let Value::Object(m) = &mut v {
         m.insert(
             "@odata.context".into(),
-            json!(format!("{}/{version}/$metadata#groups/$entity", shared.base_url)),
+            json!(format!(
+                "{}/{version}/$metadata#groups/$entity",
+                shared.base_url
+            )),
         );
     }
     state.directory.groups.push(group);
@@ -1319,9 +1364,13 @@ fn cast_matches(v: &Value, cast: Option<&str>) -> bool {
 }
 
 fn known_cast(cast: &str) -> bool {
-    ["microsoft.graph.user", "microsoft.graph.group", "microsoft.graph.device"]
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(cast))
+    [
+        "microsoft.graph.user",
+        "microsoft.graph.group",
+        "microsoft.graph.device",
+    ]
+    .iter()
+    .any(|c| c.eq_ignore_ascii_case(cast))
 }
 
 fn bad_segment(segment: &str) -> Response {
@@ -1373,14 +1422,12 @@ async fn list_transitive_members_cast(
     members_page(&shared, &headers, &uri, &id, Some(&cast), true)
 }
 
-async fn add_member(
-    State(shared): State<Shared>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let odata_id = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("@odata.id").and_then(|x| x.as_str()).map(str::to_string));
+async fn add_member(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+    let odata_id = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("@odata.id")
+            .and_then(|x| x.as_str())
+            .map(str::to_string)
+    });
     let Some(odata_id) = odata_id else {
         return odata::bad_request(
             "BadRequest",
@@ -1394,7 +1441,11 @@ async fn add_member(
         Some(_) => {}
     }
     let Some(member) = resolve_ref(&state, &odata_id) else {
-        let mid = odata_id.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let mid = odata_id
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
         return odata::not_found("directoryObject", mid);
     };
     let Some(g) = state.directory.group_mut(&id) else {
@@ -1497,7 +1548,13 @@ async fn group_transitive_member_of(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if shared.lock().directory.group(&id).filter(|g| visible(g)).is_none() {
+    if shared
+        .lock()
+        .directory
+        .group(&id)
+        .filter(|g| visible(g))
+        .is_none()
+    {
         return odata::not_found("group", &id);
     }
     member_of_page(&shared, &headers, &uri, &id, None)
@@ -1640,7 +1697,9 @@ fn tokenize_rule(rule: &str) -> Result<Vec<Tok>, String> {
                 j += 1;
             }
             if j >= chars.len() {
-                return Err(format!("a string starting at position {i} is not closed with '\"'."));
+                return Err(format!(
+                    "a string starting at position {i} is not closed with '\"'."
+                ));
             }
             toks.push(Tok::Str(chars[start..j].iter().collect()));
             i = j + 1;
@@ -1696,7 +1755,9 @@ impl RuleParser {
             }
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("-not") => self.term(),
             Some(Tok::Word(w)) => self.comparison(&w),
-            Some(Tok::Str(s)) => Err(format!("expected a property such as device.displayName but found \"{s}\".")),
+            Some(Tok::Str(s)) => Err(format!(
+                "expected a property such as device.displayName but found \"{s}\"."
+            )),
             Some(Tok::Close) => Err("unexpected ')'.".into()),
             None => Err("the rule ends where a condition was expected.".into()),
         }
@@ -1704,11 +1765,15 @@ impl RuleParser {
 
     fn comparison(&mut self, prop: &str) -> Result<(), String> {
         let Some((subject, name)) = prop.split_once('.') else {
-            return Err(format!("'{prop}' is not a property; write device.<property> or user.<property>."));
+            return Err(format!(
+                "'{prop}' is not a property; write device.<property> or user.<property>."
+            ));
         };
         let subject = subject.to_ascii_lowercase();
         if subject != "device" && subject != "user" {
-            return Err(format!("'{prop}' is not a property; write device.<property> or user.<property>."));
+            return Err(format!(
+                "'{prop}' is not a property; write device.<property> or user.<property>."
+            ));
         }
         if let Some(prev) = &self.subject
             && *prev != subject
@@ -1726,14 +1791,18 @@ impl RuleParser {
                 .any(|p| p.eq_ignore_ascii_case(name))
             && !name.to_ascii_lowercase().starts_with("extensionattribute")
         {
-            return Err(format!("property '{prop}' is not supported in device rules."));
+            return Err(format!(
+                "property '{prop}' is not supported in device rules."
+            ));
         }
         let Some(Tok::Word(op)) = self.next() else {
             return Err(format!("expected an operator such as -eq after '{prop}'."));
         };
         if op.eq_ignore_ascii_case("-any") || op.eq_ignore_ascii_case("-all") {
             if !multi {
-                return Err(format!("'{op}' can only be used with a multi-valued property such as device.devicePhysicalIds."));
+                return Err(format!(
+                    "'{op}' can only be used with a multi-valued property such as device.devicePhysicalIds."
+                ));
             }
             if self.next() != Some(Tok::Open) {
                 return Err(format!("expected '(' after '{op}'."));
@@ -1753,7 +1822,9 @@ impl RuleParser {
             return Ok(());
         }
         if multi {
-            return Err(format!("'{prop}' holds several values; use -any or -all, for example {prop} -any (_ -eq \"value\")."));
+            return Err(format!(
+                "'{prop}' holds several values; use -any or -all, for example {prop} -any (_ -eq \"value\")."
+            ));
         }
         self.operator(&op)?;
         self.value(&op)
@@ -1771,7 +1842,9 @@ impl RuleParser {
         match self.next() {
             Some(Tok::Str(_)) => Ok(()),
             Some(Tok::Word(w))
-                if ["true", "false", "null"].iter().any(|x| x.eq_ignore_ascii_case(&w)) =>
+                if ["true", "false", "null"]
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(&w)) =>
             {
                 Ok(())
             }
@@ -1876,9 +1949,7 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
         .core
         .users
         .iter()
-        .filter(|u| {
-            u.user_type == "Member" && u.id != admin_id && !technicians.contains(&u.id)
-        })
+        .filter(|u| u.user_type == "Member" && u.id != admin_id && !technicians.contains(&u.id))
         .map(|u| u.id.clone())
         .collect();
     staff_members.push(it.id.clone());
@@ -1932,7 +2003,6 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
         approximate_last_sign_in_date_time: Some(now - chrono::Duration::days(1)),
     });
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -1,1 +1,787 @@
-//! The eframe application.
+//! The eframe application: the stepper, the current page, Back / Next, background jobs,
+//! persistence and the log panel. The only place that knows every page.
+//!
+//! [`WizardApp::show`] draws one frame into any `egui::Ui` and needs no `eframe::Frame`, so
+//! egui_kittest drives the real app (`Harness::new_ui_state(|ui, app| app.show(ui), app)`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::graph::auth::AuthConfig;
+use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
+use crate::graph::token_store::{MemoryStore, TokenStore};
+use crate::sim::{self, SimConfig, SimHandle, Speed};
+use crate::steps::Outcomes;
+use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
+
+pub mod logging;
+
+pub use logging::{LogBuffer, LogLine};
+
+/// The eframe app id: names the persistence file and the data directory of the log files.
+pub const APP_ID: &str = "autopilot-wizard";
+
+/// What the user configured: remembered across runs (never secrets). `None` means "not set",
+/// i.e. the default (global cloud, the built-in client id).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Tenant id or primary domain (`contoso.onmicrosoft.com`).
+    pub tenant: Option<String>,
+    /// Application (client) id of the app registration used to sign in.
+    pub client_id: Option<String>,
+    /// National cloud; `None` is the global cloud.
+    pub cloud: Option<Cloud>,
+    /// Overrides the Graph root (`https://graph.microsoft.com`).
+    pub graph_url: Option<String>,
+    /// Overrides the login root (`https://login.microsoftonline.com`).
+    pub login_url: Option<String>,
+}
+
+impl Settings {
+    /// `self` with every field `over` sets replaced (command-line options over remembered ones).
+    pub fn overridden_by(mut self, over: &Settings) -> Settings {
+        fn pick(mine: &mut Option<String>, theirs: &Option<String>) {
+            if let Some(v) = theirs.as_ref().filter(|v| !v.trim().is_empty()) {
+                *mine = Some(v.trim().to_string());
+            }
+        }
+        pick(&mut self.tenant, &over.tenant);
+        pick(&mut self.client_id, &over.client_id);
+        if over.cloud.is_some() {
+            self.cloud = over.cloud;
+        }
+        pick(&mut self.graph_url, &over.graph_url);
+        pick(&mut self.login_url, &over.login_url);
+        self
+    }
+
+    pub fn has_tenant(&self) -> bool {
+        self.tenant.as_deref().is_some_and(|t| !t.trim().is_empty())
+    }
+
+    /// What to sign in to: cloud endpoints (with overrides), tenant and client app.
+    pub fn auth_config(&self) -> AuthConfig {
+        AuthConfig {
+            endpoints: Endpoints::with_overrides(
+                self.cloud.unwrap_or_default(),
+                self.graph_url.clone(),
+                self.login_url.clone(),
+            ),
+            tenant: self.tenant.clone().unwrap_or_default().trim().to_string(),
+            client: ClientApp::from_client_id(self.client_id.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
+/// Where the app talks to, once settings and the simulated tenant are taken into account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub auth: AuthConfig,
+    /// True when `auth` points at the built-in simulated tenant.
+    pub simulated: bool,
+}
+
+/// Everything the app is built from. Tests inject a simulated tenant URL and a fixed file picker.
+pub struct AppConfig {
+    /// Settings given on the command line; they win over remembered ones.
+    pub settings: Settings,
+    /// Talk to the simulated tenant `sim` (or the URLs in `settings`) and say so in a banner.
+    pub simulated: bool,
+    /// A simulated tenant to keep running for the app's lifetime (`--demo`).
+    pub sim: Option<SimHandle>,
+    /// How fast the simulated tenant runs when the user starts it from the sign-in page.
+    pub sim_speed: Speed,
+    pub file_picker: Arc<dyn FilePicker>,
+    /// Where refresh tokens are kept (the system credential store, or memory).
+    pub token_store: Arc<dyn TokenStore>,
+    /// Why sign-ins will not be remembered, when `token_store` is memory only.
+    pub token_store_note: Option<String>,
+    /// Where the log panel reads from ([`logging::init`] returns the one the subscriber fills).
+    pub log: LogBuffer,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            settings: Settings::default(),
+            simulated: false,
+            sim: None,
+            sim_speed: Speed::DEMO,
+            file_picker: Arc::new(ui::RfdFilePicker),
+            token_store: Arc::new(MemoryStore::new()),
+            token_store_note: None,
+            log: LogBuffer::new(500),
+        }
+    }
+}
+
+impl AppConfig {
+    /// Points the config at a running simulated tenant and keeps it alive with the app. Its
+    /// tokens stay in memory: they must not replace a real sign-in in the credential store.
+    pub fn with_sim(mut self, sim: SimHandle) -> Self {
+        self.token_store = Arc::new(MemoryStore::new());
+        self.token_store_note = None;
+        self.settings.graph_url = Some(sim.url());
+        self.settings.login_url = Some(sim.url());
+        self.simulated = true;
+        self.sim = Some(sim);
+        self
+    }
+}
+
+/// Keys in eframe storage. Values are JSON strings, so every type keeps `#[serde(default)]`
+/// semantics and old state keeps loading.
+mod keys {
+    pub const SETTINGS: &str = "settings";
+    pub const OUTCOMES: &str = "outcomes";
+    pub const PAGES: &str = "pages";
+    pub const CURRENT: &str = "current_step";
+}
+
+/// A page as the app sees it, whatever its message type.
+trait Slot {
+    fn id(&self) -> StepId;
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>);
+    fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>);
+    fn status(&self) -> StepStatus;
+    fn validated(&self) -> bool;
+    fn save_state(&self) -> Option<serde_json::Value>;
+    fn load_state(&mut self, state: serde_json::Value);
+}
+
+struct PageSlot<P: Page> {
+    id: StepId,
+    page: P,
+    extract: fn(ui::Msg) -> Option<P::Msg>,
+}
+
+impl<P: Page> Slot for PageSlot<P> {
+    fn id(&self) -> StepId {
+        self.id
+    }
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        self.page.ui(ui, cx)
+    }
+    fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>) {
+        if let Some(msg) = (self.extract)(msg) {
+            self.page.on_msg(msg, cx)
+        }
+    }
+    fn status(&self) -> StepStatus {
+        self.page.status()
+    }
+    fn validated(&self) -> bool {
+        self.page.validated()
+    }
+    fn save_state(&self) -> Option<serde_json::Value> {
+        self.page.save_state()
+    }
+    fn load_state(&mut self, state: serde_json::Value) {
+        self.page.load_state(state)
+    }
+}
+
+/// A job the app spawned and can still cancel.
+struct RunningJob {
+    label: String,
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// Results of the app's own background work (not a page's).
+enum AppEvent {
+    SimStarted(Result<SimHandle, String>),
+}
+
+/// Starting the simulated tenant from the sign-in page.
+#[derive(Debug, Clone, PartialEq, Default)]
+enum SimStart {
+    #[default]
+    NotAsked,
+    Starting,
+    Failed(String),
+}
+
+/// The wizard.
+pub struct WizardApp {
+    rt: Handle,
+    /// Remembered settings merged with the command line; what the next run starts from.
+    settings: Settings,
+    connection: Connection,
+    session: Session,
+    outcomes: Outcomes,
+    pages: Vec<Box<dyn Slot>>,
+    current: usize,
+    /// Page state read from storage for pages that are added later (e.g. after the simulated
+    /// tenant is chosen the sign-in page is rebuilt).
+    stored_pages: HashMap<StepId, serde_json::Value>,
+    jobs_queued: Vec<Job>,
+    jobs_running: Vec<RunningJob>,
+    tx: Sender<ui::Msg>,
+    rx: Receiver<ui::Msg>,
+    app_tx: Sender<AppEvent>,
+    app_rx: Receiver<AppEvent>,
+    file_picker: Arc<dyn FilePicker>,
+    token_store: Arc<dyn TokenStore>,
+    token_store_note: Option<String>,
+    sim: Option<SimHandle>,
+    sim_speed: Speed,
+    sim_start: SimStart,
+    log: LogBuffer,
+    log_open: bool,
+}
+
+impl WizardApp {
+    /// A fresh app that remembers nothing.
+    pub fn new(config: AppConfig, rt: Handle) -> Self {
+        Self::with_storage(config, rt, None)
+    }
+
+    /// The app as eframe builds it: remembered settings, outcomes and page state from
+    /// `storage` (`cc.storage`), command-line settings on top.
+    pub fn with_storage(
+        config: AppConfig,
+        rt: Handle,
+        storage: Option<&dyn eframe::Storage>,
+    ) -> Self {
+        let load = |key: &str| storage.and_then(|s| s.get_string(key));
+        let remembered: Settings = load(keys::SETTINGS)
+            .and_then(|s| parse_or_warn(keys::SETTINGS, &s))
+            .unwrap_or_default();
+        let settings = if config.simulated {
+            // The simulated tenant's URLs change every run: never remember them.
+            remembered
+                .clone()
+                .overridden_by(&without_endpoints(&config.settings))
+        } else {
+            remembered.clone().overridden_by(&config.settings)
+        };
+        let connection = connection_for(
+            &remembered.overridden_by(&config.settings),
+            config.simulated,
+        );
+        // A simulated tenant starts empty every run: results from an earlier run (real or
+        // simulated) do not describe it.
+        let (outcomes, stored_pages, current) = if config.simulated {
+            (Outcomes::default(), HashMap::new(), None)
+        } else {
+            (
+                load(keys::OUTCOMES)
+                    .and_then(|s| parse_or_warn(keys::OUTCOMES, &s))
+                    .unwrap_or_default(),
+                load(keys::PAGES)
+                    .and_then(|s| {
+                        parse_or_warn::<HashMap<StepId, serde_json::Value>>(keys::PAGES, &s)
+                    })
+                    .unwrap_or_default(),
+                load(keys::CURRENT).and_then(|s| parse_or_warn::<StepId>(keys::CURRENT, &s)),
+            )
+        };
+        let (tx, rx) = channel();
+        let (app_tx, app_rx) = channel();
+        let mut app = WizardApp {
+            rt,
+            settings,
+            session: Session {
+                graph: None,
+                simulated: connection.simulated,
+            },
+            connection,
+            outcomes,
+            pages: Vec::new(),
+            current: 0,
+            stored_pages,
+            jobs_queued: Vec::new(),
+            jobs_running: Vec::new(),
+            tx,
+            rx,
+            app_tx,
+            app_rx,
+            file_picker: config.file_picker,
+            token_store: config.token_store,
+            token_store_note: config.token_store_note,
+            sim: config.sim,
+            sim_speed: config.sim_speed,
+            sim_start: SimStart::default(),
+            log: config.log,
+            log_open: false,
+        };
+        app.build_pages();
+        if let Some(step) = current {
+            app.go_to_if_reachable(step);
+        }
+        tracing::info!(
+            simulated = app.connection.simulated,
+            tenant = app.connection.auth.tenant_segment(),
+            login = %app.connection.auth.endpoints.login_url,
+            steps = app.pages.len(),
+            "wizard started"
+        );
+        app
+    }
+
+    /// Creates the pages of every step that exists, in procedure order.
+    fn build_pages(&mut self) {
+        self.pages.clear();
+        for step in StepId::ALL {
+            if let Some(slot) = self.make_page(*step) {
+                self.pages.push(slot);
+            }
+        }
+        let stored = std::mem::take(&mut self.stored_pages);
+        for slot in &mut self.pages {
+            if let Some(state) = stored.get(&slot.id()) {
+                slot.load_state(state.clone());
+            }
+        }
+        self.stored_pages = stored;
+        self.current = self.current.min(self.pages.len().saturating_sub(1));
+    }
+
+    /// The page for `step`, built from the current endpoints; `None` while the step has no page.
+    fn make_page(&self, step: StepId) -> Option<Box<dyn Slot>> {
+        let _ = step;
+        None
+    }
+
+    /// Adds a page after the built-in ones. `extract` picks this page's messages out of
+    /// [`ui::Msg`] (`|m| match m { ui::Msg::Group(m) => Some(m), _ => None }`).
+    pub fn add_page<P: Page + 'static>(
+        &mut self,
+        id: StepId,
+        mut page: P,
+        extract: fn(ui::Msg) -> Option<P::Msg>,
+    ) {
+        if let Some(state) = self.stored_pages.get(&id) {
+            page.load_state(state.clone());
+        }
+        self.pages.push(Box::new(PageSlot { id, page, extract }));
+    }
+
+    /// The steps shown in the stepper, in order.
+    pub fn steps(&self) -> Vec<StepId> {
+        self.pages.iter().map(|p| p.id()).collect()
+    }
+
+    pub fn current_step(&self) -> Option<StepId> {
+        self.pages.get(self.current).map(|p| p.id())
+    }
+
+    /// The settings the next run starts from (remembered ones with the command line on top).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Where the app signs in and talks to Graph.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    pub fn outcomes(&self) -> &Outcomes {
+        &self.outcomes
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Labels of the jobs still running.
+    pub fn running_jobs(&self) -> Vec<String> {
+        self.jobs_running
+            .iter()
+            .filter(|j| !j.handle.is_finished())
+            .map(|j| j.label.clone())
+            .collect()
+    }
+
+    /// A step can be opened when every step before it is validated.
+    fn reachable(&self, index: usize) -> bool {
+        index < self.pages.len() && self.pages[..index].iter().all(|p| p.validated())
+    }
+
+    fn go_to_if_reachable(&mut self, step: StepId) {
+        if let Some(i) = self.pages.iter().position(|p| p.id() == step)
+            && self.reachable(i)
+        {
+            self.current = i;
+        }
+    }
+
+    /// Draws one frame. Never blocks: work runs on the runtime and comes back as messages.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.drain_app_events();
+        self.drain_messages(&ctx);
+        self.prune_jobs();
+
+        if self.connection.simulated {
+            egui::Panel::top("simulated_banner").show(ui, |ui| self.banner_ui(ui));
+        }
+        egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
+        if self.log_open {
+            egui::Panel::bottom("log_panel")
+                .resizable(true)
+                .default_size(180.0)
+                .show(ui, |ui| self.log_ui(ui));
+        }
+        egui::Panel::left("stepper")
+            .resizable(false)
+            .default_size(230.0)
+            .show(ui, |ui| self.stepper_ui(ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .auto_shrink([false, false])
+                .show(ui, |ui| self.page_ui(ui));
+        });
+
+        self.spawn_queued(&ctx);
+    }
+
+    fn banner_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                egui::RichText::new("Simulated tenant").strong(),
+            );
+            ui.label(
+                "Nothing here touches a real Microsoft 365 tenant: the data is made up and is \
+                 gone when the wizard closes.",
+            );
+        });
+    }
+
+    fn stepper_ui(&mut self, ui: &mut egui::Ui) {
+        ui.add_space(6.0);
+        ui.heading("Autopilot setup");
+        ui.weak("Windows Autopilot user-driven mode, Microsoft Entra join");
+        ui.add_space(8.0);
+        let mut go_to = None;
+        for (i, page) in self.pages.iter().enumerate() {
+            let status = page.status();
+            let (icon, word) = status_marker(status);
+            let text = format!("{icon} {}. {}", i + 1, page.id().title());
+            let reachable = self.reachable(i);
+            let button = egui::Button::selectable(i == self.current, text);
+            let response = ui
+                .add_enabled(reachable, button)
+                .on_hover_text(word)
+                .on_disabled_hover_text(format!("{word}. Finish the steps above first."));
+            ui.indent(("step_status", i), |ui| {
+                ui.weak(word);
+            });
+            if response.clicked() {
+                go_to = Some(i);
+            }
+        }
+        if let Some(i) = go_to {
+            self.current = i;
+        }
+    }
+
+    fn navigation_ui(&mut self, ui: &mut egui::Ui) {
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            let can_back = self.current > 0;
+            if ui
+                .add_enabled(can_back, egui::Button::new("Back"))
+                .clicked()
+            {
+                self.current -= 1;
+            }
+            let has_next = self.current + 1 < self.pages.len();
+            let validated = self.pages.get(self.current).is_some_and(|p| p.validated());
+            let next = ui
+                .add_enabled(has_next && validated, egui::Button::new("Next"))
+                .on_disabled_hover_text(if has_next {
+                    "Finish this step first: Next opens once its result was read back from \
+                     Microsoft 365 and matched."
+                } else {
+                    "This is the last step."
+                });
+            if next.clicked() {
+                self.current += 1;
+            }
+            if let Some(page) = self.pages.get(self.current) {
+                let step = page.id();
+                ui.separator();
+                ui.hyperlink_to(format!("Microsoft docs: {}", step.title()), step.doc_url());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.toggle_value(&mut self.log_open, "Log");
+                let running = self.running_jobs();
+                if let Some(first) = running.first() {
+                    let more = if running.len() > 1 {
+                        format!(" (+{} more)", running.len() - 1)
+                    } else {
+                        String::new()
+                    };
+                    ui.label(format!("{first}{more}"));
+                    ui.spinner();
+                }
+            });
+        });
+        ui.add_space(4.0);
+    }
+
+    fn log_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.strong("Log");
+            if let Some(path) = self.log.file_path() {
+                ui.weak(format!("also written to {}", path.display()));
+            }
+        });
+        egui::ScrollArea::vertical()
+            .stick_to_bottom(true)
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                for line in self.log.lines() {
+                    let color = match line.level {
+                        tracing::Level::ERROR => ui.visuals().error_fg_color,
+                        tracing::Level::WARN => ui.visuals().warn_fg_color,
+                        _ => ui.visuals().text_color(),
+                    };
+                    ui.label(
+                        egui::RichText::new(line.to_string())
+                            .monospace()
+                            .color(color),
+                    );
+                }
+            });
+    }
+
+    fn page_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(step) = self.current_step() else {
+            ui.label("The wizard has no steps in this build.");
+            return;
+        };
+        if step == StepId::SignIn && !self.connection.simulated && !self.settings.has_tenant() {
+            self.offer_simulated_tenant(ui);
+        }
+        let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
+            .with_file_picker(self.file_picker.clone());
+        if let Some(page) = self.pages.get_mut(self.current) {
+            page.ui(ui, &mut cx);
+        }
+    }
+
+    /// Lets someone without a tenant (or without admin rights yet) try the whole procedure.
+    fn offer_simulated_tenant(&mut self, ui: &mut egui::Ui) {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.strong("No tenant configured yet?");
+            ui.label(
+                "Try the wizard against a simulated tenant first: it runs on this computer, \
+                 behaves like Microsoft 365 and changes nothing real.",
+            );
+            match &self.sim_start {
+                SimStart::Starting => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label("Starting the simulated tenant…");
+                    });
+                }
+                state => {
+                    if let SimStart::Failed(why) = state {
+                        ui.colored_label(ui.visuals().error_fg_color, why);
+                    }
+                    if ui.button("Try the simulated tenant").clicked() {
+                        self.start_simulated_tenant(ui.ctx());
+                    }
+                }
+            }
+        });
+        ui.add_space(8.0);
+    }
+
+    fn start_simulated_tenant(&mut self, ctx: &egui::Context) {
+        self.sim_start = SimStart::Starting;
+        let tx = self.app_tx.clone();
+        let ctx = ctx.clone();
+        let config = SimConfig {
+            speed: self.sim_speed,
+            ..SimConfig::default()
+        };
+        tracing::info!("starting the simulated tenant");
+        self.rt.spawn(async move {
+            let result = sim::spawn(config).await.map_err(|e| {
+                format!(
+                    "The simulated tenant could not start ({e}). Check that this computer \
+                     allows programs to listen on 127.0.0.1, then try again."
+                )
+            });
+            let _ = tx.send(AppEvent::SimStarted(result));
+            ctx.request_repaint();
+        });
+    }
+
+    fn drain_app_events(&mut self) {
+        while let Ok(event) = self.app_rx.try_recv() {
+            match event {
+                AppEvent::SimStarted(Ok(sim)) => {
+                    tracing::info!(url = %sim.url(), "simulated tenant running");
+                    self.use_simulated_tenant(sim);
+                }
+                AppEvent::SimStarted(Err(why)) => {
+                    tracing::warn!("{why}");
+                    self.sim_start = SimStart::Failed(why);
+                }
+            }
+        }
+    }
+
+    /// Switches the app to `sim`: new endpoints, a banner, pages rebuilt against it.
+    fn use_simulated_tenant(&mut self, sim: SimHandle) {
+        for job in &self.jobs_running {
+            job.cancel.cancel();
+        }
+        let mut settings = self.settings.clone();
+        settings.graph_url = Some(sim.url());
+        settings.login_url = Some(sim.url());
+        self.connection = connection_for(&settings, true);
+        self.token_store = Arc::new(MemoryStore::new());
+        self.token_store_note = None;
+        self.session = Session {
+            graph: None,
+            simulated: true,
+        };
+        self.outcomes = Outcomes::default();
+        self.stored_pages.clear();
+        self.sim = Some(sim);
+        self.sim_start = SimStart::NotAsked;
+        self.current = 0;
+        self.build_pages();
+    }
+
+    fn drain_messages(&mut self, _ctx: &egui::Context) {
+        while let Ok(msg) = self.rx.try_recv() {
+            let step = msg.step();
+            let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
+                .with_file_picker(self.file_picker.clone());
+            match self.pages.iter_mut().find(|p| p.id() == step) {
+                Some(page) => page.on_msg(msg, &mut cx),
+                None => tracing::warn!(?step, "a message arrived for a step without a page"),
+            }
+        }
+    }
+
+    fn spawn_queued(&mut self, ctx: &egui::Context) {
+        for job in self.jobs_queued.drain(..) {
+            let outbox = Outbox::new(self.tx.clone(), ctx.clone());
+            let cancel = job.cancel.clone();
+            let label = job.label.clone();
+            let work = (job.run)(outbox);
+            tracing::debug!(job = %label, "job started");
+            let done_label = label.clone();
+            let handle = self.rt.spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => tracing::debug!(job = %done_label, "job cancelled"),
+                    _ = work => tracing::debug!(job = %done_label, "job finished"),
+                }
+            });
+            self.jobs_running.push(RunningJob {
+                label,
+                cancel: job.cancel,
+                handle,
+            });
+        }
+        if !self.jobs_running.is_empty() {
+            // Keeps the spinner turning; results themselves repaint through the outbox.
+            ctx.request_repaint_after(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn prune_jobs(&mut self) {
+        self.jobs_running.retain(|j| !j.handle.is_finished());
+    }
+
+    /// Stops every running job (on exit, and when the tenant changes).
+    pub fn cancel_jobs(&mut self) {
+        for job in self.jobs_running.drain(..) {
+            job.cancel.cancel();
+        }
+        for job in self.jobs_queued.drain(..) {
+            job.cancel.cancel();
+        }
+    }
+
+    /// Writes what the next run should remember. A simulated run keeps the user's settings
+    /// but not its outcomes or page state: they describe a tenant that is gone.
+    pub fn save_to(&self, storage: &mut dyn eframe::Storage) {
+        let mut put = |key: &str, value: Result<String, serde_json::Error>| match value {
+            Ok(s) => storage.set_string(key, s),
+            Err(e) => tracing::warn!(key, error = %e, "could not save state"),
+        };
+        put(keys::SETTINGS, serde_json::to_string(&self.settings));
+        if self.connection.simulated {
+            return;
+        }
+        put(keys::OUTCOMES, serde_json::to_string(&self.outcomes));
+        let mut pages = self.stored_pages.clone();
+        for page in &self.pages {
+            if let Some(state) = page.save_state() {
+                pages.insert(page.id(), state);
+            }
+        }
+        put(keys::PAGES, serde_json::to_string(&pages));
+        if let Some(step) = self.current_step() {
+            put(keys::CURRENT, serde_json::to_string(&step));
+        }
+    }
+}
+
+impl eframe::App for WizardApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.save_to(storage);
+    }
+}
+
+impl Drop for WizardApp {
+    fn drop(&mut self) {
+        self.cancel_jobs();
+    }
+}
+
+/// The connection `settings` describe; a simulated tenant serves Graph and login at one root.
+fn connection_for(settings: &Settings, simulated: bool) -> Connection {
+    let mut auth = settings.auth_config();
+    if simulated && let Some(root) = settings.graph_url.as_deref() {
+        auth.endpoints = Endpoints::simulated(root);
+    }
+    Connection { auth, simulated }
+}
+
+fn without_endpoints(settings: &Settings) -> Settings {
+    Settings {
+        graph_url: None,
+        login_url: None,
+        ..settings.clone()
+    }
+}
+
+fn parse_or_warn<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Option<T> {
+    match serde_json::from_str(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "ignoring saved state that no longer reads");
+            None
+        }
+    }
+}
+
+/// Icon and words for a step status in the stepper.
+pub fn status_marker(status: StepStatus) -> (&'static str, &'static str) {
+    match status {
+        StepStatus::NotStarted => ("○", "Not started"),
+        StepStatus::InProgress => ("◑", "In progress"),
+        StepStatus::Done => ("✔", "Done"),
+        StepStatus::NeedsAttention => ("⚠", "Needs attention"),
+    }
+}

@@ -1,1 +1,208 @@
-fn main() {}
+//! The `autopilot-wizard` binary: argument parsing, the tokio runtime, the window. Everything
+//! else lives in the library.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use std::path::PathBuf;
+
+use autopilot_wizard::app::{self, AppConfig, Settings, WizardApp};
+use autopilot_wizard::graph::cloud::Cloud;
+use autopilot_wizard::graph::token_store;
+use autopilot_wizard::hwid;
+use autopilot_wizard::sim::{self, SimConfig, Speed};
+use autopilot_wizard::ui::RfdFilePicker;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Windows Autopilot user-driven mode with Microsoft Entra join, step by step.
+#[derive(Debug, Parser)]
+#[command(name = "autopilot-wizard", version, about)]
+struct Cli {
+    /// Run against the built-in simulated tenant (nothing real is touched).
+    #[arg(long)]
+    demo: bool,
+    /// Tenant id or primary domain, e.g. contoso.onmicrosoft.com.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Application (client) id of your own app registration (public client).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// National cloud (default: global).
+    #[arg(long, value_enum)]
+    cloud: Option<CloudArg>,
+    /// Graph root URL (overrides the cloud's).
+    #[arg(long)]
+    graph_url: Option<String>,
+    /// Login root URL (overrides the cloud's).
+    #[arg(long)]
+    login_url: Option<String>,
+    /// How fast the simulated tenant's background work runs.
+    #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
+    sim_speed: SpeedArg,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check hardware-hash CSV files before importing them (exit code 0: all importable).
+    CheckCsv {
+        /// The CSV files, as Get-WindowsAutopilotInfo or the OEM wrote them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the findings as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CloudArg {
+    /// Worldwide Microsoft 365, including GCC.
+    Global,
+    /// US Government GCC High.
+    UsgovHigh,
+    /// US Government DoD.
+    UsgovDod,
+    /// Microsoft 365 operated by 21Vianet.
+    China,
+}
+
+impl From<CloudArg> for Cloud {
+    fn from(c: CloudArg) -> Cloud {
+        match c {
+            CloudArg::Global => Cloud::Global,
+            CloudArg::UsgovHigh => Cloud::UsGovHigh,
+            CloudArg::UsgovDod => Cloud::UsGovDod,
+            CloudArg::China => Cloud::China,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SpeedArg {
+    /// Background work finishes within seconds.
+    Demo,
+    /// As slow as the real service (imports take minutes).
+    Realistic,
+    /// Milliseconds (for scripts).
+    Test,
+}
+
+impl From<SpeedArg> for Speed {
+    fn from(s: SpeedArg) -> Speed {
+        match s {
+            SpeedArg::Demo => Speed::DEMO,
+            SpeedArg::Realistic => Speed::REALISTIC,
+            SpeedArg::Test => Speed::TEST,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckCsv { files, json }) = &cli.command {
+        let code = hwid::run_check_csv(files, *json, &mut std::io::stdout().lock());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let log = app::logging::init(app::APP_ID);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("wizard-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Could not start the background workers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    run_gui(cli, &runtime, log)
+}
+
+fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> ExitCode {
+    let (token_store, token_store_note) = if cli.demo {
+        // Simulated sign-ins never touch the system credential store.
+        (None, None)
+    } else {
+        let (store, note) = token_store::open_default_store();
+        (Some(store), note)
+    };
+    let defaults = AppConfig::default();
+    let token_store = token_store.unwrap_or(defaults.token_store);
+    let mut config = AppConfig {
+        settings: Settings {
+            tenant: cli.tenant,
+            client_id: cli.client_id,
+            cloud: cli.cloud.map(Cloud::from),
+            graph_url: cli.graph_url,
+            login_url: cli.login_url,
+        },
+        sim_speed: cli.sim_speed.into(),
+        file_picker: Arc::new(RfdFilePicker),
+        token_store,
+        token_store_note,
+        log,
+        ..AppConfig::default()
+    };
+    if cli.demo {
+        let sim_config = SimConfig {
+            speed: cli.sim_speed.into(),
+            ..SimConfig::default()
+        };
+        match runtime.block_on(sim::spawn(sim_config)) {
+            Ok(sim) => {
+                tracing::info!(url = %sim.url(), "demo: simulated tenant running");
+                config = config.with_sim(sim);
+            }
+            Err(e) => {
+                eprintln!("The simulated tenant could not start: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title(if cli.demo {
+            "Autopilot wizard (simulated tenant)"
+        } else {
+            "Autopilot wizard"
+        })
+        .with_app_id(app::APP_ID)
+        .with_inner_size([1100.0, 720.0])
+        .with_min_inner_size([760.0, 480.0]);
+    match eframe::icon_data::from_png_bytes(include_bytes!("../assets/icon.png")) {
+        Ok(icon) => viewport = viewport.with_icon(Arc::new(icon)),
+        Err(e) => tracing::warn!(error = %e, "app icon not loaded"),
+    }
+    let options = eframe::NativeOptions {
+        viewport,
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    let handle = runtime.handle().clone();
+    let result = eframe::run_native(
+        app::APP_ID,
+        options,
+        Box::new(move |cc| {
+            Ok(Box::new(WizardApp::with_storage(
+                config, handle, cc.storage,
+            )))
+        }),
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "The window could not open: {e}\n\
+                 On Linux, install the graphics libraries listed at the top of the README \
+                 (libgl1-mesa-dri libegl1 libxkbcommon-x11-0 …) and check that DISPLAY or \
+                 WAYLAND_DISPLAY is set."
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

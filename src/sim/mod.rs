@@ -5,17 +5,20 @@
 //! [`crate::graph`]: a field name misread on one side is caught by the other.
 //!
 //! Layout: one module per area, each with its own part of [`SimState`] and its own routes.
-//! - [`core`]: bearer-token check, fault injection, request log, `/me`, `/organization`.
-//! - [`identity`]: `/{tenant}/oauth2/v2.0/{devicecode,token,authorize}`.
-//! - [`directory`]: users, groups, members, Entra devices, device registration and MDM policies.
-//! - [`profiles`]: Autopilot deployment profiles and their assignments.
-//! - [`autopilot`]: hardware-hash import, Autopilot device identities, settings and sync.
-//! - [`assignment`]: dynamic membership evaluation and profile assignment progress.
-//! - [`odata`]: error bodies, paging, `$select`, `$filter` helpers shared by all areas.
+//! - [`core`] — bearer-token check, fault injection, request log, users, `/me`, `/organization`.
+//! - [`identity`] — `/{tenant}/oauth2/v2.0/{devicecode,token,authorize}`.
+//! - [`directory`] — groups, members, Entra devices, device registration and MDM policies.
+//! - [`profiles`] — Autopilot deployment profiles and their assignments.
+//! - [`autopilot`] — hardware-hash import, Autopilot device identities, settings and sync.
+//! - [`assignment`] — dynamic membership evaluation and profile assignment progress.
+//! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every
 //! request first calls [`advance`], which moves whatever is due. Durations are "service time",
 //! scaled by [`Speed`] so demos take seconds and tests milliseconds.
+
+// Handlers answer errors with a ready `Response` (axum's idiom); boxing them buys nothing here.
+#![allow(clippy::result_large_err)]
 
 pub mod assignment;
 pub mod autopilot;
@@ -50,6 +53,31 @@ impl Speed {
 
     pub fn scaled(self, service_time: Duration) -> Duration {
         service_time.mul_f64(self.scale)
+    }
+
+    /// `realistic`, `demo` or `test` (case-insensitive), as the CLI accepts them.
+    pub fn from_name(name: &str) -> Option<Speed> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "realistic" | "real" => Some(Speed::REALISTIC),
+            "demo" => Some(Speed::DEMO),
+            "test" => Some(Speed::TEST),
+            _ => None,
+        }
+    }
+
+    pub const NAMES: &'static [&'static str] = &["demo", "realistic", "test"];
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Speed::from_name(s).ok_or_else(|| {
+            format!(
+                "unknown speed '{s}': use one of {}",
+                Speed::NAMES.join(", ")
+            )
+        })
     }
 }
 
@@ -102,6 +130,7 @@ impl SimConfig {
 #[derive(Debug, Default)]
 pub struct SimState {
     pub core: core::CoreState,
+    pub identity: identity::IdentityState,
     pub directory: directory::DirectoryState,
     pub profiles: profiles::ProfileState,
     pub autopilot: autopilot::AutopilotState,
@@ -167,6 +196,87 @@ impl SimHandle {
         let mut guard = self.shared.lock();
         f(&mut guard)
     }
+
+    /// The tenant id (also the organization's id).
+    pub fn tenant_id(&self) -> String {
+        self.with_state(|s| s.core.organization.id.clone())
+    }
+
+    /// The user interactive sign-ins authenticate as (the seeded admin).
+    pub fn admin(&self) -> core::User {
+        self.with_state(|s| {
+            s.core
+                .interactive_user()
+                .cloned()
+                .unwrap_or_else(|| s.core.users[0].clone())
+        })
+    }
+
+    /// A test shortcut past the sign-in: an access token for `upn_or_id` with every scope the
+    /// wizard asks for, valid for an hour. An unknown user gets a token whose `/me` answers 404.
+    pub fn issue_token(&self, upn_or_id: &str) -> String {
+        self.issue_token_with(upn_or_id, core::WIZARD_SCOPES, Duration::from_secs(3600))
+    }
+
+    /// Like [`SimHandle::issue_token`] with chosen scopes and lifetime.
+    pub fn issue_token_with(
+        &self,
+        upn_or_id: &str,
+        scopes: &[&str],
+        valid_for: Duration,
+    ) -> String {
+        let token = format!(
+            "sim-at-{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        self.with_state(|s| {
+            let user_id = core::user_by_id_or_upn(&s.core, upn_or_id)
+                .map(|u| u.id.clone())
+                .unwrap_or_else(|| upn_or_id.to_string());
+            s.core.access_tokens.insert(
+                token.clone(),
+                core::AccessGrant {
+                    user_id,
+                    scopes: scopes.iter().map(|x| x.to_string()).collect(),
+                    expires_at: std::time::Instant::now() + valid_for,
+                },
+            );
+        });
+        token
+    }
+
+    /// Makes `token` expired from now on (Graph then answers 401).
+    pub fn expire_access_token(&self, token: &str) {
+        self.with_state(|s| {
+            if let Some(g) = s.core.access_tokens.get_mut(token) {
+                g.expires_at = std::time::Instant::now();
+            }
+        });
+    }
+
+    /// Every request served so far, in order (fault answers and dropped connections included).
+    pub fn requests(&self) -> Vec<core::RequestRecord> {
+        self.with_state(|s| s.core.requests.clone())
+    }
+
+    pub fn clear_requests(&self) {
+        self.with_state(|s| s.core.requests.clear());
+    }
+
+    /// Queues faults, consumed in order (first matching entry) before the rates apply.
+    pub fn script_faults(&self, faults: Vec<core::ScriptedFault>) {
+        self.with_state(|s| s.core.faults.script.extend(faults));
+    }
+
+    /// Replaces the fault rates for the rest of the run (the script is kept).
+    pub fn set_fault_rates(&self, config: core::FaultConfig) {
+        self.with_state(|s| {
+            let script = std::mem::take(&mut s.core.faults.script);
+            s.core.faults = core::FaultState::new(config);
+            s.core.faults.script = script;
+        });
+    }
 }
 
 impl Drop for SimHandle {
@@ -194,15 +304,18 @@ pub fn router(shared: Shared) -> Router {
 pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
+    let mut state = SimState::seeded(config.seed);
+    state.core.faults = core::FaultState::new(config.faults.clone());
     let shared = Arc::new(SimShared {
-        state: Mutex::new(SimState::seeded(config.seed)),
+        state: Mutex::new(state),
         config,
         base_url: format!("http://{addr}"),
     });
-    let app = router(shared.clone());
+    // The connection info carries the socket's kill switch, for dropped-connection faults.
+    let app = router(shared.clone()).into_make_service_with_connect_info::<core::ConnInfo>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        let _ = axum::serve(core::SimListener(listener), app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
@@ -218,4 +331,47 @@ pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle
 /// Starts the simulated tenant on a random free port.
 pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
     spawn_on(config, 0).await
+}
+
+/// Runs the simulated tenant with demo data on 127.0.0.1:`port` until the process is stopped
+/// (Ctrl-C), printing where Graph and the sign-in endpoints are and how to get a token.
+pub async fn run_standalone(port: u16, speed: Speed) -> std::io::Result<()> {
+    let config = SimConfig {
+        speed,
+        ..SimConfig::default()
+    };
+    let sim = spawn_on(config, port).await?;
+    println!("{}", standalone_banner(&sim));
+    // Nothing to clean up: Ctrl-C's default action ends the process, which is the way out.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The text `run_standalone` prints: URLs, the admin, device-code sign-in with curl and a
+/// ready-made token.
+pub fn standalone_banner(sim: &SimHandle) -> String {
+    let url = sim.url();
+    let (org, tenant) = sim.with_state(|s| {
+        (
+            s.core.organization.display_name.clone(),
+            s.core.organization.id.clone(),
+        )
+    });
+    let admin = sim.admin().user_principal_name;
+    let token = sim.issue_token(&admin);
+    let client_id = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+    let scope = "https://graph.microsoft.com/.default offline_access openid profile";
+    format!(
+        "Simulated tenant \"{org}\" (tenant id {tenant}) is running.\n\
+         \n  Graph:  {url}/v1.0/  and  {url}/beta/\
+         \n  Login:  {url}/{tenant}/oauth2/v2.0/  (\"organizations\" works in place of the tenant id)\
+         \n  Signs in as: {admin}\n\
+         \nSign in with the device code flow:\
+         \n  curl -s {url}/organizations/oauth2/v2.0/devicecode -d client_id={client_id} --data-urlencode \"scope={scope}\"\
+         \n  curl -s {url}/organizations/oauth2/v2.0/token -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d client_id={client_id} -d device_code=DEVICE_CODE_FROM_ABOVE\n\
+         \nOr use this ready-made access token (valid one hour):\
+         \n  export TOKEN={token}\
+         \n  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1.0/me\n\
+         \nRun the wizard against it with --demo, or point it at {url}. Press Ctrl-C to stop."
+    )
 }

@@ -25,12 +25,15 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Graph's 404 for a directory object. `what` names the kind for the simulator's own log only:
+/// Graph's message does not say it, and clients must not depend on it.
 pub fn not_found(what: &str, id: &str) -> Response {
+    tracing::debug!(kind = what, id, "sim: not found");
     error(
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
         &format!(
-            "Resource '{id}' does not exist or one of its queried reference-property objects are not present. ({what})"
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
         ),
     )
 }

@@ -52,6 +52,25 @@ impl StepId {
             StepId::Validate => "Validate",
         }
     }
+
+    /// Microsoft's documentation for the step, shown next to Back / Next.
+    pub fn doc_url(self) -> &'static str {
+        match self {
+            StepId::SignIn => "https://learn.microsoft.com/graph/auth-v2-user",
+            StepId::JoinPermission => {
+                "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-allow-users-to-join"
+            }
+            StepId::Profile => "https://learn.microsoft.com/autopilot/profiles",
+            StepId::Group => "https://learn.microsoft.com/autopilot/enrollment-autopilot",
+            StepId::Import => "https://learn.microsoft.com/autopilot/add-devices",
+            StepId::Assignment => {
+                "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-assign-autopilot-profile"
+            }
+            StepId::Validate => {
+                "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-verify-autopilot-profile-assignment"
+            }
+        }
+    }
 }
 
 /// Where a step stands, as the stepper shows it.
@@ -77,6 +96,21 @@ pub enum Msg {
     Validate(validate::Msg),
 }
 
+impl Msg {
+    /// The page this message belongs to (the app routes by it).
+    pub fn step(&self) -> StepId {
+        match self {
+            Msg::SignIn(_) => StepId::SignIn,
+            Msg::JoinPermission(_) => StepId::JoinPermission,
+            Msg::Profile(_) => StepId::Profile,
+            Msg::Group(_) => StepId::Group,
+            Msg::Import(_) => StepId::Import,
+            Msg::Assignment(_) => StepId::Assignment,
+            Msg::Validate(_) => StepId::Validate,
+        }
+    }
+}
+
 /// Sends messages to the UI thread and wakes it up, so results show without mouse movement.
 #[derive(Clone)]
 pub struct Outbox {
@@ -100,6 +134,7 @@ impl Outbox {
 pub struct Job {
     pub label: String,
     pub cancel: CancellationToken,
+    #[allow(clippy::type_complexity)]
     pub run: Box<dyn FnOnce(Outbox) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
 }
 
@@ -117,6 +152,7 @@ pub struct PageCx<'a> {
     /// Results of the steps, persisted across restarts (never secrets).
     pub outcomes: &'a mut Outcomes,
     jobs: &'a mut Vec<Job>,
+    file_picker: Option<std::sync::Arc<dyn FilePicker>>,
 }
 
 impl<'a> PageCx<'a> {
@@ -129,7 +165,23 @@ impl<'a> PageCx<'a> {
             session,
             outcomes,
             jobs,
+            file_picker: None,
         }
+    }
+
+    /// Uses `picker` for [`PageCx::file_picker`] (the app passes its configured one; tests a
+    /// [`FixedFilePicker`]).
+    pub fn with_file_picker(mut self, picker: std::sync::Arc<dyn FilePicker>) -> Self {
+        self.file_picker = Some(picker);
+        self
+    }
+
+    /// The file picker to call from inside a job (`picker.pick_files(..).await`). Without one
+    /// set, the system dialog ([`RfdFilePicker`]).
+    pub fn file_picker(&self) -> std::sync::Arc<dyn FilePicker> {
+        self.file_picker
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(RfdFilePicker))
     }
 
     /// The signed-in client, if any.
@@ -163,6 +215,58 @@ pub trait Page {
     fn status(&self) -> StepStatus;
     /// The step's result was read back from Graph and matched: Next may be enabled.
     fn validated(&self) -> bool;
+
+    /// The form state worth keeping across restarts (what the user typed or chose; never
+    /// secrets, never Graph results that must be read again). `None`: nothing to keep.
+    fn save_state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Restores what [`Page::save_state`] returned in an earlier run. Must accept older shapes
+    /// (use `#[serde(default)]`) and ignore what it cannot read.
+    fn load_state(&mut self, _state: serde_json::Value) {}
+}
+
+/// Files the user picked, or none when the dialog was cancelled.
+pub type PickedFiles = std::pin::Pin<Box<dyn Future<Output = Vec<std::path::PathBuf>> + Send>>;
+
+/// Asks the user for files. Injectable so tests never open a dialog.
+pub trait FilePicker: Send + Sync {
+    /// `filter` is a name and extensions without dots, e.g. `("CSV files", &["csv"])`.
+    fn pick_files(&self, title: &str, filter: (&str, &[&str])) -> PickedFiles;
+}
+
+/// The system file dialog through `rfd` (xdg-desktop-portal or zenity on Linux). Await it inside
+/// a job, never in `ui()`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RfdFilePicker;
+
+impl FilePicker for RfdFilePicker {
+    fn pick_files(&self, title: &str, filter: (&str, &[&str])) -> PickedFiles {
+        let dialog = rfd::AsyncFileDialog::new()
+            .set_title(title)
+            .add_filter(filter.0, filter.1);
+        Box::pin(async move {
+            dialog
+                .pick_files()
+                .await
+                .map(|files| files.iter().map(|f| f.path().to_path_buf()).collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// Returns the same paths every time: for tests and scripted runs.
+#[derive(Debug, Default, Clone)]
+pub struct FixedFilePicker {
+    pub paths: Vec<std::path::PathBuf>,
+}
+
+impl FilePicker for FixedFilePicker {
+    fn pick_files(&self, _title: &str, _filter: (&str, &[&str])) -> PickedFiles {
+        let paths = self.paths.clone();
+        Box::pin(async move { paths })
+    }
 }
 
 /// The phase of a page's running work. `T` is what a finished run produced.

@@ -1,5 +1,611 @@
-//! The "Sign in" page.
+//! The "Sign in" page: tenant, app registration and cloud; browser or device-code sign-in;
+//! who is signed in, which permissions are missing and how to fix that; sign out.
 
-/// Messages from this page's background jobs.
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Outbox, Page, PageCx, StepStatus};
+use crate::graph::GraphClient;
+use crate::graph::auth::{
+    AuthConfig, AuthError, Authenticator, DeviceCodePrompt, Opener, SignInFlows, browser_opener,
+};
+use crate::graph::cloud::{ClientApp, Cloud, Endpoints, GRAPH_CLI_CLIENT_ID};
+use crate::graph::token_store::TokenStore;
+use crate::steps::sign_in::{self as step, SignedIn};
+
+/// What the page needs from the app, given once at construction.
+#[derive(Clone)]
+pub struct SignInConfig {
+    pub endpoints: Endpoints,
+    /// The app registration's client id; empty or the default means Microsoft Graph Command
+    /// Line Tools.
+    pub client_id: String,
+    /// Domain or tenant id; empty means the account's home tenant (`organizations`).
+    pub tenant: String,
+    /// Talking to the built-in simulated tenant.
+    pub simulated: bool,
+    pub store: Arc<dyn TokenStore>,
+    /// Why sign-ins will not be remembered, from [`crate::graph::token_store::open_default_store`].
+    pub store_notice: Option<String>,
+    pub opener: Opener,
+}
+
+impl SignInConfig {
+    /// Defaults for everything but where to sign in and where tokens go.
+    pub fn new(endpoints: Endpoints, store: Arc<dyn TokenStore>) -> Self {
+        SignInConfig {
+            endpoints,
+            client_id: String::new(),
+            tenant: String::new(),
+            simulated: false,
+            store,
+            store_notice: None,
+            opener: browser_opener(),
+        }
+    }
+}
+
+/// Where the page stands.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SignInPhase {
+    #[default]
+    Idle,
+    /// Signing in again from the saved refresh token.
+    Resuming,
+    WaitingForBrowser,
+    RequestingCode,
+    WaitingForCode(DeviceCodePrompt),
+    /// Tokens arrived; reading the account and tenant back.
+    Checking,
+    SignedIn(SignedIn),
+    Failed(String),
+}
+
+impl SignInPhase {
+    pub fn is_running(&self) -> bool {
+        matches!(
+            self,
+            SignInPhase::Resuming
+                | SignInPhase::WaitingForBrowser
+                | SignInPhase::RequestingCode
+                | SignInPhase::WaitingForCode(_)
+                | SignInPhase::Checking
+        )
+    }
+}
+
+/// A finished sign-in, handed from the job to the page.
+pub struct Completed {
+    pub graph: GraphClient,
+    pub signed_in: SignedIn,
+    pub auth: Authenticator,
+}
+
+impl std::fmt::Debug for Completed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completed")
+            .field("signed_in", &self.signed_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Messages from this page's background jobs. `run` tells apart a job that was cancelled or
+/// replaced from the current one.
 #[derive(Debug)]
-pub enum Msg {}
+pub enum Msg {
+    DeviceCode {
+        run: u64,
+        prompt: DeviceCodePrompt,
+    },
+    Checking {
+        run: u64,
+    },
+    Done {
+        run: u64,
+        done: Box<Completed>,
+    },
+    /// Silent sign-in found nothing saved.
+    NothingSaved {
+        run: u64,
+    },
+    Failed {
+        run: u64,
+        error: String,
+    },
+    /// Sign-out finished; `warning` if the saved token could not be removed.
+    SignedOut {
+        warning: Option<String>,
+    },
+}
+
+pub struct SignInPage {
+    endpoints: Endpoints,
+    tenant: String,
+    own_app: bool,
+    client_id: String,
+    simulated: bool,
+    store: Arc<dyn TokenStore>,
+    store_notice: Option<String>,
+    opener: Opener,
+    phase: SignInPhase,
+    run: u64,
+    cancel: Option<CancellationToken>,
+    auth: Option<Authenticator>,
+    note: Option<String>,
+}
+
+impl SignInPage {
+    pub fn new(config: SignInConfig) -> Self {
+        let client = ClientApp::from_client_id(&config.client_id);
+        let own_app = matches!(client, ClientApp::Own { .. });
+        SignInPage {
+            endpoints: config.endpoints,
+            tenant: config.tenant,
+            own_app,
+            client_id: if own_app {
+                client.client_id().to_string()
+            } else {
+                String::new()
+            },
+            simulated: config.simulated,
+            store: config.store,
+            store_notice: config.store_notice,
+            opener: config.opener,
+            phase: SignInPhase::Idle,
+            run: 0,
+            cancel: None,
+            auth: None,
+            note: None,
+        }
+    }
+
+    pub fn phase(&self) -> &SignInPhase {
+        &self.phase
+    }
+
+    /// The configuration the form describes.
+    pub fn auth_config(&self) -> AuthConfig {
+        AuthConfig {
+            endpoints: self.endpoints.clone(),
+            tenant: self.tenant.trim().to_string(),
+            client: if self.own_app {
+                ClientApp::from_client_id(&self.client_id)
+            } else {
+                ClientApp::GraphCommandLineTools
+            },
+        }
+    }
+
+    fn flows(&self, config: AuthConfig) -> SignInFlows {
+        SignInFlows::new(config, self.store.clone()).with_opener(self.opener.clone())
+    }
+
+    fn next_run(&mut self) -> u64 {
+        if let Some(c) = self.cancel.take() {
+            c.cancel();
+        }
+        self.run += 1;
+        self.note = None;
+        self.run
+    }
+
+    /// Signs in from the refresh token saved last time, if any. The app calls this once at
+    /// start; without a previous sign-in it does nothing.
+    pub fn try_silent(&mut self, cx: &mut PageCx<'_>) {
+        let Some(prev) = cx.outcomes.signed_in.clone() else {
+            return;
+        };
+        if prev.cloud != self.endpoints.cloud || self.phase.is_running() {
+            return;
+        }
+        self.tenant = prev.tenant_id.clone();
+        let client = ClientApp::from_client_id(&prev.client_id);
+        self.own_app = matches!(client, ClientApp::Own { .. });
+        if self.own_app {
+            self.client_id = client.client_id().to_string();
+        }
+        let flows = self.flows(self.auth_config());
+        let run = self.next_run();
+        self.phase = SignInPhase::Resuming;
+        let key = prev.store_key();
+        let token = cx.spawn("Signing in again", move |out, cancel| async move {
+            let result = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = flows.silent(&key) => r,
+            };
+            match result {
+                Ok(Some(auth)) => finish(out, run, Ok(auth), &cancel).await,
+                Ok(None) => send(&out, Msg::NothingSaved { run }),
+                Err(e) => finish(out, run, Err(e), &cancel).await,
+            }
+        });
+        self.cancel = Some(token);
+    }
+
+    fn start_browser(&mut self, cx: &mut PageCx<'_>) {
+        let flows = self.flows(self.auth_config());
+        let run = self.next_run();
+        self.phase = SignInPhase::WaitingForBrowser;
+        let token = cx.spawn(
+            "Signing in with the browser",
+            move |out, cancel| async move {
+                let result = flows.browser(&cancel).await;
+                finish(out, run, result, &cancel).await;
+            },
+        );
+        self.cancel = Some(token);
+    }
+
+    fn start_device_code(&mut self, cx: &mut PageCx<'_>) {
+        let flows = self.flows(self.auth_config());
+        let run = self.next_run();
+        self.phase = SignInPhase::RequestingCode;
+        let token = cx.spawn("Signing in with a code", move |out, cancel| async move {
+            let code = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = flows.start_device_code() => r,
+            };
+            let code = match code {
+                Ok(c) => c,
+                Err(e) => {
+                    send(
+                        &out,
+                        Msg::Failed {
+                            run,
+                            error: e.to_string(),
+                        },
+                    );
+                    return;
+                }
+            };
+            send(
+                &out,
+                Msg::DeviceCode {
+                    run,
+                    prompt: code.prompt.clone(),
+                },
+            );
+            let result = flows.finish_device_code(&code, &cancel).await;
+            finish(out, run, result, &cancel).await;
+        });
+        self.cancel = Some(token);
+    }
+
+    fn cancel(&mut self) {
+        if let Some(c) = self.cancel.take() {
+            c.cancel();
+        }
+        self.run += 1;
+        self.phase = SignInPhase::Idle;
+        self.note = Some("Sign-in cancelled.".into());
+    }
+
+    fn sign_out(&mut self, cx: &mut PageCx<'_>) {
+        cx.session.graph = None;
+        cx.outcomes.signed_in = None;
+        self.next_run();
+        self.phase = SignInPhase::Idle;
+        if let Some(auth) = self.auth.take() {
+            cx.spawn("Signing out", move |out, _cancel| async move {
+                let warning = auth.sign_out().await.err().map(|e| e.to_string());
+                send(&out, Msg::SignedOut { warning });
+            });
+        }
+    }
+
+    fn form(&mut self, ui: &mut egui::Ui, enabled: bool) {
+        ui.add_enabled_ui(enabled, |ui| {
+            egui::Grid::new("sign_in_form")
+                .num_columns(2)
+                .spacing([12.0, 8.0])
+                .show(ui, |ui| {
+                    let label = ui.label("Tenant (domain or tenant ID)");
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.tenant)
+                            .hint_text("contoso.com — empty: your account's own tenant")
+                            .desired_width(320.0),
+                    )
+                    .labelled_by(label.id);
+                    ui.end_row();
+
+                    ui.label("Cloud");
+                    let mut cloud = self.endpoints.cloud;
+                    egui::ComboBox::from_id_salt("sign_in_cloud")
+                        .selected_text(cloud.label())
+                        .show_ui(ui, |ui| {
+                            for c in Cloud::ALL {
+                                ui.selectable_value(&mut cloud, c, c.label());
+                            }
+                        });
+                    if cloud != self.endpoints.cloud {
+                        self.endpoints = self.endpoints.with_cloud(cloud);
+                    }
+                    ui.end_row();
+
+                    ui.label("App registration");
+                    ui.vertical(|ui| {
+                        ui.checkbox(
+                            &mut self.own_app,
+                            "Use my organisation's app registration",
+                        );
+                        if self.own_app {
+                            ui.horizontal(|ui| {
+                                let label = ui.label("Application (client) ID");
+                                ui.add(
+                                    egui::TextEdit::singleline(&mut self.client_id)
+                                        .hint_text("00000000-0000-0000-0000-000000000000")
+                                        .desired_width(300.0),
+                                )
+                                .labelled_by(label.id);
+                            });
+                            ui.small(
+                                "A public client: \"Allow public client flows\" on, and http://localhost as a \
+                                 mobile and desktop redirect URI.",
+                            );
+                        } else {
+                            ui.small(format!(
+                                "Microsoft Graph Command Line Tools ({GRAPH_CLI_CLIENT_ID})"
+                            ));
+                        }
+                    });
+                    ui.end_row();
+                });
+        });
+    }
+
+    fn signed_in_view(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>, s: &SignedIn) {
+        ui.label(
+            egui::RichText::new(format!(
+                "Signed in as {} ({}) to {}",
+                s.user_name, s.user_upn, s.tenant_name
+            ))
+            .strong(),
+        );
+        ui.label(format!("Tenant ID: {}", s.tenant_id));
+        if !s.verified_domains.is_empty() {
+            ui.label(format!(
+                "Verified domains: {}",
+                s.verified_domains.join(", ")
+            ));
+        }
+        if s.missing_scopes.is_empty() {
+            ui.label("All permissions the wizard needs were granted.");
+        } else {
+            ui.add_space(6.0);
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Missing permissions: {}", s.missing_scopes.join(", ")),
+            );
+            ui.label(&s.fix);
+            if let Some(url) = &s.admin_consent_url {
+                ui.hyperlink_to("Open the admin consent page", url);
+                if ui.button("Copy admin consent link").clicked() {
+                    ui.ctx().copy_text(url.clone());
+                }
+            }
+        }
+        if !s.remembered {
+            let why = s
+                .not_remembered_reason
+                .clone()
+                .or_else(|| self.store_notice.clone())
+                .unwrap_or_else(|| "This computer keeps the sign-in in memory only.".to_string());
+            ui.label(format!("{why} You will sign in again next time."));
+        }
+        ui.add_space(8.0);
+        if ui.button("Sign out").clicked() {
+            self.sign_out(cx);
+        }
+    }
+}
+
+fn send(out: &Outbox, msg: Msg) {
+    out.send(super::Msg::SignIn(msg));
+}
+
+/// Reads the account back after tokens arrived and reports the outcome.
+async fn finish(
+    out: Outbox,
+    run: u64,
+    result: Result<Authenticator, AuthError>,
+    cancel: &CancellationToken,
+) {
+    let auth = match result {
+        Ok(a) => a,
+        Err(AuthError::Cancelled) => return,
+        Err(e) => {
+            send(
+                &out,
+                Msg::Failed {
+                    run,
+                    error: e.to_string(),
+                },
+            );
+            return;
+        }
+    };
+    send(&out, Msg::Checking { run });
+    let checked = tokio::select! {
+        _ = cancel.cancelled() => return,
+        r = step::complete(auth.clone()) => r,
+    };
+    let msg = match checked {
+        Ok((graph, signed_in)) => Msg::Done {
+            run,
+            done: Box::new(Completed {
+                graph,
+                signed_in,
+                auth,
+            }),
+        },
+        Err(e) => Msg::Failed {
+            run,
+            error: e.to_string(),
+        },
+    };
+    send(&out, msg);
+}
+
+impl Page for SignInPage {
+    type Msg = Msg;
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        ui.heading("Sign in to your Microsoft 365 tenant");
+        if self.simulated {
+            ui.label(
+                "Simulated tenant: any tenant name works, and sign-ins are approved automatically.",
+            );
+        }
+        ui.add_space(6.0);
+
+        if let SignInPhase::SignedIn(s) = self.phase.clone() {
+            self.signed_in_view(ui, cx, &s);
+            return;
+        }
+
+        let running = self.phase.is_running();
+        self.form(ui, !running);
+        ui.add_space(8.0);
+        ui.add_enabled_ui(!running, |ui| {
+            ui.horizontal(|ui| {
+                if ui.button("Sign in with browser").clicked() {
+                    self.start_browser(cx);
+                }
+                if ui.button("Sign in with a code").clicked() {
+                    self.start_device_code(cx);
+                }
+            });
+        });
+        if let Some(note) = &self.store_notice {
+            ui.small(note.as_str());
+        }
+        ui.add_space(8.0);
+
+        match self.phase.clone() {
+            SignInPhase::Idle => {
+                if let Some(prev) = &cx.outcomes.signed_in {
+                    ui.label(format!(
+                        "Last time you were signed in as {} to {}. Sign in again to continue.",
+                        prev.user_upn, prev.tenant_name
+                    ));
+                }
+            }
+            SignInPhase::Resuming => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Signing in with the saved sign-in…");
+                });
+            }
+            SignInPhase::WaitingForBrowser => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Finish the sign-in in your web browser, then come back here.");
+                });
+            }
+            SignInPhase::RequestingCode => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Asking Microsoft for a code…");
+                });
+            }
+            SignInPhase::WaitingForCode(p) => {
+                ui.label(format!(
+                    "On any device, open {} and enter this code:",
+                    p.verification_uri
+                ));
+                ui.label(
+                    egui::RichText::new(&p.user_code)
+                        .monospace()
+                        .size(36.0)
+                        .strong(),
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Copy code").clicked() {
+                        ui.ctx().copy_text(p.user_code.clone());
+                        self.note = Some("Code copied.".into());
+                    }
+                    ui.hyperlink_to("Open the sign-in page", &p.verification_uri);
+                });
+                if let Some(m) = &p.message {
+                    ui.small(m.as_str());
+                }
+                ui.small(format!(
+                    "The code is valid for {} minutes. Sign in with an administrator account of the tenant.",
+                    p.expires_in_secs.div_ceil(60)
+                ));
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Waiting for you to finish signing in…");
+                });
+            }
+            SignInPhase::Checking => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Signed in; reading your account and tenant…");
+                });
+            }
+            SignInPhase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            SignInPhase::SignedIn(_) => {}
+        }
+        if running && ui.button("Cancel").clicked() {
+            self.cancel();
+        }
+        if let Some(n) = &self.note {
+            ui.small(n.as_str());
+        }
+    }
+
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        let current = |run: u64| run == self.run;
+        match msg {
+            Msg::DeviceCode { run, prompt } if current(run) => {
+                self.phase = SignInPhase::WaitingForCode(prompt);
+            }
+            Msg::Checking { run } if current(run) => self.phase = SignInPhase::Checking,
+            Msg::Done { run, done } if current(run) => {
+                let Completed {
+                    graph,
+                    signed_in,
+                    auth,
+                } = *done;
+                cx.session.graph = Some(graph);
+                cx.outcomes.signed_in = Some(signed_in.clone());
+                self.auth = Some(auth);
+                self.cancel = None;
+                self.phase = SignInPhase::SignedIn(signed_in);
+            }
+            Msg::NothingSaved { run } if current(run) => {
+                self.cancel = None;
+                self.phase = SignInPhase::Idle;
+            }
+            Msg::Failed { run, error } if current(run) => {
+                self.cancel = None;
+                self.phase = SignInPhase::Failed(error);
+            }
+            Msg::SignedOut { warning } => {
+                self.note =
+                    Some(warning.unwrap_or_else(|| {
+                        "Signed out; the saved sign-in was removed.".to_string()
+                    }));
+            }
+            // A job that was cancelled or replaced.
+            _ => {}
+        }
+    }
+
+    fn status(&self) -> StepStatus {
+        match &self.phase {
+            SignInPhase::Idle => StepStatus::NotStarted,
+            SignInPhase::SignedIn(s) if s.missing_scopes.is_empty() => StepStatus::Done,
+            SignInPhase::SignedIn(_) | SignInPhase::Failed(_) => StepStatus::NeedsAttention,
+            _ => StepStatus::InProgress,
+        }
+    }
+
+    fn validated(&self) -> bool {
+        matches!(self.phase, SignInPhase::SignedIn(_)) && self.auth.is_some()
+    }
+}

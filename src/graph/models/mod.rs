@@ -1,4 +1,6 @@
 //! Serde models of Graph resources, written from `shared/reference/graph-autopilot.md` and checked
 //! against the official schema in tests. Unknown properties are ignored on read.
 
+pub mod autopilot;
+pub mod identity;
 pub mod profile;

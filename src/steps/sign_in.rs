@@ -1,0 +1,226 @@
+//! Step 1, sign in: the sign-in flows themselves live in [`crate::graph::auth`]; this step turns
+//! fresh tokens into a checked session. It reads `/me` and `/organization` back, compares the
+//! granted permissions with the ones the wizard needs and says how to fix what is missing, and
+//! files the refresh token under the tenant and account.
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::auth::{AuthConfig, AuthError, Authenticator};
+use crate::graph::cloud::{Cloud, REQUIRED_SCOPES, short_scope};
+use crate::graph::models::identity::{Me, Organization};
+use crate::graph::token_store::StoreKey;
+use crate::graph::{ApiVersion, GraphClient, GraphError};
+
+/// Who is signed in to which tenant, and what is missing. Plain data, kept across restarts
+/// (no secrets): later steps use the tenant id and verified domains.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignedIn {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub user_id: String,
+    pub user_upn: String,
+    pub user_name: String,
+    /// Every verified domain of the tenant (e.g. to check Assigned User UPNs in the CSV).
+    pub verified_domains: Vec<String>,
+    pub default_domain: Option<String>,
+    pub cloud: Cloud,
+    pub client_id: String,
+    /// Delegated permissions Entra granted, short form.
+    pub granted_scopes: Vec<String>,
+    /// Required permissions that were not granted, short form. Empty when all is well.
+    pub missing_scopes: Vec<String>,
+    /// What to do about `missing_scopes`, for the IT person (empty when nothing is missing).
+    pub fix: String,
+    /// The admin consent page for the missing permissions, when any are missing.
+    pub admin_consent_url: Option<String>,
+    /// False when the sign-in will not survive a restart (no credential store, or saving failed).
+    pub remembered: bool,
+    /// Why the sign-in is not remembered, when it is not.
+    pub not_remembered_reason: Option<String>,
+}
+
+impl SignedIn {
+    /// The key the refresh token is saved under.
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey::new(&self.tenant_id, &self.user_upn)
+    }
+
+    pub fn all_scopes_granted(&self) -> bool {
+        self.missing_scopes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("Signed in, but reading your account back from Microsoft Graph failed: {0}")]
+    ReadBack(String),
+    #[error(
+        "Signed in, but Microsoft Graph returned no organization for this account. Sign in with a work account of the tenant (not a personal Microsoft account)."
+    )]
+    NoOrganization,
+}
+
+impl From<GraphError> for SignInError {
+    fn from(e: GraphError) -> Self {
+        SignInError::ReadBack(e.to_string())
+    }
+}
+
+/// Permissions that include a required one (e.g. `Directory.ReadWrite.All` covers
+/// `Group.ReadWrite.All`, reference §1.1), so a tenant that consented the broader one is fine.
+fn satisfied_by(required: &str) -> &'static [&'static str] {
+    match required {
+        "DeviceManagementServiceConfig.ReadWrite.All" => &[],
+        "Group.ReadWrite.All" => &["Directory.ReadWrite.All"],
+        "Device.Read.All" => &[
+            "Device.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        "Policy.Read.All" => &["Policy.ReadWrite.All"],
+        "User.ReadBasic.All" => &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        _ => &[],
+    }
+}
+
+/// Required permissions (short form) that `granted` does not cover.
+pub fn missing_scopes(granted: &[String]) -> Vec<String> {
+    let has = |s: &str| {
+        granted
+            .iter()
+            .any(|g| short_scope(g).eq_ignore_ascii_case(s))
+    };
+    REQUIRED_SCOPES
+        .iter()
+        .filter(|r| !has(r) && !satisfied_by(r).iter().any(|alt| has(alt)))
+        .map(|r| r.to_string())
+        .collect()
+}
+
+/// How to fix missing permissions, in words and as an admin consent link.
+pub fn consent_fix(config: &AuthConfig, tenant_id: &str, missing: &[String]) -> (String, String) {
+    let refs: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+    let url = config
+        .endpoints
+        .admin_consent_url(tenant_id, config.client_id(), &refs);
+    let text = format!(
+        "The sign-in did not grant {}. The wizard needs them to create and assign Autopilot \
+         settings. A Global Administrator (or Privileged Role Administrator) can grant them for \
+         the whole organisation by opening the admin consent link below, or in the Entra admin \
+         center: Enterprise applications, this app, Permissions, \"Grant admin consent\". Then \
+         sign out and sign in again.",
+        missing.join(", ")
+    );
+    (text, url)
+}
+
+/// Reads `/me` and `/organization` with the new session, checks the granted permissions and
+/// saves the refresh token under tenant id + account. The returned client is ready for the
+/// next steps.
+pub async fn complete(auth: Authenticator) -> Result<(GraphClient, SignedIn), SignInError> {
+    let config = auth.config().clone();
+    let graph = GraphClient::new(
+        &config.endpoints.graph_url,
+        std::sync::Arc::new(auth.clone()),
+    );
+    let me: Me = graph
+        .get_json(
+            ApiVersion::V1,
+            "/me?$select=id,displayName,userPrincipalName",
+        )
+        .await?;
+    let orgs: Vec<Organization> = graph
+        .get_all(
+            ApiVersion::V1,
+            "/organization?$select=id,displayName,verifiedDomains",
+        )
+        .await?;
+    let org = orgs.into_iter().next().ok_or(SignInError::NoOrganization)?;
+
+    let granted = auth.granted_scopes();
+    let missing = missing_scopes(&granted);
+    let (fix, admin_consent_url) = if missing.is_empty() {
+        (String::new(), None)
+    } else {
+        let (text, url) = consent_fix(&config, &org.id, &missing);
+        (text, Some(url))
+    };
+
+    let mut signed = SignedIn {
+        tenant_id: org.id.clone(),
+        tenant_name: org.display_name.clone().unwrap_or_else(|| org.id.clone()),
+        user_id: me.id.clone(),
+        user_name: me
+            .display_name
+            .clone()
+            .unwrap_or_else(|| me.user_principal_name.clone()),
+        user_upn: me.user_principal_name.clone(),
+        verified_domains: org
+            .verified_domains
+            .iter()
+            .map(|d| d.name.clone())
+            .collect(),
+        default_domain: org
+            .verified_domains
+            .iter()
+            .find(|d| d.is_default == Some(true))
+            .map(|d| d.name.clone()),
+        cloud: config.endpoints.cloud,
+        client_id: config.client_id().to_string(),
+        granted_scopes: granted,
+        missing_scopes: missing,
+        fix,
+        admin_consent_url,
+        remembered: auth.remembered(),
+        not_remembered_reason: None,
+    };
+    if let Err(e) = auth.remember_as(signed.store_key()).await {
+        signed.remembered = false;
+        signed.not_remembered_reason = Some(e.to_string());
+    }
+    Ok((graph, signed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_scopes_accept_broader_and_full_names() {
+        let granted: Vec<String> = [
+            "https://graph.microsoft.com/DeviceManagementServiceConfig.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "policy.read.all",
+            "User.Read",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert!(
+            missing_scopes(&granted).is_empty(),
+            "{:?}",
+            missing_scopes(&granted)
+        );
+        let missing = missing_scopes(&["User.Read".to_string()]);
+        assert_eq!(missing.len(), REQUIRED_SCOPES.len());
+    }
+
+    #[test]
+    fn consent_fix_names_scopes_and_tenant() {
+        let config = AuthConfig::default();
+        let (text, url) = consent_fix(&config, "tid-1", &["Policy.Read.All".to_string()]);
+        assert!(text.contains("Policy.Read.All"));
+        assert!(url.starts_with(
+            "https://login.microsoftonline.com/tid-1/v2.0/adminconsent?client_id=14d82eec"
+        ));
+        assert!(url.contains("Policy.Read.All"));
+    }
+}

@@ -1,0 +1,474 @@
+//! Step 7: the validation checklist. Every item is checked live against Graph and carries the
+//! evidence it was decided on; the verdict is "ready" only when every item passes and every
+//! device is assigned the expected profile with a date (procedure §1.3).
+//!
+//! The report renders as self-contained HTML (inline CSS, escaped text), JSON and plain text.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::steps::assignment::{Board, BoardRow};
+
+/// The items of the checklist, in the order of the procedure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CheckId {
+    JoinPermission,
+    MdmScope,
+    Profile,
+    Group,
+    ProfileAssignment,
+    Devices,
+}
+
+impl CheckId {
+    pub const ALL: [CheckId; 6] = [
+        CheckId::JoinPermission,
+        CheckId::MdmScope,
+        CheckId::Profile,
+        CheckId::Group,
+        CheckId::ProfileAssignment,
+        CheckId::Devices,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            CheckId::JoinPermission => "The deploying users may join devices to Microsoft Entra",
+            CheckId::MdmScope => "Automatic MDM enrollment covers the deploying users",
+            CheckId::Profile => "The deployment profile exists: user-driven, Microsoft Entra join",
+            CheckId::Group => "The device group exists with the expected rule or members",
+            CheckId::ProfileAssignment => {
+                "The profile is assigned to the group, with no older profile in the way"
+            }
+            CheckId::Devices => {
+                "Every device is registered, in the group, and assigned the profile with a date"
+            }
+        }
+    }
+}
+
+/// The outcome of one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// The check could not be made (no permission, no data yet); counts as not ready.
+    Unknown,
+}
+
+impl Verdict {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Verdict::Pass => "✔",
+            Verdict::Fail => "✘",
+            Verdict::Unknown => "?",
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "passed",
+            Verdict::Fail => "failed",
+            Verdict::Unknown => "could not be checked",
+        }
+    }
+}
+
+/// One checked item with what it was decided on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckItem {
+    pub id: CheckId,
+    pub title: String,
+    pub verdict: Verdict,
+    /// What Graph returned that decided the verdict, one fact per line.
+    pub evidence: Vec<String>,
+    /// What to do when it did not pass.
+    pub fix: Option<String>,
+}
+
+impl CheckItem {
+    pub fn new(id: CheckId, verdict: Verdict, evidence: Vec<String>, fix: Option<String>) -> Self {
+        CheckItem {
+            id,
+            title: id.title().into(),
+            verdict,
+            evidence,
+            fix,
+        }
+    }
+
+    /// A check that could not run, with the error as evidence.
+    pub fn unknown(id: CheckId, error: impl std::fmt::Display) -> Self {
+        CheckItem::new(
+            id,
+            Verdict::Unknown,
+            vec![format!("The check failed: {error}")],
+            Some("Fix the problem above and run the validation again.".into()),
+        )
+    }
+}
+
+/// Ready or not, per device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceVerdict {
+    pub id: String,
+    pub serial: String,
+    pub ready: bool,
+    pub status_raw: String,
+    pub profile_name: Option<String>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub in_group: bool,
+    /// Why not ready, and what to do (empty when ready).
+    pub reason: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub generated_at: DateTime<Utc>,
+    pub tenant: String,
+    pub profile_name: String,
+    pub group_name: String,
+    pub items: Vec<CheckItem>,
+    pub devices: Vec<DeviceVerdict>,
+    pub ready: bool,
+}
+
+impl Report {
+    /// Assembles the report; `ready` only when every item passes and every device is ready.
+    pub fn new(
+        tenant: impl Into<String>,
+        profile_name: impl Into<String>,
+        group_name: impl Into<String>,
+        items: Vec<CheckItem>,
+        devices: Vec<DeviceVerdict>,
+    ) -> Report {
+        let ready = !items.is_empty()
+            && items.iter().all(|i| i.verdict == Verdict::Pass)
+            && devices.iter().all(|d| d.ready);
+        Report {
+            generated_at: Utc::now(),
+            tenant: tenant.into(),
+            profile_name: profile_name.into(),
+            group_name: group_name.into(),
+            items,
+            devices,
+            ready,
+        }
+    }
+
+    /// The first reason the tenant is not ready, for a one-line summary.
+    pub fn first_problem(&self) -> Option<String> {
+        if let Some(i) = self.items.iter().find(|i| i.verdict != Verdict::Pass) {
+            let fix = i.fix.as_deref().unwrap_or("");
+            let ev = i.evidence.first().map(|s| s.as_str()).unwrap_or("");
+            return Some(format!("{}: {}. {ev} {fix}", i.title, i.verdict.word()).trim().to_string());
+        }
+        self.devices
+            .iter()
+            .find(|d| !d.ready)
+            .map(|d| format!("Device {} is not ready: {}", d.serial, d.reason))
+    }
+
+    pub fn verdict_text(&self) -> &'static str {
+        if self.ready {
+            "READY: devices can be deployed"
+        } else {
+            "NOT READY"
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// Plain text for pasting into a ticket or a chat.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "Autopilot validation - {}\nTenant: {}\nProfile: {}\nGroup: {}\nChecked: {}\n\n",
+            self.verdict_text(),
+            self.tenant,
+            self.profile_name,
+            self.group_name,
+            self.generated_at.format("%Y-%m-%d %H:%M UTC")
+        ));
+        for i in &self.items {
+            s.push_str(&format!("[{}] {}\n", i.verdict.symbol(), i.title));
+            for e in &i.evidence {
+                s.push_str(&format!("      {e}\n"));
+            }
+            if i.verdict != Verdict::Pass
+                && let Some(f) = &i.fix
+            {
+                s.push_str(&format!("      To do: {f}\n"));
+            }
+        }
+        if !self.devices.is_empty() {
+            let ready = self.devices.iter().filter(|d| d.ready).count();
+            s.push_str(&format!("\nDevices: {ready} of {} ready\n", self.devices.len()));
+            for d in &self.devices {
+                s.push_str(&format!(
+                    "  [{}] {}  {}  {}  {}\n",
+                    if d.ready { "✔" } else { "✘" },
+                    d.serial,
+                    d.status_raw,
+                    d.profile_name.as_deref().unwrap_or("-"),
+                    if d.ready {
+                        d.assigned_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                            .unwrap_or_default()
+                    } else {
+                        d.reason.clone()
+                    }
+                ));
+            }
+        }
+        s
+    }
+
+    /// A standalone HTML page: inline CSS, no scripts, every value escaped.
+    pub fn to_html(&self) -> String {
+        let e = escape_html;
+        let mut h = String::new();
+        h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+        h.push_str(&format!(
+            "<title>Autopilot validation - {}</title>",
+            e(&self.tenant)
+        ));
+        h.push_str(
+            "<style>body{font-family:system-ui,Segoe UI,sans-serif;margin:2em;color:#222}\
+             h1{font-size:1.4em}.verdict{padding:.5em 1em;border-radius:6px;display:inline-block;\
+             font-weight:bold}.ready{background:#d7f5dd;color:#0b5d1e}.notready{background:#fbd9d9;\
+             color:#8a1111}table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #ccc;\
+             padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}\
+             .pass{color:#0b5d1e}.fail{color:#8a1111}.unknown{color:#8a6d00}ul{margin:.2em 0}\
+             .fix{font-style:italic}</style></head><body>\n",
+        );
+        h.push_str("<h1>Windows Autopilot user-driven validation</h1>\n");
+        h.push_str(&format!(
+            "<p class=\"verdict {}\">{}</p>\n",
+            if self.ready { "ready" } else { "notready" },
+            e(self.verdict_text())
+        ));
+        h.push_str(&format!(
+            "<p>Tenant: {}<br>Profile: {}<br>Group: {}<br>Checked: {}</p>\n",
+            e(&self.tenant),
+            e(&self.profile_name),
+            e(&self.group_name),
+            self.generated_at.format("%Y-%m-%d %H:%M UTC")
+        ));
+        h.push_str("<h2>Checklist</h2>\n<table><tr><th></th><th>Check</th><th>Evidence</th></tr>\n");
+        for i in &self.items {
+            let class = match i.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Fail => "fail",
+                Verdict::Unknown => "unknown",
+            };
+            h.push_str(&format!(
+                "<tr><td class=\"{class}\">{}</td><td>{}</td><td><ul>",
+                i.verdict.symbol(),
+                e(&i.title)
+            ));
+            for ev in &i.evidence {
+                h.push_str(&format!("<li>{}</li>", e(ev)));
+            }
+            h.push_str("</ul>");
+            if i.verdict != Verdict::Pass
+                && let Some(f) = &i.fix
+            {
+                h.push_str(&format!("<p class=\"fix\">To do: {}</p>", e(f)));
+            }
+            h.push_str("</td></tr>\n");
+        }
+        h.push_str("</table>\n");
+        if !self.devices.is_empty() {
+            let ready = self.devices.iter().filter(|d| d.ready).count();
+            h.push_str(&format!(
+                "<h2>Devices ({ready} of {} ready)</h2>\n<table><tr><th></th><th>Serial number</th>\
+                 <th>Status</th><th>Assigned profile</th><th>Date assigned</th><th>Reason</th></tr>\n",
+                self.devices.len()
+            ));
+            for d in &self.devices {
+                h.push_str(&format!(
+                    "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    if d.ready { "pass" } else { "fail" },
+                    if d.ready { "✔" } else { "✘" },
+                    e(&d.serial),
+                    e(&d.status_raw),
+                    e(d.profile_name.as_deref().unwrap_or("-")),
+                    d.assigned_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e(&d.reason)
+                ));
+            }
+            h.push_str("</table>\n");
+        }
+        h.push_str("</body></html>\n");
+        h
+    }
+}
+
+/// What step 7 leaves for restarts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidationOutcome {
+    pub ready: bool,
+    pub checked_at: Option<DateTime<Utc>>,
+    /// The first reason for "not ready".
+    pub problem: Option<String>,
+}
+
+impl ValidationOutcome {
+    pub fn from_report(r: &Report) -> Self {
+        ValidationOutcome {
+            ready: r.ready,
+            checked_at: Some(r.generated_at),
+            problem: r.first_problem(),
+        }
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Per-device verdicts from the assignment board.
+pub fn device_verdicts(board: &Board) -> Vec<DeviceVerdict> {
+    board
+        .rows
+        .iter()
+        .map(|r| device_verdict(board, r))
+        .collect()
+}
+
+fn device_verdict(board: &Board, r: &BoardRow) -> DeviceVerdict {
+    let ready = r.is_ready(&board.target.profile_id)
+        && r.membership == crate::steps::assignment::MemberState::Member;
+    let reason = if ready {
+        String::new()
+    } else {
+        let d = board.diagnose(r);
+        if r.is_ready(&board.target.profile_id) {
+            // Assigned through another path (All devices, another group): it works, but the
+            // group this wizard manages does not hold it.
+            format!(
+                "Assigned, but not a member of \"{}\". {}",
+                board.target.group_name, d.what_to_do
+            )
+        } else {
+            format!("{} {}", d.reason, d.what_to_do)
+        }
+    };
+    DeviceVerdict {
+        id: r.id.clone(),
+        serial: r.serial.clone(),
+        ready,
+        status_raw: r.status_raw.clone(),
+        profile_name: r.profile_name.clone(),
+        assigned_at: r.assigned_at,
+        in_group: r.membership == crate::steps::assignment::MemberState::Member,
+        reason,
+    }
+}
+
+/// The "every device" item from the board: counts as evidence, failing devices named.
+pub fn devices_item(board: &Board, expected_serials: &[String]) -> CheckItem {
+    let verdicts = device_verdicts(board);
+    let s = board.summary();
+    let mut evidence = vec![format!(
+        "{} Autopilot devices read: {} assigned, {} pending, {} not assigned, {} failed, {} out of sync.",
+        s.total, s.assigned, s.pending, s.not_assigned, s.failed, s.out_of_sync
+    )];
+    let ready = verdicts.iter().filter(|v| v.ready).count();
+    evidence.push(format!(
+        "{ready} of {} devices are assigned \"{}\" with a date and are members of \"{}\".",
+        verdicts.len(),
+        board.target.profile_name,
+        board.target.group_name
+    ));
+    let missing: Vec<&String> = expected_serials
+        .iter()
+        .filter(|s| !board.rows.iter().any(|r| r.serial.eq_ignore_ascii_case(s)))
+        .collect();
+    if !missing.is_empty() {
+        evidence.push(format!(
+            "Not registered with Autopilot: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for v in verdicts.iter().filter(|v| !v.ready).take(5) {
+        evidence.push(format!("{}: {}", v.serial, v.reason));
+    }
+    let pass = !verdicts.is_empty() && ready == verdicts.len() && missing.is_empty();
+    let fix = if pass {
+        None
+    } else if verdicts.is_empty() {
+        Some("Import the devices' hardware hashes on the Import step.".into())
+    } else if s.pending > 0 || (s.not_assigned > 0 && s.failed == 0) {
+        Some(
+            "Open the Profile assignment board: most devices only need more time; each row says \
+             what it is waiting for."
+                .into(),
+        )
+    } else {
+        Some("Open the Profile assignment board and follow each device's reason.".into())
+    };
+    let verdict = if pass { Verdict::Pass } else { Verdict::Fail };
+    CheckItem::new(CheckId::Devices, verdict, evidence, fix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: CheckId, v: Verdict) -> CheckItem {
+        CheckItem::new(id, v, vec![format!("evidence <{id:?}>")], Some("do <this>".into()))
+    }
+
+    #[test]
+    fn ready_only_when_everything_passes() {
+        let all: Vec<CheckItem> = CheckId::ALL.iter().map(|&i| item(i, Verdict::Pass)).collect();
+        assert!(Report::new("t", "p", "g", all.clone(), vec![]).ready);
+        let mut broken = all.clone();
+        broken[0].verdict = Verdict::Unknown;
+        let r = Report::new("t", "p", "g", broken, vec![]);
+        assert!(!r.ready);
+        assert!(r.first_problem().unwrap().contains("join devices"));
+        assert!(!Report::new("t", "p", "g", vec![], vec![]).ready);
+    }
+
+    #[test]
+    fn html_escapes_names_and_lists_every_item() {
+        let items: Vec<CheckItem> = CheckId::ALL.iter().map(|&i| item(i, Verdict::Fail)).collect();
+        let r = Report::new("Contoso <script>", "P&Q", "\"G\"", items, vec![]);
+        let html = r.to_html();
+        assert!(html.contains("Contoso &lt;script&gt;"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("P&amp;Q"));
+        assert!(html.contains("&quot;G&quot;"));
+        for id in CheckId::ALL {
+            assert!(html.contains(&escape_html(id.title())));
+        }
+        assert!(html.contains("NOT READY"));
+        let text = r.to_text();
+        assert!(text.contains("[✘]") && text.contains("To do: do <this>"));
+        let back: Report = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,547 @@
+//! Sign-in against the simulated tenant over real HTTP: device code, browser (PKCE through the
+//! loopback listener), refresh, silent re-sign-in, sign-out, token storage and redaction.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autopilot_wizard::graph::auth::{
+    AuthConfig, AuthError, Authenticator, Opener, SignInFlows, Sleeper,
+};
+use autopilot_wizard::graph::cloud::{ClientApp, Endpoints};
+use autopilot_wizard::graph::token_store::{MemoryStore, StoreKey, TokenStore};
+use autopilot_wizard::sim::{self, SimConfig, SimHandle};
+use base64::Engine;
+use sha2::Digest;
+use tokio_util::sync::CancellationToken;
+
+const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
+
+struct Setup {
+    sim: SimHandle,
+    store: Arc<MemoryStore>,
+    sleeps: Arc<Mutex<Vec<Duration>>>,
+    flows: SignInFlows,
+}
+
+async fn setup(config: SimConfig) -> Setup {
+    let sim = sim::spawn(config).await.expect("sim starts");
+    let store = Arc::new(MemoryStore::new());
+    let sleeps: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let recorded = sleeps.clone();
+    // Records the waits the poller asks for, without waiting.
+    let sleeper: Sleeper = Arc::new(move |d| {
+        recorded.lock().unwrap().push(d);
+        Box::pin(tokio::task::yield_now())
+    });
+    let auth_config = AuthConfig {
+        endpoints: Endpoints::simulated(&sim.url()),
+        tenant: "contoso.onmicrosoft.com".into(),
+        client: ClientApp::Own {
+            client_id: CLIENT.into(),
+        },
+    };
+    let flows = SignInFlows::new(auth_config, store.clone() as Arc<dyn TokenStore>)
+        .with_sleeper(sleeper)
+        .with_opener(fetching_opener(None));
+    Setup {
+        sim,
+        store,
+        sleeps,
+        flows,
+    }
+}
+
+/// Plays the browser: follows the authorize URL (the sim redirects straight to the loopback
+/// listener) and records the final status and page.
+fn fetching_opener(seen: Option<Arc<Mutex<Option<(u16, String)>>>>) -> Opener {
+    Arc::new(move |url: &str| {
+        let url = url.to_string();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let resp = reqwest::get(&url).await;
+            if let (Some(seen), Ok(r)) = (seen, resp) {
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                *seen.lock().unwrap() = Some((status, body));
+            }
+        });
+        Ok(())
+    })
+}
+
+/// Every access token string the sim issued.
+fn issued_access(sim: &SimHandle) -> Vec<String> {
+    sim.with_state(|s| s.core.access_tokens.keys().cloned().collect())
+}
+
+fn issued_refresh(sim: &SimHandle) -> Vec<String> {
+    sim.with_state(|s| s.core.refresh_tokens.keys().cloned().collect())
+}
+
+async fn device_sign_in(s: &Setup) -> Authenticator {
+    let code = s
+        .flows
+        .start_device_code()
+        .await
+        .expect("device code starts");
+    s.flows
+        .finish_device_code(&code, &CancellationToken::new())
+        .await
+        .expect("device code sign-in finishes")
+}
+
+#[tokio::test]
+async fn device_code_polls_through_pending_then_succeeds() {
+    let s = setup(SimConfig {
+        approve_device_code_after_polls: 3,
+        ..SimConfig::test()
+    })
+    .await;
+    let code = s.flows.start_device_code().await.unwrap();
+    assert_eq!(code.prompt.user_code.len(), 9);
+    assert!(code.prompt.verification_uri.contains("devicelogin"));
+    let message = code
+        .prompt
+        .message
+        .clone()
+        .expect("Microsoft's message is kept");
+    assert!(message.contains(&code.prompt.user_code), "{message}");
+    assert_eq!(code.prompt.expires_in_secs, 900);
+
+    let auth = s
+        .flows
+        .finish_device_code(&code, &CancellationToken::new())
+        .await
+        .unwrap();
+    // Two pending answers, each followed by a wait of the server's interval (5 s).
+    assert_eq!(
+        *s.sleeps.lock().unwrap(),
+        vec![Duration::from_secs(5), Duration::from_secs(5)]
+    );
+    let polls = s.sim.with_state(
+        |st| st.identity.token_requests["urn:ietf:params:oauth:grant-type:device_code"],
+    );
+    assert_eq!(polls, 3);
+    let token = auth.token(false).await.unwrap();
+    assert!(issued_access(&s.sim).contains(&token));
+    assert!(
+        auth.granted_scopes()
+            .contains(&"DeviceManagementServiceConfig.ReadWrite.All".to_string())
+    );
+    // Nothing is saved until the account is known.
+    assert!(s.store.is_empty());
+}
+
+#[tokio::test]
+async fn device_code_slow_down_adds_five_seconds() {
+    let s = setup(SimConfig {
+        approve_device_code_after_polls: 2,
+        ..SimConfig::test()
+    })
+    .await;
+    s.sim.with_state(|st| st.identity.slow_down_polls = 1);
+    device_sign_in(&s).await;
+    // slow_down: 5 + 5; then pending keeps the new interval.
+    assert_eq!(
+        *s.sleeps.lock().unwrap(),
+        vec![Duration::from_secs(10), Duration::from_secs(10)]
+    );
+}
+
+#[tokio::test]
+async fn device_code_expiry_and_decline_are_explained() {
+    let s = setup(SimConfig::test()).await;
+    s.sim
+        .with_state(|st| st.identity.device_code_lifetime = Duration::ZERO);
+    let code = s.flows.start_device_code().await.unwrap();
+    let err = s
+        .flows
+        .finish_device_code(&code, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err, AuthError::DeviceCodeExpired);
+    assert!(err.to_string().contains("new code"));
+
+    s.sim.with_state(|st| {
+        st.identity.device_code_lifetime = Duration::from_secs(900);
+        st.identity.decline = true;
+    });
+    let code = s.flows.start_device_code().await.unwrap();
+    let err = s
+        .flows
+        .finish_device_code(&code, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err, AuthError::Declined);
+}
+
+#[tokio::test]
+async fn device_code_wait_can_be_cancelled() {
+    let s = setup(SimConfig {
+        approve_device_code_after_polls: u32::MAX,
+        ..SimConfig::test()
+    })
+    .await;
+    let code = s.flows.start_device_code().await.unwrap();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        c.cancel();
+    });
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        s.flows.finish_device_code(&code, &cancel),
+    )
+    .await
+    .expect("cancel ends the wait")
+    .unwrap_err();
+    assert_eq!(err, AuthError::Cancelled);
+}
+
+#[tokio::test]
+async fn browser_sign_in_round_trip_with_pkce() {
+    let s = setup(SimConfig::test()).await;
+    let seen: Arc<Mutex<Option<(u16, String)>>> = Arc::default();
+    let opened: Arc<Mutex<Vec<String>>> = Arc::default();
+    let fetch = fetching_opener(Some(seen.clone()));
+    let log = opened.clone();
+    let opener: Opener = Arc::new(move |url: &str| {
+        log.lock().unwrap().push(url.to_string());
+        fetch(url)
+    });
+    let flows = s.flows.clone().with_opener(opener);
+    let auth = tokio::time::timeout(
+        Duration::from_secs(10),
+        flows.browser(&CancellationToken::new()),
+    )
+    .await
+    .expect("the loopback answer arrives")
+    .expect("browser sign-in succeeds");
+
+    let url = url::Url::parse(&opened.lock().unwrap()[0]).unwrap();
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["client_id"], CLIENT);
+    assert!(q["redirect_uri"].starts_with("http://localhost:"));
+    assert!(q["scope"].contains("https://graph.microsoft.com/Group.ReadWrite.All"));
+    assert!(q["scope"].contains("offline_access"));
+
+    let token = auth.token(false).await.unwrap();
+    assert!(issued_access(&s.sim).contains(&token));
+    assert_eq!(issued_refresh(&s.sim).len(), 1);
+
+    // The browser got the "close this tab" page, and the listener is gone afterwards.
+    for _ in 0..100 {
+        if seen.lock().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = seen.lock().unwrap().clone().expect("page served");
+    assert_eq!(status, 200);
+    assert!(body.contains("close this tab"), "{body}");
+    let port = url::Url::parse(&q["redirect_uri"]).unwrap().port().unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "listener closed after one answer"
+    );
+}
+
+#[tokio::test]
+async fn browser_answer_with_wrong_state_is_rejected() {
+    let s = setup(SimConfig::test()).await;
+    let seen: Arc<Mutex<Option<(u16, String)>>> = Arc::default();
+    let record = seen.clone();
+    // A browser that delivers an answer whose state was tampered with.
+    let opener: Opener = Arc::new(move |url: &str| {
+        let url = url.to_string();
+        let record = record.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let r = http.get(&url).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 302);
+            let location = r.headers()["location"].to_str().unwrap().to_string();
+            let mut loc = url::Url::parse(&location).unwrap();
+            let pairs: Vec<(String, String)> = loc
+                .query_pairs()
+                .into_owned()
+                .map(|(k, v)| {
+                    if k == "state" {
+                        (k, "forged".into())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect();
+            loc.query_pairs_mut().clear().extend_pairs(pairs);
+            let r = http.get(loc.as_str()).send().await.unwrap();
+            let status = r.status().as_u16();
+            *record.lock().unwrap() = Some((status, r.text().await.unwrap()));
+        });
+        Ok(())
+    });
+    let err = s
+        .flows
+        .clone()
+        .with_opener(opener)
+        .browser(&CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err, AuthError::StateMismatch);
+    assert!(err.to_string().contains("rejected"));
+    for _ in 0..100 {
+        if seen.lock().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(status, 400);
+    assert!(body.contains("rejected"));
+    // The code was never redeemed.
+    assert!(issued_access(&s.sim).is_empty());
+}
+
+#[tokio::test]
+async fn browser_sign_in_reports_declined_consent() {
+    let s = setup(SimConfig::test()).await;
+    s.sim.with_state(|st| st.identity.decline = true);
+    let err = s
+        .flows
+        .browser(&CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.codes(), &[65004]);
+    assert!(err.to_string().contains("declined"), "{err}");
+}
+
+#[tokio::test]
+async fn sim_rejects_a_wrong_code_verifier() {
+    let s = setup(SimConfig::test()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let verifier = "a-verifier-that-is-long-enough-to-be-valid-0123456789";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let base = format!("{}/organizations/oauth2/v2.0", s.sim.url());
+    let redirect = "http://localhost:1234";
+    let get_code = || async {
+        let r = http
+            .get(format!("{base}/authorize"))
+            .query(&[
+                ("client_id", CLIENT),
+                ("response_type", "code"),
+                ("redirect_uri", redirect),
+                (
+                    "scope",
+                    "https://graph.microsoft.com/Device.Read.All offline_access",
+                ),
+                ("state", "s1"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 302);
+        let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert_eq!(loc.port(), Some(1234));
+        let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
+        assert_eq!(q["state"], "s1");
+        q["code"].clone()
+    };
+    let redeem = |code: String, verifier: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.post(format!("{base}/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", CLIENT),
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect),
+                    ("code_verifier", verifier),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let r = redeem(
+        get_code().await,
+        "the-wrong-verifier-0123456789-0123456789-abc",
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_codes"][0], 501481);
+    let desc = body["error_description"].as_str().unwrap();
+    assert!(desc.starts_with("AADSTS501481:"));
+    for k in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(body[k].is_string(), "{k} in {body}");
+    }
+    let err = AuthError::from_oauth("invalid_grant", Some(desc));
+    assert!(err.to_string().contains("PKCE"), "{err}");
+
+    let r = redeem(get_code().await, verifier).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["refresh_token"].is_string());
+    assert!(body["scope"].as_str().unwrap().contains("Device.Read.All"));
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn memory_store_round_trip() {
+    let store = MemoryStore::new();
+    let key = StoreKey::new("TID", "Admin@Contoso.com");
+    assert_eq!(store.load(&key).unwrap(), None);
+    store.save(&key, "rt-one").unwrap();
+    assert_eq!(
+        store
+            .load(&StoreKey::new("tid", "admin@contoso.com"))
+            .unwrap()
+            .as_deref(),
+        Some("rt-one"),
+        "keys ignore case"
+    );
+    store.save(&key, "rt-two").unwrap();
+    assert_eq!(store.load(&key).unwrap().as_deref(), Some("rt-two"));
+    assert_eq!(
+        store
+            .load(&StoreKey::new("tid", "other@contoso.com"))
+            .unwrap(),
+        None
+    );
+    store.delete(&key).unwrap();
+    assert_eq!(store.load(&key).unwrap(), None);
+    assert!(!store.remembers());
+}
+
+#[tokio::test]
+async fn silent_sign_in_rotates_and_saves_the_refresh_token() {
+    let s = setup(SimConfig::test()).await;
+    let first = device_sign_in(&s).await;
+    let key = StoreKey::new("tenant-id", "admin@contoso.com");
+    first.remember_as(key.clone()).await.unwrap();
+    let saved = s.store.load(&key).unwrap().expect("saved");
+    assert!(issued_refresh(&s.sim).contains(&saved));
+    let first_access = first.token(false).await.unwrap();
+
+    let second = s
+        .flows
+        .silent(&key)
+        .await
+        .unwrap()
+        .expect("a saved sign-in");
+    let access = second.token(false).await.unwrap();
+    assert_ne!(access, first_access);
+    assert!(issued_access(&s.sim).contains(&access));
+    let rotated = s.store.load(&key).unwrap().unwrap();
+    assert_ne!(rotated, saved, "rotated refresh token saved");
+    let live = issued_refresh(&s.sim);
+    assert!(live.contains(&rotated));
+    assert!(!live.contains(&saved), "the redeemed token no longer works");
+
+    // Nothing saved for another account: no silent sign-in, no error.
+    let none = s
+        .flows
+        .silent(&StoreKey::new("tenant-id", "someone@else"))
+        .await
+        .unwrap();
+    assert!(none.is_none());
+}
+
+#[tokio::test]
+async fn revoked_saved_sign_in_is_removed() {
+    let s = setup(SimConfig::test()).await;
+    let key = StoreKey::new("t", "u");
+    s.store
+        .save(&key, "not-a-refresh-token-the-sim-knows")
+        .unwrap();
+    let err = s.flows.silent(&key).await.unwrap_err();
+    assert!(matches!(err, AuthError::SignInRequired(_)), "{err:?}");
+    assert!(err.to_string().contains("Sign in again"));
+    assert_eq!(s.store.load(&key).unwrap(), None);
+}
+
+#[tokio::test]
+async fn sign_out_removes_the_saved_token() {
+    let s = setup(SimConfig::test()).await;
+    let auth = device_sign_in(&s).await;
+    let key = StoreKey::new("tenant-id", "admin@contoso.com");
+    auth.remember_as(key.clone()).await.unwrap();
+    assert!(s.store.load(&key).unwrap().is_some());
+    auth.sign_out().await.unwrap();
+    assert_eq!(s.store.load(&key).unwrap(), None);
+    let err = auth.token(false).await.unwrap_err();
+    assert!(matches!(err, AuthError::SignInRequired(_)));
+    assert!(s.flows.silent(&key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn forced_refresh_gets_a_new_access_token() {
+    let s = setup(SimConfig::test()).await;
+    let auth = device_sign_in(&s).await;
+    let key = StoreKey::new("tenant-id", "admin@contoso.com");
+    auth.remember_as(key.clone()).await.unwrap();
+    let saved = s.store.load(&key).unwrap().unwrap();
+    let a = auth.token(false).await.unwrap();
+    assert_eq!(auth.token(false).await.unwrap(), a, "cached while valid");
+    let b = auth.token(true).await.unwrap();
+    assert_ne!(a, b);
+    assert_ne!(s.store.load(&key).unwrap().unwrap(), saved);
+
+    // A token that is about to expire is renewed without being forced.
+    s.sim
+        .with_state(|st| st.identity.access_token_lifetime = Duration::from_secs(5));
+    let c = auth.token(true).await.unwrap();
+    let d = auth.token(false).await.unwrap();
+    assert_ne!(c, d);
+}
+
+#[tokio::test]
+async fn no_token_in_debug_output_or_errors() {
+    let s = setup(SimConfig::test()).await;
+    let code = s.flows.start_device_code().await.unwrap();
+    let auth = s
+        .flows
+        .finish_device_code(&code, &CancellationToken::new())
+        .await
+        .unwrap();
+    let key = StoreKey::new("tenant-id", "admin@contoso.com");
+    auth.remember_as(key.clone()).await.unwrap();
+    let access = auth.token(false).await.unwrap();
+    let refresh = s.store.load(&key).unwrap().unwrap();
+
+    let mut texts = vec![
+        format!("{auth:?}"),
+        format!("{code:?}"),
+        format!("{:?}", s.flows),
+        format!("{:?}", s.store),
+    ];
+    // Errors after the session ended, and a refused refresh.
+    auth.sign_out().await.unwrap();
+    texts.push(auth.token(false).await.unwrap_err().to_string());
+    s.store.save(&key, &refresh).unwrap();
+    s.sim.with_state(|st| st.core.refresh_tokens.clear());
+    let err = s.flows.silent(&key).await.unwrap_err();
+    texts.push(err.to_string());
+    texts.push(format!("{err:?}"));
+    for t in &texts {
+        assert!(!t.contains(&access), "access token leaked: {t}");
+        assert!(!t.contains(&refresh), "refresh token leaked: {t}");
+    }
+    assert!(texts[0].contains("Authenticator"));
+}

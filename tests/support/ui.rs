@@ -1,0 +1,102 @@
+//! egui_kittest helpers for driving the real app (or a page) while its jobs run on tokio.
+//!
+//! `Harness::run` returns as soon as the UI is idle, not when a background task is done, so
+//! tests that wait for Graph (the simulated tenant) step the harness in a loop with a deadline.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+/// How long async steps may take against the simulated tenant at test speed, with room for a
+/// loaded CI machine.
+pub const ASYNC_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Every label and value the harness shows right now, one per line (for failure messages).
+pub fn visible_labels<S>(harness: &Harness<'_, S>) -> String {
+    let mut out = Vec::new();
+    for node in harness.root().children_recursive() {
+        let n = node.accesskit_node();
+        let label = n.label().unwrap_or_default();
+        let value = n.value().unwrap_or_default();
+        if label.is_empty() && value.is_empty() {
+            continue;
+        }
+        let disabled = if n.is_disabled() { " [disabled]" } else { "" };
+        out.push(match (label.is_empty(), value.is_empty()) {
+            (false, true) => format!("  {:?} {label:?}{disabled}", n.role()),
+            (true, false) => format!("  {:?} = {value:?}{disabled}", n.role()),
+            _ => format!("  {:?} {label:?} = {value:?}{disabled}", n.role()),
+        });
+    }
+    out.join("\n")
+}
+
+/// Steps `harness` (sleeping a few ms between frames so tokio tasks progress) until
+/// `predicate` holds. Panics after `max` with `description` and the visible labels.
+pub fn step_until<S>(
+    harness: &mut Harness<'_, S>,
+    description: &str,
+    mut predicate: impl FnMut(&Harness<'_, S>) -> bool,
+    max: Duration,
+) {
+    let started = Instant::now();
+    loop {
+        harness.step();
+        if predicate(harness) {
+            // One more frame so what the predicate saw is also laid out and clickable.
+            harness.run_ok();
+            return;
+        }
+        if started.elapsed() > max {
+            panic!(
+                "timed out after {:?} waiting for: {description}\nvisible now:\n{}",
+                max,
+                visible_labels(harness)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until a widget labelled exactly `label` is shown.
+pub fn wait_for_label<S>(harness: &mut Harness<'_, S>, label: &str) {
+    let description = format!("a widget labelled {label:?}");
+    step_until(
+        harness,
+        &description,
+        |h| h.query_by_label(label).is_some(),
+        ASYNC_TIMEOUT,
+    );
+}
+
+/// Waits until some widget's label contains `text`.
+pub fn wait_for_text<S>(harness: &mut Harness<'_, S>, text: &str) {
+    let description = format!("a widget whose label contains {text:?}");
+    step_until(
+        harness,
+        &description,
+        |h| h.query_by_label_contains(text).is_some(),
+        ASYNC_TIMEOUT,
+    );
+}
+
+/// Whether the widget labelled exactly `label` is enabled (panics if there is none).
+pub fn is_enabled<S>(harness: &Harness<'_, S>, label: &str) -> bool {
+    match harness.query_by_label(label) {
+        Some(node) => !node.accesskit_node().is_disabled(),
+        None => panic!(
+            "no widget labelled {label:?}; visible:\n{}",
+            visible_labels(harness)
+        ),
+    }
+}
+
+/// Clicks the widget labelled exactly `label`, waiting for it to appear first.
+pub fn click<S>(harness: &mut Harness<'_, S>, label: &str) {
+    wait_for_label(harness, label);
+    harness.get_by_label(label).click();
+    harness.run_ok();
+}

@@ -383,7 +383,10 @@ impl ImportPage {
                     row.col(|ui| {
                         let csv_error = p.filter(|p| p.status == RowStatus::Error);
                         match (j.map(|j| &j.outcome), csv_error) {
-                            (Some(RowOutcome::Ready) | None, Some(p)) => {
+                            (
+                                Some(RowOutcome::Ready | RowOutcome::Failed { .. }) | None,
+                                Some(p),
+                            ) => {
                                 ui.label(
                                     RichText::new(format!("{serial}: {}", p.first_finding))
                                         .color(Color32::from_rgb(200, 40, 40)),
@@ -495,6 +498,19 @@ impl Page for ImportPage {
             Stage::Ready => {
                 let c = self.job.as_ref().map(|j| j.counts()).unwrap_or_default();
                 let errors = self.error_rows();
+                let ready = self.job.as_ref().map_or(0, |j| {
+                    j.rows
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, r)| {
+                            r.outcome == RowOutcome::Ready
+                                && self
+                                    .preview
+                                    .get(*i)
+                                    .is_none_or(|p| p.status != RowStatus::Error)
+                        })
+                        .count()
+                });
                 let fixed = self
                     .preview
                     .iter()
@@ -503,7 +519,7 @@ impl Page for ImportPage {
                 ui.label(format!(
                     "{} rows: {} ready, {} fixed automatically, {} already registered (skipped), {} with errors",
                     c.total,
-                    c.ready.saturating_sub(if self.exclude_errors { errors } else { 0 }),
+                    ready,
                     fixed,
                     c.already_registered,
                     errors

@@ -8,9 +8,6 @@ pub mod profile;
 pub mod group;
 pub mod import;
 pub mod assignment;
-pub mod import;
-pub mod profile;
-pub mod sign_in;
 pub mod validate;
 
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never

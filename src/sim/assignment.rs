@@ -646,12 +646,14 @@ pub(crate) fn advance(state: &mut SimState, config: &SimConfig) {
         cfg.real(config, cfg.assign_delay),
         cfg.real(config, cfg.in_sync_delay),
     ];
-    let results = state.assignment.evaluate_assignment(now, delays, &aps, &profiles, |did| {
-        groups_of
-            .get(&did.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
-    });
+    let results = state
+        .assignment
+        .evaluate_assignment(now, delays, &aps, &profiles, |did| {
+            groups_of
+                .get(&did.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or_default()
+        });
     for (dev, (_, f)) in state.autopilot.devices.iter_mut().zip(results) {
         dev.assignment_status = f.status.into();
         dev.assignment_detailed_status = f.detailed_status.into();

@@ -40,9 +40,7 @@ pub enum AssignmentError {
     },
     #[error("The edit was not sent: {0}")]
     InvalidEdit(String),
-    #[error(
-        "Autopilot device {0} no longer exists. It may have been deleted; refresh the list."
-    )]
+    #[error("Autopilot device {0} no longer exists. It may have been deleted; refresh the list.")]
     DeviceGone(String),
     #[error("Could not write the CSV file: {0}")]
     Export(String),
@@ -125,7 +123,11 @@ pub enum Progress {
     /// Looking up the Entra device objects of the Autopilot devices (static groups).
     ResolvingEntraObjects { found: usize, total: usize },
     /// Adding devices to the static group.
-    AddingMembers { added: usize, already: usize, total: usize },
+    AddingMembers {
+        added: usize,
+        already: usize,
+        total: usize,
+    },
     /// Waiting for the dynamic group to take the devices in.
     Membership {
         members: usize,
@@ -578,7 +580,11 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
         .filter(|p| !p.eq_ignore_ascii_case(&target.profile_id));
     if row.is_ready(&target.profile_id) {
         return d(
-            format!("Assigned \"{}\" on {}.", target.profile_name, fmt_date(row.assigned_at)),
+            format!(
+                "Assigned \"{}\" on {}.",
+                target.profile_name,
+                fmt_date(row.assigned_at)
+            ),
             "Nothing: this device is ready to deploy.".into(),
             FixAction::None,
         );
@@ -590,7 +596,8 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
                 "The hardware does not meet the requirements of this profile (for example TPM 2.0 \
                  attestation or the device type)."
             }
-            "holoLensProfileNotSupported" | "surfaceHubProfileNotSupported"
+            "holoLensProfileNotSupported"
+            | "surfaceHubProfileNotSupported"
             | "surfaceHub2SProfileNotSupported" => {
                 "This device type cannot use a Windows PC user-driven profile."
             }
@@ -709,8 +716,7 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
             FixAction::Wait,
         ),
         _ => d(
-            "The device is in the group but the service has not started the assignment yet."
-                .into(),
+            "The device is in the group but the service has not started the assignment yet.".into(),
             "Wait; if nothing moves for an hour, run a sync.".into(),
             FixAction::Wait,
         ),
@@ -786,7 +792,9 @@ pub struct DeviceEdit {
 
 impl DeviceEdit {
     pub fn is_empty(&self) -> bool {
-        self.group_tag.is_none() && self.display_name.is_none() && self.user_principal_name.is_none()
+        self.group_tag.is_none()
+            && self.display_name.is_none()
+            && self.user_principal_name.is_none()
     }
 
     /// Checks the values the service would reject (or would accept and fail at deployment).
@@ -833,7 +841,10 @@ pub fn validate_computer_name(name: &str) -> Result<(), String> {
             "The computer name \"{name}\" has {len} characters; Windows allows at most 15."
         ));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
         return Err(format!(
             "The computer name cannot contain \"{bad}\"; use letters, digits and hyphens."
         ));
@@ -1309,7 +1320,10 @@ pub async fn update_device(
     if edit.is_empty() {
         return Err(AssignmentError::InvalidEdit("nothing was changed.".into()));
     }
-    let upn = edit.user_principal_name.as_ref().map(|u| u.trim().to_string());
+    let upn = edit
+        .user_principal_name
+        .as_ref()
+        .map(|u| u.trim().to_string());
     let body = UpdateDeviceProperties {
         user_principal_name: upn.clone(),
         // The service shows this name in OOBE; the UPN is the natural value.
@@ -1409,7 +1423,11 @@ mod tests {
         assert_eq!(d.action, FixAction::SetGroupTag("SALES".into()));
         r.group_tag = "sales".into();
         assert_eq!(diagnose(&dynamic, &group, &r).action, FixAction::Wait);
-        assert!(diagnose(&dynamic, &group, &r).reason.contains("Membership pending"));
+        assert!(
+            diagnose(&dynamic, &group, &r)
+                .reason
+                .contains("Membership pending")
+        );
         let stat = target(GroupMembership::Static);
         assert_eq!(diagnose(&stat, &group, &r).action, FixAction::AddToGroup);
 
@@ -1443,7 +1461,11 @@ mod tests {
             loaded_at: Utc::now(),
         };
         let q = BoardQuery::default();
-        let serials = |v: Vec<usize>| v.iter().map(|&i| board.rows[i].serial.clone()).collect::<Vec<_>>();
+        let serials = |v: Vec<usize>| {
+            v.iter()
+                .map(|&i| board.rows[i].serial.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(serials(board.view(&q)), ["AB1", "AB2", "ZZ9"]);
         let q = BoardQuery {
             chip: Some(Chip::Pending),

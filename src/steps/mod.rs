@@ -2,10 +2,10 @@
 //! result by reading it back from Graph. Re-running a step is safe: it finds what exists
 //! instead of creating duplicates.
 
-pub mod sign_in;
-pub mod profile;
-pub mod import;
 pub mod assignment;
+pub mod import;
+pub mod profile;
+pub mod sign_in;
 pub mod validate;
 
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never

@@ -161,7 +161,11 @@ impl Report {
         if let Some(i) = self.items.iter().find(|i| i.verdict != Verdict::Pass) {
             let fix = i.fix.as_deref().unwrap_or("");
             let ev = i.evidence.first().map(|s| s.as_str()).unwrap_or("");
-            return Some(format!("{}: {}. {ev} {fix}", i.title, i.verdict.word()).trim().to_string());
+            return Some(
+                format!("{}: {}. {ev} {fix}", i.title, i.verdict.word())
+                    .trim()
+                    .to_string(),
+            );
         }
         self.devices
             .iter()
@@ -205,7 +209,10 @@ impl Report {
         }
         if !self.devices.is_empty() {
             let ready = self.devices.iter().filter(|d| d.ready).count();
-            s.push_str(&format!("\nDevices: {ready} of {} ready\n", self.devices.len()));
+            s.push_str(&format!(
+                "\nDevices: {ready} of {} ready\n",
+                self.devices.len()
+            ));
             for d in &self.devices {
                 s.push_str(&format!(
                     "  [{}] {}  {}  {}  {}\n",
@@ -257,7 +264,9 @@ impl Report {
             e(&self.group_name),
             self.generated_at.format("%Y-%m-%d %H:%M UTC")
         ));
-        h.push_str("<h2>Checklist</h2>\n<table><tr><th></th><th>Check</th><th>Evidence</th></tr>\n");
+        h.push_str(
+            "<h2>Checklist</h2>\n<table><tr><th></th><th>Check</th><th>Evidence</th></tr>\n",
+        );
         for i in &self.items {
             let class = match i.verdict {
                 Verdict::Pass => "pass",
@@ -438,12 +447,20 @@ mod tests {
     use super::*;
 
     fn item(id: CheckId, v: Verdict) -> CheckItem {
-        CheckItem::new(id, v, vec![format!("evidence <{id:?}>")], Some("do <this>".into()))
+        CheckItem::new(
+            id,
+            v,
+            vec![format!("evidence <{id:?}>")],
+            Some("do <this>".into()),
+        )
     }
 
     #[test]
     fn ready_only_when_everything_passes() {
-        let all: Vec<CheckItem> = CheckId::ALL.iter().map(|&i| item(i, Verdict::Pass)).collect();
+        let all: Vec<CheckItem> = CheckId::ALL
+            .iter()
+            .map(|&i| item(i, Verdict::Pass))
+            .collect();
         assert!(Report::new("t", "p", "g", all.clone(), vec![]).ready);
         let mut broken = all.clone();
         broken[0].verdict = Verdict::Unknown;
@@ -455,7 +472,10 @@ mod tests {
 
     #[test]
     fn html_escapes_names_and_lists_every_item() {
-        let items: Vec<CheckItem> = CheckId::ALL.iter().map(|&i| item(i, Verdict::Fail)).collect();
+        let items: Vec<CheckItem> = CheckId::ALL
+            .iter()
+            .map(|&i| item(i, Verdict::Fail))
+            .collect();
         let r = Report::new("Contoso <script>", "P&Q", "\"G\"", items, vec![]);
         let html = r.to_html();
         assert!(html.contains("Contoso &lt;script&gt;"));

@@ -358,7 +358,13 @@ fn check_group_tag(row: &mut RowReport, raw: &str, at: &At<'_>) {
     let bad: Vec<String> = tag
         .chars()
         .filter(|&c| matches!(c, '"' | '`' | ',' | ';') || c.is_control())
-        .map(|c| format!("'{}'", c.escape_debug()))
+        .map(|c| {
+            if c.is_control() {
+                format!("'{}'", c.escape_debug())
+            } else {
+                format!("'{c}'")
+            }
+        })
         .collect();
     if !bad.is_empty() {
         row.push(at(

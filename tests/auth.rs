@@ -545,3 +545,118 @@ async fn no_token_in_debug_output_or_errors() {
     }
     assert!(texts[0].contains("Authenticator"));
 }
+
+mod page {
+    //! The sign-in page driven through egui_kittest by its labels, with its jobs run on tokio
+    //! against the simulated tenant.
+
+    use super::*;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::ui::sign_in::{SignInConfig, SignInPage, SignInPhase};
+    use autopilot_wizard::ui::{self, Job, Outbox, Page, PageCx, Session};
+    use egui_kittest::Harness;
+
+    pub struct State {
+        pub page: SignInPage,
+        pub session: Session,
+        pub outcomes: Outcomes,
+        pub jobs: Vec<Job>,
+    }
+
+    pub fn harness(sim: &SimHandle, store: Arc<dyn TokenStore>) -> Harness<'static, State> {
+        let mut config = SignInConfig::new(Endpoints::simulated(&sim.url()), store);
+        config.simulated = true;
+        config.tenant = "contoso.onmicrosoft.com".into();
+        config.client_id = CLIENT.into();
+        let state = State {
+            page: SignInPage::new(config),
+            session: Session::default(),
+            outcomes: Outcomes::default(),
+            jobs: Vec::new(),
+        };
+        Harness::new_ui_state(
+            |ui, s: &mut State| {
+                let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                s.page.ui(ui, &mut cx);
+            },
+            state,
+        )
+    }
+
+    /// Starts queued jobs and routes their messages to the page until `done` holds.
+    pub fn pump(
+        h: &mut Harness<'static, State>,
+        rt: &tokio::runtime::Runtime,
+        tx: &std::sync::mpsc::Sender<ui::Msg>,
+        rx: &std::sync::mpsc::Receiver<ui::Msg>,
+        done: impl Fn(&SignInPhase) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            h.step();
+            let ctx = h.ctx.clone();
+            let s = h.state_mut();
+            for job in s.jobs.drain(..) {
+                rt.spawn((job.run)(Outbox::new(tx.clone(), ctx.clone())));
+            }
+            while let Ok(ui::Msg::SignIn(m)) = rx.try_recv() {
+                let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                s.page.on_msg(m, &mut cx);
+            }
+            if done(s.page.phase()) {
+                h.step();
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "page stuck in {:?}",
+                s.page.phase()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn page_shows_the_device_code_copies_it_and_cancels() {
+    use autopilot_wizard::ui::Page;
+    use autopilot_wizard::ui::sign_in::SignInPhase;
+    use egui_kittest::kittest::Queryable;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            approve_device_code_after_polls: u32::MAX,
+            ..SimConfig::test()
+        }))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut h = page::harness(&sim, Arc::new(MemoryStore::new()));
+    h.step();
+    assert!(h.query_by_label("Sign in with browser").is_some());
+    h.get_by_label("Sign in with a code").click();
+    page::pump(&mut h, &rt, &tx, &rx, |p| {
+        matches!(p, SignInPhase::WaitingForCode(_))
+    });
+    let SignInPhase::WaitingForCode(prompt) = h.state().page.phase().clone() else {
+        unreachable!()
+    };
+    assert!(h.query_by_label(&prompt.user_code).is_some(), "code shown");
+    h.get_by_label("Copy code").click();
+    h.step();
+    let copied = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .any(|c| matches!(c, egui::OutputCommand::CopyText(t) if *t == prompt.user_code));
+    assert!(copied, "the code went to the clipboard");
+    assert!(h.state().page.status() == autopilot_wizard::ui::StepStatus::InProgress);
+
+    h.get_by_label("Cancel").click();
+    h.step();
+    assert_eq!(*h.state().page.phase(), SignInPhase::Idle);
+    assert!(!h.state().page.validated());
+    assert!(h.query_by_label_contains("cancelled").is_some());
+    drop(sim);
+}

@@ -10,9 +10,17 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 
+use super::core::CurrentUser;
+use super::odata;
 use super::{Seed, Shared, SimState};
 
 /// Intune's MDM application id (reference §2.2).
@@ -413,10 +421,1587 @@ fn parse_clause(text: &str) -> Option<RuleClause> {
     Some(RuleClause { op, value })
 }
 
-pub(crate) fn seed(_state: &mut SimState, _seed: Seed) {}
+// ---------------------------------------------------------------------------------------------
+// Membership
+
+/// Every group that contains `object_id`, directly or through nested groups.
+pub fn transitive_member_of(dir: &DirectoryState, object_id: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut frontier = vec![object_id.to_ascii_lowercase()];
+    while let Some(cur) = frontier.pop() {
+        for g in &dir.groups {
+            let gid = g.id.to_ascii_lowercase();
+            if !found.contains(&gid) && g.members.iter().any(|m| m.eq_ignore_ascii_case(&cur)) {
+                found.push(gid.clone());
+                frontier.push(gid);
+            }
+        }
+    }
+    found
+}
+
+/// Every object inside group `group_id`, nested groups and their members included.
+pub fn transitive_members(dir: &DirectoryState, group_id: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut frontier = vec![group_id.to_string()];
+    let mut seen_groups = vec![group_id.to_ascii_lowercase()];
+    while let Some(cur) = frontier.pop() {
+        let Some(g) = dir.group(&cur) else { continue };
+        for m in &g.members {
+            let ml = m.to_ascii_lowercase();
+            if !found.contains(&ml) {
+                found.push(ml.clone());
+            }
+            if dir.group(m).is_some() && !seen_groups.contains(&ml) {
+                seen_groups.push(ml);
+                frontier.push(m.clone());
+            }
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON rendering
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn is_beta(uri: &Uri) -> bool {
+    uri.path().starts_with("/beta/")
+}
+
+fn group_json(g: &SimGroup) -> Value {
+    json!({
+        "id": g.id,
+        "deletedDateTime": null,
+        "classification": null,
+        "createdDateTime": ts(&g.created_date_time),
+        "description": g.description,
+        "displayName": g.display_name,
+        "expirationDateTime": null,
+        "groupTypes": g.group_types,
+        "isAssignableToRole": null,
+        "mail": null,
+        "mailEnabled": g.mail_enabled,
+        "mailNickname": g.mail_nickname,
+        "membershipRule": g.membership_rule,
+        "membershipRuleProcessingState": g.membership_rule_processing_state,
+        "onPremisesDomainName": null,
+        "onPremisesLastSyncDateTime": null,
+        "onPremisesNetBiosName": null,
+        "onPremisesSamAccountName": null,
+        "onPremisesSecurityIdentifier": null,
+        "onPremisesSyncEnabled": null,
+        "preferredDataLocation": null,
+        "preferredLanguage": null,
+        "proxyAddresses": [],
+        "renewedDateTime": ts(&g.created_date_time),
+        "resourceBehaviorOptions": [],
+        "resourceProvisioningOptions": [],
+        "securityEnabled": g.security_enabled,
+        "securityIdentifier": format!("S-1-12-1-{}", g.id.len() * 7919),
+        "theme": null,
+        "visibility": null,
+        "onPremisesProvisioningErrors": [],
+        "serviceProvisioningErrors": [],
+    })
+}
+
+/// Beta only, and only when `$select`ed (Graph leaves it out of the default property set).
+fn processing_status_json(g: &SimGroup) -> Value {
+    json!({
+        "status": g.processing_status.status,
+        "lastMembershipUpdated": g.processing_status.last_membership_updated.as_ref().map(ts),
+        "errorMessage": g.processing_status.error_message,
+    })
+}
+
+fn device_json(d: &SimDevice) -> Value {
+    json!({
+        "id": d.id,
+        "deletedDateTime": null,
+        "accountEnabled": d.account_enabled,
+        "approximateLastSignInDateTime": d.approximate_last_sign_in_date_time.as_ref().map(ts),
+        "complianceExpirationDateTime": null,
+        "deviceCategory": null,
+        "deviceId": d.device_id,
+        "deviceMetadata": null,
+        "deviceOwnership": d.device_ownership,
+        "deviceVersion": 2,
+        "displayName": d.display_name,
+        "enrollmentProfileName": d.enrollment_profile_name,
+        "enrollmentType": null,
+        "isCompliant": d.is_compliant,
+        "isManaged": d.is_managed,
+        "isRooted": false,
+        "managementType": null,
+        "manufacturer": null,
+        "mdmAppId": null,
+        "model": null,
+        "onPremisesLastSyncDateTime": null,
+        "onPremisesSyncEnabled": null,
+        "operatingSystem": d.operating_system,
+        "operatingSystemVersion": d.operating_system_version,
+        "physicalIds": d.physical_ids,
+        "profileType": d.profile_type,
+        "registrationDateTime": ts(&d.registration_date_time),
+        "systemLabels": [],
+        "trustType": d.trust_type,
+        "alternativeSecurityIds": [],
+    })
+}
+
+fn with_type(mut v: Value, odata_type: &str) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.insert("@odata.type".into(), Value::String(odata_type.into()));
+    }
+    v
+}
+
+fn user_json(state: &SimState, id: &str) -> Option<Value> {
+    state
+        .core
+        .users
+        .iter()
+        .find(|u| u.id.eq_ignore_ascii_case(id))
+        .map(|u| with_type(u.to_json(), "#microsoft.graph.user"))
+}
+
+/// Any directory object by object id, with its `@odata.type`, as member lists return them.
+fn object_json(state: &SimState, id: &str) -> Option<Value> {
+    if let Some(u) = user_json(state, id) {
+        return Some(u);
+    }
+    if let Some(g) = state.directory.group(id) {
+        return Some(with_type(group_json(g), "#microsoft.graph.group"));
+    }
+    state
+        .directory
+        .device(id)
+        .map(|d| with_type(device_json(d), "#microsoft.graph.device"))
+}
+
+fn insufficient_privileges() -> Response {
+    odata::error(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
+fn unsupported_query() -> Response {
+    odata::bad_request("Request_UnsupportedQuery", "Unsupported Query.")
+}
+
+fn is_eventual(headers: &HeaderMap) -> bool {
+    headers
+        .get("ConsistencyLevel")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+}
+
+fn filter_has_contains(f: &odata::Filter) -> bool {
+    match f {
+        odata::Filter::Contains(..) => true,
+        odata::Filter::And(fs) | odata::Filter::Or(fs) => fs.iter().any(filter_has_contains),
+        _ => false,
+    }
+}
+
+/// `$filter`, `$search`, `$count`, `$orderby` for directory collections, with Graph's rules:
+/// `contains` is unsupported on directory objects, `$search` and `$count` need
+/// `ConsistencyLevel: eventual`.
+fn directory_query(
+    headers: &HeaderMap,
+    uri: &Uri,
+    mut items: Vec<Value>,
+) -> Result<Vec<Value>, Response> {
+    let q = odata::query(uri);
+    let eventual = is_eventual(headers);
+    if q.contains_key("$search") && !eventual {
+        return Err(odata::bad_request(
+            "Request_UnsupportedQuery",
+            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+        ));
+    }
+    if q.get("$count").is_some_and(|c| c == "true") && !eventual {
+        return Err(odata::bad_request(
+            "Request_BadRequest",
+            "$count is not currently supported.",
+        ));
+    }
+    if let Some(f) = q.get("$filter")
+        && odata::Filter::parse(f).is_some_and(|f| filter_has_contains(&f))
+    {
+        return Err(unsupported_query());
+    }
+    items = odata::apply_filter(uri, items)?;
+    if let Some(search) = q.get("$search") {
+        let Some(terms) = parse_search(search) else {
+            return Err(odata::bad_request(
+                "Request_UnsupportedQuery",
+                &format!(
+                    "Unsupported $search expression: {search}. Use \"property:value\", for example $search=\"displayName:it\"."
+                ),
+            ));
+        };
+        items.retain(|i| {
+            terms.iter().any(|(prop, term)| {
+                i.get(prop)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| search_hit(v, term))
+            })
+        });
+    }
+    if let Some(order) = q.get("$orderby") {
+        let mut parts = order.split_whitespace();
+        let prop = parts.next().unwrap_or("").to_string();
+        if prop != "displayName" {
+            return Err(odata::bad_request(
+                "Request_UnsupportedQuery",
+                &format!("Sorting not supported for '{prop}'."),
+            ));
+        }
+        items.sort_by_key(|v| {
+            v.get("displayName")
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_lowercase()
+        });
+        if parts.next().is_some_and(|d| d.eq_ignore_ascii_case("desc")) {
+            items.reverse();
+        }
+    }
+    Ok(items)
+}
+
+/// `"displayName:it" OR "mailNickname:it"` → `[(displayName, it), (mailNickname, it)]`.
+fn parse_search(text: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for part in text.split(" OR ") {
+        let p = part.trim().strip_prefix('"')?.strip_suffix('"')?;
+        let (prop, term) = p.split_once(':')?;
+        if prop.is_empty() || term.is_empty() {
+            return None;
+        }
+        out.push((prop.to_string(), term.to_lowercase()));
+    }
+    Some(out)
+}
+
+/// Directory search matches the start of any word (tokenized), case-insensitively.
+fn search_hit(value: &str, term: &str) -> bool {
+    let v = value.to_lowercase();
+    v.starts_with(term)
+        || v.split(|c: char| !c.is_alphanumeric())
+            .any(|w| !w.is_empty() && w.starts_with(term))
+}
+
+fn visible(g: &SimGroup) -> bool {
+    g.visible_after <= Instant::now()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
 
 pub(crate) fn routes() -> Router<Shared> {
-    Router::new()
+    let mut r = Router::new();
+    for v in ["/v1.0", "/beta"] {
+        r = r
+            .route(
+                &format!("{v}/policies/deviceRegistrationPolicy"),
+                get(get_registration_policy),
+            )
+            .route(&format!("{v}/groups"), get(list_groups).post(create_group))
+            .route(
+                &format!("{v}/groups/{{id}}"),
+                get(get_group).delete(delete_group),
+            )
+            .route(&format!("{v}/groups/{{id}}/members"), get(list_members))
+            .route(&format!("{v}/groups/{{id}}/members/$ref"), post(add_member))
+            .route(
+                &format!("{v}/groups/{{id}}/members/{{member}}"),
+                get(list_members_cast),
+            )
+            .route(
+                &format!("{v}/groups/{{id}}/members/{{member}}/$ref"),
+                delete(remove_member),
+            )
+            .route(
+                &format!("{v}/groups/{{id}}/transitiveMembers"),
+                get(list_transitive_members),
+            )
+            .route(
+                &format!("{v}/groups/{{id}}/transitiveMembers/{{member}}"),
+                get(list_transitive_members_cast),
+            )
+            .route(
+                &format!("{v}/groups/{{id}}/transitiveMemberOf"),
+                get(group_transitive_member_of),
+            )
+            .route(
+                &format!("{v}/users/{{id}}/transitiveMemberOf"),
+                get(user_transitive_member_of),
+            )
+            .route(
+                &format!("{v}/users/{{id}}/transitiveMemberOf/{{member}}"),
+                get(user_transitive_member_of_cast),
+            )
+            .route(
+                &format!("{v}/users/{{id}}/checkMemberGroups"),
+                post(user_check_member_groups),
+            )
+            .route(&format!("{v}/devices"), get(list_devices))
+            .route(&format!("{v}/devices/{{id}}"), get(get_device));
+    }
+    r.route(
+        "/beta/policies/mobileDeviceManagementPolicies",
+        get(list_mdm_policies),
+    )
+    .route(
+        "/beta/policies/mobileDeviceManagementPolicies/{id}",
+        get(get_mdm_policy),
+    )
+    .route(
+        "/beta/policies/mobileDeviceManagementPolicies/{id}/includedGroups",
+        get(list_mdm_included_groups),
+    )
+}
+
+// --- policies -------------------------------------------------------------------------------
+
+fn membership_json(scope: &JoinScope) -> Value {
+    match scope {
+        JoinScope::All => {
+            json!({"@odata.type": "#microsoft.graph.allDeviceRegistrationMembership"})
+        }
+        JoinScope::None => {
+            json!({"@odata.type": "#microsoft.graph.noDeviceRegistrationMembership"})
+        }
+        JoinScope::Selected { users, groups } => json!({
+            "@odata.type": "#microsoft.graph.enumeratedDeviceRegistrationMembership",
+            "users": users,
+            "groups": groups,
+        }),
+    }
+}
+
+/// Legacy shape: `appliesTo` is the `policyScope` member value as a string (0 none, 1 all,
+/// 2 selected).
+fn legacy_membership_json(scope: &JoinScope, is_admin_configurable: bool) -> Value {
+    let (applies, users, groups) = match scope {
+        JoinScope::All => ("1", vec![], vec![]),
+        JoinScope::None => ("0", vec![], vec![]),
+        JoinScope::Selected { users, groups } => ("2", users.clone(), groups.clone()),
+    };
+    json!({
+        "appliesTo": applies,
+        "isAdminConfigurable": is_admin_configurable,
+        "allowedUsers": users,
+        "allowedGroups": groups,
+    })
+}
+
+fn registration_policy_json(base: &str, uri: &Uri, p: &RegistrationPolicy) -> Value {
+    let version = if is_beta(uri) { "beta" } else { "v1.0" };
+    let mut v = json!({
+        "@odata.context": format!("{base}/{version}/$metadata#policies/deviceRegistrationPolicy/$entity"),
+        "id": "deviceRegistrationPolicy",
+        "displayName": "Device Registration Policy",
+        "description": "Tenant-wide policy that manages initial provisioning controls using quota restrictions, additional authentication and authorization checks",
+        "userDeviceQuota": p.user_device_quota,
+    });
+    let m = v.as_object_mut().expect("object literal");
+    match p.shape {
+        PolicyShape::Current => {
+            m.insert(
+                "multiFactorAuthConfiguration".into(),
+                json!(if p.mfa_required {
+                    "required"
+                } else {
+                    "notRequired"
+                }),
+            );
+            m.insert(
+                "azureADRegistration".into(),
+                json!({"isAdminConfigurable": false, "allowedToRegister": membership_json(&p.register)}),
+            );
+            m.insert(
+                "azureADJoin".into(),
+                json!({
+                    "isAdminConfigurable": true,
+                    "allowedToJoin": membership_json(&p.join),
+                    "localAdmins": {
+                        "enableGlobalAdmins": true,
+                        "registeringUsers": membership_json(&JoinScope::All),
+                    },
+                }),
+            );
+            m.insert(
+                "localAdminPassword".into(),
+                json!({"isEnabled": p.local_admin_password_enabled}),
+            );
+        }
+        PolicyShape::Legacy => {
+            m.insert(
+                "multiFactorAuthConfiguration".into(),
+                json!(if p.mfa_required { "1" } else { "0" }),
+            );
+            m.insert(
+                "azureADRegistration".into(),
+                legacy_membership_json(&p.register, false),
+            );
+            m.insert("azureADJoin".into(), legacy_membership_json(&p.join, true));
+        }
+    }
+    v
+}
+
+/// Whether the token carries one of `scopes` (requests outside the core middleware, such as
+/// router-level unit tests, carry no user and pass).
+fn has_any_scope(user: &Option<Extension<CurrentUser>>, scopes: &[&str]) -> bool {
+    match user {
+        Some(Extension(u)) => scopes.iter().any(|s| u.has_scope(s)),
+        None => true,
+    }
+}
+
+const POLICY_READ_SCOPES: &[&str] = &[
+    "Policy.Read.All",
+    "Policy.Read.DeviceConfiguration",
+    "Policy.ReadWrite.DeviceConfiguration",
+];
+
+async fn get_registration_policy(
+    State(shared): State<Shared>,
+    user: Option<Extension<CurrentUser>>,
+    uri: Uri,
+) -> Response {
+    let state = shared.lock();
+    if state.directory.access.deny_registration_policy || !has_any_scope(&user, POLICY_READ_SCOPES)
+    {
+        return insufficient_privileges();
+    }
+    Json(registration_policy_json(
+        &shared.base_url,
+        &uri,
+        &state.directory.registration_policy,
+    ))
+    .into_response()
+}
+
+fn mdm_json(p: &MdmPolicy) -> Value {
+    let applies = match p.scope {
+        MdmScope::All => "all",
+        MdmScope::Selected(_) => "selected",
+        MdmScope::None => "none",
+    };
+    json!({
+        "id": p.id,
+        "appliesTo": applies,
+        "complianceUrl": "https://portal.manage.microsoft.com/?portalAction=Compliance",
+        "description": null,
+        "discoveryUrl": "https://enrollment.manage.microsoft.com/enrollmentserver/discovery.svc",
+        "displayName": p.display_name,
+        "isValid": true,
+        "termsOfUseUrl": "https://portal.manage.microsoft.com/TermsofUse.aspx",
+    })
+}
+
+async fn list_mdm_policies(
+    State(shared): State<Shared>,
+    user: Option<Extension<CurrentUser>>,
+    uri: Uri,
+) -> Response {
+    let state = shared.lock();
+    if state.directory.access.deny_mdm_policies || !has_any_scope(&user, &["Policy.Read.All"]) {
+        return insufficient_privileges();
+    }
+    let items = state.directory.mdm_policies.iter().map(mdm_json).collect();
+    odata::page(
+        &shared.base_url,
+        &uri,
+        items,
+        shared.config.page_size,
+        "policies/mobileDeviceManagementPolicies",
+    )
+}
+
+async fn get_mdm_policy(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
+    let state = shared.lock();
+    if state.directory.access.deny_mdm_policies {
+        return insufficient_privileges();
+    }
+    match state
+        .directory
+        .mdm_policies
+        .iter()
+        .find(|p| p.id.eq_ignore_ascii_case(&id))
+    {
+        Some(p) => odata::entity(&uri, mdm_json(p)),
+        None => odata::not_found("mobilityManagementPolicy", &id),
+    }
+}
+
+async fn list_mdm_included_groups(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
+    let state = shared.lock();
+    if state.directory.access.deny_mdm_policies {
+        return insufficient_privileges();
+    }
+    let Some(p) = state
+        .directory
+        .mdm_policies
+        .iter()
+        .find(|p| p.id.eq_ignore_ascii_case(&id))
+    else {
+        return odata::not_found("mobilityManagementPolicy", &id);
+    };
+    let items = match &p.scope {
+        MdmScope::Selected(groups) => groups
+            .iter()
+            .filter_map(|g| state.directory.group(g))
+            .map(|g| with_type(group_json(g), "#microsoft.graph.group"))
+            .collect(),
+        _ => Vec::new(),
+    };
+    odata::page(
+        &shared.base_url,
+        &uri,
+        items,
+        shared.config.page_size,
+        "groups",
+    )
+}
+
+// --- groups ---------------------------------------------------------------------------------
+
+/// Checks `$select` against what this API version knows; Graph answers 400 for an unknown one.
+fn check_group_select(uri: &Uri) -> Result<bool, Response> {
+    let q = odata::query(uri);
+    let wants_status = q.get("$select").is_some_and(|s| {
+        s.split(',').any(|p| {
+            p.trim()
+                .eq_ignore_ascii_case("membershipRuleProcessingStatus")
+        })
+    });
+    if wants_status && !is_beta(uri) {
+        return Err(odata::bad_request(
+            "BadRequest",
+            "Could not find a property named 'membershipRuleProcessingStatus' on type 'microsoft.graph.group'.",
+        ));
+    }
+    Ok(wants_status)
+}
+
+fn group_json_for(g: &SimGroup, with_status: bool) -> Value {
+    let mut v = group_json(g);
+    if with_status && let Value::Object(m) = &mut v {
+        m.insert(
+            "membershipRuleProcessingStatus".into(),
+            processing_status_json(g),
+        );
+    }
+    v
+}
+
+async fn list_groups(State(shared): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let with_status = match check_group_select(&uri) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let items: Vec<Value> = {
+        let state = shared.lock();
+        state
+            .directory
+            .groups
+            .iter()
+            .filter(|g| visible(g))
+            .map(|g| group_json_for(g, with_status))
+            .collect()
+    };
+    let items = match directory_query(&headers, &uri, items) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    odata::page(
+        &shared.base_url,
+        &uri,
+        items,
+        shared.config.page_size,
+        "groups",
+    )
+}
+
+async fn get_group(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {
+    let with_status = match check_group_select(&uri) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let state = shared.lock();
+    match state.directory.group(&id).filter(|g| visible(g)) {
+        Some(g) => odata::entity(&uri, group_json_for(g, with_status)),
+        None => odata::not_found("group", &id),
+    }
+}
+
+async fn delete_group(State(shared): State<Shared>, Path(id): Path<String>) -> Response {
+    let mut state = shared.lock();
+    let before = state.directory.groups.len();
+    state
+        .directory
+        .groups
+        .retain(|g| !(g.id.eq_ignore_ascii_case(&id) && visible(g)));
+    if state.directory.groups.len() == before {
+        return odata::not_found("group", &id);
+    }
+    for g in &mut state.directory.groups {
+        g.members.retain(|m| !m.eq_ignore_ascii_case(&id));
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Group properties a create request may carry (v1.0 `group` structural properties).
+const WRITABLE_GROUP_PROPERTIES: &[&str] = &[
+    "accessType",
+    "allowExternalSenders",
+    "assignedLabels",
+    "assignedLicenses",
+    "autoSubscribeNewMembers",
+    "classification",
+    "description",
+    "displayName",
+    "groupTypes",
+    "hideFromAddressLists",
+    "hideFromOutlookClients",
+    "isAssignableToRole",
+    "mailEnabled",
+    "mailNickname",
+    "membershipRule",
+    "membershipRuleProcessingState",
+    "preferredDataLocation",
+    "preferredLanguage",
+    "securityEnabled",
+    "theme",
+    "uniqueName",
+    "visibility",
+];
+
+fn invalid_value(prop: &str) -> Response {
+    odata::bad_request(
+        "Request_BadRequest",
+        &format!("Invalid value specified for property '{prop}' of resource 'Group'."),
+    )
+}
+
+fn valid_mail_nickname(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_graphic() && !"@()\\[]\";:.<>,".contains(c))
+}
+
+fn resolve_ref(state: &SimState, odata_id: &str) -> Option<String> {
+    let id = odata_id.trim_end_matches('/').rsplit('/').next()?;
+    let exists = user_json(state, id).is_some()
+        || state.directory.group(id).is_some()
+        || state.directory.device(id).is_some();
+    exists.then(|| id.to_string())
+}
+
+async fn create_group(State(shared): State<Shared>, uri: Uri, body: Bytes) -> Response {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return odata::bad_request(
+            "BadRequest",
+            "Invalid request body: the request body is not a JSON object.",
+        );
+    };
+    for key in body.keys() {
+        let known = WRITABLE_GROUP_PROPERTIES.contains(&key.as_str())
+            || key == "@odata.type"
+            || key == "members@odata.bind"
+            || key == "owners@odata.bind";
+        if !known {
+            return odata::bad_request(
+                "BadRequest",
+                &format!(
+                    "The property '{key}' does not exist on type 'microsoft.graph.group'. Make sure to only use property names that are defined by the type or mark the type as open type."
+                ),
+            );
+        }
+    }
+    let string = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let boolean = |k: &str| body.get(k).and_then(|v| v.as_bool());
+    for k in ["mailEnabled", "securityEnabled", "isAssignableToRole"] {
+        if let Some(v) = body.get(k)
+            && !v.is_boolean()
+            && !v.is_null()
+        {
+            return odata::bad_request(
+                "BadRequest",
+                &format!("Cannot convert the literal '{v}' to the expected type 'Edm.Boolean'."),
+            );
+        }
+    }
+    for k in [
+        "displayName",
+        "mailNickname",
+        "description",
+        "membershipRule",
+        "membershipRuleProcessingState",
+    ] {
+        if let Some(v) = body.get(k)
+            && !v.is_string()
+            && !v.is_null()
+        {
+            return odata::bad_request(
+                "BadRequest",
+                &format!("Cannot convert the literal '{v}' to the expected type 'Edm.String'."),
+            );
+        }
+    }
+    let Some(display_name) =
+        string("displayName").filter(|d| !d.trim().is_empty() && d.len() <= 256)
+    else {
+        return invalid_value("displayName");
+    };
+    let Some(mail_enabled) = boolean("mailEnabled") else {
+        return invalid_value("mailEnabled");
+    };
+    let Some(security_enabled) = boolean("securityEnabled") else {
+        return invalid_value("securityEnabled");
+    };
+    let Some(mail_nickname) = string("mailNickname").filter(|n| valid_mail_nickname(n)) else {
+        return invalid_value("mailNickname");
+    };
+    let group_types: Vec<String> = match body.get("groupTypes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => {
+            let mut out = Vec::new();
+            for t in a {
+                match t.as_str() {
+                    Some(s)
+                        if s.eq_ignore_ascii_case("Unified")
+                            || s.eq_ignore_ascii_case("DynamicMembership") =>
+                    {
+                        out.push(s.to_string())
+                    }
+                    _ => return invalid_value("groupTypes"),
+                }
+            }
+            out
+        }
+        Some(_) => return invalid_value("groupTypes"),
+    };
+    let unified = group_types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("Unified"));
+    let dynamic = group_types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("DynamicMembership"));
+    if !unified && (mail_enabled || !security_enabled) {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "Only security groups (mailEnabled false, securityEnabled true) or Microsoft 365 groups (groupTypes 'Unified') can be created through Microsoft Graph.",
+        );
+    }
+    let rule = string("membershipRule");
+    let processing = string("membershipRuleProcessingState");
+    if dynamic {
+        let Some(r) = rule.as_deref() else {
+            return invalid_value("membershipRule");
+        };
+        if let Err(reason) = check_rule_syntax(r) {
+            return odata::bad_request(
+                "Request_BadRequest",
+                &format!("Dynamic membership rule validation error: {reason}"),
+            );
+        }
+        if let Some(p) = processing.as_deref()
+            && p != "On"
+            && p != "Paused"
+        {
+            return invalid_value("membershipRuleProcessingState");
+        }
+    } else if rule.is_some() || processing.is_some() {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "The membershipRule and membershipRuleProcessingState properties can only be set on a group whose groupTypes contains 'DynamicMembership'.",
+        );
+    }
+    let binds: Vec<String> = match body.get("members@odata.bind") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(_) => return invalid_value("members"),
+    };
+    if binds.len() > 20 {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "A maximum of 20 members can be added in a single request.",
+        );
+    }
+    if dynamic && !binds.is_empty() {
+        return dynamic_members_error();
+    }
+    let delay = shared.scaled(shared.lock().directory.replication_delay);
+    let mut state = shared.lock();
+    if state
+        .directory
+        .groups
+        .iter()
+        .any(|g| g.mail_nickname.eq_ignore_ascii_case(&mail_nickname))
+    {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "Another object with the same value for property mailNickname already exists.",
+        );
+    }
+    let mut members = Vec::new();
+    for b in &binds {
+        match resolve_ref(&state, b) {
+            Some(id) => members.push(id),
+            None => {
+                let id = b.rsplit('/').next().unwrap_or(b);
+                return odata::not_found("directoryObject", id);
+            }
+        }
+    }
+    let now = Utc::now();
+    let group = SimGroup {
+        id: new_guid(),
+        display_name,
+        description: string("description"),
+        mail_nickname,
+        mail_enabled,
+        security_enabled,
+        group_types,
+        membership_rule: if dynamic { rule } else { None },
+        membership_rule_processing_state: dynamic
+            .then(|| processing.unwrap_or_else(|| "On".into())),
+        created_date_time: now,
+        members,
+        processing_status: RuleProcessingStatus::default(),
+        visible_after: Instant::now() + delay,
+    };
+    let version = if is_beta(&uri) { "beta" } else { "v1.0" };
+    let mut v = group_json(&group);
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "@odata.context".into(),
+            json!(format!(
+                "{}/{version}/$metadata#groups/$entity",
+                shared.base_url
+            )),
+        );
+    }
+    state.directory.groups.push(group);
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn dynamic_members_error() -> Response {
+    odata::bad_request(
+        "Request_BadRequest",
+        "Members of a group with dynamic membership cannot be added or removed manually; the membership rule decides them.",
+    )
+}
+
+fn members_page(
+    shared: &Shared,
+    headers: &HeaderMap,
+    uri: &Uri,
+    id: &str,
+    cast: Option<&str>,
+    transitive: bool,
+) -> Response {
+    let items: Vec<Value> = {
+        let state = shared.lock();
+        let Some(g) = state.directory.group(id).filter(|g| visible(g)) else {
+            return odata::not_found("group", id);
+        };
+        let ids = if transitive {
+            transitive_members(&state.directory, &g.id)
+        } else {
+            g.members.clone()
+        };
+        ids.iter()
+            .filter_map(|m| object_json(&state, m))
+            .filter(|v| cast_matches(v, cast))
+            .collect()
+    };
+    let items = match directory_query(headers, uri, items) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    odata::page(
+        &shared.base_url,
+        uri,
+        items,
+        shared.config.page_size,
+        "directoryObjects",
+    )
+}
+
+fn cast_matches(v: &Value, cast: Option<&str>) -> bool {
+    match cast {
+        None => true,
+        Some(c) => v
+            .get("@odata.type")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| t.trim_start_matches('#').eq_ignore_ascii_case(c)),
+    }
+}
+
+fn known_cast(cast: &str) -> bool {
+    [
+        "microsoft.graph.user",
+        "microsoft.graph.group",
+        "microsoft.graph.device",
+    ]
+    .iter()
+    .any(|c| c.eq_ignore_ascii_case(cast))
+}
+
+fn bad_segment(segment: &str) -> Response {
+    odata::bad_request(
+        "BadRequest",
+        &format!("Resource not found for the segment '{segment}'."),
+    )
+}
+
+async fn list_members(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    members_page(&shared, &headers, &uri, &id, None, false)
+}
+
+async fn list_members_cast(
+    State(shared): State<Shared>,
+    Path((id, cast)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if !known_cast(&cast) {
+        return bad_segment(&cast);
+    }
+    members_page(&shared, &headers, &uri, &id, Some(&cast), false)
+}
+
+async fn list_transitive_members(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    members_page(&shared, &headers, &uri, &id, None, true)
+}
+
+async fn list_transitive_members_cast(
+    State(shared): State<Shared>,
+    Path((id, cast)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if !known_cast(&cast) {
+        return bad_segment(&cast);
+    }
+    members_page(&shared, &headers, &uri, &id, Some(&cast), true)
+}
+
+async fn add_member(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+    let odata_id = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("@odata.id")
+            .and_then(|x| x.as_str())
+            .map(str::to_string)
+    });
+    let Some(odata_id) = odata_id else {
+        return odata::bad_request(
+            "BadRequest",
+            "The request body must be a JSON object with an '@odata.id' reference to a directory object.",
+        );
+    };
+    let mut state = shared.lock();
+    match state.directory.group(&id).filter(|g| visible(g)) {
+        None => return odata::not_found("group", &id),
+        Some(g) if g.is_dynamic() => return dynamic_members_error(),
+        Some(_) => {}
+    }
+    let Some(member) = resolve_ref(&state, &odata_id) else {
+        let mid = odata_id
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
+        return odata::not_found("directoryObject", mid);
+    };
+    let Some(g) = state.directory.group_mut(&id) else {
+        return odata::not_found("group", &id);
+    };
+    if g.members.iter().any(|m| m.eq_ignore_ascii_case(&member)) {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "One or more added object references already exist for the following modified properties: 'members'.",
+        );
+    }
+    g.members.push(member);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn remove_member(
+    State(shared): State<Shared>,
+    Path((id, member)): Path<(String, String)>,
+) -> Response {
+    let mut state = shared.lock();
+    let Some(g) = state.directory.group_mut(&id).filter(|g| visible(g)) else {
+        return odata::not_found("group", &id);
+    };
+    if g.is_dynamic() {
+        return dynamic_members_error();
+    }
+    let before = g.members.len();
+    g.members.retain(|m| !m.eq_ignore_ascii_case(&member));
+    if g.members.len() == before {
+        return odata::not_found("directoryObject", &member);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn member_of_page(
+    shared: &Shared,
+    headers: &HeaderMap,
+    uri: &Uri,
+    object_id: &str,
+    cast: Option<&str>,
+) -> Response {
+    if let Some(c) = cast
+        && !c.eq_ignore_ascii_case("microsoft.graph.group")
+    {
+        return bad_segment(c);
+    }
+    let items: Vec<Value> = {
+        let state = shared.lock();
+        transitive_member_of(&state.directory, object_id)
+            .iter()
+            .filter_map(|g| state.directory.group(g))
+            .filter(|g| visible(g))
+            .map(|g| with_type(group_json(g), "#microsoft.graph.group"))
+            .collect()
+    };
+    let items = match directory_query(headers, uri, items) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    odata::page(
+        &shared.base_url,
+        uri,
+        items,
+        shared.config.page_size,
+        "directoryObjects",
+    )
+}
+
+fn user_id(state: &SimState, key: &str) -> Option<String> {
+    super::core::user_by_id_or_upn(&state.core, key).map(|u| u.id.clone())
+}
+
+async fn user_transitive_member_of(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Some(uid) = user_id(&shared.lock(), &id) else {
+        return odata::not_found("user", &id);
+    };
+    member_of_page(&shared, &headers, &uri, &uid, None)
+}
+
+async fn user_transitive_member_of_cast(
+    State(shared): State<Shared>,
+    Path((id, cast)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Some(uid) = user_id(&shared.lock(), &id) else {
+        return odata::not_found("user", &id);
+    };
+    member_of_page(&shared, &headers, &uri, &uid, Some(&cast))
+}
+
+async fn group_transitive_member_of(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if shared
+        .lock()
+        .directory
+        .group(&id)
+        .filter(|g| visible(g))
+        .is_none()
+    {
+        return odata::not_found("group", &id);
+    }
+    member_of_page(&shared, &headers, &uri, &id, None)
+}
+
+async fn user_check_member_groups(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let wanted: Option<Vec<String>> = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("groupIds")?.as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+    });
+    let Some(wanted) = wanted else {
+        return odata::bad_request(
+            "BadRequest",
+            "The request body must be a JSON object with a 'groupIds' array.",
+        );
+    };
+    if wanted.len() > 20 {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "The number of group ids in checkMemberGroups may not exceed 20.",
+        );
+    }
+    let state = shared.lock();
+    let Some(uid) = user_id(&state, &id) else {
+        return odata::not_found("user", &id);
+    };
+    let member_of = transitive_member_of(&state.directory, &uid);
+    let hits: Vec<String> = wanted
+        .into_iter()
+        .filter(|g| member_of.contains(&g.to_ascii_lowercase()))
+        .collect();
+    Json(json!({
+        "@odata.context": format!("{}/v1.0/$metadata#Collection(Edm.String)", shared.base_url),
+        "value": hits,
+    }))
+    .into_response()
+}
+
+// --- devices --------------------------------------------------------------------------------
+
+async fn list_devices(State(shared): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let items: Vec<Value> = shared
+        .lock()
+        .directory
+        .devices
+        .iter()
+        .map(device_json)
+        .collect();
+    let items = match directory_query(&headers, &uri, items) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    odata::page(
+        &shared.base_url,
+        &uri,
+        items,
+        shared.config.page_size,
+        "devices",
+    )
+}
+
+async fn get_device(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {
+    let state = shared.lock();
+    match state.directory.device(&id) {
+        Some(d) => odata::entity(&uri, device_json(d)),
+        None => odata::not_found("device", &id),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rule syntax (what POST /groups accepts)
+
+const DEVICE_RULE_PROPERTIES: &[&str] = &[
+    "accountEnabled",
+    "deviceCategory",
+    "deviceId",
+    "deviceManagementAppId",
+    "deviceManufacturer",
+    "deviceModel",
+    "deviceOSType",
+    "deviceOSVersion",
+    "deviceOwnership",
+    "devicePhysicalIds",
+    "displayName",
+    "enrollmentProfileName",
+    "isRooted",
+    "managementType",
+    "memberOf",
+    "objectId",
+    "profileType",
+    "systemLabels",
+];
+
+const RULE_OPERATORS: &[&str] = &[
+    "-eq",
+    "-ne",
+    "-startsWith",
+    "-notStartsWith",
+    "-contains",
+    "-notContains",
+    "-match",
+    "-notMatch",
+    "-in",
+    "-notIn",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Open,
+    Close,
+    Word(String),
+    Str(String),
+}
+
+fn tokenize_rule(rule: &str) -> Result<Vec<Tok>, String> {
+    let mut toks = Vec::new();
+    let chars: Vec<char> = rule.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '(' {
+            toks.push(Tok::Open);
+            i += 1;
+        } else if c == ')' {
+            toks.push(Tok::Close);
+            i += 1;
+        } else if c == '"' {
+            let start = i + 1;
+            let mut j = start;
+            while j < chars.len() && chars[j] != '"' {
+                j += 1;
+            }
+            if j >= chars.len() {
+                return Err(format!(
+                    "a string starting at position {i} is not closed with '\"'."
+                ));
+            }
+            toks.push(Tok::Str(chars[start..j].iter().collect()));
+            i = j + 1;
+        } else {
+            let start = i;
+            while i < chars.len() && !chars[i].is_whitespace() && !"()\"".contains(chars[i]) {
+                i += 1;
+            }
+            toks.push(Tok::Word(chars[start..i].iter().collect()));
+        }
+    }
+    Ok(toks)
+}
+
+struct RuleParser {
+    toks: Vec<Tok>,
+    pos: usize,
+    subject: Option<String>,
+}
+
+impl RuleParser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn expr(&mut self) -> Result<(), String> {
+        self.term()?;
+        while let Some(Tok::Word(w)) = self.peek() {
+            if w.eq_ignore_ascii_case("-and") || w.eq_ignore_ascii_case("-or") {
+                self.pos += 1;
+                self.term()?;
+            } else {
+                return Err(format!("expected -and, -or or ')' but found '{w}'."));
+            }
+        }
+        Ok(())
+    }
+
+    fn term(&mut self) -> Result<(), String> {
+        match self.next() {
+            Some(Tok::Open) => {
+                self.expr()?;
+                match self.next() {
+                    Some(Tok::Close) => Ok(()),
+                    _ => Err("a '(' is not closed with ')'.".into()),
+                }
+            }
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("-not") => self.term(),
+            Some(Tok::Word(w)) => self.comparison(&w),
+            Some(Tok::Str(s)) => Err(format!(
+                "expected a property such as device.displayName but found \"{s}\"."
+            )),
+            Some(Tok::Close) => Err("unexpected ')'.".into()),
+            None => Err("the rule ends where a condition was expected.".into()),
+        }
+    }
+
+    fn comparison(&mut self, prop: &str) -> Result<(), String> {
+        let Some((subject, name)) = prop.split_once('.') else {
+            return Err(format!(
+                "'{prop}' is not a property; write device.<property> or user.<property>."
+            ));
+        };
+        let subject = subject.to_ascii_lowercase();
+        if subject != "device" && subject != "user" {
+            return Err(format!(
+                "'{prop}' is not a property; write device.<property> or user.<property>."
+            ));
+        }
+        if let Some(prev) = &self.subject
+            && *prev != subject
+        {
+            return Err("a rule cannot mix user and device properties.".into());
+        }
+        self.subject = Some(subject.clone());
+        let multi = name.eq_ignore_ascii_case("devicePhysicalIds")
+            || name.eq_ignore_ascii_case("systemLabels")
+            || name.eq_ignore_ascii_case("proxyAddresses")
+            || name.eq_ignore_ascii_case("otherMails");
+        if subject == "device"
+            && !DEVICE_RULE_PROPERTIES
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name))
+            && !name.to_ascii_lowercase().starts_with("extensionattribute")
+        {
+            return Err(format!(
+                "property '{prop}' is not supported in device rules."
+            ));
+        }
+        let Some(Tok::Word(op)) = self.next() else {
+            return Err(format!("expected an operator such as -eq after '{prop}'."));
+        };
+        if op.eq_ignore_ascii_case("-any") || op.eq_ignore_ascii_case("-all") {
+            if !multi {
+                return Err(format!(
+                    "'{op}' can only be used with a multi-valued property such as device.devicePhysicalIds."
+                ));
+            }
+            if self.next() != Some(Tok::Open) {
+                return Err(format!("expected '(' after '{op}'."));
+            }
+            match self.next() {
+                Some(Tok::Word(w)) if w == "_" => {}
+                _ => return Err(format!("expected '_' inside '{op} (...)'.")),
+            }
+            let Some(Tok::Word(inner)) = self.next() else {
+                return Err("expected an operator such as -eq after '_'.".into());
+            };
+            self.operator(&inner)?;
+            self.value(&inner)?;
+            if self.next() != Some(Tok::Close) {
+                return Err(format!("a '(' after '{op}' is not closed with ')'."));
+            }
+            return Ok(());
+        }
+        if multi {
+            return Err(format!(
+                "'{prop}' holds several values; use -any or -all, for example {prop} -any (_ -eq \"value\")."
+            ));
+        }
+        self.operator(&op)?;
+        self.value(&op)
+    }
+
+    fn operator(&self, op: &str) -> Result<(), String> {
+        if RULE_OPERATORS.iter().any(|o| o.eq_ignore_ascii_case(op)) {
+            Ok(())
+        } else {
+            Err(format!("'{op}' is not a supported operator."))
+        }
+    }
+
+    fn value(&mut self, op: &str) -> Result<(), String> {
+        match self.next() {
+            Some(Tok::Str(_)) => Ok(()),
+            Some(Tok::Word(w))
+                if ["true", "false", "null"]
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(&w)) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("expected a value in double quotes after '{op}'.")),
+        }
+    }
+}
+
+/// Whether Entra would accept `rule` as a membership rule; `Err` explains the first problem.
+pub fn check_rule_syntax(rule: &str) -> Result<(), String> {
+    if rule.trim().is_empty() {
+        return Err("the rule is empty.".into());
+    }
+    if rule.len() > 3072 {
+        return Err("the rule is longer than 3072 characters.".into());
+    }
+    let toks = tokenize_rule(rule)?;
+    let mut p = RuleParser {
+        toks,
+        pos: 0,
+        subject: None,
+    };
+    p.expr()?;
+    if let Some(t) = p.peek() {
+        return Err(format!("unexpected {t:?} after the end of the rule."));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seed
+
+fn seed_group(
+    display_name: &str,
+    nickname: &str,
+    description: &str,
+    members: Vec<String>,
+    rule: Option<&str>,
+) -> SimGroup {
+    let now = Utc::now();
+    SimGroup {
+        id: super::core::fixed_guid(&format!("group:{nickname}")),
+        display_name: display_name.into(),
+        description: Some(description.into()),
+        mail_nickname: nickname.into(),
+        mail_enabled: false,
+        security_enabled: true,
+        group_types: if rule.is_some() {
+            vec!["DynamicMembership".into()]
+        } else {
+            Vec::new()
+        },
+        membership_rule: rule.map(str::to_string),
+        membership_rule_processing_state: rule.map(|_| "On".to_string()),
+        created_date_time: now - chrono::Duration::days(120),
+        members,
+        processing_status: if rule.is_some() {
+            RuleProcessingStatus {
+                status: "Succeeded".into(),
+                last_membership_updated: Some(now - chrono::Duration::hours(2)),
+                error_message: None,
+            }
+        } else {
+            RuleProcessingStatus::default()
+        },
+        visible_after: Instant::now(),
+    }
+}
+
+/// Demo: technicians may join (join = selected "IT Technicians"), MDM covers "All staff"
+/// which holds the technicians through nesting; the office manager is in MDM scope but may not
+/// join, so the page shows a real ✘.
+pub(crate) fn seed(state: &mut SimState, seed: Seed) {
+    if seed != Seed::Demo {
+        return;
+    }
+    let by_alias = |alias: &str| -> Option<String> {
+        state
+            .core
+            .users
+            .iter()
+            .find(|u| {
+                u.user_principal_name
+                    .to_ascii_lowercase()
+                    .starts_with(&format!("{alias}@"))
+            })
+            .map(|u| u.id.clone())
+    };
+    let technicians: Vec<String> = ["rowan.achterberg", "imani.okafor"]
+        .iter()
+        .filter_map(|a| by_alias(a))
+        .collect();
+    let admin_id = state.core.interactive_user_id.clone();
+    let it = seed_group(
+        "IT Technicians",
+        "it-technicians",
+        "People who prepare and deploy company PCs",
+        technicians.clone(),
+        None,
+    );
+    let mut staff_members: Vec<String> = state
+        .core
+        .users
+        .iter()
+        .filter(|u| u.user_type == "Member" && u.id != admin_id && !technicians.contains(&u.id))
+        .map(|u| u.id.clone())
+        .collect();
+    staff_members.push(it.id.clone());
+    let staff = seed_group(
+        "All staff",
+        "all-staff",
+        "Everyone employed by the company",
+        staff_members,
+        None,
+    );
+    let dynamic = seed_group(
+        "Autopilot - All devices",
+        "autopilot-all-devices",
+        "Every device registered with Windows Autopilot",
+        Vec::new(),
+        Some(r#"(device.devicePhysicalIDs -any (_ -contains "[ZTDID]"))"#),
+    );
+    state.directory.registration_policy = RegistrationPolicy {
+        join: JoinScope::Selected {
+            users: Vec::new(),
+            groups: vec![it.id.clone()],
+        },
+        user_device_quota: 20,
+        ..RegistrationPolicy::default()
+    };
+    state.directory.mdm_policies = vec![MdmPolicy {
+        id: INTUNE_MDM_APP_ID.into(),
+        display_name: "Microsoft Intune".into(),
+        scope: MdmScope::Selected(vec![staff.id.clone()]),
+    }];
+    state.directory.groups = vec![it, staff, dynamic];
+    let now = Utc::now();
+    state.directory.devices.push(SimDevice {
+        id: super::core::fixed_guid("device:reception-pc"),
+        device_id: super::core::fixed_guid("deviceid:reception-pc"),
+        display_name: "RECEPTION-PC".into(),
+        operating_system: "Windows".into(),
+        operating_system_version: Some("10.0.22631.4460".into()),
+        account_enabled: true,
+        physical_ids: vec![
+            "[USER-GID]:6f1c2a9e-1d4b-4a8e-9c65-3b2f0d7e8a11:6755399441055744".into(),
+            "[GID]:g:6966588493347521".into(),
+        ],
+        trust_type: Some("AzureAd".into()),
+        profile_type: Some("RegisteredDevice".into()),
+        device_ownership: Some("Company".into()),
+        enrollment_profile_name: None,
+        is_managed: Some(true),
+        is_compliant: Some(true),
+        registration_date_time: now - chrono::Duration::days(300),
+        approximate_last_sign_in_date_time: Some(now - chrono::Duration::days(1)),
+    });
 }
 
 #[cfg(test)]

@@ -981,20 +981,63 @@ async fn expand_where_needed(
 /// Reads the board once: the device list, the group, and the profile of every device that
 /// has one.
 pub async fn load_board(graph: &GraphClient, target: &Target) -> Result<Board, AssignmentError> {
-    let mut cache = HashMap::new();
-    load_board_cached(graph, target, &mut cache).await
+    BoardReader::new(target.clone()).read(graph).await
 }
 
-async fn load_board_cached(
-    graph: &GraphClient,
-    target: &Target,
-    cache: &mut HashMap<String, (Option<String>, AutopilotDevice)>,
-) -> Result<Board, AssignmentError> {
-    let mut devices = list_devices(graph).await?;
-    expand_where_needed(graph, &mut devices, cache).await?;
-    let group = read_group(graph, target).await?;
-    let names = HashMap::from([(target.profile_id.clone(), target.profile_name.clone())]);
-    Ok(Board::build(target.clone(), &devices, group, &names))
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileName {
+    id: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// Reads the board repeatedly with as few requests as possible: one paged list read and one
+/// group read per refresh, an expanded read only for devices whose status changed, and the
+/// profile names once.
+#[derive(Debug, Clone)]
+pub struct BoardReader {
+    target: Target,
+    expanded: HashMap<String, (Option<String>, AutopilotDevice)>,
+    names: HashMap<String, String>,
+}
+
+impl BoardReader {
+    pub fn new(target: Target) -> Self {
+        let names = HashMap::from([(target.profile_id.clone(), target.profile_name.clone())]);
+        BoardReader {
+            target,
+            expanded: HashMap::new(),
+            names,
+        }
+    }
+
+    pub async fn read(&mut self, graph: &GraphClient) -> Result<Board, AssignmentError> {
+        let mut devices = list_devices(graph).await?;
+        expand_where_needed(graph, &mut devices, &mut self.expanded).await?;
+        let unnamed = devices.iter().any(|d| {
+            [&d.deployment_profile, &d.intended_deployment_profile]
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    !p.id.is_empty() && p.display_name.is_empty() && !self.names.contains_key(&p.id)
+                })
+        });
+        if unnamed {
+            let list: Vec<ProfileName> = graph
+                .get_all(
+                    ApiVersion::Beta,
+                    "/deviceManagement/windowsAutopilotDeploymentProfiles?$select=id,displayName",
+                )
+                .await
+                .map_err(AssignmentError::from_graph)?;
+            for p in list {
+                self.names.insert(p.id, p.display_name.unwrap_or_default());
+            }
+        }
+        let group = read_group(graph, &self.target).await?;
+        Ok(Board::build(self.target.clone(), &devices, group, &self.names))
+    }
 }
 
 async fn sleep_or_cancel(graph: &GraphClient, d: Duration) -> Result<(), AssignmentError> {
@@ -1266,10 +1309,10 @@ pub async fn wait_for_assignment(
 ) -> Result<Board, AssignmentError> {
     let started = tokio::time::Instant::now();
     let mut wait = opts.first_poll;
-    let mut cache = HashMap::new();
+    let mut reader = BoardReader::new(target.clone());
     let wanted: HashSet<&str> = device_ids.iter().map(|s| s.as_str()).collect();
     loop {
-        let mut board = load_board_cached(graph, target, &mut cache).await?;
+        let mut board = reader.read(graph).await?;
         if !wanted.is_empty() {
             board.rows.retain(|r| wanted.contains(r.id.as_str()));
         }
@@ -1299,6 +1342,85 @@ pub async fn wait_for_assignment(
         }
         sleep_or_cancel(graph, wait).await?;
         wait = opts.next_poll(wait);
+    }
+}
+
+/// Puts every Autopilot device (or those in `device_ids`) into the group and waits until each
+/// is assigned: static groups get the missing members added, dynamic groups are waited for,
+/// then the assignment status is followed. Safe to re-run.
+pub async fn run(
+    graph: &GraphClient,
+    target: &Target,
+    device_ids: &[String],
+    opts: &WaitOptions,
+    mut progress: impl FnMut(Progress) + Send,
+) -> Result<Board, AssignmentError> {
+    let mut devices = list_devices(graph).await?;
+    if !device_ids.is_empty() {
+        devices.retain(|d| device_ids.contains(&d.id));
+    }
+    if devices.is_empty() {
+        return load_board(graph, target).await;
+    }
+    match &target.membership {
+        GroupMembership::Static => {
+            ensure_static_members(graph, target, &devices, opts, &mut progress).await?;
+        }
+        GroupMembership::Dynamic { .. } => {
+            wait_dynamic_membership(graph, target, &devices, opts, &mut progress).await?;
+        }
+    }
+    let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
+    wait_for_assignment(graph, target, &ids, opts, &mut progress).await
+}
+
+/// Autopilot allows one manual sync about every 10 minutes (reference §6.5).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(600);
+
+/// What "Sync now" did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncNow {
+    Triggered,
+    /// A sync is running or was requested recently; the service will pick changes up anyway.
+    AlreadySyncing,
+    /// The last manual sync was too recent: try again after this long.
+    TooSoon(Duration),
+}
+
+/// Asks Autopilot to sync, respecting the rate limit the service reports through
+/// `lastManualSyncTriggerDateTime` instead of running into it.
+pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
+    let settings: crate::graph::models::autopilot::AutopilotSettings = graph
+        .get_json(ApiVersion::Beta, "/deviceManagement/windowsAutopilotSettings")
+        .await
+        .map_err(AssignmentError::from_graph)?;
+    if settings.is_syncing() {
+        return Ok(SyncNow::AlreadySyncing);
+    }
+    if let Some(last) = settings.last_manual_sync_trigger_date_time {
+        let since = (Utc::now() - last).to_std().unwrap_or(Duration::ZERO);
+        if since < SYNC_INTERVAL {
+            return Ok(SyncNow::TooSoon(SYNC_INTERVAL - since));
+        }
+    }
+    // One attempt: a 429 here means "already syncing", not "retry for minutes".
+    let once = graph
+        .clone()
+        .with_retry(crate::graph::client::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        });
+    match once
+        .post_no_content::<()>(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings/sync",
+            None,
+        )
+        .await
+    {
+        Ok(_) => Ok(SyncNow::Triggered),
+        Err(e) if matches!(e.status(), Some(429) | Some(400)) => Ok(SyncNow::AlreadySyncing),
+        Err(e) => Err(AssignmentError::from_graph(e)),
     }
 }
 

@@ -2,10 +2,12 @@
 //! result by reading it back from Graph. Re-running a step is safe: it finds what exists
 //! instead of creating duplicates.
 
-pub mod assignment;
-pub mod import;
-pub mod profile;
 pub mod sign_in;
+pub mod join_permission;
+pub mod profile;
+pub mod group;
+pub mod import;
+pub mod assignment;
 pub mod validate;
 
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never
@@ -15,8 +17,12 @@ pub mod validate;
 pub struct Outcomes {
     /// Step 1: who signed in to which tenant.
     pub signed_in: Option<sign_in::SignedIn>,
+    /// Step 2: the chosen deployers and whether they were covered when last checked.
+    pub join_permission: Option<join_permission::JoinPermissionOutcome>,
     /// Step 3: the deployment profile chosen or created, read back from Graph.
     pub profile: Option<profile::ProfileRef>,
+    /// Step 4: the device group, once read back.
+    pub group: Option<group::GroupRef>,
     /// Step 5: the hardware-hash import, resumable after a restart.
     pub import: Option<import::ImportJob>,
     /// Step 6: how far the profile assignment got when last read.

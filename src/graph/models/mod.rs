@@ -2,5 +2,7 @@
 //! against the official schema in tests. Unknown properties are ignored on read.
 
 pub mod autopilot;
+pub mod directory;
 pub mod identity;
+pub mod policy;
 pub mod profile;

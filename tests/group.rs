@@ -1,0 +1,366 @@
+//! Step 4 (device group) over HTTP against the simulated tenant, plus the directory endpoints
+//! other steps rely on (members, devices).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use autopilot_wizard::graph::models::directory::{Device, NewGroup, ObjectRef};
+use autopilot_wizard::graph::{ApiVersion, GraphClient};
+use autopilot_wizard::sim::{self, SimConfig, SimHandle};
+use autopilot_wizard::steps::group::{
+    self, CreateOutcome, Field, GroupError, GroupKind, GroupSpec, ReadBackPolicy, RuleSpec,
+};
+use serde_json::Value;
+
+async fn start() -> (SimHandle, GraphClient) {
+    support::signed_in_sim(SimConfig::test()).await
+}
+
+const QUICK: ReadBackPolicy = ReadBackPolicy {
+    attempts: 40,
+    delay: Duration::from_millis(25),
+};
+
+fn spec(name: &str, rule: Option<RuleSpec>) -> GroupSpec {
+    GroupSpec {
+        display_name: name.into(),
+        description: "Created by the directory tests".into(),
+        rule,
+    }
+}
+
+/// The body the step sends must be a valid `microsoft.graph.group` (v1.0).
+fn assert_body_valid(body: &NewGroup) {
+    let v = serde_json::to_value(body).unwrap();
+    support::schema::assert_valid("v1.0", "microsoft.graph.group", &v);
+}
+
+fn count_named(sim: &SimHandle, name: &str) -> usize {
+    sim.with_state(|s| {
+        s.directory
+            .groups
+            .iter()
+            .filter(|g| g.display_name == name)
+            .count()
+    })
+}
+
+async fn create(
+    graph: &GraphClient,
+    spec: &GroupSpec,
+) -> autopilot_wizard::graph::models::directory::Group {
+    match group::create_group(graph, spec).await.expect("create") {
+        CreateOutcome::Created(g) => g,
+        CreateOutcome::Exists(g) => panic!("unexpectedly existed: {g:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dynamic_group_for_group_tags_is_created_and_read_back() {
+    let (sim, graph) = start().await;
+    let s = spec(
+        "Autopilot - Sales and HR",
+        Some(RuleSpec::GroupTags(vec!["Sales".into(), "HR".into()])),
+    );
+    let body = group::new_group_body(&s, "autopilot-sales-and-hr").unwrap();
+    assert_body_valid(&body);
+    let created = create(&graph, &s).await;
+    assert_eq!(
+        created.mail_nickname.as_deref(),
+        Some("autopilot-sales-and-hr")
+    );
+    let read = group::read_back(&graph, &created.id, QUICK).await.unwrap();
+    let expected = GroupKind::Dynamic {
+        rule: group::build_rule(s.rule.as_ref().unwrap()).unwrap(),
+    };
+    assert_eq!(read.group.kind, expected);
+    assert_eq!(read.processing_state.as_deref(), Some("On"));
+    assert!(
+        read.processing_status.is_some(),
+        "beta status read: {read:?}"
+    );
+    assert_eq!(group::validate(&read, &expected), Ok(()));
+    assert_eq!(group::validate(&read, &GroupKind::Static).is_err(), true);
+    let stored = sim.with_state(|st| st.directory.group(&created.id).unwrap().clone());
+    assert!(stored.membership_rule.unwrap().contains("[OrderID]:HR"));
+}
+
+#[tokio::test]
+async fn all_autopilot_and_purchase_order_rules_are_accepted_by_the_tenant() {
+    let (_sim, graph) = start().await;
+    for (name, rule) in [
+        ("Autopilot - every device", RuleSpec::AllAutopilot),
+        (
+            "Autopilot - PO 4711",
+            RuleSpec::PurchaseOrder("PO-4711".into()),
+        ),
+    ] {
+        let s = spec(name, Some(rule.clone()));
+        assert_body_valid(&group::new_group_body(&s, "x").unwrap());
+        let g = create(&graph, &s).await;
+        let read = group::read_back(&graph, &g.id, QUICK).await.unwrap();
+        match &read.group.kind {
+            GroupKind::Dynamic { rule: text } => assert_eq!(group::parse_rule(text), Ok(rule)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn static_group_is_created_without_rule_properties() {
+    let (_sim, graph) = start().await;
+    let s = spec("Autopilot - hand picked", None);
+    let body = group::new_group_body(&s, "autopilot-hand-picked").unwrap();
+    assert_body_valid(&body);
+    let v = serde_json::to_value(&body).unwrap();
+    assert!(v.get("membershipRule").is_none(), "{v}");
+    assert_eq!(v["groupTypes"], serde_json::json!([]));
+    let g = create(&graph, &s).await;
+    let read = group::read_back(&graph, &g.id, QUICK).await.unwrap();
+    assert_eq!(read.group.kind, GroupKind::Static);
+    assert_eq!(group::validate(&read, &GroupKind::Static), Ok(()));
+}
+
+#[tokio::test]
+async fn an_existing_group_with_the_same_name_is_offered_not_duplicated() {
+    let (sim, graph) = start().await;
+    // Seeded in the demo tenant.
+    let s = spec("autopilot - all devices", Some(RuleSpec::AllAutopilot));
+    let before = sim.with_state(|st| st.directory.groups.len());
+    match group::create_group(&graph, &s).await.unwrap() {
+        CreateOutcome::Exists(g) => {
+            assert_eq!(g.display_name.as_deref(), Some("Autopilot - All devices"));
+            assert_eq!(group::assess_existing(&g), Ok(None));
+        }
+        other => panic!("expected the existing group, got {other:?}"),
+    }
+    assert_eq!(sim.with_state(|st| st.directory.groups.len()), before);
+    // Re-running a create of our own after replication finds it too.
+    let mine = spec("Autopilot - Lab", None);
+    let g = create(&graph, &mine).await;
+    group::read_back(&graph, &g.id, QUICK).await.unwrap();
+    assert!(matches!(
+        group::create_group(&graph, &mine).await.unwrap(),
+        CreateOutcome::Exists(_)
+    ));
+    assert_eq!(count_named(&sim, "Autopilot - Lab"), 1);
+}
+
+#[tokio::test]
+async fn bad_rules_are_stopped_on_the_form_and_tenant_rejections_are_surfaced() {
+    let (_sim, graph) = start().await;
+    let s = spec(
+        "Autopilot - quotes",
+        Some(RuleSpec::GroupTags(vec!["bad\"tag".into()])),
+    );
+    match group::create_group(&graph, &s).await {
+        Err(GroupError::Invalid(errors)) => assert_eq!(errors[0].field, Field::GroupTags),
+        other => panic!("{other:?}"),
+    }
+    let empty = spec("  ", None);
+    assert_eq!(group::check_spec(&empty)[0].field, Field::DisplayName);
+    // A rule the tenant refuses: the 400's message reaches the user.
+    let mut body = group::new_group_body(
+        &spec("Autopilot - broken", Some(RuleSpec::AllAutopilot)),
+        "autopilot-broken",
+    )
+    .unwrap();
+    body.membership_rule = Some("(device.devicePhysicalIds -any _ -eq \"[ZTDId]\")".into());
+    match group::post_group(&graph, &body).await {
+        Err(e @ GroupError::Rejected { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("Dynamic membership rule validation error"),
+                "{text}"
+            );
+            assert!(text.contains("Request_BadRequest"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn mail_nickname_is_derived_and_made_unique() {
+    let (sim, graph) = start().await;
+    // Another group already uses the derived nickname under a different name.
+    let taken = spec("Sales devices (old)", None);
+    let body = group::new_group_body(&taken, "autopilot-sales").unwrap();
+    group::post_group(&graph, &body).await.unwrap();
+    // The tenant refuses a second group with the same nickname.
+    let dup = group::post_group(
+        &graph,
+        &group::new_group_body(&spec("X", None), "autopilot-sales").unwrap(),
+    )
+    .await;
+    assert!(matches!(dup, Err(GroupError::Rejected { .. })), "{dup:?}");
+    sim.with_state(|s| {
+        for g in &mut s.directory.groups {
+            g.visible_after = Instant::now();
+        }
+    });
+    let g = create(
+        &graph,
+        &spec(
+            "Autopilot: Sales",
+            Some(RuleSpec::GroupTags(vec!["Sales".into()])),
+        ),
+    )
+    .await;
+    assert_eq!(g.mail_nickname.as_deref(), Some("autopilot-sales-2"));
+    // Invalid characters never reach Graph; the tenant would refuse them.
+    let bad = group::post_group(
+        &graph,
+        &group::new_group_body(&spec("Y", None), "a b@c").unwrap(),
+    )
+    .await;
+    match bad {
+        Err(e @ GroupError::Rejected { .. }) => assert!(e.to_string().contains("mailNickname")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn read_back_retries_while_the_new_group_replicates() {
+    let (sim, graph) = start().await;
+    // 4000 service seconds at test speed: 200 ms of real time invisible after the create.
+    sim.with_state(|s| s.directory.replication_delay = Duration::from_secs(4000));
+    let g = create(&graph, &spec("Autopilot - slow", None)).await;
+    let read = group::read_back(&graph, &g.id, QUICK).await.unwrap();
+    assert!(
+        read.attempts > 1,
+        "the first read should have met a 404: {read:?}"
+    );
+    let g2 = create(&graph, &spec("Autopilot - slower", None)).await;
+    let once = ReadBackPolicy {
+        attempts: 1,
+        delay: Duration::from_millis(1),
+    };
+    assert!(matches!(
+        group::read_back(&graph, &g2.id, once).await,
+        Err(GroupError::NotReplicated { attempts: 1 })
+    ));
+}
+
+#[tokio::test]
+async fn search_finds_groups_by_word_prefix() {
+    let (_sim, graph) = start().await;
+    let hits = group::search_groups(&graph, "autop").await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].is_dynamic());
+    let hits = group::search_groups(&graph, "technic").await.unwrap();
+    assert_eq!(hits[0].display_name.as_deref(), Some("IT Technicians"));
+    assert_eq!(
+        group::assess_existing(&hits[0])
+            .unwrap()
+            .unwrap()
+            .contains("assigned (static)"),
+        true
+    );
+    assert!(
+        group::search_groups(&graph, "nothing-like-this")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn sim_group_and_device_bodies_match_the_schema() {
+    let (sim, graph) = start().await;
+    let page: Value = graph.get_json(ApiVersion::V1, "/groups").await.unwrap();
+    let errors = support::schema::validate_collection("v1.0", "microsoft.graph.group", &page);
+    assert!(errors.is_empty(), "{errors:?}");
+    let did = sim.with_state(|s| {
+        sim::directory::register_autopilot_device_object(s, "SER-1", "ztd-1", Some("Sales"), None)
+    });
+    let page: Value = graph
+        .get_json(
+            ApiVersion::V1,
+            &format!("/devices?$filter=deviceId%20eq%20'{did}'"),
+        )
+        .await
+        .unwrap();
+    let errors = support::schema::validate_collection("v1.0", "microsoft.graph.device", &page);
+    assert!(errors.is_empty(), "{errors:?}");
+    let devices: Vec<Device> = serde_json::from_value(page["value"].clone()).unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].display_name.as_deref(), Some("SER-1"));
+    assert!(
+        devices[0]
+            .physical_ids
+            .contains(&"[OrderID]:Sales".to_string())
+    );
+    // v1.0 does not know the beta processing status.
+    let err = graph
+        .get_json::<Value>(
+            ApiVersion::V1,
+            "/groups?$select=id,membershipRuleProcessingStatus",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+}
+
+#[tokio::test]
+async fn static_membership_add_duplicate_remove_and_dynamic_refusal() {
+    let (sim, graph) = start().await;
+    let did = sim.with_state(|s| {
+        sim::directory::register_autopilot_device_object(s, "SER-2", "ztd-2", None, None)
+    });
+    let object_id = sim.with_state(|s| s.directory.device_by_device_id(&did).unwrap().id.clone());
+    let g = create(&graph, &spec("Autopilot - manual", None)).await;
+    group::read_back(&graph, &g.id, QUICK).await.unwrap();
+    let r = ObjectRef {
+        odata_id: format!("https://graph.microsoft.com/v1.0/directoryObjects/{object_id}"),
+    };
+    let path = format!("/groups/{}/members/$ref", g.id);
+    let ok = graph
+        .post_no_content(ApiVersion::V1, &path, Some(&r))
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 204);
+    let dup = graph
+        .post_no_content(ApiVersion::V1, &path, Some(&r))
+        .await
+        .unwrap_err();
+    assert!(
+        dup.to_string()
+            .contains("One or more added object references already exist"),
+        "{dup}"
+    );
+    let members: Vec<Device> = graph
+        .get_all(
+            ApiVersion::V1,
+            &format!("/groups/{}/members/microsoft.graph.device", g.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].device_id.as_deref(), Some(did.as_str()));
+    graph
+        .delete(
+            ApiVersion::V1,
+            &format!("/groups/{}/members/{object_id}/$ref", g.id),
+        )
+        .await
+        .unwrap();
+    let dynamic = sim.with_state(|s| {
+        s.directory
+            .groups
+            .iter()
+            .find(|g| g.is_dynamic())
+            .unwrap()
+            .id
+            .clone()
+    });
+    let refused = graph
+        .post_no_content(
+            ApiVersion::V1,
+            &format!("/groups/{dynamic}/members/$ref"),
+            Some(&r),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(400));
+}

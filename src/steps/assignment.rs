@@ -1036,7 +1036,12 @@ impl BoardReader {
             }
         }
         let group = read_group(graph, &self.target).await?;
-        Ok(Board::build(self.target.clone(), &devices, group, &self.names))
+        Ok(Board::build(
+            self.target.clone(),
+            &devices,
+            group,
+            &self.names,
+        ))
     }
 }
 
@@ -1391,7 +1396,10 @@ pub enum SyncNow {
 /// `lastManualSyncTriggerDateTime` instead of running into it.
 pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
     let settings: crate::graph::models::autopilot::AutopilotSettings = graph
-        .get_json(ApiVersion::Beta, "/deviceManagement/windowsAutopilotSettings")
+        .get_json(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings",
+        )
         .await
         .map_err(AssignmentError::from_graph)?;
     if settings.is_syncing() {
@@ -1404,12 +1412,10 @@ pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
         }
     }
     // One attempt: a 429 here means "already syncing", not "retry for minutes".
-    let once = graph
-        .clone()
-        .with_retry(crate::graph::client::RetryPolicy {
-            max_attempts: 1,
-            ..Default::default()
-        });
+    let once = graph.clone().with_retry(crate::graph::client::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
     match once
         .post_no_content::<()>(
             ApiVersion::Beta,

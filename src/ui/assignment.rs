@@ -738,7 +738,8 @@ impl AssignmentPage {
                 for (title, key) in columns {
                     header.col(|ui| {
                         let arrow = if q.sort == key {
-                            if q.descending { " ⏷" } else { " ⏶" }
+                            // ASCII: the default fonts have no arrow glyphs.
+                            if q.descending { " v" } else { " ^" }
                         } else {
                             ""
                         };

@@ -81,7 +81,7 @@ async fn dynamic_group_for_group_tags_is_created_and_read_back() {
         "beta status read: {read:?}"
     );
     assert_eq!(group::validate(&read, &expected), Ok(()));
-    assert_eq!(group::validate(&read, &GroupKind::Static).is_err(), true);
+    assert!(group::validate(&read, &GroupKind::Static).is_err());
     let stored = sim.with_state(|st| st.directory.group(&created.id).unwrap().clone());
     assert!(stored.membership_rule.unwrap().contains("[OrderID]:HR"));
 }
@@ -250,12 +250,11 @@ async fn search_finds_groups_by_word_prefix() {
     assert!(hits[0].is_dynamic());
     let hits = group::search_groups(&graph, "technic").await.unwrap();
     assert_eq!(hits[0].display_name.as_deref(), Some("IT Technicians"));
-    assert_eq!(
+    assert!(
         group::assess_existing(&hits[0])
             .unwrap()
             .unwrap()
-            .contains("assigned (static)"),
-        true
+            .contains("assigned (static)")
     );
     assert!(
         group::search_groups(&graph, "nothing-like-this")

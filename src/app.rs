@@ -11,11 +11,13 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::auth::AuthConfig;
+use crate::graph::auth::{AuthConfig, Opener, browser_opener};
 use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
 use crate::graph::token_store::{MemoryStore, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
+use crate::ui::profile::ProfilePage;
+use crate::ui::sign_in::{SignInConfig, SignInPage};
 use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
 
 pub mod logging;
@@ -101,6 +103,8 @@ pub struct AppConfig {
     pub token_store: Arc<dyn TokenStore>,
     /// Why sign-ins will not be remembered, when `token_store` is memory only.
     pub token_store_note: Option<String>,
+    /// Opens the browser for the browser sign-in (tests follow the URL themselves).
+    pub opener: Opener,
     /// Where the log panel reads from ([`logging::init`] returns the one the subscriber fills).
     pub log: LogBuffer,
 }
@@ -115,6 +119,7 @@ impl Default for AppConfig {
             file_picker: Arc::new(ui::RfdFilePicker),
             token_store: Arc::new(MemoryStore::new()),
             token_store_note: None,
+            opener: browser_opener(),
             log: LogBuffer::new(500),
         }
     }
@@ -146,6 +151,8 @@ mod keys {
 /// A page as the app sees it, whatever its message type.
 trait Slot {
     fn id(&self) -> StepId;
+    /// Called once before the page's first frame (e.g. the silent sign-in).
+    fn start(&mut self, cx: &mut PageCx<'_>);
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>);
     fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>);
     fn status(&self) -> StepStatus;
@@ -158,11 +165,26 @@ struct PageSlot<P: Page> {
     id: StepId,
     page: P,
     extract: fn(ui::Msg) -> Option<P::Msg>,
+    start: fn(&mut P, &mut PageCx<'_>),
+}
+
+impl<P: Page + 'static> PageSlot<P> {
+    fn boxed(id: StepId, page: P, extract: fn(ui::Msg) -> Option<P::Msg>) -> Box<dyn Slot> {
+        Box::new(PageSlot {
+            id,
+            page,
+            extract,
+            start: |_, _| {},
+        })
+    }
 }
 
 impl<P: Page> Slot for PageSlot<P> {
     fn id(&self) -> StepId {
         self.id
+    }
+    fn start(&mut self, cx: &mut PageCx<'_>) {
+        (self.start)(&mut self.page, cx)
     }
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
         self.page.ui(ui, cx)
@@ -229,11 +251,16 @@ pub struct WizardApp {
     file_picker: Arc<dyn FilePicker>,
     token_store: Arc<dyn TokenStore>,
     token_store_note: Option<String>,
+    opener: Opener,
+    /// The pages' `start` hooks ran (again after the pages are rebuilt).
+    started: bool,
     sim: Option<SimHandle>,
     sim_speed: Speed,
     sim_start: SimStart,
     log: LogBuffer,
     log_open: bool,
+    /// Statuses shown last frame, to log changes.
+    last_statuses: Vec<(StepId, StepStatus)>,
 }
 
 impl WizardApp {
@@ -305,11 +332,14 @@ impl WizardApp {
             file_picker: config.file_picker,
             token_store: config.token_store,
             token_store_note: config.token_store_note,
+            opener: config.opener,
+            started: false,
             sim: config.sim,
             sim_speed: config.sim_speed,
             sim_start: SimStart::default(),
             log: config.log,
             log_open: false,
+            last_statuses: Vec::new(),
         };
         app.build_pages();
         if let Some(step) = current {
@@ -341,16 +371,52 @@ impl WizardApp {
         }
         self.stored_pages = stored;
         self.current = self.current.min(self.pages.len().saturating_sub(1));
+        self.started = false;
     }
 
     /// The page for `step`, built from the current endpoints; `None` while the step has no page.
     fn make_page(&self, step: StepId) -> Option<Box<dyn Slot>> {
-        let _ = step;
-        None
+        match step {
+            StepId::SignIn => {
+                let auth = &self.connection.auth;
+                let config = SignInConfig {
+                    endpoints: auth.endpoints.clone(),
+                    client_id: match &auth.client {
+                        ClientApp::Own { client_id } => client_id.clone(),
+                        ClientApp::GraphCommandLineTools => String::new(),
+                    },
+                    tenant: auth.tenant.clone(),
+                    simulated: self.connection.simulated,
+                    store: self.token_store.clone(),
+                    store_notice: self.token_store_note.clone(),
+                    opener: self.opener.clone(),
+                };
+                Some(Box::new(PageSlot {
+                    id: step,
+                    page: SignInPage::new(config),
+                    extract: |m| match m {
+                        ui::Msg::SignIn(m) => Some(m),
+                        _ => None,
+                    },
+                    // Signs in again from the saved refresh token, if there is one.
+                    start: |page, cx| page.try_silent(cx),
+                }))
+            }
+            StepId::Profile => Some(PageSlot::boxed(step, ProfilePage::new(), |m| match m {
+                ui::Msg::Profile(m) => Some(m),
+                _ => None,
+            })),
+            StepId::JoinPermission
+            | StepId::Group
+            | StepId::Import
+            | StepId::Assignment
+            | StepId::Validate => None,
+        }
     }
 
-    /// Adds a page after the built-in ones. `extract` picks this page's messages out of
-    /// [`ui::Msg`] (`|m| match m { ui::Msg::Group(m) => Some(m), _ => None }`).
+    /// Adds a page (replacing the page of the same step, if any), in procedure order.
+    /// `extract` picks this page's messages out of [`ui::Msg`]
+    /// (`|m| match m { ui::Msg::Group(m) => Some(m), _ => None }`).
     pub fn add_page<P: Page + 'static>(
         &mut self,
         id: StepId,
@@ -360,7 +426,27 @@ impl WizardApp {
         if let Some(state) = self.stored_pages.get(&id) {
             page.load_state(state.clone());
         }
-        self.pages.push(Box::new(PageSlot { id, page, extract }));
+        let slot = PageSlot::boxed(id, page, extract);
+        match self.pages.iter().position(|p| p.id() == id) {
+            Some(i) => self.pages[i] = slot,
+            None => {
+                let at = self
+                    .pages
+                    .iter()
+                    .position(|p| procedure_order(p.id()) > procedure_order(id))
+                    .unwrap_or(self.pages.len());
+                if at <= self.current && !self.pages.is_empty() {
+                    self.current += 1;
+                }
+                self.pages.insert(at, slot);
+            }
+        }
+        self.started = false;
+    }
+
+    /// Each step in the stepper with its status, in order.
+    pub fn step_statuses(&self) -> Vec<(StepId, StepStatus)> {
+        self.pages.iter().map(|p| (p.id(), p.status())).collect()
     }
 
     /// The steps shown in the stepper, in order.
@@ -418,9 +504,19 @@ impl WizardApp {
         self.drain_app_events();
         self.drain_messages(&ctx);
         self.prune_jobs();
+        if !self.started {
+            self.started = true;
+            let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
+                .with_file_picker(self.file_picker.clone());
+            for page in &mut self.pages {
+                page.start(&mut cx);
+            }
+        }
 
         if self.connection.simulated {
-            egui::Panel::top("simulated_banner").show(ui, |ui| self.banner_ui(ui));
+            egui::Panel::top("simulated_banner")
+                .frame(egui::Frame::NONE)
+                .show(ui, |ui| self.banner_ui(ui));
         }
         egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
         if self.log_open {
@@ -440,19 +536,45 @@ impl WizardApp {
         });
 
         self.spawn_queued(&ctx);
+        self.log_status_changes();
+    }
+
+    fn log_status_changes(&mut self) {
+        let now = self.step_statuses();
+        if now != self.last_statuses {
+            for (step, status) in &now {
+                let before = self.last_statuses.iter().find(|(s, _)| s == step);
+                if before.is_some_and(|(_, b)| b != status) {
+                    tracing::info!(
+                        step = step.title(),
+                        status = status_word(*status),
+                        "step status"
+                    );
+                }
+            }
+            self.last_statuses = now;
+        }
     }
 
     fn banner_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                egui::RichText::new("Simulated tenant").strong(),
-            );
-            ui.label(
-                "Nothing here touches a real Microsoft 365 tenant: the data is made up and is \
-                 gone when the wizard closes.",
-            );
-        });
+        let amber = egui::Color32::from_rgb(0xF2, 0xB1, 0x34);
+        egui::Frame::new()
+            .fill(amber)
+            .inner_margin(egui::Margin::symmetric(8, 4))
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.horizontal_wrapped(|ui| {
+                    let dark = egui::Color32::from_rgb(0x20, 0x1A, 0x05);
+                    ui.label(egui::RichText::new("Simulated tenant").strong().color(dark));
+                    ui.label(
+                        egui::RichText::new(
+                            "Nothing here touches a real Microsoft 365 tenant: the data is made \
+                             up and is gone when the wizard closes.",
+                        )
+                        .color(dark),
+                    );
+                });
+            });
     }
 
     fn stepper_ui(&mut self, ui: &mut egui::Ui) {
@@ -463,17 +585,21 @@ impl WizardApp {
         let mut go_to = None;
         for (i, page) in self.pages.iter().enumerate() {
             let status = page.status();
-            let (icon, word) = status_marker(status);
-            let text = format!("{icon} {}. {}", i + 1, page.id().title());
+            let word = status_word(status);
             let reachable = self.reachable(i);
-            let button = egui::Button::selectable(i == self.current, text);
             let response = ui
-                .add_enabled(reachable, button)
-                .on_hover_text(word)
-                .on_disabled_hover_text(format!("{word}. Finish the steps above first."));
+                .horizontal(|ui| {
+                    status_icon(ui, status);
+                    let text = format!("{}. {}", i + 1, page.id().title());
+                    ui.add_enabled(reachable, egui::Button::selectable(i == self.current, text))
+                        .on_hover_text(word)
+                        .on_disabled_hover_text(format!("{word}. Finish the steps above first."))
+                })
+                .inner;
             ui.indent(("step_status", i), |ui| {
                 ui.weak(word);
             });
+            ui.add_space(2.0);
             if response.clicked() {
                 go_to = Some(i);
             }
@@ -559,7 +685,12 @@ impl WizardApp {
             ui.label("The wizard has no steps in this build.");
             return;
         };
-        if step == StepId::SignIn && !self.connection.simulated && !self.settings.has_tenant() {
+        let signed_in = self.outcomes.signed_in.is_some() || self.session.graph.is_some();
+        if step == StepId::SignIn
+            && !self.connection.simulated
+            && !self.settings.has_tenant()
+            && !signed_in
+        {
             self.offer_simulated_tenant(ui);
         }
         let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
@@ -776,12 +907,76 @@ fn parse_or_warn<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Optio
     }
 }
 
-/// Icon and words for a step status in the stepper.
-pub fn status_marker(status: StepStatus) -> (&'static str, &'static str) {
+/// Position of `step` in the procedure (independent of which steps have pages).
+fn procedure_order(step: StepId) -> usize {
+    match step {
+        StepId::SignIn => 0,
+        StepId::JoinPermission => 1,
+        StepId::Profile => 2,
+        StepId::Group => 3,
+        StepId::Import => 4,
+        StepId::Assignment => 5,
+        StepId::Validate => 6,
+    }
+}
+
+/// How the stepper names a step status.
+pub fn status_word(status: StepStatus) -> &'static str {
     match status {
-        StepStatus::NotStarted => ("○", "Not started"),
-        StepStatus::InProgress => ("◑", "In progress"),
-        StepStatus::Done => ("✔", "Done"),
-        StepStatus::NeedsAttention => ("⚠", "Needs attention"),
+        StepStatus::NotStarted => "Not started",
+        StepStatus::InProgress => "In progress",
+        StepStatus::Done => "Done",
+        StepStatus::NeedsAttention => "Needs attention",
+    }
+}
+
+/// A painted status mark (the default fonts have no symbol glyphs): an empty ring, a half
+/// filled ring, a green disc with a check, an amber disc with an exclamation mark.
+fn status_icon(ui: &mut egui::Ui, status: StepStatus) {
+    let size = egui::vec2(16.0, 16.0);
+    let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+    let painter = ui.painter();
+    let c = rect.center();
+    let r = 6.5;
+    let muted = ui.visuals().weak_text_color();
+    let blue = egui::Color32::from_rgb(0x3B, 0x82, 0xF6);
+    let green = egui::Color32::from_rgb(0x22, 0xA0, 0x55);
+    let amber = egui::Color32::from_rgb(0xF2, 0xB1, 0x34);
+    let white = egui::Color32::WHITE;
+    match status {
+        StepStatus::NotStarted => {
+            painter.circle_stroke(c, r, egui::Stroke::new(1.5, muted));
+        }
+        StepStatus::InProgress => {
+            painter.circle_stroke(c, r, egui::Stroke::new(1.5, blue));
+            let half: Vec<egui::Pos2> = (0..=16)
+                .map(|k| {
+                    let a = -std::f32::consts::FRAC_PI_2 + std::f32::consts::PI * k as f32 / 16.0;
+                    c + egui::vec2(a.cos(), a.sin()) * (r - 1.5)
+                })
+                .collect();
+            painter.add(egui::Shape::convex_polygon(half, blue, egui::Stroke::NONE));
+        }
+        StepStatus::Done => {
+            painter.circle_filled(c, r, green);
+            let stroke = egui::Stroke::new(1.8, white);
+            painter.line_segment(
+                [c + egui::vec2(-3.2, 0.2), c + egui::vec2(-0.8, 2.6)],
+                stroke,
+            );
+            painter.line_segment(
+                [c + egui::vec2(-0.8, 2.6), c + egui::vec2(3.4, -2.4)],
+                stroke,
+            );
+        }
+        StepStatus::NeedsAttention => {
+            painter.circle_filled(c, r, amber);
+            let dark = egui::Color32::from_rgb(0x20, 0x1A, 0x05);
+            painter.line_segment(
+                [c + egui::vec2(0.0, -3.6), c + egui::vec2(0.0, 1.0)],
+                egui::Stroke::new(1.8, dark),
+            );
+            painter.circle_filled(c + egui::vec2(0.0, 3.2), 1.0, dark);
+        }
     }
 }

@@ -149,12 +149,11 @@ fn schema_validator_checks_types_nullability_and_abstract_bases() {
 // Over HTTP against the simulated tenant
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autopilot_wizard::graph::client::StaticToken;
 use autopilot_wizard::graph::models::profile::DeploymentMode;
 use autopilot_wizard::graph::{ApiVersion, GraphClient, GraphError};
-use autopilot_wizard::sim::core::AccessGrant;
 use autopilot_wizard::sim::profiles::DEMO_KIOSK_GROUP_ID;
 use autopilot_wizard::sim::{Seed, SimConfig, SimHandle};
 use autopilot_wizard::steps::profile::{
@@ -180,21 +179,17 @@ async fn sim(seed: Seed) -> SimHandle {
         .expect("sim starts")
 }
 
-/// A client whose token the simulated tenant knows, granting `scopes`.
+/// A client signed in as the tenant's admin with `scopes` (the sim checks them per call).
 fn client(sim: &SimHandle, scopes: &[&str]) -> (GraphClient, String) {
-    let token = format!("test-token-{}", uuid::Uuid::new_v4());
-    sim.with_state(|s| {
-        s.core.access_tokens.insert(
-            token.clone(),
-            AccessGrant {
-                user_id: "admin".into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                expires_at: Instant::now() + Duration::from_secs(3600),
-            },
-        )
-    });
+    let admin = sim.admin();
+    let token = sim.issue_token_with(
+        &admin.user_principal_name,
+        scopes,
+        Duration::from_secs(3600),
+    );
     (
-        GraphClient::new(&sim.url(), Arc::new(StaticToken(token.clone()))),
+        GraphClient::new(&sim.url(), Arc::new(StaticToken(token.clone())))
+            .with_retry(support::fast_retry()),
         token,
     )
 }
@@ -814,4 +809,262 @@ fn form_validation_reports_every_field_error() {
     f.device_name_template = "LT-%SERIAL%".into();
     let v = step::validate(&f, &Vec::<String>::new()).unwrap();
     assert_eq!(v.form().name, "Trimmed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page, driven by its labels
+
+mod page {
+    use super::*;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::ui::profile::ProfilePage;
+    use autopilot_wizard::ui::{self, Job, Outbox, Page, PageCx, Session, StepStatus};
+    use egui::accesskit::Role;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+
+    struct State {
+        page: ProfilePage,
+        session: Session,
+        outcomes: Outcomes,
+        jobs: Vec<Job>,
+    }
+
+    struct Driver {
+        rt: tokio::runtime::Runtime,
+        _sim: SimHandle,
+        tx: std::sync::mpsc::Sender<ui::Msg>,
+        rx: std::sync::mpsc::Receiver<ui::Msg>,
+    }
+
+    fn start(seed: Seed) -> (Driver, Harness<'static, State>) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let sim = rt.block_on(super::sim(seed));
+        let (graph, _) = client(&sim, FULL_SCOPES);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = State {
+            page: ProfilePage::new(),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes: Outcomes::default(),
+            jobs: Vec::new(),
+        };
+        let harness = Harness::builder()
+            .with_size(egui::vec2(1000.0, 2000.0))
+            .build_ui_state(
+                |ui, s: &mut State| {
+                    let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                    s.page.ui(ui, &mut cx);
+                },
+                state,
+            );
+        (
+            Driver {
+                rt,
+                _sim: sim,
+                tx,
+                rx,
+            },
+            harness,
+        )
+    }
+
+    /// Frames, then the jobs the page queued (run to completion on tokio), then their messages
+    /// back to the page, until nothing is left to do.
+    fn pump(d: &Driver, h: &mut Harness<'static, State>) {
+        for _ in 0..20 {
+            // A spinner keeps asking for frames; a few steps are enough to settle the layout.
+            h.run_steps(3);
+            let jobs = std::mem::take(&mut h.state_mut().jobs);
+            let mut worked = !jobs.is_empty();
+            for job in jobs {
+                let out = Outbox::new(d.tx.clone(), h.ctx.clone());
+                d.rt.block_on((job.run)(out));
+            }
+            while let Ok(msg) = d.rx.try_recv() {
+                worked = true;
+                let s = h.state_mut();
+                let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                match msg {
+                    ui::Msg::Profile(m) => s.page.on_msg(m, &mut cx),
+                    other => panic!("message for another page: {other:?}"),
+                }
+            }
+            if !worked {
+                h.run_steps(3);
+                return;
+            }
+        }
+        panic!("the page kept starting work");
+    }
+
+    fn set_text(h: &mut Harness<'static, State>, label: &str, text: &str) {
+        h.get_by_role_and_label(Role::TextInput, label).focus();
+        h.run_steps(2);
+        for _ in 0..40 {
+            h.key_press(egui::Key::Backspace);
+        }
+        h.run_steps(2);
+        h.get_by_role_and_label(Role::TextInput, label)
+            .type_text(text);
+        h.run_steps(2);
+    }
+
+    #[test]
+    fn fill_the_form_fix_a_field_error_create_and_see_the_read_back() {
+        let (d, mut h) = start(Seed::Demo);
+        pump(&d, &mut h);
+        // The existing profiles are listed.
+        assert!(h.query_by_label("Kiosk - self-deploying").is_some());
+        assert!(!h.state().page.validated());
+
+        set_text(&mut h, "Name", "Contoso laptops");
+        set_text(&mut h, "Device name template", "CONTOSO-%SERIAL%");
+        h.get_by_label("Allow pre-provisioned deployment").click();
+        h.get_by_label("Administrator").click();
+        h.run_steps(2);
+        h.get_by_label("Create profile").click();
+        pump(&d, &mut h);
+        // The error is shown on the field, nothing was sent.
+        assert!(
+            h.query_by_label_contains("this template can produce 20")
+                .is_some(),
+            "field error shown"
+        );
+        assert!(!h.state().page.validated());
+        assert_eq!(d._sim.with_state(|s| s.profiles.creates), 0);
+
+        set_text(&mut h, "Device name template", "CT-%SERIAL%");
+        h.get_by_label("Create profile").click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label_contains("this template can produce")
+                .is_none()
+        );
+        assert!(
+            h.query_by_label("Created the profile \"Contoso laptops\".")
+                .is_some()
+        );
+        assert!(
+            h.query_by_label("Read back from Graph: all 15 settings match")
+                .is_some(),
+            "read-back confirmation shown"
+        );
+        assert!(h.state().page.validated());
+        assert_eq!(h.state().page.status(), StepStatus::Done);
+        let saved = h
+            .state()
+            .outcomes
+            .profile
+            .clone()
+            .expect("saved in Outcomes");
+        assert_eq!(saved.display_name, "Contoso laptops");
+        let stored = d._sim.with_state(|s| {
+            s.profiles
+                .profiles
+                .iter()
+                .find(|p| p.id == saved.id)
+                .cloned()
+                .unwrap()
+        });
+        assert_eq!(stored.device_name_template.as_deref(), Some("CT-%SERIAL%"));
+        assert!(stored.preprovisioning);
+        assert_eq!(stored.oobe.user_type, "administrator");
+        assert_eq!(stored.oobe.device_usage_type, "singleUser");
+    }
+
+    #[test]
+    fn picking_a_self_deploying_profile_warns_and_reusing_by_name_does_not_create() {
+        let (d, mut h) = start(Seed::Demo);
+        pump(&d, &mut h);
+        h.get_by_label("Use \"Kiosk - self-deploying\"").click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label_contains(
+                "Warning: \"Kiosk - self-deploying\" is a self-deploying profile"
+            )
+            .is_some()
+        );
+        assert!(h.state().page.validated());
+        assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+
+        // Typing an existing name offers that profile instead of a second create.
+        set_text(&mut h, "Name", "default profile - all devices");
+        h.get_by_label("Create profile").click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label_contains("already exists. Use it")
+                .is_some()
+        );
+        h.get_by_label("Use the existing profile \"Default profile - all devices\"")
+            .click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label_contains(
+                "Using the existing profile \"Default profile - all devices\""
+            )
+            .is_some()
+        );
+        assert_eq!(h.state().page.status(), StepStatus::Done);
+        assert_eq!(
+            h.state()
+                .outcomes
+                .profile
+                .as_ref()
+                .map(|p| p.display_name.as_str()),
+            Some("Default profile - all devices")
+        );
+        assert_eq!(d._sim.with_state(|s| s.profiles.creates), 0);
+    }
+}
+
+#[tokio::test]
+async fn assigned_devices_answers_a_schema_valid_collection_and_knows_its_profiles() {
+    // Which devices have a profile is decided by the assignment simulation (it owns the
+    // devices' deploymentProfile); here only the endpoint's shape and the profile-state view it
+    // gets from this area are checked.
+    let sim = sim(Seed::Demo).await;
+    let (graph, token) = client(&sim, FULL_SCOPES);
+    let p = step::create_profile(&graph, &valid(&form("With devices")))
+        .await
+        .unwrap()
+        .profile;
+    let (status, page) = raw(
+        &sim,
+        &token,
+        reqwest::Method::GET,
+        &format!("{PROFILES}/{}/assignedDevices", p.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page["value"].is_array());
+    let errors = schema::validate_collection("beta", "windowsAutopilotDeviceIdentity", &page);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let (status, _) = raw(
+        &sim,
+        &token,
+        reqwest::Method::GET,
+        &format!("{PROFILES}/nope/assignedDevices"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let views = sim.with_state(|s| s.profiles.profiles_with_targets());
+    let names: Vec<&str> = views.iter().map(|v| v.2.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "Default profile - all devices",
+            "Kiosk - self-deploying",
+            "With devices"
+        ],
+        "oldest first"
+    );
+    assert_eq!(
+        views[0].3,
+        vec![autopilot_wizard::sim::profiles::StoredTarget::AllDevices]
+    );
 }

@@ -446,3 +446,61 @@ async fn seeds_demo_and_empty() {
     });
     assert!(sim::standalone_banner(&demo).contains("/oauth2/v2.0/devicecode"));
 }
+
+#[tokio::test]
+async fn latency_faults_delay_but_serve() {
+    use autopilot_wizard::sim::core::{Fault, ScriptedFault};
+    use std::time::{Duration, Instant};
+    let (sim, token) = sim_with_token().await;
+    sim.script_faults(vec![ScriptedFault::new(
+        None,
+        "/v1.0/me",
+        Fault::Latency(Duration::from_millis(200)),
+        1,
+    )]);
+    let started = Instant::now();
+    let r = raw_http()
+        .get(format!("{}/v1.0/me", sim.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn identity_routes_get_faults_only_when_opted_in() {
+    use autopilot_wizard::sim::core::{Fault, FaultConfig, ScriptedFault};
+    let token_path = "/organizations/oauth2/v2.0/token";
+    let fault = || {
+        vec![ScriptedFault::new(
+            None,
+            "/oauth2/",
+            Fault::Unavailable { retry_after: None },
+            1,
+        )]
+    };
+    let post = |sim: &sim::SimHandle| {
+        raw_http()
+            .post(format!("{}{token_path}", sim.url()))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+            .send()
+    };
+    let plain = sim::spawn(SimConfig::test()).await.unwrap();
+    plain.script_faults(fault());
+    assert_ne!(post(&plain).await.unwrap().status(), 503);
+
+    let opted = sim::spawn(SimConfig {
+        faults: FaultConfig {
+            include_identity: true,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::test()
+    })
+    .await
+    .unwrap();
+    opted.script_faults(fault());
+    assert_eq!(post(&opted).await.unwrap().status(), 503);
+    assert_ne!(post(&opted).await.unwrap().status(), 503, "consumed");
+}

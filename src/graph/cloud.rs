@@ -9,13 +9,34 @@ use serde::{Deserialize, Serialize};
 pub enum Cloud {
     /// Worldwide Microsoft 365, including GCC.
     #[default]
+    #[serde(rename = "global")]
     Global,
     /// US Government L4 (GCC High).
+    #[serde(rename = "usgov")]
     UsGovHigh,
     /// US Government L5 (DoD).
+    #[serde(rename = "usgovdod")]
     UsGovDod,
     /// Microsoft 365 operated by 21Vianet.
+    #[serde(rename = "china")]
     China,
+}
+
+impl std::str::FromStr for Cloud {
+    type Err = String;
+
+    /// The names used on the command line and in settings: `global`, `usgov`, `usgovdod`, `china`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "global" | "public" | "commercial" | "gcc" => Ok(Cloud::Global),
+            "usgov" | "usgovhigh" | "gcchigh" | "l4" => Ok(Cloud::UsGovHigh),
+            "usgovdod" | "dod" | "l5" => Ok(Cloud::UsGovDod),
+            "china" | "21vianet" => Ok(Cloud::China),
+            other => Err(format!(
+                "Unknown cloud \"{other}\". Use one of: global, usgov, usgovdod, china."
+            )),
+        }
+    }
 }
 
 impl Cloud {
@@ -25,6 +46,16 @@ impl Cloud {
         Cloud::UsGovDod,
         Cloud::China,
     ];
+
+    /// The name used on the command line and in settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Global => "global",
+            Cloud::UsGovHigh => "usgov",
+            Cloud::UsGovDod => "usgovdod",
+            Cloud::China => "china",
+        }
+    }
 
     /// How the cloud is named in the sign-in page.
     pub fn label(self) -> &'static str {
@@ -283,6 +314,18 @@ mod tests {
         let china = o.with_cloud(Cloud::China);
         assert_eq!(china.graph_url, "http://proxy:8080");
         assert_eq!(china.login_url, "https://login.chinacloudapi.cn");
+    }
+
+    #[test]
+    fn cloud_names_round_trip() {
+        for c in Cloud::ALL {
+            assert_eq!(c.name().parse::<Cloud>(), Ok(c));
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.name())
+            );
+        }
+        assert!("mars".parse::<Cloud>().unwrap_err().contains("usgovdod"));
     }
 
     #[test]

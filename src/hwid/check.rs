@@ -110,13 +110,14 @@ fn check_one(name: &str, bytes: &[u8], opts: &CheckOptions) -> FileReport {
     };
     file.format = format;
 
+    let mut lines = layout::LineCounter::new(&text);
     for rec in layout::reader(&text, classified.delimiter).records() {
         let rec = match rec {
             Ok(rec) => rec,
             Err(e) => {
                 // The text is valid UTF-8 and the reader is flexible, so this is not expected;
                 // stop rather than guess.
-                let line = e.position().map(|p| p.line());
+                let line = e.position().map(|p| p.line() + 1);
                 file.findings.push(Finding::new(
                     Severity::Error,
                     "csv-error",
@@ -127,7 +128,7 @@ fn check_one(name: &str, bytes: &[u8], opts: &CheckOptions) -> FileReport {
                 break;
             }
         };
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = lines.line_of(&rec);
         if Some(line) == header_line || layout::is_blank(&rec) {
             continue;
         }
@@ -216,7 +217,7 @@ fn mark_duplicates(files: &mut [FileReport]) {
                                     "The serial number \"{}\" is already at {} with a different \
                                      hardware hash: two captures of one device (keep the newest \
                                      and delete the other row) or two devices sharing a \
-                                     placeholder serial. Only the first row is imported.",
+                                     generic BIOS serial. Only the first row is imported.",
                                     row.serial,
                                     place(first)
                                 ),

@@ -150,6 +150,45 @@ pub fn reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
         .from_reader(text.as_bytes())
 }
 
+/// Physical line numbers of records. The csv crate's own `Position::line` lags by one after a
+/// CRLF line end (it stops at the `\r`), and every real file uses CRLF.
+pub struct LineCounter<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// Line of the record whose position (as reported by the reader) is `byte`.
+    pub fn line_of(&mut self, rec: &csv::StringRecord) -> u64 {
+        let byte = rec.position().map_or(0, |p| p.byte());
+        let mut start = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while start < self.text.len() && matches!(self.text[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.pos {
+            self.pos = 0;
+            self.line = 1;
+        }
+        self.line += self.text[self.pos..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.pos = start;
+        self.line
+    }
+}
+
 pub fn is_blank(rec: &csv::StringRecord) -> bool {
     rec.iter().all(|f| f.trim().is_empty())
 }
@@ -195,12 +234,13 @@ pub fn classify(text: &str) -> Classified {
 
     // A few records are enough to recognise the layout.
     let mut sample: Vec<(u64, csv::StringRecord)> = Vec::new();
+    let mut lines = LineCounter::new(text);
     for rec in reader(text, delimiter).records().take(64) {
         let Ok(rec) = rec else { break };
         if is_blank(&rec) {
             continue;
         }
-        let line = rec.position().map_or(1, |p| p.line());
+        let line = lines.line_of(&rec);
         sample.push((line, rec));
         if sample.len() >= 20 {
             break;

@@ -552,8 +552,34 @@ pub fn apply_device_update(
 }
 
 /// Profiles with their assignment targets, and their display names.
-fn profile_views_named(_state: &SimState) -> Vec<(ProfileView, String)> {
-    Vec::new()
+fn profile_views_named(state: &SimState) -> Vec<(ProfileView, String)> {
+    use super::profiles::StoredTarget;
+    state
+        .profiles
+        .profiles
+        .iter()
+        .map(|p| {
+            let targets = state
+                .profiles
+                .assignments
+                .iter()
+                .filter(|a| a.profile_id == p.id)
+                .map(|a| match &a.target {
+                    StoredTarget::Group(g) => TargetView::Group(g.clone()),
+                    StoredTarget::ExclusionGroup(g) => TargetView::ExcludeGroup(g.clone()),
+                    StoredTarget::AllDevices => TargetView::AllDevices,
+                })
+                .collect();
+            (
+                ProfileView {
+                    id: p.id.clone(),
+                    created: p.created,
+                    targets,
+                },
+                p.display_name.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// Moves membership and assignment. Cheap when nothing changed: one pass over groups × devices
@@ -646,12 +672,14 @@ pub(crate) fn advance(state: &mut SimState, config: &SimConfig) {
         cfg.real(config, cfg.assign_delay),
         cfg.real(config, cfg.in_sync_delay),
     ];
-    let results = state.assignment.evaluate_assignment(now, delays, &aps, &profiles, |did| {
-        groups_of
-            .get(&did.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
-    });
+    let results = state
+        .assignment
+        .evaluate_assignment(now, delays, &aps, &profiles, |did| {
+            groups_of
+                .get(&did.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or_default()
+        });
     for (dev, (_, f)) in state.autopilot.devices.iter_mut().zip(results) {
         dev.assignment_status = f.status.into();
         dev.assignment_detailed_status = f.detailed_status.into();

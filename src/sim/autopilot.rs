@@ -9,7 +9,7 @@
 //!   started after the import completed has finished (or the periodic service sync ran).
 //! - Manual sync is rate limited: a second one inside the minimum interval answers 429.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -197,17 +197,6 @@ impl Default for AutopilotSimSettings {
     }
 }
 
-/// A scripted failure for this area's routes: the next `count` requests whose method matches
-/// and whose path contains `path_contains` get `status` (with `Retry-After` if set).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScriptedFault {
-    pub method: String,
-    pub path_contains: String,
-    pub status: u16,
-    pub retry_after_secs: Option<f64>,
-    pub count: u32,
-}
-
 #[derive(Debug, Default)]
 pub struct AutopilotState {
     /// Registered devices, as the list shows them.
@@ -224,7 +213,6 @@ pub struct AutopilotState {
     pub requests: BTreeMap<String, u64>,
     /// Rows received through `import` and single creates, in total.
     pub rows_received: u64,
-    pub faults: VecDeque<ScriptedFault>,
 }
 
 impl AutopilotState {
@@ -319,7 +307,8 @@ pub fn build_hardware_hash(serial: &str, manufacturer: &str, model: &str, salt: 
         push_tlv(&mut body, TLV_PRODUCT, &z(model));
     }
     let mut x = salt ^ 0x9E37_79B9_7F4A_7C15;
-    let filler: Vec<u8> = (0..64)
+    // Real hashes are about 3,000 bytes (4,000 Base64 characters); readers check that.
+    let filler: Vec<u8> = (0..2900)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -328,22 +317,29 @@ pub fn build_hardware_hash(serial: &str, manufacturer: &str, model: &str, salt: 
         })
         .collect();
     push_tlv(&mut body, 0x20, &filler);
+    // The u16 after "OA" is the record length, header included.
     let mut out = b"OA".to_vec();
-    out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+    out.extend_from_slice(&((body.len() + 4) as u16).to_le_bytes());
     out.extend_from_slice(&body);
     out
 }
 
 /// Creates the Entra device object for a newly published Autopilot device; returns its
-/// `deviceId`. Kept in one place so the directory area owns what that object looks like.
+/// `deviceId`. The directory area owns what that object looks like.
 fn create_entra_object(
-    _state: &mut SimState,
-    _serial: &str,
-    _ztd_id: &str,
-    _group_tag: &str,
-    _purchase_order: &str,
+    state: &mut SimState,
+    serial: &str,
+    ztd_id: &str,
+    group_tag: &str,
+    purchase_order: &str,
 ) -> String {
-    uuid::Uuid::new_v4().to_string()
+    super::directory::register_autopilot_device_object(
+        state,
+        serial,
+        ztd_id,
+        Some(group_tag),
+        Some(purchase_order),
+    )
 }
 
 pub(crate) fn seed(state: &mut SimState, seed: Seed) {
@@ -528,39 +524,9 @@ fn is_beta(uri: &Uri) -> bool {
     uri.path().starts_with("/beta/")
 }
 
-/// Counts the request and answers a scripted fault if one matches.
-fn enter(ap: &mut AutopilotState, kind: &str, method: &str, uri: &Uri) -> Option<Response> {
+/// Counts the request by route kind (faults are injected by the core middleware).
+fn enter(ap: &mut AutopilotState, kind: &str) {
     *ap.requests.entry(kind.to_string()).or_default() += 1;
-    let path = uri.path();
-    let pos = ap
-        .faults
-        .iter()
-        .position(|f| f.method.eq_ignore_ascii_case(method) && path.contains(&f.path_contains))?;
-    let f = &mut ap.faults[pos];
-    f.count = f.count.saturating_sub(1);
-    let fault = f.clone();
-    if f.count == 0 {
-        ap.faults.remove(pos);
-    }
-    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let (code, msg) = if fault.status == 429 {
-        (
-            "TooManyRequests",
-            "Too many requests. Retry after the indicated time.",
-        )
-    } else {
-        (
-            "ServiceUnavailable",
-            "The service is temporarily unavailable.",
-        )
-    };
-    let mut resp = odata::error(status, code, msg);
-    if let Some(ra) = fault.retry_after_secs
-        && let Ok(v) = HeaderValue::from_str(&format!("{ra}"))
-    {
-        resp.headers_mut().insert("retry-after", v);
-    }
-    Some(resp)
 }
 
 fn render_import(r: &ImportRecord) -> Value {
@@ -585,7 +551,7 @@ fn render_import(r: &ImportRecord) -> Value {
 
 fn date(d: &Option<DateTime<Utc>>) -> Value {
     match d {
-        Some(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        Some(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         None => Value::String("0001-01-01T00:00:00Z".into()),
     }
 }
@@ -706,12 +672,10 @@ fn accept_rows(
     Ok(out)
 }
 
-async fn import_action(State(sh): State<Shared>, uri: Uri, body: Bytes) -> Response {
+async fn import_action(State(sh): State<Shared>, _uri: Uri, body: Bytes) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "import", "POST", &uri) {
-        return r;
-    }
+    enter(ap, "import");
     let v = match parse_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -736,12 +700,10 @@ async fn import_action(State(sh): State<Shared>, uri: Uri, body: Bytes) -> Respo
     }
 }
 
-async fn create_imported(State(sh): State<Shared>, uri: Uri, body: Bytes) -> Response {
+async fn create_imported(State(sh): State<Shared>, _uri: Uri, body: Bytes) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "createImported", "POST", &uri) {
-        return r;
-    }
+    enter(ap, "createImported");
     let v = match parse_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -756,9 +718,7 @@ async fn create_imported(State(sh): State<Shared>, uri: Uri, body: Bytes) -> Res
 async fn list_imported(State(sh): State<Shared>, uri: Uri) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "listImported", "GET", &uri) {
-        return r;
-    }
+    enter(ap, "listImported");
     let items: Vec<Value> = ap.imports.iter().map(render_import).collect();
     match odata::apply_filter(&uri, items) {
         Ok(items) => odata::page(
@@ -775,21 +735,17 @@ async fn list_imported(State(sh): State<Shared>, uri: Uri) -> Response {
 async fn get_imported(State(sh): State<Shared>, uri: Uri, Path(id): Path<String>) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "getImported", "GET", &uri) {
-        return r;
-    }
+    enter(ap, "getImported");
     match ap.imports.iter().find(|r| r.id == id) {
         Some(r) => odata::entity(&uri, render_import(r)),
         None => odata::not_found("importedWindowsAutopilotDeviceIdentity", &id),
     }
 }
 
-async fn delete_imported(State(sh): State<Shared>, uri: Uri, Path(id): Path<String>) -> Response {
+async fn delete_imported(State(sh): State<Shared>, _uri: Uri, Path(id): Path<String>) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "deleteImported", "DELETE", &uri) {
-        return r;
-    }
+    enter(ap, "deleteImported");
     let before = ap.imports.len();
     ap.imports.retain(|r| r.id != id);
     if ap.imports.len() == before {
@@ -801,9 +757,7 @@ async fn delete_imported(State(sh): State<Shared>, uri: Uri, Path(id): Path<Stri
 async fn list_devices(State(sh): State<Shared>, uri: Uri) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "listDevices", "GET", &uri) {
-        return r;
-    }
+    enter(ap, "listDevices");
     // $expand on the list is ignored, as the reference recommends reading one device for it.
     let beta = is_beta(&uri);
     let items: Vec<Value> = ap
@@ -826,9 +780,7 @@ async fn list_devices(State(sh): State<Shared>, uri: Uri) -> Response {
 async fn get_device(State(sh): State<Shared>, uri: Uri, Path(id): Path<String>) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "getDevice", "GET", &uri) {
-        return r;
-    }
+    enter(ap, "getDevice");
     let q = odata::query(&uri);
     let expand = q.get("$expand").map(|s| s.as_str()).unwrap_or("");
     match ap.devices.iter().find(|d| d.id == id) {
@@ -837,12 +789,10 @@ async fn get_device(State(sh): State<Shared>, uri: Uri, Path(id): Path<String>) 
     }
 }
 
-async fn delete_device(State(sh): State<Shared>, uri: Uri, Path(id): Path<String>) -> Response {
+async fn delete_device(State(sh): State<Shared>, _uri: Uri, Path(id): Path<String>) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "deleteDevice", "DELETE", &uri) {
-        return r;
-    }
+    enter(ap, "deleteDevice");
     let before = ap.devices.len();
     ap.devices.retain(|d| d.id != id);
     if ap.devices.len() == before {
@@ -859,9 +809,7 @@ async fn update_device_properties(
 ) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "updateDeviceProperties", "POST", &uri) {
-        return r;
-    }
+    enter(ap, "updateDeviceProperties");
     let v = match parse_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -885,18 +833,14 @@ fn render_settings(s: &SyncState) -> Value {
 async fn get_settings(State(sh): State<Shared>, uri: Uri) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "getSettings", "GET", &uri) {
-        return r;
-    }
+    enter(ap, "getSettings");
     odata::entity(&uri, render_settings(&ap.sync))
 }
 
-async fn sync(State(sh): State<Shared>, uri: Uri) -> Response {
+async fn sync(State(sh): State<Shared>, _uri: Uri) -> Response {
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
-    if let Some(r) = enter(ap, "sync", "POST", &uri) {
-        return r;
-    }
+    enter(ap, "sync");
     let now = Instant::now();
     let window = sh.scaled(ap.settings.manual_sync_min_interval);
     if let Some(last) = ap.sync.last_manual_trigger_at {

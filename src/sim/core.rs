@@ -380,6 +380,8 @@ pub struct RequestRecord {
     pub path: String,
     pub query: Option<String>,
     pub status: u16,
+    /// The `client-request-id` the client sent, if any.
+    pub client_request_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -1068,6 +1070,10 @@ async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) 
             path: path.clone(),
             query: query.clone(),
             status,
+            client_request_id: client_request_id
+                .as_ref()
+                .and_then(|c| c.to_str().ok())
+                .map(str::to_string),
         });
     };
 

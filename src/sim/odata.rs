@@ -112,7 +112,10 @@ pub fn page(
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        Value::String(format!("{base_url}/$metadata#{context}")),
+        Value::String(format!(
+            "{base_url}{}/$metadata#{context}",
+            version_prefix(uri.path())
+        )),
     );
     if q.get("$count").map(|c| c == "true").unwrap_or(false) {
         body.insert("@odata.count".into(), json!(total));
@@ -136,6 +139,17 @@ pub fn page(
     }
     body.insert("value".into(), Value::Array(value));
     Json(Value::Object(body)).into_response()
+}
+
+/// `/v1.0` or `/beta` when `path` is under one, as Graph's `@odata.context` URLs carry it.
+fn version_prefix(path: &str) -> &'static str {
+    if path.starts_with("/beta") {
+        "/beta"
+    } else if path.starts_with("/v1.0") {
+        "/v1.0"
+    } else {
+        ""
+    }
 }
 
 /// One entity, honouring `$select`.

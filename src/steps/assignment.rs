@@ -40,9 +40,7 @@ pub enum AssignmentError {
     },
     #[error("The edit was not sent: {0}")]
     InvalidEdit(String),
-    #[error(
-        "Autopilot device {0} no longer exists. It may have been deleted; refresh the list."
-    )]
+    #[error("Autopilot device {0} no longer exists. It may have been deleted; refresh the list.")]
     DeviceGone(String),
     #[error("Could not write the CSV file: {0}")]
     Export(String),
@@ -125,7 +123,11 @@ pub enum Progress {
     /// Looking up the Entra device objects of the Autopilot devices (static groups).
     ResolvingEntraObjects { found: usize, total: usize },
     /// Adding devices to the static group.
-    AddingMembers { added: usize, already: usize, total: usize },
+    AddingMembers {
+        added: usize,
+        already: usize,
+        total: usize,
+    },
     /// Waiting for the dynamic group to take the devices in.
     Membership {
         members: usize,
@@ -578,7 +580,11 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
         .filter(|p| !p.eq_ignore_ascii_case(&target.profile_id));
     if row.is_ready(&target.profile_id) {
         return d(
-            format!("Assigned \"{}\" on {}.", target.profile_name, fmt_date(row.assigned_at)),
+            format!(
+                "Assigned \"{}\" on {}.",
+                target.profile_name,
+                fmt_date(row.assigned_at)
+            ),
             "Nothing: this device is ready to deploy.".into(),
             FixAction::None,
         );
@@ -590,7 +596,8 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
                 "The hardware does not meet the requirements of this profile (for example TPM 2.0 \
                  attestation or the device type)."
             }
-            "holoLensProfileNotSupported" | "surfaceHubProfileNotSupported"
+            "holoLensProfileNotSupported"
+            | "surfaceHubProfileNotSupported"
             | "surfaceHub2SProfileNotSupported" => {
                 "This device type cannot use a Windows PC user-driven profile."
             }
@@ -709,8 +716,7 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
             FixAction::Wait,
         ),
         _ => d(
-            "The device is in the group but the service has not started the assignment yet."
-                .into(),
+            "The device is in the group but the service has not started the assignment yet.".into(),
             "Wait; if nothing moves for an hour, run a sync.".into(),
             FixAction::Wait,
         ),
@@ -786,7 +792,9 @@ pub struct DeviceEdit {
 
 impl DeviceEdit {
     pub fn is_empty(&self) -> bool {
-        self.group_tag.is_none() && self.display_name.is_none() && self.user_principal_name.is_none()
+        self.group_tag.is_none()
+            && self.display_name.is_none()
+            && self.user_principal_name.is_none()
     }
 
     /// Checks the values the service would reject (or would accept and fail at deployment).
@@ -833,7 +841,10 @@ pub fn validate_computer_name(name: &str) -> Result<(), String> {
             "The computer name \"{name}\" has {len} characters; Windows allows at most 15."
         ));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
         return Err(format!(
             "The computer name cannot contain \"{bad}\"; use letters, digits and hyphens."
         ));
@@ -970,20 +981,68 @@ async fn expand_where_needed(
 /// Reads the board once: the device list, the group, and the profile of every device that
 /// has one.
 pub async fn load_board(graph: &GraphClient, target: &Target) -> Result<Board, AssignmentError> {
-    let mut cache = HashMap::new();
-    load_board_cached(graph, target, &mut cache).await
+    BoardReader::new(target.clone()).read(graph).await
 }
 
-async fn load_board_cached(
-    graph: &GraphClient,
-    target: &Target,
-    cache: &mut HashMap<String, (Option<String>, AutopilotDevice)>,
-) -> Result<Board, AssignmentError> {
-    let mut devices = list_devices(graph).await?;
-    expand_where_needed(graph, &mut devices, cache).await?;
-    let group = read_group(graph, target).await?;
-    let names = HashMap::from([(target.profile_id.clone(), target.profile_name.clone())]);
-    Ok(Board::build(target.clone(), &devices, group, &names))
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileName {
+    id: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// Reads the board repeatedly with as few requests as possible: one paged list read and one
+/// group read per refresh, an expanded read only for devices whose status changed, and the
+/// profile names once.
+#[derive(Debug, Clone)]
+pub struct BoardReader {
+    target: Target,
+    expanded: HashMap<String, (Option<String>, AutopilotDevice)>,
+    names: HashMap<String, String>,
+}
+
+impl BoardReader {
+    pub fn new(target: Target) -> Self {
+        let names = HashMap::from([(target.profile_id.clone(), target.profile_name.clone())]);
+        BoardReader {
+            target,
+            expanded: HashMap::new(),
+            names,
+        }
+    }
+
+    pub async fn read(&mut self, graph: &GraphClient) -> Result<Board, AssignmentError> {
+        let mut devices = list_devices(graph).await?;
+        expand_where_needed(graph, &mut devices, &mut self.expanded).await?;
+        let unnamed = devices.iter().any(|d| {
+            [&d.deployment_profile, &d.intended_deployment_profile]
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    !p.id.is_empty() && p.display_name.is_empty() && !self.names.contains_key(&p.id)
+                })
+        });
+        if unnamed {
+            let list: Vec<ProfileName> = graph
+                .get_all(
+                    ApiVersion::Beta,
+                    "/deviceManagement/windowsAutopilotDeploymentProfiles?$select=id,displayName",
+                )
+                .await
+                .map_err(AssignmentError::from_graph)?;
+            for p in list {
+                self.names.insert(p.id, p.display_name.unwrap_or_default());
+            }
+        }
+        let group = read_group(graph, &self.target).await?;
+        Ok(Board::build(
+            self.target.clone(),
+            &devices,
+            group,
+            &self.names,
+        ))
+    }
 }
 
 async fn sleep_or_cancel(graph: &GraphClient, d: Duration) -> Result<(), AssignmentError> {
@@ -1255,10 +1314,10 @@ pub async fn wait_for_assignment(
 ) -> Result<Board, AssignmentError> {
     let started = tokio::time::Instant::now();
     let mut wait = opts.first_poll;
-    let mut cache = HashMap::new();
+    let mut reader = BoardReader::new(target.clone());
     let wanted: HashSet<&str> = device_ids.iter().map(|s| s.as_str()).collect();
     loop {
-        let mut board = load_board_cached(graph, target, &mut cache).await?;
+        let mut board = reader.read(graph).await?;
         if !wanted.is_empty() {
             board.rows.retain(|r| wanted.contains(r.id.as_str()));
         }
@@ -1291,6 +1350,86 @@ pub async fn wait_for_assignment(
     }
 }
 
+/// Puts every Autopilot device (or those in `device_ids`) into the group and waits until each
+/// is assigned: static groups get the missing members added, dynamic groups are waited for,
+/// then the assignment status is followed. Safe to re-run.
+pub async fn run(
+    graph: &GraphClient,
+    target: &Target,
+    device_ids: &[String],
+    opts: &WaitOptions,
+    mut progress: impl FnMut(Progress) + Send,
+) -> Result<Board, AssignmentError> {
+    let mut devices = list_devices(graph).await?;
+    if !device_ids.is_empty() {
+        devices.retain(|d| device_ids.contains(&d.id));
+    }
+    if devices.is_empty() {
+        return load_board(graph, target).await;
+    }
+    match &target.membership {
+        GroupMembership::Static => {
+            ensure_static_members(graph, target, &devices, opts, &mut progress).await?;
+        }
+        GroupMembership::Dynamic { .. } => {
+            wait_dynamic_membership(graph, target, &devices, opts, &mut progress).await?;
+        }
+    }
+    let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
+    wait_for_assignment(graph, target, &ids, opts, &mut progress).await
+}
+
+/// Autopilot allows one manual sync about every 10 minutes (reference §6.5).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(600);
+
+/// What "Sync now" did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncNow {
+    Triggered,
+    /// A sync is running or was requested recently; the service will pick changes up anyway.
+    AlreadySyncing,
+    /// The last manual sync was too recent: try again after this long.
+    TooSoon(Duration),
+}
+
+/// Asks Autopilot to sync, respecting the rate limit the service reports through
+/// `lastManualSyncTriggerDateTime` instead of running into it.
+pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
+    let settings: crate::graph::models::autopilot::AutopilotSettings = graph
+        .get_json(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings",
+        )
+        .await
+        .map_err(AssignmentError::from_graph)?;
+    if settings.is_syncing() {
+        return Ok(SyncNow::AlreadySyncing);
+    }
+    if let Some(last) = settings.last_manual_sync_trigger_date_time {
+        let since = (Utc::now() - last).to_std().unwrap_or(Duration::ZERO);
+        if since < SYNC_INTERVAL {
+            return Ok(SyncNow::TooSoon(SYNC_INTERVAL - since));
+        }
+    }
+    // One attempt: a 429 here means "already syncing", not "retry for minutes".
+    let once = graph.clone().with_retry(crate::graph::client::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    match once
+        .post_no_content::<()>(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings/sync",
+            None,
+        )
+        .await
+    {
+        Ok(_) => Ok(SyncNow::Triggered),
+        Err(e) if matches!(e.status(), Some(429) | Some(400)) => Ok(SyncNow::AlreadySyncing),
+        Err(e) => Err(AssignmentError::from_graph(e)),
+    }
+}
+
 /// Result of an edit: the device as read back, and whether every change shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditOutcome {
@@ -1309,7 +1448,10 @@ pub async fn update_device(
     if edit.is_empty() {
         return Err(AssignmentError::InvalidEdit("nothing was changed.".into()));
     }
-    let upn = edit.user_principal_name.as_ref().map(|u| u.trim().to_string());
+    let upn = edit
+        .user_principal_name
+        .as_ref()
+        .map(|u| u.trim().to_string());
     let body = UpdateDeviceProperties {
         user_principal_name: upn.clone(),
         // The service shows this name in OOBE; the UPN is the natural value.
@@ -1409,7 +1551,11 @@ mod tests {
         assert_eq!(d.action, FixAction::SetGroupTag("SALES".into()));
         r.group_tag = "sales".into();
         assert_eq!(diagnose(&dynamic, &group, &r).action, FixAction::Wait);
-        assert!(diagnose(&dynamic, &group, &r).reason.contains("Membership pending"));
+        assert!(
+            diagnose(&dynamic, &group, &r)
+                .reason
+                .contains("Membership pending")
+        );
         let stat = target(GroupMembership::Static);
         assert_eq!(diagnose(&stat, &group, &r).action, FixAction::AddToGroup);
 
@@ -1443,7 +1589,11 @@ mod tests {
             loaded_at: Utc::now(),
         };
         let q = BoardQuery::default();
-        let serials = |v: Vec<usize>| v.iter().map(|&i| board.rows[i].serial.clone()).collect::<Vec<_>>();
+        let serials = |v: Vec<usize>| {
+            v.iter()
+                .map(|&i| board.rows[i].serial.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(serials(board.view(&q)), ["AB1", "AB2", "ZZ9"]);
         let q = BoardQuery {
             chip: Some(Chip::Pending),

@@ -926,24 +926,24 @@ async fn upload(
     obs: &dyn ImportObserver,
 ) -> Result<(), ImportError> {
     // Rows not yet in any chunk form new chunks (a retry of failed rows lands here too).
-    let chunked: HashSet<usize> = job
+    // Rows of an interrupted (`Sending`) chunk stay there: that chunk looks for its records
+    // before uploading anything.
+    let in_flight: HashSet<usize> = job
         .chunks
         .iter()
-        .filter(|c| c.state != ChunkState::NotSent)
+        .filter(|c| c.state == ChunkState::Sending)
         .flat_map(|c| c.rows.iter().copied())
         .collect();
     job.chunks.retain(|c| c.state != ChunkState::NotSent);
-    let fresh: Vec<usize> = (0..job.rows.len())
-        .filter(|i| job.rows[*i].outcome == RowOutcome::Ready && !chunked.contains(i))
-        .collect();
-    // A retried row may sit in an old chunk; it is uploaded in a new one.
-    let retried: Vec<usize> = (0..job.rows.len())
-        .filter(|i| job.rows[*i].outcome == RowOutcome::Ready && chunked.contains(i))
+    // A retried row may sit in an old, sent chunk; it is uploaded in a new one.
+    let pending: Vec<usize> = (0..job.rows.len())
+        .filter(|i| job.rows[*i].outcome == RowOutcome::Ready && !in_flight.contains(i))
         .collect();
     for c in &mut job.chunks {
-        c.rows.retain(|i| !retried.contains(i));
+        if matches!(c.state, ChunkState::Sent { .. }) {
+            c.rows.retain(|i| !pending.contains(i));
+        }
     }
-    let pending: Vec<usize> = fresh.into_iter().chain(retried).collect();
     for part in pending.chunks(opts.chunk_size.max(1)) {
         job.chunks.push(Chunk {
             rows: part.to_vec(),

@@ -10,9 +10,16 @@ use crate::steps::profile::{
 };
 use crate::ui::{Page, PageCx, Phase, StepStatus};
 
-/// Messages from this page's background jobs.
+/// Messages from this page's background jobs. Boxed: they travel inside [`crate::ui::Msg`]
+/// beside the other pages' small messages.
 #[derive(Debug)]
 pub enum Msg {
+    Listed(Box<Result<Vec<DeploymentProfile>, ProfileError>>),
+    Picked(Box<Result<PickedProfile, ProfileError>>),
+    Created(Box<Result<CreateOutcome, ProfileError>>),
+}
+
+enum Unboxed {
     Listed(Result<Vec<DeploymentProfile>, ProfileError>),
     Picked(Result<PickedProfile, ProfileError>),
     Created(Result<CreateOutcome, ProfileError>),
@@ -103,7 +110,7 @@ impl ProfilePage {
         cx.spawn("Read Autopilot profiles", move |out, cancel| async move {
             let g = graph.with_cancel(cancel);
             let r = step::list_profiles(&g).await;
-            out.send(crate::ui::Msg::Profile(Msg::Listed(r)));
+            out.send(crate::ui::Msg::Profile(Msg::Listed(Box::new(r))));
         });
     }
 
@@ -113,7 +120,7 @@ impl ProfilePage {
         cx.spawn("Read Autopilot profile", move |out, cancel| async move {
             let g = graph.with_cancel(cancel);
             let r = step::pick_profile(&g, &id).await;
-            out.send(crate::ui::Msg::Profile(Msg::Picked(r)));
+            out.send(crate::ui::Msg::Profile(Msg::Picked(Box::new(r))));
         });
     }
 
@@ -132,7 +139,7 @@ impl ProfilePage {
                 cx.spawn("Create Autopilot profile", move |out, cancel| async move {
                     let g = graph.with_cancel(cancel);
                     let r = step::create_profile(&g, &valid).await;
-                    out.send(crate::ui::Msg::Profile(Msg::Created(r)));
+                    out.send(crate::ui::Msg::Profile(Msg::Created(Box::new(r))));
                 });
             }
         }
@@ -449,15 +456,20 @@ impl Page for ProfilePage {
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        let msg = match msg {
+            Msg::Listed(r) => Unboxed::Listed(*r),
+            Msg::Picked(r) => Unboxed::Picked(*r),
+            Msg::Created(r) => Unboxed::Created(*r),
+        };
         match msg {
-            Msg::Listed(Ok(list)) => self.list = Phase::Done(list),
-            Msg::Listed(Err(e)) => self.list = Phase::Failed(e.to_string()),
-            Msg::Picked(Ok(picked)) => {
+            Unboxed::Listed(Ok(list)) => self.list = Phase::Done(list),
+            Unboxed::Listed(Err(e)) => self.list = Phase::Failed(e.to_string()),
+            Unboxed::Picked(Ok(picked)) => {
                 cx.outcomes.profile = Some(ProfileRef::from(&picked.profile));
                 self.action = Phase::Done(());
                 self.chosen = Some(Chosen::Picked(picked));
             }
-            Msg::Created(Ok(outcome)) => {
+            Unboxed::Created(Ok(outcome)) => {
                 cx.outcomes.profile = Some(ProfileRef::from(&outcome.profile));
                 // The list is stale now: the new profile belongs in it.
                 if let Phase::Done(list) = &mut self.list
@@ -468,7 +480,7 @@ impl Page for ProfilePage {
                 self.action = Phase::Done(());
                 self.chosen = Some(Chosen::Created(outcome));
             }
-            Msg::Picked(Err(e)) | Msg::Created(Err(e)) => {
+            Unboxed::Picked(Err(e)) | Unboxed::Created(Err(e)) => {
                 if let ProfileError::Rejected {
                     field: Some(field), ..
                 } = &e

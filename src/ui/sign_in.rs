@@ -58,7 +58,7 @@ pub enum SignInPhase {
     WaitingForCode(DeviceCodePrompt),
     /// Tokens arrived; reading the account and tenant back.
     Checking,
-    SignedIn(SignedIn),
+    SignedIn(Box<SignedIn>),
     Failed(String),
 }
 
@@ -73,6 +73,16 @@ impl SignInPhase {
                 | SignInPhase::Checking
         )
     }
+}
+
+/// The form, kept across restarts (no secrets).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct FormState {
+    tenant: String,
+    own_app: bool,
+    client_id: String,
+    cloud: Option<Cloud>,
 }
 
 /// A finished sign-in, handed from the job to the page.
@@ -309,7 +319,7 @@ impl SignInPage {
                     .labelled_by(label.id);
                     ui.end_row();
 
-                    ui.label("Cloud");
+                    let label = ui.label("Cloud");
                     let mut cloud = self.endpoints.cloud;
                     egui::ComboBox::from_id_salt("sign_in_cloud")
                         .selected_text(cloud.label())
@@ -317,7 +327,9 @@ impl SignInPage {
                             for c in Cloud::ALL {
                                 ui.selectable_value(&mut cloud, c, c.label());
                             }
-                        });
+                        })
+                        .response
+                        .labelled_by(label.id);
                     if cloud != self.endpoints.cloud {
                         self.endpoints = self.endpoints.with_cloud(cloud);
                     }
@@ -575,7 +587,7 @@ impl Page for SignInPage {
                 cx.outcomes.signed_in = Some(signed_in.clone());
                 self.auth = Some(auth);
                 self.cancel = None;
-                self.phase = SignInPhase::SignedIn(signed_in);
+                self.phase = SignInPhase::SignedIn(Box::new(signed_in));
             }
             Msg::NothingSaved { run } if current(run) => {
                 self.cancel = None;
@@ -593,6 +605,36 @@ impl Page for SignInPage {
             }
             // A job that was cancelled or replaced.
             _ => {}
+        }
+    }
+
+    fn save_state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(FormState {
+            tenant: self.tenant.clone(),
+            own_app: self.own_app,
+            client_id: self.client_id.clone(),
+            cloud: Some(self.endpoints.cloud),
+        })
+        .ok()
+    }
+
+    /// What the app was given at construction (command line, settings) wins; the stored form
+    /// only fills what is still empty.
+    fn load_state(&mut self, state: serde_json::Value) {
+        let Ok(form) = serde_json::from_value::<FormState>(state) else {
+            return;
+        };
+        if self.tenant.trim().is_empty() {
+            self.tenant = form.tenant;
+        }
+        if !self.own_app && form.own_app {
+            self.own_app = true;
+            self.client_id = form.client_id;
+        }
+        if let Some(cloud) = form.cloud
+            && self.endpoints == Endpoints::for_cloud(Cloud::Global)
+        {
+            self.endpoints = Endpoints::for_cloud(cloud);
         }
     }
 

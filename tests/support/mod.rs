@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod schema;
+pub mod tenant;
 
 use std::sync::Arc;
 use std::time::Duration;

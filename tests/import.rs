@@ -1,0 +1,816 @@
+//! Step 5 (hardware-hash import) against the simulated tenant over real HTTP.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autopilot_wizard::graph::client::{GraphClient, RetryPolicy};
+use autopilot_wizard::graph::models::autopilot::{ImportRequest, NewImportedDevice};
+use autopilot_wizard::graph::{ApiVersion, GraphError};
+use autopilot_wizard::sim::autopilot::build_hardware_hash;
+use autopilot_wizard::sim::core::{Fault, ScriptedFault};
+use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
+use autopilot_wizard::steps::import::{
+    self, FnObserver, ImportEvent, ImportJob, ImportOptions, ImportPhase, ImportRow, NoObserver,
+    PollPolicy, RowOutcome, SyncOutcome,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+fn config(page_size: usize) -> SimConfig {
+    SimConfig {
+        seed: Seed::Empty,
+        page_size,
+        ..SimConfig::test()
+    }
+}
+
+async fn start(config: SimConfig) -> (SimHandle, GraphClient) {
+    support::signed_in_sim(config).await
+}
+
+fn client(sim: &SimHandle) -> GraphClient {
+    support::client_for(sim, &sim.admin().user_principal_name)
+}
+
+fn fast_poll() -> PollPolicy {
+    PollPolicy {
+        initial: Duration::from_millis(5),
+        max: Duration::from_millis(40),
+        factor: 1.5,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+fn opts() -> ImportOptions {
+    ImportOptions {
+        processing: fast_poll(),
+        waiting: fast_poll(),
+        sync_min_interval: Speed::TEST.scaled(Duration::from_secs(600)),
+        ..ImportOptions::default()
+    }
+}
+
+fn hash(serial: &str, manufacturer: &str, model: &str, salt: u64) -> String {
+    STANDARD.encode(build_hardware_hash(serial, manufacturer, model, salt))
+}
+
+fn row(serial: &str, salt: u64) -> ImportRow {
+    ImportRow {
+        serial: serial.into(),
+        hash: hash(serial, "Contoso", "Laptop 7", salt),
+        group_tag: "HQ".into(),
+        file: "devices.csv".into(),
+        line: salt as usize + 2,
+        ..Default::default()
+    }
+}
+
+fn outcome_of<'a>(job: &'a ImportJob, serial: &str) -> &'a RowOutcome {
+    &job.rows
+        .iter()
+        .find(|r| r.row.serial == serial)
+        .expect("row present")
+        .outcome
+}
+
+#[tokio::test]
+async fn import_registers_every_device_end_to_end() {
+    let (sim, graph) = start(config(5)).await;
+    let rows: Vec<ImportRow> = (0..3).map(|i| row(&format!("SN-E2E-{i}"), i)).collect();
+    let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
+    assert_eq!(job.counts().ready, 3);
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(job.phase, ImportPhase::Done);
+    assert!(job.is_validated(), "{:#?}", job.rows);
+    assert!(matches!(job.sync, Some(SyncOutcome::Triggered { .. })));
+    sim.with_state(|s| {
+        let ap = &s.autopilot;
+        assert!(ap.imports.is_empty(), "import records were deleted");
+        assert!(
+            ap.sync.last_manual_trigger.is_some(),
+            "a sync was requested"
+        );
+        for i in 0..3 {
+            let d = ap
+                .device_by_serial(&format!("SN-E2E-{i}"))
+                .expect("registered");
+            assert_eq!(d.manufacturer, "Contoso");
+            assert_eq!(d.model, "Laptop 7");
+            assert_eq!(d.group_tag, "HQ");
+            assert!(!d.azure_ad_device_id.is_empty());
+        }
+    });
+    // Read back through Graph as the step's validation does.
+    for r in &job.rows {
+        let RowOutcome::Registered { device_id } = &r.outcome else {
+            panic!("{:?}", r.outcome)
+        };
+        let d: Value = graph
+            .get_json(
+                ApiVersion::Beta,
+                &format!("/deviceManagement/windowsAutopilotDeviceIdentities/{device_id}"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(d["serialNumber"], r.row.serial.as_str());
+        assert_eq!(d["deploymentProfileAssignmentStatus"], "notAssigned");
+    }
+
+    // Re-importing the same file is safe: everything is found as registered.
+    let again: Vec<ImportRow> = (0..3).map(|i| row(&format!("SN-E2E-{i}"), i)).collect();
+    let job2 = import::precheck(&graph, again, &opts()).await.unwrap();
+    assert_eq!(job2.counts().already_registered, 3);
+    assert_eq!(job2.counts().ready, 0);
+}
+
+#[tokio::test]
+async fn mixed_failures_are_each_explained() {
+    let (sim, graph) = start(config(5)).await;
+    sim.with_state(|s| {
+        s.autopilot
+            .settings
+            .other_tenant_serials
+            .push("SN-OTHER".into());
+        let mut d = sim::autopilot::AutopilotDevice::new("ztd-existing".into(), "SN-HERE".into());
+        d.group_tag = "Old".into();
+        s.autopilot.devices.push(d);
+    });
+    let dup = row("SN-DUP", 50);
+    let mut no_manufacturer = row("SN-BADHASH", 60);
+    no_manufacturer.hash = hash("SN-BADHASH", "", "Laptop 7", 60);
+    let rows = vec![
+        row("SN-GOOD", 1),
+        row("SN-HERE", 2),
+        row("SN-OTHER", 3),
+        dup.clone(),
+        ImportRow {
+            line: 99,
+            ..dup.clone()
+        },
+        no_manufacturer,
+    ];
+
+    // The precheck already recognises the registered device and the duplicate.
+    let checked = import::precheck(&graph, rows.clone(), &opts())
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome_of(&checked, "SN-HERE"),
+        RowOutcome::AlreadyRegistered { group_tag, .. } if group_tag == "Old"
+    ));
+    assert!(matches!(
+        checked.rows[4].outcome,
+        RowOutcome::Duplicate { of_line: 52, .. }
+    ));
+
+    // Sent without the precheck, the service itself reports each problem.
+    let mut job = ImportJob::new(rows);
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        outcome_of(&job, "SN-GOOD"),
+        RowOutcome::Registered { .. }
+    ));
+    match outcome_of(&job, "SN-HERE") {
+        RowOutcome::AlreadyRegistered {
+            device_id, note, ..
+        } => {
+            assert_eq!(device_id, "ztd-existing");
+            assert!(note.contains("806"), "{note}");
+        }
+        other => panic!("806 row: {other:?}"),
+    }
+    let failure = |o: &RowOutcome| match o {
+        RowOutcome::Failed {
+            name,
+            summary,
+            action,
+            ..
+        } => (name.clone(), format!("{summary} {action}")),
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    let (name, text) = failure(outcome_of(&job, "SN-OTHER"));
+    assert_eq!(name, "ZtdDeviceAssignedToOtherTenant");
+    assert!(text.contains("another organisation") && text.contains("deregister"));
+    let (name, text) = failure(&job.rows[4].outcome);
+    assert_eq!(name, "ZtdDeviceDuplicated");
+    assert!(text.contains("twice"));
+    assert!(matches!(job.rows[3].outcome, RowOutcome::Registered { .. }));
+    let (name, text) = failure(outcome_of(&job, "SN-BADHASH"));
+    assert_eq!(name, "InvalidZtdHardwareHash");
+    assert!(text.contains("manufacturer"));
+
+    // Failures block Next until deliberately left out.
+    assert!(!job.is_validated());
+    job.exclude_failed("left out by the admin");
+    assert!(job.is_validated());
+    sim.with_state(|s| assert!(s.autopilot.imports.is_empty(), "failed records deleted too"));
+}
+
+#[tokio::test]
+async fn storage_errors_can_be_retried() {
+    let (sim, graph) = start(config(5)).await;
+    sim.with_state(|s| s.autopilot.settings.storage_error_rate = 1.0);
+    let mut job = import::precheck(&graph, vec![row("SN-640", 1)], &opts())
+        .await
+        .unwrap();
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        outcome_of(&job, "SN-640"),
+        RowOutcome::Failed { code: 640, summary, .. } if summary.contains("temporary")
+    ));
+    sim.with_state(|s| s.autopilot.settings.storage_error_rate = 0.0);
+    assert_eq!(job.retry_failed(), 1);
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(job.is_validated(), "{:?}", job.rows[0].outcome);
+}
+
+#[tokio::test]
+async fn unpadded_hash_is_rejected_by_graph_and_padded_by_the_step() {
+    let (sim, graph) = start(config(5)).await;
+    // 5 bytes of payload after the header make a Base64 length that needs padding.
+    let bytes = build_hardware_hash("SN-PAD", "Contoso", "Laptop 7", 7);
+    let bytes = if bytes.len() % 3 == 0 {
+        [bytes, vec![0]].concat()
+    } else {
+        bytes
+    };
+    let padded = STANDARD.encode(&bytes);
+    assert!(padded.ends_with('='));
+    let unpadded = padded.trim_end_matches('=').to_string();
+
+    let body = ImportRequest {
+        imported_windows_autopilot_device_identities: vec![NewImportedDevice::new(
+            "SN-PAD",
+            "",
+            unpadded.clone(),
+            "",
+            "",
+        )],
+    };
+    let err = graph
+        .post_json::<_, Value>(
+            ApiVersion::Beta,
+            "/deviceManagement/importedWindowsAutopilotDeviceIdentities/import",
+            &body,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert!(err.to_string().contains("Edm.Binary"), "{err}");
+    sim.with_state(|s| assert!(s.autopilot.imports.is_empty(), "whole POST rejected"));
+
+    let mut r = row("SN-PAD", 7);
+    r.hash = unpadded;
+    let mut job = import::precheck(&graph, vec![r], &opts()).await.unwrap();
+    assert!(job.rows[0].hash_fixed);
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(job.is_validated());
+}
+
+#[tokio::test]
+async fn five_hundred_rows_are_chunked_and_polled_by_pages() {
+    let (sim, graph) = start(config(100)).await;
+    let rows: Vec<ImportRow> = (0..500)
+        .map(|i| row(&format!("SN-BULK-{i:04}"), i))
+        .collect();
+    let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(job.is_validated());
+    assert_eq!(job.counts().registered, 500);
+    sim.with_state(|s| {
+        let ap = &s.autopilot;
+        assert_eq!(ap.count("import"), 5, "100 rows per POST");
+        assert_eq!(ap.count("createImported"), 0);
+        assert_eq!(ap.count("getImported"), 0, "no per-record GETs");
+        assert_eq!(ap.count("getDevice"), 0, "no per-device GETs");
+        // Each poll reads all 500 records in pages of 100.
+        assert_eq!(
+            ap.count("listImported") % 5,
+            1,
+            "precheck page + whole polls"
+        );
+        assert!(ap.count("batch") >= 25, "deletes in batches of 20");
+        assert_eq!(ap.count("deleteImported"), 500);
+        assert!(ap.imports.is_empty());
+        assert_eq!(ap.devices.len(), 500);
+    });
+    assert_eq!(job.stats.import, 5);
+}
+
+#[tokio::test]
+async fn polling_survives_throttling_and_outages() {
+    let (sim, graph) = start(config(5)).await;
+    let ms = Duration::from_millis(10);
+    sim.script_faults(vec![
+        ScriptedFault::new(
+            Some(http::Method::GET),
+            "importedWindowsAutopilotDeviceIdentities",
+            Fault::Throttle { retry_after: ms },
+            2,
+        ),
+        ScriptedFault::new(
+            Some(http::Method::GET),
+            "importedWindowsAutopilotDeviceIdentities",
+            Fault::Unavailable { retry_after: None },
+            2,
+        ),
+        ScriptedFault::new(
+            Some(http::Method::POST),
+            "importedWindowsAutopilotDeviceIdentities/import",
+            Fault::Throttle { retry_after: ms },
+            1,
+        ),
+        ScriptedFault::new(
+            Some(http::Method::GET),
+            "windowsAutopilotDeviceIdentities",
+            Fault::GatewayTimeout,
+            1,
+        ),
+    ]);
+    let rows: Vec<ImportRow> = (0..7).map(|i| row(&format!("SN-FLAKY-{i}"), i)).collect();
+    let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(job.is_validated());
+    sim.with_state(|s| assert!(s.core.faults.script.is_empty(), "every fault was hit"));
+    let throttled = sim.requests().iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 3);
+}
+
+#[tokio::test]
+async fn resume_after_restart_never_uploads_a_row_twice() {
+    let (sim, graph) = start(config(5)).await;
+    let saved = Arc::new(Mutex::new(String::new()));
+    let cancel = CancellationToken::new();
+    let rows: Vec<ImportRow> = (0..12).map(|i| row(&format!("SN-RESUME-{i}"), i)).collect();
+    let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
+    let small = ImportOptions {
+        chunk_size: 5,
+        ..opts()
+    };
+    {
+        let saved = saved.clone();
+        let stop = cancel.clone();
+        let obs = FnObserver(
+            move |e: ImportEvent| {
+                if e == ImportEvent::Phase(ImportPhase::Processing) {
+                    stop.cancel();
+                }
+            },
+            move |j: &ImportJob| *saved.lock().unwrap() = serde_json::to_string(j).unwrap(),
+        );
+        let err = import::run(&graph, &mut job, &small, &obs, &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, import::ImportError::Cancelled), "{err}");
+    }
+    drop(job);
+    drop(graph);
+    sim.with_state(|s| assert_eq!(s.autopilot.rows_received, 12));
+
+    // "Restart": only the saved JSON survives. Make the last chunk look interrupted between
+    // its POST and the answer, the worst case.
+    let mut job: ImportJob = serde_json::from_str(&saved.lock().unwrap()).unwrap();
+    assert_eq!(job.phase, ImportPhase::Processing);
+    let last = job.chunks.len() - 1;
+    job.chunks[last].state = import::ChunkState::Sending;
+    for &i in &job.chunks[last].rows.clone() {
+        job.rows[i].outcome = RowOutcome::Ready;
+    }
+    job.phase = ImportPhase::Uploading;
+
+    let graph = client(&sim);
+    import::run(
+        &graph,
+        &mut job,
+        &small,
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(job.is_validated(), "{:#?}", job.rows);
+    sim.with_state(|s| {
+        assert_eq!(s.autopilot.rows_received, 12, "no row uploaded twice");
+        assert_eq!(s.autopilot.count("import"), 3);
+        assert_eq!(s.autopilot.devices.len(), 12);
+    });
+}
+
+#[tokio::test]
+async fn sync_inside_the_window_waits_or_reports_already_syncing() {
+    let (sim, graph) = start(config(5)).await;
+    sim.with_state(|s| {
+        // Keep the window open for the first part of the test, however slow the machine.
+        s.autopilot.settings.manual_sync_min_interval = Duration::from_secs(3600 * 24);
+    });
+    // A sync someone else started just now.
+    graph
+        .post_no_content::<Value>(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings/sync",
+            None,
+        )
+        .await
+        .unwrap();
+    let second: Result<_, GraphError> = client(&sim)
+        .with_retry(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        })
+        .post_no_content::<Value>(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings/sync",
+            None,
+        )
+        .await;
+    let err = second.unwrap_err();
+    assert_eq!(err.status(), Some(429));
+
+    // Told the window is shorter than it is, the step gets the 429 and carries on.
+    let mut job = import::precheck(&graph, vec![row("SN-SYNC-1", 1)], &opts())
+        .await
+        .unwrap();
+    let hasty = ImportOptions {
+        sync_min_interval: Duration::ZERO,
+        ..opts()
+    };
+    import::run(
+        &graph,
+        &mut job,
+        &hasty,
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(job.sync, Some(SyncOutcome::AlreadySyncing { .. })));
+    assert!(job.is_validated(), "the periodic service sync publishes it");
+
+    // Honouring the window: the step counts down, then syncs.
+    sim.with_state(|s| {
+        // 300 ms at test speed.
+        s.autopilot.settings.manual_sync_min_interval = Duration::from_secs(6000);
+        s.autopilot.sync.last_manual_trigger_at = None;
+    });
+    let countdowns = Arc::new(Mutex::new(Vec::new()));
+    let seen = countdowns.clone();
+    let obs = FnObserver(
+        move |e: ImportEvent| {
+            if let ImportEvent::SyncCountdown { remaining } = e {
+                seen.lock().unwrap().push(remaining);
+            }
+        },
+        |_: &ImportJob| {},
+    );
+    graph
+        .post_no_content::<Value>(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings/sync",
+            None,
+        )
+        .await
+        .ok();
+    let mut job = import::precheck(&graph, vec![row("SN-SYNC-2", 2)], &opts())
+        .await
+        .unwrap();
+    let patient = ImportOptions {
+        sync_min_interval: Duration::from_millis(300),
+        ..opts()
+    };
+    import::run(&graph, &mut job, &patient, &obs, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(matches!(job.sync, Some(SyncOutcome::Triggered { .. })));
+    let c = countdowns.lock().unwrap();
+    assert!(
+        c.iter().any(|d| !d.is_zero()),
+        "a countdown was shown: {c:?}"
+    );
+    assert_eq!(c.last(), Some(&Duration::ZERO));
+}
+
+#[tokio::test]
+async fn group_tag_of_a_registered_device_can_be_updated_instead() {
+    let (sim, graph) = start(config(5)).await;
+    sim.with_state(|s| {
+        s.autopilot
+            .devices
+            .push(sim::autopilot::AutopilotDevice::new(
+                "ztd-9".into(),
+                "SN-TAG".into(),
+            ))
+    });
+    let mut r = row("SN-TAG", 1);
+    r.group_tag = "Sales".into();
+    let job = import::precheck(&graph, vec![r], &opts()).await.unwrap();
+    let RowOutcome::AlreadyRegistered {
+        device_id,
+        group_tag,
+        ..
+    } = &job.rows[0].outcome
+    else {
+        panic!("{:?}", job.rows[0].outcome)
+    };
+    assert_eq!(group_tag, "");
+    let d = import::update_group_tag(&graph, device_id, "Sales")
+        .await
+        .unwrap();
+    assert_eq!(d.group_tag.as_deref(), Some("Sales"));
+    sim.with_state(|s| {
+        assert_eq!(
+            s.autopilot.device_by_serial("SN-TAG").unwrap().group_tag,
+            "Sales"
+        )
+    });
+}
+
+// ---- the reader's rows and the page ----------------------------------------------------------
+
+/// A CSV as Get-WindowsAutopilotInfo writes it with a group tag column (UTF-8 here).
+fn csv(rows: &[(&str, &str, &str)]) -> String {
+    let mut s = String::from("Device Serial Number,Windows Product ID,Hardware Hash,Group Tag\r\n");
+    for (serial, hash, tag) in rows {
+        s.push_str(&format!("{serial},,{hash},{tag}\r\n"));
+    }
+    s
+}
+
+/// A hash whose Base64 needs padding, with the padding stripped (as devices emit it).
+fn unpadded_hash(serial: &str, salt: u64) -> String {
+    let mut bytes = build_hardware_hash(serial, "Contoso", "Laptop 7", salt);
+    if bytes.len() % 3 == 0 {
+        bytes.push(0);
+    }
+    STANDARD.encode(bytes).trim_end_matches('=').to_string()
+}
+
+#[tokio::test]
+async fn rows_from_the_csv_reader_import_with_the_padding_fixed() {
+    let (sim, graph) = start(config(5)).await;
+    let text = csv(&[
+        (
+            "SN-CSV-1",
+            &hash("SN-CSV-1", "Contoso", "Laptop 7", 1),
+            "HQ",
+        ),
+        ("SN-CSV-2", &unpadded_hash("SN-CSV-2", 2), "HQ"),
+    ]);
+    let report = autopilot_wizard::hwid::check_bytes(
+        "devices.csv",
+        text.as_bytes(),
+        &autopilot_wizard::hwid::CheckOptions::default(),
+    );
+    let rows: Vec<ImportRow> = autopilot_wizard::ui::import::rows_from_report(&report)
+        .into_iter()
+        .map(|(r, _, _)| r)
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].hash.ends_with('='), "the reader padded it");
+    assert_eq!(rows[1].line, 3);
+    let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(job.is_validated(), "{:#?}", job.rows);
+    sim.with_state(|s| {
+        let d = s.autopilot.device_by_serial("SN-CSV-2").unwrap();
+        assert_eq!(d.group_tag, "HQ");
+        // The Entra object Autopilot creates carries the ZTD id and the group tag.
+        let entra = s
+            .directory
+            .device_by_device_id(&d.azure_ad_device_id)
+            .expect("Entra device object created");
+        assert!(entra.physical_ids.contains(&format!("[ZTDId]:{}", d.id)));
+        assert!(entra.physical_ids.contains(&"[OrderID]:HQ".to_string()));
+    });
+}
+
+mod page {
+    use super::*;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::ui::import::ImportPage;
+    use autopilot_wizard::ui::{self, FixedFilePicker, Job, Outbox, Page, PageCx, Session};
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use support::ui::{click, step_until, visible_labels, wait_for_text};
+
+    /// The page alone, with the app's job plumbing: jobs run on tokio, messages come back.
+    struct Host {
+        page: ImportPage,
+        session: Session,
+        outcomes: Outcomes,
+        jobs: Vec<Job>,
+        picker: Arc<FixedFilePicker>,
+        tx: std::sync::mpsc::Sender<ui::Msg>,
+        rx: std::sync::mpsc::Receiver<ui::Msg>,
+        rt: tokio::runtime::Handle,
+    }
+
+    impl Host {
+        fn show(&mut self, ui: &mut egui::Ui) {
+            while let Ok(msg) = self.rx.try_recv() {
+                if let ui::Msg::Import(m) = msg {
+                    let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs)
+                        .with_file_picker(self.picker.clone());
+                    self.page.on_msg(m, &mut cx);
+                }
+            }
+            let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs)
+                .with_file_picker(self.picker.clone());
+            self.page.ui(ui, &mut cx);
+            for job in self.jobs.drain(..) {
+                let out = Outbox::new(self.tx.clone(), ui.ctx().clone());
+                self.rt.spawn((job.run)(out));
+            }
+        }
+    }
+
+    #[test]
+    fn page_previews_imports_and_explains_every_outcome() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        sim.with_state(|s| {
+            s.autopilot
+                .settings
+                .other_tenant_serials
+                .push("SN-UI-OTHER".into());
+            let mut d = sim::autopilot::AutopilotDevice::new("ztd-ui".into(), "SN-UI-HERE".into());
+            d.group_tag = "Old".into();
+            s.autopilot.devices.push(d);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devices.csv");
+        let text = csv(&[
+            ("SN-UI-1", &hash("SN-UI-1", "Contoso", "Laptop 7", 1), "HQ"),
+            ("SN-UI-2", &unpadded_hash("SN-UI-2", 2), "HQ"),
+            (
+                "SN-UI-HERE",
+                &hash("SN-UI-HERE", "Contoso", "Laptop 7", 3),
+                "HQ",
+            ),
+            (
+                "SN-UI-OTHER",
+                &hash("SN-UI-OTHER", "Contoso", "Laptop 7", 4),
+                "HQ",
+            ),
+            ("SN-UI-BROKEN", "not*base64", "HQ"),
+        ]);
+        std::fs::write(&path, text).unwrap();
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = Host {
+            page: ImportPage::new(opts()),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes: Outcomes::default(),
+            jobs: Vec::new(),
+            picker: Arc::new(FixedFilePicker { paths: vec![path] }),
+            tx,
+            rx,
+            rt: rt.handle().clone(),
+        };
+        let mut h = Harness::builder()
+            .with_size([1200.0, 800.0])
+            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
+        h.run_ok();
+
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "5 rows:");
+        // Rows, the CSV error, the tenant's knowledge and the repaired padding are visible.
+        wait_for_text(
+            &mut h,
+            "SN-UI-BROKEN: The hardware hash is not valid Base64",
+        );
+        wait_for_text(&mut h, "SN-UI-HERE: Already registered (group tag \"Old\"");
+        assert!(
+            h.query_by_label_contains("SN-UI-1: Ready to import")
+                .is_some()
+        );
+        assert!(h.query_by_label_contains("1 fixed automatically").is_some());
+        assert!(
+            !support::ui::is_enabled(&h, "Import"),
+            "errors block the import until excluded"
+        );
+        click(&mut h, "Exclude rows with errors");
+        assert!(support::ui::is_enabled(&h, "Import"));
+        click(&mut h, "Import");
+
+        step_until(
+            &mut h,
+            "the import to finish",
+            |h| h.query_by_label_contains("Import finished").is_some(),
+            support::ui::ASYNC_TIMEOUT,
+        );
+        for text in [
+            "SN-UI-1: Registered",
+            "SN-UI-2: Registered",
+            "SN-UI-HERE: Already registered",
+            "SN-UI-OTHER: Registered to another organisation (808)",
+            "SN-UI-BROKEN: Left out: problem in the CSV",
+        ] {
+            assert!(
+                h.query_by_label_contains(text).is_some(),
+                "{text:?} missing; visible:\n{}",
+                visible_labels(&h)
+            );
+        }
+        assert!(
+            !h.state().page.validated(),
+            "the 808 device is not explained away yet"
+        );
+        click(&mut h, "Leave failed devices out");
+        assert!(h.state().page.validated());
+        assert!(h.state().outcomes.import.as_ref().unwrap().is_validated());
+        // The existing device's tag can be changed instead of re-importing.
+        click(&mut h, "Set group tag of SN-UI-HERE to HQ");
+        step_until(
+            &mut h,
+            "the new group tag",
+            |_| {
+                sim.with_state(|s| {
+                    s.autopilot
+                        .device_by_serial("SN-UI-HERE")
+                        .unwrap()
+                        .group_tag
+                        == "HQ"
+                })
+            },
+            support::ui::ASYNC_TIMEOUT,
+        );
+        drop(h);
+        drop(sim);
+    }
+}

@@ -5,7 +5,6 @@
 pub mod assignment;
 pub mod group;
 pub mod import;
-pub mod assignment;
 pub mod join_permission;
 pub mod profile;
 pub mod sign_in;

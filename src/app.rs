@@ -259,6 +259,8 @@ pub struct WizardApp {
     sim_start: SimStart,
     log: LogBuffer,
     log_open: bool,
+    /// Statuses shown last frame, to log changes.
+    last_statuses: Vec<(StepId, StepStatus)>,
 }
 
 impl WizardApp {
@@ -337,6 +339,7 @@ impl WizardApp {
             sim_start: SimStart::default(),
             log: config.log,
             log_open: false,
+            last_statuses: Vec::new(),
         };
         app.build_pages();
         if let Some(step) = current {
@@ -533,6 +536,24 @@ impl WizardApp {
         });
 
         self.spawn_queued(&ctx);
+        self.log_status_changes();
+    }
+
+    fn log_status_changes(&mut self) {
+        let now = self.step_statuses();
+        if now != self.last_statuses {
+            for (step, status) in &now {
+                let before = self.last_statuses.iter().find(|(s, _)| s == step);
+                if before.is_some_and(|(_, b)| b != status) {
+                    tracing::info!(
+                        step = step.title(),
+                        status = status_word(*status),
+                        "step status"
+                    );
+                }
+            }
+            self.last_statuses = now;
+        }
     }
 
     fn banner_ui(&mut self, ui: &mut egui::Ui) {

@@ -584,3 +584,233 @@ async fn group_tag_of_a_registered_device_can_be_updated_instead() {
         )
     });
 }
+
+// ---- the reader's rows and the page ----------------------------------------------------------
+
+/// A CSV as Get-WindowsAutopilotInfo writes it with a group tag column (UTF-8 here).
+fn csv(rows: &[(&str, &str, &str)]) -> String {
+    let mut s = String::from("Device Serial Number,Windows Product ID,Hardware Hash,Group Tag\r\n");
+    for (serial, hash, tag) in rows {
+        s.push_str(&format!("{serial},,{hash},{tag}\r\n"));
+    }
+    s
+}
+
+/// A hash whose Base64 needs padding, with the padding stripped (as devices emit it).
+fn unpadded_hash(serial: &str, salt: u64) -> String {
+    let mut bytes = build_hardware_hash(serial, "Contoso", "Laptop 7", salt);
+    if bytes.len() % 3 == 0 {
+        bytes.push(0);
+    }
+    STANDARD.encode(bytes).trim_end_matches('=').to_string()
+}
+
+#[tokio::test]
+async fn rows_from_the_csv_reader_import_with_the_padding_fixed() {
+    let (sim, graph) = start(config(5)).await;
+    let text = csv(&[
+        (
+            "SN-CSV-1",
+            &hash("SN-CSV-1", "Contoso", "Laptop 7", 1),
+            "HQ",
+        ),
+        ("SN-CSV-2", &unpadded_hash("SN-CSV-2", 2), "HQ"),
+    ]);
+    let report = autopilot_wizard::hwid::check_bytes(
+        "devices.csv",
+        text.as_bytes(),
+        &autopilot_wizard::hwid::CheckOptions::default(),
+    );
+    let rows: Vec<ImportRow> = autopilot_wizard::ui::import::rows_from_report(&report)
+        .into_iter()
+        .map(|(r, _, _)| r)
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].hash.ends_with('='), "the reader padded it");
+    assert_eq!(rows[1].line, 3);
+    let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
+    import::run(
+        &graph,
+        &mut job,
+        &opts(),
+        &NoObserver,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(job.is_validated(), "{:#?}", job.rows);
+    sim.with_state(|s| {
+        let d = s.autopilot.device_by_serial("SN-CSV-2").unwrap();
+        assert_eq!(d.group_tag, "HQ");
+        // The Entra object Autopilot creates carries the ZTD id and the group tag.
+        let entra = s
+            .directory
+            .device_by_device_id(&d.azure_ad_device_id)
+            .expect("Entra device object created");
+        assert!(entra.physical_ids.contains(&format!("[ZTDId]:{}", d.id)));
+        assert!(entra.physical_ids.contains(&"[OrderID]:HQ".to_string()));
+    });
+}
+
+mod page {
+    use super::*;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::ui::import::ImportPage;
+    use autopilot_wizard::ui::{self, FixedFilePicker, Job, Outbox, Page, PageCx, Session};
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use support::ui::{click, step_until, visible_labels, wait_for_text};
+
+    /// The page alone, with the app's job plumbing: jobs run on tokio, messages come back.
+    struct Host {
+        page: ImportPage,
+        session: Session,
+        outcomes: Outcomes,
+        jobs: Vec<Job>,
+        picker: Arc<FixedFilePicker>,
+        tx: std::sync::mpsc::Sender<ui::Msg>,
+        rx: std::sync::mpsc::Receiver<ui::Msg>,
+        rt: tokio::runtime::Handle,
+    }
+
+    impl Host {
+        fn show(&mut self, ui: &mut egui::Ui) {
+            while let Ok(msg) = self.rx.try_recv() {
+                if let ui::Msg::Import(m) = msg {
+                    let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs)
+                        .with_file_picker(self.picker.clone());
+                    self.page.on_msg(m, &mut cx);
+                }
+            }
+            let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs)
+                .with_file_picker(self.picker.clone());
+            self.page.ui(ui, &mut cx);
+            for job in self.jobs.drain(..) {
+                let out = Outbox::new(self.tx.clone(), ui.ctx().clone());
+                self.rt.spawn((job.run)(out));
+            }
+        }
+    }
+
+    #[test]
+    fn page_previews_imports_and_explains_every_outcome() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        sim.with_state(|s| {
+            s.autopilot
+                .settings
+                .other_tenant_serials
+                .push("SN-UI-OTHER".into());
+            let mut d = sim::autopilot::AutopilotDevice::new("ztd-ui".into(), "SN-UI-HERE".into());
+            d.group_tag = "Old".into();
+            s.autopilot.devices.push(d);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devices.csv");
+        let text = csv(&[
+            ("SN-UI-1", &hash("SN-UI-1", "Contoso", "Laptop 7", 1), "HQ"),
+            ("SN-UI-2", &unpadded_hash("SN-UI-2", 2), "HQ"),
+            (
+                "SN-UI-HERE",
+                &hash("SN-UI-HERE", "Contoso", "Laptop 7", 3),
+                "HQ",
+            ),
+            (
+                "SN-UI-OTHER",
+                &hash("SN-UI-OTHER", "Contoso", "Laptop 7", 4),
+                "HQ",
+            ),
+            ("SN-UI-BROKEN", "not*base64", "HQ"),
+        ]);
+        std::fs::write(&path, text).unwrap();
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = Host {
+            page: ImportPage::new(opts()),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes: Outcomes::default(),
+            jobs: Vec::new(),
+            picker: Arc::new(FixedFilePicker { paths: vec![path] }),
+            tx,
+            rx,
+            rt: rt.handle().clone(),
+        };
+        let mut h = Harness::builder()
+            .with_size([1200.0, 800.0])
+            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
+        h.run_ok();
+
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "5 rows:");
+        // Rows, the CSV error, the tenant's knowledge and the repaired padding are visible.
+        wait_for_text(
+            &mut h,
+            "SN-UI-BROKEN: The hardware hash is not valid Base64",
+        );
+        wait_for_text(&mut h, "SN-UI-HERE: Already registered (group tag \"Old\"");
+        assert!(
+            h.query_by_label_contains("SN-UI-1: Ready to import")
+                .is_some()
+        );
+        assert!(h.query_by_label_contains("1 fixed automatically").is_some());
+        assert!(
+            !support::ui::is_enabled(&h, "Import"),
+            "errors block the import until excluded"
+        );
+        click(&mut h, "Exclude rows with errors");
+        assert!(support::ui::is_enabled(&h, "Import"));
+        click(&mut h, "Import");
+
+        step_until(
+            &mut h,
+            "the import to finish",
+            |h| h.query_by_label_contains("Import finished").is_some(),
+            support::ui::ASYNC_TIMEOUT,
+        );
+        for text in [
+            "SN-UI-1: Registered",
+            "SN-UI-2: Registered",
+            "SN-UI-HERE: Already registered",
+            "SN-UI-OTHER: Registered to another organisation (808)",
+            "SN-UI-BROKEN: Left out: problem in the CSV",
+        ] {
+            assert!(
+                h.query_by_label_contains(text).is_some(),
+                "{text:?} missing; visible:\n{}",
+                visible_labels(&h)
+            );
+        }
+        assert!(
+            !h.state().page.validated(),
+            "the 808 device is not explained away yet"
+        );
+        click(&mut h, "Leave failed devices out");
+        assert!(h.state().page.validated());
+        assert!(h.state().outcomes.import.as_ref().unwrap().is_validated());
+        // The existing device's tag can be changed instead of re-importing.
+        click(&mut h, "Set group tag of SN-UI-HERE to HQ");
+        step_until(
+            &mut h,
+            "the new group tag",
+            |_| {
+                sim.with_state(|s| {
+                    s.autopilot
+                        .device_by_serial("SN-UI-HERE")
+                        .unwrap()
+                        .group_tag
+                        == "HQ"
+                })
+            },
+            support::ui::ASYNC_TIMEOUT,
+        );
+        drop(h);
+        drop(sim);
+    }
+}

@@ -326,3 +326,41 @@ fn a_restart_signs_in_again_silently_and_restores_outcomes() {
     wait_for_text(&mut h, "Signed in as");
     assert!(h.query_by_label("Sign in with a code").is_none());
 }
+
+/// Where `.ci/smoke.sh` clicks in the real `--demo` window: the same app at the same size lays
+/// out identically, so the centre of "Sign in with a code" here is the centre there. Written to
+/// `target/tmp/smoke-click-points.sh` (sourced by the smoke script).
+#[test]
+fn smoke_click_points() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    // kittest draws inside an 8-point outer margin: grow the screen by it on each side so the
+    // app gets exactly the window's 1100×720, then shift back to window coordinates.
+    const MARGIN: f32 = 8.0;
+    let mut h = Harness::builder()
+        .with_size([1100.0 + 2.0 * MARGIN, 720.0 + 2.0 * MARGIN])
+        .with_accessibility_check(false)
+        .build_ui_state(
+            |ui, app: &mut WizardApp| app.show(ui),
+            WizardApp::new(config().with_sim(sim), rt.handle().clone()),
+        );
+    h.run();
+    let centre = h.get_by_label("Sign in with a code").rect().center() - egui::vec2(MARGIN, MARGIN);
+    assert!(
+        centre.x > 0.0 && centre.y > 0.0 && centre.x < 1100.0 && centre.y < 720.0,
+        "{centre:?}"
+    );
+    let log = h.get_by_label("Log").rect().center() - egui::vec2(MARGIN, MARGIN);
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("smoke-click-points.sh");
+    std::fs::write(
+        &path,
+        format!(
+            "SIGN_IN_CODE_X={}\nSIGN_IN_CODE_Y={}\nLOG_X={}\nLOG_Y={}\n",
+            centre.x.round(),
+            centre.y.round(),
+            log.x.round(),
+            log.y.round()
+        ),
+    )
+    .unwrap();
+}

@@ -307,7 +307,8 @@ pub fn build_hardware_hash(serial: &str, manufacturer: &str, model: &str, salt: 
         push_tlv(&mut body, TLV_PRODUCT, &z(model));
     }
     let mut x = salt ^ 0x9E37_79B9_7F4A_7C15;
-    let filler: Vec<u8> = (0..64)
+    // Real hashes are about 3,000 bytes (4,000 Base64 characters); readers check that.
+    let filler: Vec<u8> = (0..2900)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -316,8 +317,9 @@ pub fn build_hardware_hash(serial: &str, manufacturer: &str, model: &str, salt: 
         })
         .collect();
     push_tlv(&mut body, 0x20, &filler);
+    // The u16 after "OA" is the record length, header included.
     let mut out = b"OA".to_vec();
-    out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+    out.extend_from_slice(&((body.len() + 4) as u16).to_le_bytes());
     out.extend_from_slice(&body);
     out
 }

@@ -156,9 +156,15 @@ async fn an_older_profile_on_the_same_group_wins_and_the_board_says_so() {
         (dev_id, group, ours)
     });
     let t = target(&group, GroupMembership::Static, &ours, "New user-driven");
-    let board = steps::wait_for_assignment(&graph, &t, &[dev_id.clone()], &fast_wait(), |_| {})
-        .await
-        .expect("the device settles");
+    let board = steps::wait_for_assignment(
+        &graph,
+        &t,
+        std::slice::from_ref(&dev_id),
+        &fast_wait(),
+        |_| {},
+    )
+    .await
+    .expect("the device settles");
     let row = board.row_by_id(&dev_id).unwrap();
     assert_eq!(row.chip, Chip::Assigned);
     assert!(row.assigned_at.is_some());

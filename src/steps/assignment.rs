@@ -26,7 +26,7 @@ const DEVICES_PATH: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AssignmentError {
     #[error(transparent)]
-    Graph(#[from] GraphError),
+    Graph(Box<GraphError>),
     #[error(
         "Gave up waiting after {waited_min} min while {phase}. Still waiting for: {pending}. \
          Microsoft gives no time limit for this; it usually takes minutes but can take hours. \
@@ -52,8 +52,14 @@ impl AssignmentError {
     fn from_graph(e: GraphError) -> Self {
         match e {
             GraphError::Cancelled => AssignmentError::Cancelled,
-            other => AssignmentError::Graph(other),
+            other => AssignmentError::Graph(Box::new(other)),
         }
+    }
+}
+
+impl From<GraphError> for AssignmentError {
+    fn from(e: GraphError) -> Self {
+        AssignmentError::from_graph(e)
     }
 }
 
@@ -77,6 +83,24 @@ pub struct Target {
 }
 
 impl Target {
+    /// The target of the profile from step 3 and the group from step 4.
+    pub fn from_steps(
+        profile: &crate::steps::profile::ProfileRef,
+        group: &crate::steps::group::GroupRef,
+    ) -> Target {
+        use crate::steps::group::GroupKind;
+        Target {
+            group_id: group.id.clone(),
+            group_name: group.display_name.clone(),
+            membership: match &group.kind {
+                GroupKind::Dynamic { rule } => GroupMembership::Dynamic { rule: rule.clone() },
+                GroupKind::Static => GroupMembership::Static,
+            },
+            profile_id: profile.id.clone(),
+            profile_name: profile.display_name.clone(),
+        }
+    }
+
     /// The group tag a dynamic `[OrderID]:<tag>` rule selects, if the rule is of that form.
     pub fn rule_group_tag(&self) -> Option<String> {
         let GroupMembership::Dynamic { rule } = &self.membership else {

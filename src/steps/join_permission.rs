@@ -33,12 +33,12 @@ pub enum JoinPermissionError {
         what: &'static str,
         permission: &'static str,
         roles: &'static str,
-        source: GraphError,
+        source: Box<GraphError>,
     },
     #[error("Could not read {what}: {source}")]
     Graph {
         what: &'static str,
-        source: GraphError,
+        source: Box<GraphError>,
     },
     #[error(
         "The device registration policy came back in a form this wizard does not understand ({0}). \
@@ -57,10 +57,13 @@ fn graph_err(
                 what,
                 permission,
                 roles: "Global Reader, Cloud Device Administrator or Intune Administrator",
-                source,
+                source: Box::new(source),
             }
         } else {
-            JoinPermissionError::Graph { what, source }
+            JoinPermissionError::Graph {
+                what,
+                source: Box::new(source),
+            }
         }
     }
 }

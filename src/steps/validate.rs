@@ -353,16 +353,7 @@ impl ValidateInputs {
 
 /// The assignment target of a profile and a group from steps 3 and 4.
 pub fn target_of(profile: &ProfileRef, group: &GroupRef) -> Target {
-    Target {
-        group_id: group.id.clone(),
-        group_name: group.display_name.clone(),
-        membership: match &group.kind {
-            GroupKind::Dynamic { rule } => GroupMembership::Dynamic { rule: rule.clone() },
-            GroupKind::Static => GroupMembership::Static,
-        },
-        profile_id: profile.id.clone(),
-        profile_name: profile.display_name.clone(),
-    }
+    Target::from_steps(profile, group)
 }
 
 /// The inputs from the persisted outcomes, once the profile and group steps are done.
@@ -749,13 +740,13 @@ async fn assignment_item(graph: &GraphClient, target: &Target) -> CheckItem {
     let ok = assigned && winners.is_empty();
     let fix = if !assigned {
         Some("Assign the profile to the group on the Device group step.".into())
-    } else if let Some(w) = winners.first() {
-        Some(format!(
-            "Remove the assignment of the older profile \"{}\" from this group (or exclude the group from it) in Intune.",
-            w.profile.display_name
-        ))
     } else {
-        None
+        winners.first().map(|w| {
+            format!(
+                "Remove the assignment of the older profile \"{}\" from this group (or exclude the group from it) in Intune.",
+                w.profile.display_name
+            )
+        })
     };
     CheckItem::new(
         CheckId::ProfileAssignment,

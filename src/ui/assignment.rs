@@ -812,6 +812,28 @@ impl AssignmentPage {
         }
     }
 
+    /// Takes the group and profile from steps 3 and 4; when either changed, the board is read
+    /// again for the new target.
+    fn follow_outcomes(&mut self, cx: &PageCx<'_>) {
+        let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
+            return;
+        };
+        let wanted = Target::from_steps(profile, group);
+        if self.target.as_ref() == Some(&wanted) {
+            return;
+        }
+        self.target = Some(wanted);
+        self.board = None;
+        self.reader = None;
+        self.load = Phase::Idle;
+        self.selected = None;
+        self.edit = None;
+        self.auto = None;
+        self.summary = Summary::default();
+        self.generation += 1;
+        self.view_key = None;
+    }
+
     /// Selects the device with `serial` (tests, and "show me" links from other pages).
     pub fn select_serial(&mut self, serial: &str) {
         self.selected = self
@@ -846,6 +868,7 @@ impl Page for AssignmentPage {
 
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
         ui.heading("Profile assignment");
+        self.follow_outcomes(cx);
         let Some(target) = self.target.clone() else {
             ui.label(
                 "Finish the Deployment profile and Device group steps first: this page follows \

@@ -510,7 +510,7 @@ impl WizardApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.drain_app_events();
-        self.drain_messages(&ctx);
+        self.drain_messages();
         self.prune_jobs();
         self.resume();
         if !self.started {
@@ -801,7 +801,7 @@ impl WizardApp {
         self.build_pages();
     }
 
-    fn drain_messages(&mut self, _ctx: &egui::Context) {
+    fn drain_messages(&mut self) {
         while let Ok(msg) = self.rx.try_recv() {
             let step = msg.step();
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)

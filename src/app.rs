@@ -259,6 +259,8 @@ pub struct WizardApp {
     sim_start: SimStart,
     log: LogBuffer,
     log_open: bool,
+    /// The step open when the app was last closed, until it is reachable again.
+    resume_to: Option<StepId>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
 }
@@ -340,11 +342,12 @@ impl WizardApp {
             log: config.log,
             log_open: false,
             last_statuses: Vec::new(),
+            resume_to: None,
         };
         app.build_pages();
-        if let Some(step) = current {
-            app.go_to_if_reachable(step);
-        }
+        // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
+        // user was on opens as soon as it is reachable.
+        app.resume_to = current;
         tracing::info!(
             simulated = app.connection.simulated,
             tenant = app.connection.auth.tenant_segment(),
@@ -490,11 +493,16 @@ impl WizardApp {
         index < self.pages.len() && self.pages[..index].iter().all(|p| p.validated())
     }
 
-    fn go_to_if_reachable(&mut self, step: StepId) {
-        if let Some(i) = self.pages.iter().position(|p| p.id() == step)
-            && self.reachable(i)
-        {
-            self.current = i;
+    /// Opens the step saved last time once everything before it validated again.
+    fn resume(&mut self) {
+        let Some(step) = self.resume_to else { return };
+        match self.pages.iter().position(|p| p.id() == step) {
+            Some(i) if self.reachable(i) => {
+                self.current = i;
+                self.resume_to = None;
+            }
+            Some(_) => {}
+            None => self.resume_to = None,
         }
     }
 
@@ -504,6 +512,7 @@ impl WizardApp {
         self.drain_app_events();
         self.drain_messages(&ctx);
         self.prune_jobs();
+        self.resume();
         if !self.started {
             self.started = true;
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
@@ -606,6 +615,7 @@ impl WizardApp {
         }
         if let Some(i) = go_to {
             self.current = i;
+            self.resume_to = None;
         }
     }
 
@@ -618,6 +628,7 @@ impl WizardApp {
                 .clicked()
             {
                 self.current -= 1;
+                self.resume_to = None;
             }
             let has_next = self.current + 1 < self.pages.len();
             let validated = self.pages.get(self.current).is_some_and(|p| p.validated());
@@ -631,6 +642,7 @@ impl WizardApp {
                 });
             if next.clicked() {
                 self.current += 1;
+                self.resume_to = None;
             }
             if let Some(page) = self.pages.get(self.current) {
                 let step = page.id();
@@ -674,6 +686,7 @@ impl WizardApp {
                     ui.label(
                         egui::RichText::new(line.to_string())
                             .monospace()
+                            .size(11.0)
                             .color(color),
                     );
                 }
@@ -784,6 +797,7 @@ impl WizardApp {
         self.sim = Some(sim);
         self.sim_start = SimStart::NotAsked;
         self.current = 0;
+        self.resume_to = None;
         self.build_pages();
     }
 

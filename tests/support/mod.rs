@@ -45,4 +45,5 @@ pub fn raw_http() -> reqwest::Client {
         .build()
         .expect("http client")
 }
+pub mod page;
 pub mod ui;

@@ -280,6 +280,20 @@ async fn edits_are_sent_read_back_and_move_the_order_id() {
     assert_eq!(r.status(), 204);
 }
 
+#[tokio::test]
+async fn sync_now_respects_the_ten_minute_window() {
+    let (_sim, graph) = support::signed_in_sim(empty_config()).await;
+    let first = steps::sync_now(&graph).await.unwrap();
+    assert_eq!(first, steps::SyncNow::Triggered);
+    // At test speed the simulated service would accept another sync after a few ms; the
+    // wizard still refuses, from the trigger time Graph reports (10 real minutes).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match steps::sync_now(&graph).await.unwrap() {
+        steps::SyncNow::TooSoon(d) => assert!(d > Duration::from_secs(9 * 60), "{d:?}"),
+        other => panic!("a second sync was not held back: {other:?}"),
+    }
+}
+
 // ---- the board page --------------------------------------------------------------------------
 
 fn row(serial: &str, status: &str, profile: Option<&str>) -> BoardRow {

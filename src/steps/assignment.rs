@@ -1429,11 +1429,9 @@ pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
     if settings.is_syncing() {
         return Ok(SyncNow::AlreadySyncing);
     }
-    if let Some(last) = settings.last_manual_sync_trigger_date_time {
-        let since = (Utc::now() - last).to_std().unwrap_or(Duration::ZERO);
-        if since < SYNC_INTERVAL {
-            return Ok(SyncNow::TooSoon(SYNC_INTERVAL - since));
-        }
+    let wait = crate::steps::import::sync_wait_remaining(&settings, SYNC_INTERVAL, Utc::now());
+    if !wait.is_zero() {
+        return Ok(SyncNow::TooSoon(wait));
     }
     // One attempt: a 429 here means "already syncing", not "retry for minutes".
     let once = graph.clone().with_retry(crate::graph::client::RetryPolicy {

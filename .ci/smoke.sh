@@ -14,6 +14,8 @@ TITLE="Autopilot wizard"
 
 if [ -z "${SMOKE_INNER:-}" ]; then
     cargo build --locked --quiet
+    # Where to click: measured by the kittest twin of the window (see tests/ui_shell.rs).
+    cargo test --locked --quiet --test ui_shell smoke_click_points >/dev/null
     mkdir -p "$OUT"
     exec env SMOKE_INNER=1 xvfb-run -a -s "-screen 0 1280x800x24" bash "$0" "$@"
 fi
@@ -72,13 +74,16 @@ wait_log() {
     return 1
 }
 
-SIGN_IN_CODE_X=${SIGN_IN_CODE_X:-0}
-SIGN_IN_CODE_Y=${SIGN_IN_CODE_Y:-0}
-if [ "$SIGN_IN_CODE_X" -gt 0 ]; then
-    click_at "$SIGN_IN_CODE_X" "$SIGN_IN_CODE_Y"
-    wait_log "signed in" 30 || fail "clicking 'Sign in with a code' at ${SIGN_IN_CODE_X},${SIGN_IN_CODE_Y} did not sign in (did the sign-in page layout change? see $OUT/start.png)"
-    echo "smoke: signed in to the simulated tenant"
-fi
+POINTS=target/tmp/smoke-click-points.sh
+[ -f "$POINTS" ] || fail "$POINTS is missing (written by: cargo test --test ui_shell smoke_click_points)"
+# shellcheck source=/dev/null
+. "$POINTS"
+echo "smoke: clicking 'Sign in with a code' at ${SIGN_IN_CODE_X},${SIGN_IN_CODE_Y}"
+click_at "$SIGN_IN_CODE_X" "$SIGN_IN_CODE_Y"
+wait_log "step=Sign in status=Done" 30 ||
+    fail "clicking 'Sign in with a code' did not sign in (see $OUT/start.png)"
+echo "smoke: signed in to the simulated tenant"
+click_at "$LOG_X" "$LOG_Y"
 sleep 1
 alive
 import -window root "$OUT/signed-in.png"

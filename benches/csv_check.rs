@@ -75,8 +75,11 @@ fn bench(c: &mut Criterion) {
     for (rows, samples) in [(500usize, 20usize), (50_000, 10)] {
         let text = text_with_rows(rows);
         let bytes = utf16le_bom(&text);
-        let check = check_bytes("bench.csv", &bytes, &opts);
-        assert_eq!(check.summary.ok, rows, "every generated row must be clean");
+        if rows <= 1000 {
+            // The generator is the same for both sizes; checking the small one is enough.
+            let check = check_bytes("bench.csv", &bytes, &opts);
+            assert_eq!(check.summary.ok, rows, "every generated row must be clean");
+        }
 
         let mut group = c.benchmark_group(format!("csv_check/{rows}_rows"));
         group.throughput(Throughput::Elements(rows as u64));

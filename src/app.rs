@@ -259,6 +259,10 @@ pub struct WizardApp {
     sim_start: SimStart,
     log: LogBuffer,
     log_open: bool,
+    /// The step open when the app was last closed, until it is reachable again.
+    resume_to: Option<StepId>,
+    /// Statuses shown last frame, to log changes.
+    last_statuses: Vec<(StepId, StepStatus)>,
 }
 
 impl WizardApp {
@@ -337,11 +341,13 @@ impl WizardApp {
             sim_start: SimStart::default(),
             log: config.log,
             log_open: false,
+            last_statuses: Vec::new(),
+            resume_to: None,
         };
         app.build_pages();
-        if let Some(step) = current {
-            app.go_to_if_reachable(step);
-        }
+        // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
+        // user was on opens as soon as it is reachable.
+        app.resume_to = current;
         tracing::info!(
             simulated = app.connection.simulated,
             tenant = app.connection.auth.tenant_segment(),
@@ -487,11 +493,16 @@ impl WizardApp {
         index < self.pages.len() && self.pages[..index].iter().all(|p| p.validated())
     }
 
-    fn go_to_if_reachable(&mut self, step: StepId) {
-        if let Some(i) = self.pages.iter().position(|p| p.id() == step)
-            && self.reachable(i)
-        {
-            self.current = i;
+    /// Opens the step saved last time once everything before it validated again.
+    fn resume(&mut self) {
+        let Some(step) = self.resume_to else { return };
+        match self.pages.iter().position(|p| p.id() == step) {
+            Some(i) if self.reachable(i) => {
+                self.current = i;
+                self.resume_to = None;
+            }
+            Some(_) => {}
+            None => self.resume_to = None,
         }
     }
 
@@ -499,8 +510,9 @@ impl WizardApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.drain_app_events();
-        self.drain_messages(&ctx);
+        self.drain_messages();
         self.prune_jobs();
+        self.resume();
         if !self.started {
             self.started = true;
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
@@ -533,6 +545,24 @@ impl WizardApp {
         });
 
         self.spawn_queued(&ctx);
+        self.log_status_changes();
+    }
+
+    fn log_status_changes(&mut self) {
+        let now = self.step_statuses();
+        if now != self.last_statuses {
+            for (step, status) in &now {
+                let before = self.last_statuses.iter().find(|(s, _)| s == step);
+                if before.is_some_and(|(_, b)| b != status) {
+                    tracing::info!(
+                        step = step.title(),
+                        status = status_word(*status),
+                        "step status"
+                    );
+                }
+            }
+            self.last_statuses = now;
+        }
     }
 
     fn banner_ui(&mut self, ui: &mut egui::Ui) {
@@ -585,6 +615,7 @@ impl WizardApp {
         }
         if let Some(i) = go_to {
             self.current = i;
+            self.resume_to = None;
         }
     }
 
@@ -597,6 +628,7 @@ impl WizardApp {
                 .clicked()
             {
                 self.current -= 1;
+                self.resume_to = None;
             }
             let has_next = self.current + 1 < self.pages.len();
             let validated = self.pages.get(self.current).is_some_and(|p| p.validated());
@@ -610,6 +642,7 @@ impl WizardApp {
                 });
             if next.clicked() {
                 self.current += 1;
+                self.resume_to = None;
             }
             if let Some(page) = self.pages.get(self.current) {
                 let step = page.id();
@@ -653,6 +686,7 @@ impl WizardApp {
                     ui.label(
                         egui::RichText::new(line.to_string())
                             .monospace()
+                            .size(11.0)
                             .color(color),
                     );
                 }
@@ -763,10 +797,11 @@ impl WizardApp {
         self.sim = Some(sim);
         self.sim_start = SimStart::NotAsked;
         self.current = 0;
+        self.resume_to = None;
         self.build_pages();
     }
 
-    fn drain_messages(&mut self, _ctx: &egui::Context) {
+    fn drain_messages(&mut self) {
         while let Ok(msg) = self.rx.try_recv() {
             let step = msg.step();
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)

@@ -1,6 +1,8 @@
 //! Sign-in against the simulated tenant over real HTTP: device code, browser (PKCE through the
 //! loopback listener), refresh, silent re-sign-in, sign-out, token storage and redaction.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,10 +11,15 @@ use autopilot_wizard::graph::auth::{
 };
 use autopilot_wizard::graph::cloud::{ClientApp, Endpoints};
 use autopilot_wizard::graph::token_store::{MemoryStore, StoreKey, TokenStore};
+use autopilot_wizard::graph::{ApiVersion, GraphClient};
 use autopilot_wizard::sim::{self, SimConfig, SimHandle};
+use autopilot_wizard::steps::sign_in as step;
 use base64::Engine;
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
+
+/// What the fake browser saw at the end: status and page.
+type Seen = Arc<Mutex<Option<(u16, String)>>>;
 
 const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
 
@@ -53,7 +60,7 @@ async fn setup(config: SimConfig) -> Setup {
 
 /// Plays the browser: follows the authorize URL (the sim redirects straight to the loopback
 /// listener) and records the final status and page.
-fn fetching_opener(seen: Option<Arc<Mutex<Option<(u16, String)>>>>) -> Opener {
+fn fetching_opener(seen: Option<Seen>) -> Opener {
     Arc::new(move |url: &str| {
         let url = url.to_string();
         let seen = seen.clone();
@@ -202,7 +209,7 @@ async fn device_code_wait_can_be_cancelled() {
 #[tokio::test]
 async fn browser_sign_in_round_trip_with_pkce() {
     let s = setup(SimConfig::test()).await;
-    let seen: Arc<Mutex<Option<(u16, String)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let opened: Arc<Mutex<Vec<String>>> = Arc::default();
     let fetch = fetching_opener(Some(seen.clone()));
     let log = opened.clone();
@@ -253,7 +260,7 @@ async fn browser_sign_in_round_trip_with_pkce() {
 #[tokio::test]
 async fn browser_answer_with_wrong_state_is_rejected() {
     let s = setup(SimConfig::test()).await;
-    let seen: Arc<Mutex<Option<(u16, String)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let record = seen.clone();
     // A browser that delivers an answer whose state was tampered with.
     let opener: Opener = Arc::new(move |url: &str| {
@@ -659,4 +666,203 @@ fn page_shows_the_device_code_copies_it_and_cancels() {
     assert!(!h.state().page.validated());
     assert!(h.query_by_label_contains("cancelled").is_some());
     drop(sim);
+}
+
+#[tokio::test]
+async fn graph_client_renews_the_token_after_401() {
+    let s = setup(SimConfig::test()).await;
+    let auth = device_sign_in(&s).await;
+    let graph = GraphClient::new(&s.sim.url(), Arc::new(auth.clone()));
+    let me: serde_json::Value = graph.get_json(ApiVersion::V1, "/me").await.unwrap();
+    assert_eq!(
+        me["userPrincipalName"],
+        s.sim.admin().user_principal_name.as_str()
+    );
+
+    let first = auth.token(false).await.unwrap();
+    // The service stops accepting the token although the client still thinks it valid.
+    s.sim.expire_access_token(&first);
+    let me: serde_json::Value = graph.get_json(ApiVersion::V1, "/me").await.unwrap();
+    assert_eq!(me["id"], s.sim.admin().id.as_str());
+    let second = auth.token(false).await.unwrap();
+    assert_ne!(first, second);
+    let refreshes = s
+        .sim
+        .with_state(|st| st.identity.token_requests.get("refresh_token").copied());
+    assert_eq!(refreshes, Some(1));
+}
+
+#[tokio::test]
+async fn sign_in_step_reads_account_tenant_and_saves_the_sign_in() {
+    let s = setup(SimConfig::test()).await;
+    let auth = device_sign_in(&s).await;
+    let (graph, signed) = step::complete(auth).await.unwrap();
+    let admin = s.sim.admin();
+    let org = s.sim.with_state(|st| st.core.organization.clone());
+    assert_eq!(signed.user_upn, admin.user_principal_name);
+    assert_eq!(signed.user_name, admin.display_name);
+    assert_eq!(signed.user_id, admin.id);
+    assert_eq!(signed.tenant_id, org.id);
+    assert_eq!(signed.tenant_name, org.display_name);
+    let domains: Vec<String> = org
+        .verified_domains
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    assert_eq!(signed.verified_domains, domains);
+    assert_eq!(
+        signed.default_domain,
+        org.verified_domains
+            .iter()
+            .find(|d| d.is_default)
+            .map(|d| d.name.clone())
+    );
+    assert!(
+        signed.missing_scopes.is_empty(),
+        "{:?}",
+        signed.missing_scopes
+    );
+    assert!(signed.admin_consent_url.is_none());
+    assert_eq!(signed.client_id, CLIENT);
+    // Saved under tenant id + account, and the silent sign-in finds it.
+    let key = StoreKey::new(&org.id, &admin.user_principal_name);
+    assert_eq!(signed.store_key(), key);
+    assert!(s.store.load(&key).unwrap().is_some());
+    assert!(
+        !signed.remembered,
+        "memory store does not survive a restart"
+    );
+    assert!(s.flows.silent(&key).await.unwrap().is_some());
+    // The client works for the next steps.
+    let me: serde_json::Value = graph.get_json(ApiVersion::V1, "/me").await.unwrap();
+    assert_eq!(me["id"], admin.id.as_str());
+    // Plain data: survives a JSON round trip.
+    let json = serde_json::to_string(&signed).unwrap();
+    assert_eq!(
+        serde_json::from_str::<step::SignedIn>(&json).unwrap(),
+        signed
+    );
+}
+
+#[tokio::test]
+async fn missing_consent_is_named_with_the_fix() {
+    let s = setup(SimConfig::test()).await;
+    s.sim.with_state(|st| {
+        st.identity.withheld_scopes = vec![
+            "Policy.Read.All".into(),
+            "DeviceManagementServiceConfig.ReadWrite.All".into(),
+        ]
+    });
+    let auth = device_sign_in(&s).await;
+    let (_graph, signed) = step::complete(auth).await.unwrap();
+    assert_eq!(
+        signed.missing_scopes,
+        vec![
+            "DeviceManagementServiceConfig.ReadWrite.All".to_string(),
+            "Policy.Read.All".to_string()
+        ]
+    );
+    assert!(signed.fix.contains("admin consent"), "{}", signed.fix);
+    assert!(signed.fix.contains("Policy.Read.All"));
+    let url = signed.admin_consent_url.clone().unwrap();
+    assert!(
+        url.contains(&format!("/{}/v2.0/adminconsent", signed.tenant_id)),
+        "{url}"
+    );
+    assert!(url.contains(&format!("client_id={CLIENT}")), "{url}");
+    assert!(url.contains("Policy.Read.All"), "{url}");
+}
+
+#[test]
+fn page_signs_in_with_a_code_then_signs_out_and_resumes_silently() {
+    use autopilot_wizard::ui::sign_in::SignInPhase;
+    use autopilot_wizard::ui::{Page, PageCx, StepStatus};
+    use egui_kittest::kittest::Queryable;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut h = page::harness(&sim, store.clone());
+    h.step();
+    h.get_by_label("Sign in with a code").click();
+    page::pump(&mut h, &rt, &tx, &rx, |p| {
+        matches!(p, SignInPhase::SignedIn(_) | SignInPhase::Failed(_))
+    });
+    let SignInPhase::SignedIn(signed) = h.state().page.phase().clone() else {
+        panic!("not signed in: {:?}", h.state().page.phase());
+    };
+    let admin = sim.admin();
+    assert!(
+        h.query_by_label_contains(&format!("Signed in as {}", admin.display_name))
+            .is_some()
+    );
+    assert!(h.query_by_label_contains(&signed.tenant_name).is_some());
+    assert!(h.state().page.validated());
+    assert_eq!(h.state().page.status(), StepStatus::Done);
+    assert!(h.state().session.graph.is_some());
+    assert_eq!(h.state().outcomes.signed_in.as_ref(), Some(&*signed));
+    assert!(
+        h.query_by_label_contains("will sign in again").is_some(),
+        "not-remembered notice"
+    );
+    assert_eq!(store.len(), 1);
+
+    // Sign out: session gone, saved token removed.
+    h.get_by_label("Sign out").click();
+    page::pump(&mut h, &rt, &tx, &rx, |p| matches!(p, SignInPhase::Idle));
+    for _ in 0..200 {
+        if store.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(store.is_empty());
+    assert!(h.state().session.graph.is_none());
+    assert!(h.state().outcomes.signed_in.is_none());
+    assert!(!h.state().page.validated());
+
+    // A later start with a saved sign-in resumes without the user.
+    let rt2 = &rt;
+    let refresh = rt2.block_on(async {
+        let s = SignInFlows::new(
+            AuthConfig {
+                endpoints: Endpoints::simulated(&sim.url()),
+                tenant: String::new(),
+                client: ClientApp::Own {
+                    client_id: CLIENT.into(),
+                },
+            },
+            store.clone() as Arc<dyn TokenStore>,
+        );
+        let code = s.start_device_code().await.unwrap();
+        let auth = s
+            .finish_device_code(&code, &CancellationToken::new())
+            .await
+            .unwrap();
+        auth.remember_as(signed.store_key()).await.unwrap();
+        store.load(&signed.store_key()).unwrap().unwrap()
+    });
+    let mut h = page::harness(&sim, store.clone());
+    {
+        let state = h.state_mut();
+        state.outcomes.signed_in = Some((*signed).clone());
+        let mut cx = PageCx::new(&mut state.session, &mut state.outcomes, &mut state.jobs);
+        state.page.try_silent(&mut cx);
+        assert_eq!(*state.page.phase(), SignInPhase::Resuming);
+    }
+    page::pump(&mut h, &rt, &tx, &rx, |p| {
+        matches!(p, SignInPhase::SignedIn(_) | SignInPhase::Failed(_))
+    });
+    assert!(
+        matches!(h.state().page.phase(), SignInPhase::SignedIn(_)),
+        "{:?}",
+        h.state().page.phase()
+    );
+    assert!(h.state().session.graph.is_some());
+    assert_ne!(
+        store.load(&signed.store_key()).unwrap().unwrap(),
+        refresh,
+        "rotated"
+    );
 }

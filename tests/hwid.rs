@@ -148,6 +148,7 @@ fn real_samples_are_ok_with_device_from_hash() {
         assert_eq!(x.product_key, "");
         assert_eq!(x.hash.len(), 4000);
         assert_eq!(x.status, RowStatus::Ok, "{name}: {:#?}", x.findings);
+        assert!(!x.hash_fixed());
         assert_eq!(r.exit_code(), 0);
         assert_eq!(r.ready_rows().count(), 1);
     }
@@ -355,7 +356,10 @@ fn unpadded_hash_is_fixed_and_decodes() {
         .expect("the fixed value is strict padded Base64");
     assert_eq!(&bytes[..2], b"OA");
     assert_eq!(x.manufacturer.as_deref(), Some("HP"));
-    assert_eq!(r.ready_rows().next().unwrap().hash, x.hash);
+    assert!(x.hash_fixed());
+    let (file, ready) = r.ready_rows_by_file().next().unwrap();
+    assert_eq!(ready.hash, x.hash);
+    assert!(file.path.ends_with("unpadded-hash.csv"));
     assert_eq!(r.exit_code(), 0);
 
     let n = hwid::normalize_hash(&format!("{}===", &x.hash[..3998])).unwrap();

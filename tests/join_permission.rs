@@ -311,3 +311,126 @@ async fn search_offers_users_and_groups() {
     );
     assert!(jp::search_deployers(&graph, "  ").await.unwrap().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The page, driven through egui_kittest
+
+mod page_ui {
+    use super::*;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::ui::join_permission::JoinPermissionPage;
+    use autopilot_wizard::ui::{Msg, Page, StepStatus};
+    use egui_kittest::kittest::Queryable;
+    use support::ui::{click, wait_for_text};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn extract(m: Msg) -> Option<autopilot_wizard::ui::join_permission::Msg> {
+        match m {
+            Msg::JoinPermission(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn search_and_add(
+        h: &mut egui_kittest::Harness<'_, support::page::PageState<JoinPermissionPage>>,
+        text: &str,
+        add: &str,
+    ) {
+        h.get_by_label("Search users or groups").click();
+        h.run_ok();
+        h.get_by_label("Search users or groups").type_text(text);
+        h.run_ok();
+        click(h, "Search");
+        click(h, add);
+    }
+
+    #[test]
+    fn technicians_pass_and_the_office_manager_gets_instructions() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        let mut h = support::page::page_harness(
+            JoinPermissionPage::new(),
+            graph,
+            Outcomes::default(),
+            rt.handle().clone(),
+            extract,
+        );
+        h.run_ok();
+        assert_eq!(h.state().page.status(), StepStatus::NotStarted);
+        search_and_add(&mut h, "technicians", "Add IT Technicians (group)");
+        click(&mut h, "Check join permission");
+        wait_for_text(&mut h, "Every deploying user may join devices");
+        assert!(
+            h.query_by_label_contains("Rowan Achterberg (from IT Technicians)")
+                .is_some()
+        );
+        assert_eq!(
+            h.query_all_by_label_contains("Yes: member of IT Technicians")
+                .count(),
+            2,
+            "both technicians may join"
+        );
+        assert!(h.query_by_label("• IT Technicians (group)").is_some());
+        assert!(
+            h.query_by_label_contains("at most 20 devices per user")
+                .is_some()
+        );
+        assert!(h.state().page.validated());
+        assert_eq!(
+            h.state()
+                .outcomes
+                .join_permission
+                .as_ref()
+                .map(|o| o.validated),
+            Some(true)
+        );
+        // Adding someone who may not join turns the verdict round, with the portal path.
+        let lucia = format!("Add {}", user(&sim, "lucia.ferrandez").label());
+        search_and_add(&mut h, "lucia", &lucia);
+        assert!(!h.state().page.validated(), "a change needs a new check");
+        click(&mut h, "Check join permission");
+        wait_for_text(&mut h, "Not ready yet");
+        assert!(
+            h.query_by_label_contains("No: not named and not in IT Technicians")
+                .is_some()
+        );
+        assert!(
+            h.query_by_label_contains("Users may join devices to Microsoft Entra")
+                .is_some()
+        );
+        assert!(!h.state().page.validated());
+        assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+        drop(h);
+        drop(sim);
+    }
+
+    #[test]
+    fn a_refused_policy_read_is_shown_with_the_permission() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        sim.with_state(|s| s.directory.access.deny_registration_policy = true);
+        let mut h = support::page::page_harness(
+            JoinPermissionPage::new(),
+            graph,
+            Outcomes::default(),
+            rt.handle().clone(),
+            extract,
+        );
+        h.run_ok();
+        search_and_add(
+            &mut h,
+            "rowan",
+            &format!("Add {}", user(&sim, "rowan.achterberg").label()),
+        );
+        click(&mut h, "Check join permission");
+        wait_for_text(&mut h, "Policy.Read.All");
+        assert!(!h.state().page.validated());
+    }
+}

@@ -149,12 +149,11 @@ fn schema_validator_checks_types_nullability_and_abstract_bases() {
 // Over HTTP against the simulated tenant
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autopilot_wizard::graph::client::StaticToken;
 use autopilot_wizard::graph::models::profile::DeploymentMode;
 use autopilot_wizard::graph::{ApiVersion, GraphClient, GraphError};
-use autopilot_wizard::sim::core::AccessGrant;
 use autopilot_wizard::sim::profiles::DEMO_KIOSK_GROUP_ID;
 use autopilot_wizard::sim::{Seed, SimConfig, SimHandle};
 use autopilot_wizard::steps::profile::{
@@ -180,21 +179,17 @@ async fn sim(seed: Seed) -> SimHandle {
         .expect("sim starts")
 }
 
-/// A client whose token the simulated tenant knows, granting `scopes`.
+/// A client signed in as the tenant's admin with `scopes` (the sim checks them per call).
 fn client(sim: &SimHandle, scopes: &[&str]) -> (GraphClient, String) {
-    let token = format!("test-token-{}", uuid::Uuid::new_v4());
-    sim.with_state(|s| {
-        s.core.access_tokens.insert(
-            token.clone(),
-            AccessGrant {
-                user_id: "admin".into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                expires_at: Instant::now() + Duration::from_secs(3600),
-            },
-        )
-    });
+    let admin = sim.admin();
+    let token = sim.issue_token_with(
+        &admin.user_principal_name,
+        scopes,
+        Duration::from_secs(3600),
+    );
     (
-        GraphClient::new(&sim.url(), Arc::new(StaticToken(token.clone()))),
+        GraphClient::new(&sim.url(), Arc::new(StaticToken(token.clone())))
+            .with_retry(support::fast_retry()),
         token,
     )
 }
@@ -1023,4 +1018,53 @@ mod page {
         );
         assert_eq!(d._sim.with_state(|s| s.profiles.creates), 0);
     }
+}
+
+#[tokio::test]
+async fn assigned_devices_answers_a_schema_valid_collection_and_knows_its_profiles() {
+    // Which devices have a profile is decided by the assignment simulation (it owns the
+    // devices' deploymentProfile); here only the endpoint's shape and the profile-state view it
+    // gets from this area are checked.
+    let sim = sim(Seed::Demo).await;
+    let (graph, token) = client(&sim, FULL_SCOPES);
+    let p = step::create_profile(&graph, &valid(&form("With devices")))
+        .await
+        .unwrap()
+        .profile;
+    let (status, page) = raw(
+        &sim,
+        &token,
+        reqwest::Method::GET,
+        &format!("{PROFILES}/{}/assignedDevices", p.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page["value"].is_array());
+    let errors = schema::validate_collection("beta", "windowsAutopilotDeviceIdentity", &page);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let (status, _) = raw(
+        &sim,
+        &token,
+        reqwest::Method::GET,
+        &format!("{PROFILES}/nope/assignedDevices"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let views = sim.with_state(|s| s.profiles.profiles_with_targets());
+    let names: Vec<&str> = views.iter().map(|v| v.2.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "Default profile - all devices",
+            "Kiosk - self-deploying",
+            "With devices"
+        ],
+        "oldest first"
+    );
+    assert_eq!(
+        views[0].3,
+        vec![autopilot_wizard::sim::profiles::StoredTarget::AllDevices]
+    );
 }

@@ -33,8 +33,14 @@ fn config() -> AppConfig {
 fn harness(app: WizardApp) -> Harness<'static, WizardApp> {
     Harness::builder()
         .with_size([1100.0, 720.0])
-        // The sign-in page's cloud drop-down gets its accessible name in the `auth` branch;
-        // turn the check back on once that is merged.
+        .build_ui_state(|ui, app: &mut WizardApp| app.show(ui), app)
+}
+
+/// For tests that open other steps' pages: their accessibility is checked by their own tests,
+/// this file checks the shell's (every other test keeps the check on).
+fn harness_visiting_other_pages(app: WizardApp) -> Harness<'static, WizardApp> {
+    Harness::builder()
+        .with_size([1100.0, 720.0])
         .with_accessibility_check(false)
         .build_ui_state(|ui, app: &mut WizardApp| app.show(ui), app)
 }
@@ -205,7 +211,7 @@ fn signing_in_with_a_code_to_the_simulated_tenant_enables_next() {
     let mut app = WizardApp::new(config().with_sim(sim), rt.handle().clone());
     with_a_second_step(&mut app);
     let second = app.steps()[1];
-    let mut h = harness(app);
+    let mut h = harness_visiting_other_pages(app);
     h.run();
     assert!(!is_enabled(&h, "Next"), "Next before sign-in");
     assert_eq!(
@@ -282,7 +288,7 @@ fn the_simulated_tenant_started_from_the_sign_in_page_signs_in() {
 }
 
 #[test]
-fn a_restart_signs_in_again_silently_and_restores_outcomes() {
+fn a_restart_signs_in_again_silently_and_reopens_the_step() {
     let rt = runtime();
     let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
     let store: Arc<dyn autopilot_wizard::graph::token_store::TokenStore> =
@@ -296,33 +302,83 @@ fn a_restart_signs_in_again_silently_and_restores_outcomes() {
         cfg
     };
     let mut storage = MemoryStorage::default();
-    {
-        let mut h = harness(WizardApp::new(real(), rt.handle().clone()));
+    let second = {
+        let mut app = WizardApp::new(real(), rt.handle().clone());
+        with_a_second_step(&mut app);
+        let second = app.steps()[1];
+        let mut h = harness_visiting_other_pages(app);
         h.run();
         click(&mut h, "Sign in with a code");
         wait_for_text(&mut h, "Signed in as");
+        click(&mut h, "Next");
+        assert_eq!(h.state().current_step(), Some(second));
         h.state().save_to(&mut storage);
-    }
+        second
+    };
     let saved = storage.0.get("outcomes").cloned().unwrap_or_default();
     assert!(saved.contains("signed_in"), "{saved}");
+    let refresh_tokens =
+        sim.with_state(|s| s.core.refresh_tokens.keys().cloned().collect::<Vec<_>>());
+    assert!(!refresh_tokens.is_empty());
     for value in storage.0.values() {
-        for token in sim.with_state(|s| s.core.refresh_tokens.keys().cloned().collect::<Vec<_>>()) {
+        for token in &refresh_tokens {
             assert!(
-                !value.contains(&token),
+                !value.contains(token),
                 "a refresh token was saved in eframe storage"
             );
         }
     }
 
-    let app = WizardApp::with_storage(real(), rt.handle().clone(), Some(&storage));
+    let mut app = WizardApp::with_storage(real(), rt.handle().clone(), Some(&storage));
+    with_a_second_step(&mut app);
     assert!(app.outcomes().signed_in.is_some(), "outcomes restored");
-    let mut h = harness(app);
+    assert_eq!(
+        app.current_step(),
+        Some(StepId::SignIn),
+        "not reachable yet"
+    );
+    let mut h = harness_visiting_other_pages(app);
     step_until(
         &mut h,
-        "the silent sign-in at start",
-        |h| h.state().session().graph.is_some(),
+        "the silent sign-in at start, then the step open last time",
+        |h| h.state().session().graph.is_some() && h.state().current_step() == Some(second),
         ASYNC_TIMEOUT,
     );
-    wait_for_text(&mut h, "Signed in as");
-    assert!(h.query_by_label("Sign in with a code").is_none());
+}
+
+/// Where `.ci/smoke.sh` clicks in the real `--demo` window: the same app at the same size lays
+/// out identically, so the centre of "Sign in with a code" here is the centre there. Written to
+/// `target/tmp/smoke-click-points.sh` (sourced by the smoke script).
+#[test]
+fn smoke_click_points() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    // kittest draws inside an 8-point outer margin: grow the screen by it on each side so the
+    // app gets exactly the window's 1100×720, then shift back to window coordinates.
+    const MARGIN: f32 = 8.0;
+    let mut h = Harness::builder()
+        .with_size([1100.0 + 2.0 * MARGIN, 720.0 + 2.0 * MARGIN])
+        .build_ui_state(
+            |ui, app: &mut WizardApp| app.show(ui),
+            WizardApp::new(config().with_sim(sim), rt.handle().clone()),
+        );
+    h.run();
+    let centre = h.get_by_label("Sign in with a code").rect().center() - egui::vec2(MARGIN, MARGIN);
+    assert!(
+        centre.x > 0.0 && centre.y > 0.0 && centre.x < 1100.0 && centre.y < 720.0,
+        "{centre:?}"
+    );
+    let log = h.get_by_label("Log").rect().center() - egui::vec2(MARGIN, MARGIN);
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("smoke-click-points.sh");
+    std::fs::write(
+        &path,
+        format!(
+            "SIGN_IN_CODE_X={}\nSIGN_IN_CODE_Y={}\nLOG_X={}\nLOG_Y={}\n",
+            centre.x.round(),
+            centre.y.round(),
+            log.x.round(),
+            log.y.round()
+        ),
+    )
+    .unwrap();
 }

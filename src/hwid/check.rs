@@ -217,7 +217,7 @@ fn mark_duplicates(files: &mut [FileReport]) {
                                     "The serial number \"{}\" is already at {} with a different \
                                      hardware hash: two captures of one device (keep the newest \
                                      and delete the other row) or two devices sharing a \
-                                     placeholder serial. Only the first row is imported.",
+                                     generic BIOS serial. Only the first row is imported.",
                                     row.serial,
                                     place(first)
                                 ),

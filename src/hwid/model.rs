@@ -264,6 +264,13 @@ impl RowReport {
     pub fn has_code(&self, code: &str) -> bool {
         self.findings.iter().any(|f| f.code == code)
     }
+
+    /// The wizard repaired the hash (padding or surrounding spaces).
+    pub fn hash_fixed(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == Severity::Fixed && f.column.as_deref() == Some(COL_HASH))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,6 +354,15 @@ impl CheckReport {
             .filter(|f| !f.has_file_error())
             .flat_map(|f| f.rows.iter())
             .filter(|r| r.status != RowStatus::Error)
+    }
+
+    /// [`Self::ready_rows`] with the file each row comes from (for "file, line" messages).
+    pub fn ready_rows_by_file(&self) -> impl Iterator<Item = (&FileReport, &RowReport)> + '_ {
+        self.files
+            .iter()
+            .filter(|f| !f.has_file_error())
+            .flat_map(|f| f.rows.iter().map(move |r| (f, r)))
+            .filter(|(_, r)| r.status != RowStatus::Error)
     }
 
     /// Every row error or file-level error blocks "ready": 0 ready, 1 a row has an error,

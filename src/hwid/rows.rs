@@ -314,7 +314,7 @@ fn check_serial(row: &mut RowReport, raw: &str, at: &At<'_>) {
             "generic-serial",
             Some(COL_SERIAL),
             format!(
-                "\"{serial}\" is a placeholder the BIOS vendor left instead of a real serial \
+                "\"{serial}\" is a stand-in value the BIOS vendor left instead of a real serial \
                  number; every such device would collide. Set a real serial in the firmware \
                  (the manufacturer's DMI/BIOS tool), then capture the hash again."
             ),
@@ -358,7 +358,13 @@ fn check_group_tag(row: &mut RowReport, raw: &str, at: &At<'_>) {
     let bad: Vec<String> = tag
         .chars()
         .filter(|&c| matches!(c, '"' | '`' | ',' | ';') || c.is_control())
-        .map(|c| format!("'{}'", c.escape_debug()))
+        .map(|c| {
+            if c.is_control() {
+                format!("'{}'", c.escape_debug())
+            } else {
+                format!("'{c}'")
+            }
+        })
         .collect();
     if !bad.is_empty() {
         row.push(at(
@@ -471,7 +477,7 @@ fn inspect_hash(row: &mut RowReport, bytes: &[u8], at: &At<'_>) {
             "hash-generic-serial",
             Some(COL_HASH),
             format!(
-                "The hash records the placeholder serial \"{s}\": the firmware has no real \
+                "The hash records the generic serial \"{s}\": the firmware has no real \
                  serial number, and such devices collide. Set one with the manufacturer's tool, \
                  then {recapture}."
             ),

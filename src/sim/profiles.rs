@@ -2,7 +2,8 @@
 //!
 //! Paths (beta only; v1.0 has no such navigation, reference §0.1):
 //! `GET|POST /beta/deviceManagement/windowsAutopilotDeploymentProfiles`,
-//! `GET|PATCH|DELETE …/{id}`, `GET|POST …/{id}/assignments`, `GET|DELETE …/{id}/assignments/{aid}`.
+//! `GET|PATCH|DELETE …/{id}`, `GET|POST …/{id}/assignments`, `GET|DELETE …/{id}/assignments/{aid}`,
+//! `GET …/{id}/assignedDevices` (the Autopilot area's devices whose `deploymentProfile` is `{id}`).
 //!
 //! What the tenant rejects, like Graph: a body without `@odata.type` or with the abstract base
 //! type, unknown properties ("The property 'x' does not exist on type …"), wrong enum members,
@@ -125,6 +126,36 @@ pub struct ProfileState {
     pub assignment_creates: usize,
 }
 
+impl ProfileState {
+    /// Every profile as `(id, createdDateTime, displayName, targets)`, oldest first: what the
+    /// assignment simulation (`sim::assignment`) needs to decide which profile a device gets.
+    pub fn profiles_with_targets(&self) -> Vec<(String, DateTime<Utc>, String, Vec<StoredTarget>)> {
+        let mut out: Vec<_> = self
+            .profiles
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    p.created,
+                    p.display_name.clone().unwrap_or_default(),
+                    self.targets(&p.id),
+                )
+            })
+            .collect();
+        out.sort_by_key(|(_, created, _, _)| *created);
+        out
+    }
+
+    /// What `profile_id` is assigned to, for the assignment simulation (`sim::assignment`).
+    pub fn targets(&self, profile_id: &str) -> Vec<StoredTarget> {
+        self.assignments
+            .iter()
+            .filter(|a| a.profile_id == profile_id)
+            .map(|a| a.target.clone())
+            .collect()
+    }
+}
+
 fn date(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 9, 30, 0)
         .single()
@@ -218,6 +249,10 @@ pub(crate) fn routes() -> Router<Shared> {
         .route(
             &format!("{BASE}/{{id}}/assignments/{{aid}}"),
             get(get_assignment).delete(delete_assignment),
+        )
+        .route(
+            &format!("{BASE}/{{id}}/assignedDevices"),
+            get(assigned_devices),
         )
 }
 
@@ -339,6 +374,36 @@ fn render_profile(p: &StoredProfile) -> Value {
         );
     }
     Value::Object(m)
+}
+
+/// A `windowsAutopilotDeviceIdentity` (beta) as the `assignedDevices` navigation lists it: the
+/// identity and assignment fields, from the Autopilot area's device records.
+fn render_assigned_device(d: &super::autopilot::AutopilotDevice) -> Value {
+    let time = |t: &Option<DateTime<Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    json!({
+        "@odata.type": "#microsoft.graph.windowsAutopilotDeviceIdentity",
+        "id": d.id,
+        "serialNumber": d.serial_number,
+        "productKey": d.product_key,
+        "manufacturer": d.manufacturer,
+        "model": d.model,
+        "groupTag": d.group_tag,
+        "purchaseOrderIdentifier": d.purchase_order_identifier,
+        "displayName": d.display_name,
+        "userPrincipalName": d.user_principal_name,
+        "addressableUserName": d.user_principal_name,
+        "enrollmentState": d.enrollment_state,
+        "lastContactedDateTime": time(&d.last_contacted),
+        "azureActiveDirectoryDeviceId": d.azure_ad_device_id,
+        "azureAdDeviceId": d.azure_ad_device_id,
+        "managedDeviceId": d.managed_device_id,
+        "deploymentProfileAssignmentStatus": d.assignment_status,
+        "deploymentProfileAssignmentDetailedStatus": d.assignment_detailed_status,
+        "deploymentProfileAssignedDateTime": time(&d.assigned_at),
+        "remediationState": d.remediation_state,
+    })
 }
 
 fn render_target(t: &StoredTarget, filter_id: &Option<String>, filter_type: &str) -> Value {
@@ -842,6 +907,37 @@ async fn delete_profile(
     // Intune removes the profile's assignments with it.
     state.profiles.assignments.retain(|a| a.profile_id != id);
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn assigned_devices(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
+    let items: Vec<Value> = {
+        let state = shared.lock();
+        if let Err(r) = check_scope(&state, &headers, Access::Read) {
+            return r;
+        }
+        if !state.profiles.profiles.iter().any(|p| p.id == id) {
+            return profile_not_found(&id);
+        }
+        state
+            .autopilot
+            .devices
+            .iter()
+            .filter(|d| d.assigned_profile_id.as_deref() == Some(id.as_str()))
+            .map(render_assigned_device)
+            .collect()
+    };
+    odata::page(
+        &shared.base_url,
+        &uri,
+        items,
+        shared.config.page_size,
+        &format!("deviceManagement/windowsAutopilotDeploymentProfiles('{id}')/assignedDevices"),
+    )
 }
 
 async fn list_assignments(

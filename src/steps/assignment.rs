@@ -26,7 +26,7 @@ const DEVICES_PATH: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AssignmentError {
     #[error(transparent)]
-    Graph(#[from] GraphError),
+    Graph(Box<GraphError>),
     #[error(
         "Gave up waiting after {waited_min} min while {phase}. Still waiting for: {pending}. \
          Microsoft gives no time limit for this; it usually takes minutes but can take hours. \
@@ -52,8 +52,14 @@ impl AssignmentError {
     fn from_graph(e: GraphError) -> Self {
         match e {
             GraphError::Cancelled => AssignmentError::Cancelled,
-            other => AssignmentError::Graph(other),
+            other => AssignmentError::Graph(Box::new(other)),
         }
+    }
+}
+
+impl From<GraphError> for AssignmentError {
+    fn from(e: GraphError) -> Self {
+        AssignmentError::from_graph(e)
     }
 }
 
@@ -77,6 +83,24 @@ pub struct Target {
 }
 
 impl Target {
+    /// The target of the profile from step 3 and the group from step 4.
+    pub fn from_steps(
+        profile: &crate::steps::profile::ProfileRef,
+        group: &crate::steps::group::GroupRef,
+    ) -> Target {
+        use crate::steps::group::GroupKind;
+        Target {
+            group_id: group.id.clone(),
+            group_name: group.display_name.clone(),
+            membership: match &group.kind {
+                GroupKind::Dynamic { rule } => GroupMembership::Dynamic { rule: rule.clone() },
+                GroupKind::Static => GroupMembership::Static,
+            },
+            profile_id: profile.id.clone(),
+            profile_name: profile.display_name.clone(),
+        }
+    }
+
     /// The group tag a dynamic `[OrderID]:<tag>` rule selects, if the rule is of that form.
     pub fn rule_group_tag(&self) -> Option<String> {
         let GroupMembership::Dynamic { rule } = &self.membership else {
@@ -1036,7 +1060,12 @@ impl BoardReader {
             }
         }
         let group = read_group(graph, &self.target).await?;
-        Ok(Board::build(self.target.clone(), &devices, group, &self.names))
+        Ok(Board::build(
+            self.target.clone(),
+            &devices,
+            group,
+            &self.names,
+        ))
     }
 }
 
@@ -1391,25 +1420,24 @@ pub enum SyncNow {
 /// `lastManualSyncTriggerDateTime` instead of running into it.
 pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
     let settings: crate::graph::models::autopilot::AutopilotSettings = graph
-        .get_json(ApiVersion::Beta, "/deviceManagement/windowsAutopilotSettings")
+        .get_json(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings",
+        )
         .await
         .map_err(AssignmentError::from_graph)?;
     if settings.is_syncing() {
         return Ok(SyncNow::AlreadySyncing);
     }
-    if let Some(last) = settings.last_manual_sync_trigger_date_time {
-        let since = (Utc::now() - last).to_std().unwrap_or(Duration::ZERO);
-        if since < SYNC_INTERVAL {
-            return Ok(SyncNow::TooSoon(SYNC_INTERVAL - since));
-        }
+    let wait = crate::steps::import::sync_wait_remaining(&settings, SYNC_INTERVAL, Utc::now());
+    if !wait.is_zero() {
+        return Ok(SyncNow::TooSoon(wait));
     }
     // One attempt: a 429 here means "already syncing", not "retry for minutes".
-    let once = graph
-        .clone()
-        .with_retry(crate::graph::client::RetryPolicy {
-            max_attempts: 1,
-            ..Default::default()
-        });
+    let once = graph.clone().with_retry(crate::graph::client::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
     match once
         .post_no_content::<()>(
             ApiVersion::Beta,

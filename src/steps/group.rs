@@ -19,12 +19,15 @@ pub enum GroupError {
     )]
     Forbidden {
         action: &'static str,
-        source: GraphError,
+        source: Box<GraphError>,
     },
     #[error(
         "Microsoft Entra refused the group: {message} Fix the setting named and try again. ({source})"
     )]
-    Rejected { message: String, source: GraphError },
+    Rejected {
+        message: String,
+        source: Box<GraphError>,
+    },
     #[error(
         "The group was created but could not be read back after {attempts} tries; Entra may still be replicating it. Wait a minute and press Check again."
     )]
@@ -32,16 +35,22 @@ pub enum GroupError {
     #[error("Could not {action}: {source}")]
     Graph {
         action: &'static str,
-        source: GraphError,
+        source: Box<GraphError>,
     },
 }
 
 fn graph_err(action: &'static str) -> impl Fn(GraphError) -> GroupError {
     move |source| {
         if source.is_forbidden() {
-            GroupError::Forbidden { action, source }
+            GroupError::Forbidden {
+                action,
+                source: Box::new(source),
+            }
         } else {
-            GroupError::Graph { action, source }
+            GroupError::Graph {
+                action,
+                source: Box::new(source),
+            }
         }
     }
 }
@@ -465,7 +474,10 @@ pub async fn post_group(graph: &GraphClient, body: &NewGroup) -> Result<Group, G
                     GraphError::Service { message, .. } => message.clone(),
                     _ => source.to_string(),
                 };
-                GroupError::Rejected { message, source }
+                GroupError::Rejected {
+                    message,
+                    source: Box::new(source),
+                }
             } else {
                 graph_err("create the group")(source)
             }
@@ -548,7 +560,7 @@ pub async fn read_back(
                 }
                 tokio::select! {
                     _ = graph.cancel_token().cancelled() => {
-                        return Err(GroupError::Graph { action: "read the group back", source: GraphError::Cancelled });
+                        return Err(GroupError::Graph { action: "read the group back", source: Box::new(GraphError::Cancelled) });
                     }
                     _ = tokio::time::sleep(policy.delay) => {}
                 }

@@ -15,10 +15,12 @@ use crate::graph::{ApiVersion, GraphClient, GraphError, client::encode};
 /// Where to change who may join, for the instructions.
 pub const JOIN_SETTING_PATH: &str = "Microsoft Entra admin center > Devices > Device settings > \"Users may join devices to Microsoft Entra\"";
 pub const JOIN_SETTING_URL: &str = "https://entra.microsoft.com/#view/Microsoft_AAD_Devices/DevicesMenuBlade/~/DeviceSettings/menuId~/null";
-pub const JOIN_DOC_URL: &str = "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-allow-users-to-join";
+pub const JOIN_DOC_URL: &str =
+    "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-allow-users-to-join";
 pub const MDM_SETTING_PATH: &str = "Microsoft Intune admin center > Devices > Enrollment > Windows > Automatic Enrollment > MDM user scope";
 pub const MDM_SETTING_URL: &str = "https://intune.microsoft.com/#view/Microsoft_Intune_DeviceSettings/DevicesEnrollmentMenu/~/windowsEnrollment";
-pub const MDM_DOC_URL: &str = "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-automatic-enrollment";
+pub const MDM_DOC_URL: &str =
+    "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-automatic-enrollment";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinPermissionError {
@@ -31,12 +33,12 @@ pub enum JoinPermissionError {
         what: &'static str,
         permission: &'static str,
         roles: &'static str,
-        source: GraphError,
+        source: Box<GraphError>,
     },
     #[error("Could not read {what}: {source}")]
     Graph {
         what: &'static str,
-        source: GraphError,
+        source: Box<GraphError>,
     },
     #[error(
         "The device registration policy came back in a form this wizard does not understand ({0}). \
@@ -45,17 +47,23 @@ pub enum JoinPermissionError {
     Shape(String),
 }
 
-fn graph_err(what: &'static str, permission: &'static str) -> impl Fn(GraphError) -> JoinPermissionError {
+fn graph_err(
+    what: &'static str,
+    permission: &'static str,
+) -> impl Fn(GraphError) -> JoinPermissionError {
     move |source| {
         if source.is_forbidden() {
             JoinPermissionError::Forbidden {
                 what,
                 permission,
                 roles: "Global Reader, Cloud Device Administrator or Intune Administrator",
-                source,
+                source: Box::new(source),
             }
         } else {
-            JoinPermissionError::Graph { what, source }
+            JoinPermissionError::Graph {
+                what,
+                source: Box::new(source),
+            }
         }
     }
 }
@@ -72,7 +80,10 @@ pub struct Named {
 pub enum Scope {
     Everyone,
     Nobody,
-    Selected { users: Vec<Named>, groups: Vec<Named> },
+    Selected {
+        users: Vec<Named>,
+        groups: Vec<Named>,
+    },
     /// A value this wizard does not know; treated as not covering anyone.
     Unknown(String),
 }
@@ -89,19 +100,29 @@ pub struct Policies {
     pub mdm_app_name: Option<String>,
 }
 
-async fn resolve_names(graph: &GraphClient, users: &[String], groups: &[String]) -> (Vec<Named>, Vec<Named>) {
+async fn resolve_names(
+    graph: &GraphClient,
+    users: &[String],
+    groups: &[String],
+) -> (Vec<Named>, Vec<Named>) {
     let mut u = Vec::new();
     for id in users {
         let name = graph
             .get_json::<User>(
                 ApiVersion::V1,
-                &format!("/users/{}?$select=id,displayName,userPrincipalName", encode(id)),
+                &format!(
+                    "/users/{}?$select=id,displayName,userPrincipalName",
+                    encode(id)
+                ),
             )
             .await
             .ok()
             .and_then(|x| x.display_name.or(x.user_principal_name))
             .unwrap_or_else(|| format!("{id} (not found)"));
-        u.push(Named { id: id.clone(), name });
+        u.push(Named {
+            id: id.clone(),
+            name,
+        });
     }
     let mut g = Vec::new();
     for id in groups {
@@ -114,7 +135,10 @@ async fn resolve_names(graph: &GraphClient, users: &[String], groups: &[String])
             .ok()
             .and_then(|x| x.display_name)
             .unwrap_or_else(|| format!("{id} (not found)"));
-        g.push(Named { id: id.clone(), name });
+        g.push(Named {
+            id: id.clone(),
+            name,
+        });
     }
     (u, g)
 }
@@ -234,9 +258,7 @@ pub async fn search_deployers(
         return Ok(Vec::new());
     }
     let g = graph.clone().eventual();
-    let search = encode(&format!(
-        "\"displayName:{t}\" OR \"userPrincipalName:{t}\""
-    ));
+    let search = encode(&format!("\"displayName:{t}\" OR \"userPrincipalName:{t}\""));
     let users: crate::graph::client::Page<User> = g
         .get_json(
             ApiVersion::V1,
@@ -297,7 +319,12 @@ pub struct CoverageReport {
     pub empty_groups: Vec<String>,
 }
 
-fn decide(scope: Option<&Scope>, user_id: &str, member_of: &HashMap<String, String>, what: &str) -> Covered {
+fn decide(
+    scope: Option<&Scope>,
+    user_id: &str,
+    member_of: &HashMap<String, String>,
+    what: &str,
+) -> Covered {
     let Some(scope) = scope else {
         return Covered {
             ok: false,
@@ -405,7 +432,12 @@ pub async fn check_coverage(
             .map(|g| (g.id.to_ascii_lowercase(), g.name().to_string()))
             .collect();
         let join = decide(Some(&policies.join), &id, &member_of, "the join setting");
-        let mdm = decide(policies.mdm.as_ref(), &id, &member_of, "the MDM applications");
+        let mdm = decide(
+            policies.mdm.as_ref(),
+            &id,
+            &member_of,
+            "the MDM applications",
+        );
         rows.push(UserCoverage {
             user_id: id,
             name,

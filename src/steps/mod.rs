@@ -2,12 +2,12 @@
 //! result by reading it back from Graph. Re-running a step is safe: it finds what exists
 //! instead of creating duplicates.
 
-pub mod sign_in;
-pub mod join_permission;
-pub mod profile;
+pub mod assignment;
 pub mod group;
 pub mod import;
-pub mod assignment;
+pub mod join_permission;
+pub mod profile;
+pub mod sign_in;
 pub mod validate;
 
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never

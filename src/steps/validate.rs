@@ -7,7 +7,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::steps::assignment::{Board, BoardRow};
+use crate::graph::GraphClient;
+use crate::steps::Outcomes;
+use crate::steps::assignment::{self, Board, BoardRow, GroupMembership, Target};
+use crate::steps::group::{self, GroupKind, GroupRef};
+use crate::steps::join_permission::{self, Deployer, Scope};
+use crate::steps::profile::{self, ProfileRef};
 
 /// The items of the checklist, in the order of the procedure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -316,6 +321,439 @@ impl Report {
         h.push_str("</body></html>\n");
         h
     }
+}
+
+/// What the checklist checks: the earlier steps' results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateInputs {
+    pub tenant: String,
+    /// Who will deploy (step 2); empty means "judge the policies alone".
+    pub deployers: Vec<Deployer>,
+    pub target: Target,
+    /// Serial numbers imported in step 5; empty means "every Autopilot device".
+    pub expected_serials: Vec<String>,
+}
+
+impl ValidateInputs {
+    pub fn new(
+        tenant: impl Into<String>,
+        deployers: Vec<Deployer>,
+        profile: &ProfileRef,
+        group: &GroupRef,
+        expected_serials: Vec<String>,
+    ) -> Self {
+        ValidateInputs {
+            tenant: tenant.into(),
+            deployers,
+            target: target_of(profile, group),
+            expected_serials,
+        }
+    }
+}
+
+/// The assignment target of a profile and a group from steps 3 and 4.
+pub fn target_of(profile: &ProfileRef, group: &GroupRef) -> Target {
+    Target::from_steps(profile, group)
+}
+
+/// The inputs from the persisted outcomes, once the profile and group steps are done.
+pub fn inputs_from_outcomes(o: &Outcomes) -> Option<ValidateInputs> {
+    let profile = o.profile.as_ref()?;
+    let group = o.group.as_ref()?;
+    let tenant = o
+        .signed_in
+        .as_ref()
+        .map(|s| {
+            if s.tenant_name.is_empty() {
+                s.tenant_id.clone()
+            } else {
+                format!("{} ({})", s.tenant_name, s.tenant_id)
+            }
+        })
+        .unwrap_or_default();
+    let deployers = o
+        .join_permission
+        .as_ref()
+        .map(|j| j.deployers.clone())
+        .unwrap_or_default();
+    let expected = o
+        .import
+        .as_ref()
+        .map(|job| {
+            job.rows
+                .iter()
+                .filter(|r| {
+                    !matches!(
+                        r.outcome,
+                        crate::steps::import::RowOutcome::Excluded { .. }
+                            | crate::steps::import::RowOutcome::Duplicate { .. }
+                    )
+                })
+                .map(|r| r.row.serial.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ValidateInputs::new(
+        tenant, deployers, profile, group, expected,
+    ))
+}
+
+/// Runs every check live. Never fails as a whole: a check that cannot run is an item that
+/// "could not be checked", with the error as its evidence.
+pub async fn run(graph: &GraphClient, inputs: &ValidateInputs) -> Report {
+    let target = &inputs.target;
+    let (join_item, mdm_item) = policy_items(graph, &inputs.deployers).await;
+    let profile_item = profile_item(graph, target).await;
+    let group_item = group_item(graph, target).await;
+    let assignment_item = assignment_item(graph, target).await;
+    let (devices_item, devices) = match assignment::load_board(graph, target).await {
+        Ok(mut board) => {
+            if !inputs.expected_serials.is_empty() {
+                board.rows.retain(|r| {
+                    inputs
+                        .expected_serials
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(r.serial.trim()))
+                });
+            }
+            (
+                devices_item(&board, &inputs.expected_serials),
+                device_verdicts(&board),
+            )
+        }
+        Err(e) => (CheckItem::unknown(CheckId::Devices, e), Vec::new()),
+    };
+    Report::new(
+        inputs.tenant.clone(),
+        target.profile_name.clone(),
+        target.group_name.clone(),
+        vec![
+            join_item,
+            mdm_item,
+            profile_item,
+            group_item,
+            assignment_item,
+            devices_item,
+        ],
+        devices,
+    )
+}
+
+fn scope_text(s: &Scope) -> String {
+    match s {
+        Scope::Everyone => "All users".into(),
+        Scope::Nobody => "None".into(),
+        Scope::Selected { users, groups } => {
+            let names: Vec<String> = users
+                .iter()
+                .map(|u| u.name.clone())
+                .chain(groups.iter().map(|g| format!("{} (group)", g.name)))
+                .collect();
+            format!("Selected: {}", names.join(", "))
+        }
+        Scope::Unknown(v) => format!("not understood ({v})"),
+    }
+}
+
+/// Join permission and MDM scope, decided by step 2's own rules.
+async fn policy_items(graph: &GraphClient, deployers: &[Deployer]) -> (CheckItem, CheckItem) {
+    let policies = match join_permission::read_policies(graph).await {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = e.to_string();
+            return (
+                CheckItem::unknown(CheckId::JoinPermission, &msg),
+                CheckItem::unknown(CheckId::MdmScope, &msg),
+            );
+        }
+    };
+    let mut join_ev = vec![format!(
+        "Users may join devices to Microsoft Entra: {}",
+        scope_text(&policies.join)
+    )];
+    if let Some(q) = policies.user_device_quota {
+        join_ev.push(format!("Maximum devices per user: {q}"));
+    }
+    let mut mdm_ev = vec![match &policies.mdm {
+        Some(s) => format!(
+            "{} MDM user scope: {}",
+            policies.mdm_app_name.as_deref().unwrap_or("Intune"),
+            scope_text(s)
+        ),
+        None => "No Microsoft Intune entry among the MDM applications.".into(),
+    }];
+    let todo = if deployers.is_empty() {
+        // Without chosen deployers only "everyone" / "nobody" can be decided.
+        let decided = |s: Option<&Scope>| match s {
+            Some(Scope::Everyone) => Some(true),
+            Some(Scope::Nobody) | None | Some(Scope::Unknown(_)) => Some(false),
+            Some(Scope::Selected { .. }) => None,
+        };
+        let join = decided(Some(&policies.join));
+        let mdm = decided(policies.mdm.as_ref());
+        let quota_ok = policies.user_device_quota != Some(0);
+        let join_v = match join {
+            Some(true) if quota_ok => Verdict::Pass,
+            Some(_) => Verdict::Fail,
+            None => Verdict::Unknown,
+        };
+        let mdm_v = match mdm {
+            Some(true) => Verdict::Pass,
+            Some(false) => Verdict::Fail,
+            None => Verdict::Unknown,
+        };
+        let fix = |v: Verdict, what: &str| {
+            (v != Verdict::Pass).then(|| {
+                if v == Verdict::Unknown {
+                    format!("Choose the deploying users on the Join permission step so the wizard can check {what}.")
+                } else {
+                    format!("Change {what} on the Join permission step.")
+                }
+            })
+        };
+        return (
+            CheckItem::new(
+                CheckId::JoinPermission,
+                join_v,
+                join_ev,
+                fix(join_v, "who may join devices"),
+            ),
+            CheckItem::new(
+                CheckId::MdmScope,
+                mdm_v,
+                mdm_ev,
+                fix(mdm_v, "the MDM user scope"),
+            ),
+        );
+    } else {
+        match join_permission::check_coverage(graph, &policies, deployers).await {
+            Ok(report) => {
+                for r in &report.rows {
+                    join_ev.push(format!(
+                        "{}: {} ({})",
+                        r.name,
+                        if r.join.ok {
+                            "may join"
+                        } else {
+                            "may NOT join"
+                        },
+                        r.join.why
+                    ));
+                    mdm_ev.push(format!(
+                        "{}: {} ({})",
+                        r.name,
+                        if r.mdm.ok { "in scope" } else { "NOT in scope" },
+                        r.mdm.why
+                    ));
+                }
+                let join_ok = !report.rows.is_empty()
+                    && report.rows.iter().all(|r| r.join.ok)
+                    && policies.user_device_quota != Some(0);
+                let mdm_ok = !report.rows.is_empty() && report.rows.iter().all(|r| r.mdm.ok);
+                let steps = join_permission::validate(&policies, &report)
+                    .err()
+                    .unwrap_or_default();
+                let pick = |needle: &str| {
+                    steps
+                        .iter()
+                        .filter(|s| s.contains(needle))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let join_fix = (!join_ok).then(|| {
+                    let t = pick("join");
+                    if t.is_empty() { steps.join(" ") } else { t }
+                });
+                let mdm_fix = (!mdm_ok).then(|| {
+                    let t = pick("enrollment");
+                    if t.is_empty() { steps.join(" ") } else { t }
+                });
+                return (
+                    CheckItem::new(
+                        CheckId::JoinPermission,
+                        if join_ok {
+                            Verdict::Pass
+                        } else {
+                            Verdict::Fail
+                        },
+                        join_ev,
+                        join_fix,
+                    ),
+                    CheckItem::new(
+                        CheckId::MdmScope,
+                        if mdm_ok { Verdict::Pass } else { Verdict::Fail },
+                        mdm_ev,
+                        mdm_fix,
+                    ),
+                );
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    };
+    let msg = todo.join(" ");
+    (
+        CheckItem::unknown(CheckId::JoinPermission, &msg),
+        CheckItem::unknown(CheckId::MdmScope, &msg),
+    )
+}
+
+async fn profile_item(graph: &GraphClient, target: &Target) -> CheckItem {
+    match profile::pick_profile(graph, &target.profile_id).await {
+        Ok(picked) => {
+            let p = &picked.profile;
+            let mut ev = vec![
+                format!("\"{}\" (id {})", p.display_name, p.id),
+                format!(
+                    "Mode: {}; join: {}",
+                    p.mode().label(),
+                    p.join_type().label()
+                ),
+            ];
+            if let Some(c) = p.created {
+                ev.push(format!("Created {}", c.format("%Y-%m-%d %H:%M UTC")));
+            }
+            let ok = picked.warnings.is_empty();
+            ev.extend(picked.warnings.iter().cloned());
+            CheckItem::new(
+                CheckId::Profile,
+                if ok { Verdict::Pass } else { Verdict::Fail },
+                ev,
+                (!ok).then(|| {
+                    "Pick or create a user-driven, Microsoft Entra join profile on the Deployment                      profile step."
+                        .to_string()
+                }),
+            )
+        }
+        Err(e) => {
+            let missing = matches!(e, profile::ProfileError::ProfileNotFound { .. });
+            CheckItem::new(
+                CheckId::Profile,
+                if missing {
+                    Verdict::Fail
+                } else {
+                    Verdict::Unknown
+                },
+                vec![e.to_string()],
+                Some(
+                    "Go back to the Deployment profile step and pick or create the profile.".into(),
+                ),
+            )
+        }
+    }
+}
+
+async fn group_item(graph: &GraphClient, target: &Target) -> CheckItem {
+    let expected = match &target.membership {
+        GroupMembership::Dynamic { rule } => GroupKind::Dynamic { rule: rule.clone() },
+        GroupMembership::Static => GroupKind::Static,
+    };
+    let policy = group::ReadBackPolicy {
+        attempts: 1,
+        delay: std::time::Duration::ZERO,
+    };
+    match group::read_back(graph, &target.group_id, policy).await {
+        Ok(read) => {
+            let mut ev = vec![format!(
+                "\"{}\" (id {})",
+                read.group.display_name, read.group.id
+            )];
+            match &read.group.kind {
+                GroupKind::Dynamic { rule } => {
+                    ev.push(format!("Dynamic rule: {rule}"));
+                    ev.push(format!(
+                        "Processing: {}{}",
+                        read.processing_state.as_deref().unwrap_or("-"),
+                        read.processing_status
+                            .as_deref()
+                            .map(|s| format!(", status {s}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                GroupKind::Static => ev.push("Assigned (static) membership".into()),
+            }
+            match assignment::read_group(graph, target).await {
+                Ok(snap) => ev.push(format!("{} device members", snap.member_device_ids.len())),
+                Err(e) => ev.push(format!("Members could not be read: {e}")),
+            }
+            match group::validate(&read, &expected) {
+                Ok(()) => CheckItem::new(CheckId::Group, Verdict::Pass, ev, None),
+                Err(why) => CheckItem::new(CheckId::Group, Verdict::Fail, ev, Some(why)),
+            }
+        }
+        Err(e) => CheckItem::new(
+            CheckId::Group,
+            if matches!(e, group::GroupError::NotReplicated { .. }) {
+                Verdict::Fail
+            } else {
+                Verdict::Unknown
+            },
+            vec![e.to_string()],
+            Some("Go back to the Device group step and pick or create the group.".into()),
+        ),
+    }
+}
+
+async fn assignment_item(graph: &GraphClient, target: &Target) -> CheckItem {
+    let assignments = match profile::list_assignments(graph, &target.profile_id).await {
+        Ok(a) => a,
+        Err(e) => return CheckItem::unknown(CheckId::ProfileAssignment, e),
+    };
+    let assigned = assignments.iter().any(|a| {
+        matches!(&a.target, crate::graph::models::profile::AssignmentTarget::Group(g) if g.eq_ignore_ascii_case(&target.group_id))
+    });
+    let mut ev = vec![if assigned {
+        format!(
+            "\"{}\" is assigned to \"{}\".",
+            target.profile_name, target.group_name
+        )
+    } else {
+        format!(
+            "\"{}\" is NOT assigned to \"{}\" ({} assignments read).",
+            target.profile_name,
+            target.group_name,
+            assignments.len()
+        )
+    }];
+    let conflicts =
+        match profile::conflicts_for_group(graph, &target.group_id, &target.profile_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                return CheckItem::new(
+                    CheckId::ProfileAssignment,
+                    Verdict::Unknown,
+                    {
+                        ev.push(format!("Other profiles could not be checked: {e}"));
+                        ev
+                    },
+                    Some("Run the validation again.".into()),
+                );
+            }
+        };
+    let winners: Vec<_> = conflicts.iter().filter(|c| c.other_wins).collect();
+    for c in &conflicts {
+        ev.push(c.explanation.clone());
+    }
+    if conflicts.is_empty() {
+        ev.push("No other profile targets this group or All devices.".into());
+    }
+    let ok = assigned && winners.is_empty();
+    let fix = if !assigned {
+        Some("Assign the profile to the group on the Device group step.".into())
+    } else {
+        winners.first().map(|w| {
+            format!(
+                "Remove the assignment of the older profile \"{}\" from this group (or exclude the group from it) in Intune.",
+                w.profile.display_name
+            )
+        })
+    };
+    CheckItem::new(
+        CheckId::ProfileAssignment,
+        if ok { Verdict::Pass } else { Verdict::Fail },
+        ev,
+        fix,
+    )
 }
 
 /// What step 7 leaves for restarts.

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Page, PageCx, Phase, StepStatus};
 use crate::steps::assignment::{
-    self as steps, Board, BoardQuery, BoardReader, BoardRow, Chip, DeviceEdit, FixAction,
-    SortKey, Summary, SyncNow, Target, WaitOptions,
+    self as steps, Board, BoardQuery, BoardReader, BoardRow, Chip, DeviceEdit, FixAction, SortKey,
+    Summary, SyncNow, Target, WaitOptions,
 };
 
 /// Messages from this page's background jobs.
@@ -238,7 +238,10 @@ impl AssignmentPage {
     pub fn visible_serials(&mut self) -> Vec<String> {
         self.refresh_view();
         let Some(b) = &self.board else { return vec![] };
-        self.view.iter().map(|&i| b.rows[i].serial.clone()).collect()
+        self.view
+            .iter()
+            .map(|&i| b.rows[i].serial.clone())
+            .collect()
     }
 
     fn set_board(&mut self, board: Board) {
@@ -374,7 +377,10 @@ impl AssignmentPage {
             what: "Exporting".into(),
         };
         cx.spawn("Export CSV", move |out, _cancel| async move {
-            let name = format!("autopilot-devices-{}.csv", board.loaded_at.format("%Y%m%d-%H%M"));
+            let name = format!(
+                "autopilot-devices-{}.csv",
+                board.loaded_at.format("%Y%m%d-%H%M")
+            );
             let path = picker
                 .save_file("Export the device board", &name, ("CSV files", &["csv"]))
                 .await;
@@ -387,9 +393,7 @@ impl AssignmentPage {
                         Ok(()) => tokio::fs::write(&path, buf)
                             .await
                             .map(|_| path.clone())
-                            .map_err(|e| {
-                                format!("Could not write {}: {e}", path.display())
-                            }),
+                            .map_err(|e| format!("Could not write {}: {e}", path.display())),
                         Err(e) => Err(e.to_string()),
                     }
                 }
@@ -518,7 +522,10 @@ impl AssignmentPage {
     fn filter_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
             if ui
-                .selectable_label(self.query.chip.is_none(), format!("All ({})", self.summary.total))
+                .selectable_label(
+                    self.query.chip.is_none(),
+                    format!("All ({})", self.summary.total),
+                )
                 .clicked()
             {
                 self.query.chip = None;
@@ -529,7 +536,11 @@ impl AssignmentPage {
                     .selectable_label(self.query.chip == Some(c), label)
                     .clicked()
                 {
-                    self.query.chip = if self.query.chip == Some(c) { None } else { Some(c) };
+                    self.query.chip = if self.query.chip == Some(c) {
+                        None
+                    } else {
+                        Some(c)
+                    };
                 }
             }
             ui.separator();
@@ -642,19 +653,22 @@ impl AssignmentPage {
         };
         ui.separator();
         ui.label(RichText::new(format!("Edit {}", form.serial)).strong());
-        egui::Grid::new("assignment-edit").num_columns(2).show(ui, |ui| {
-            let l = ui.label("Group tag");
-            ui.text_edit_singleline(&mut form.group_tag).labelled_by(l.id);
-            ui.end_row();
-            let l = ui.label("Computer name");
-            ui.text_edit_singleline(&mut form.display_name)
-                .labelled_by(l.id)
-                .on_hover_text("At most 15 characters: letters, digits and hyphens.");
-            ui.end_row();
-            let l = ui.label("Assigned user");
-            ui.text_edit_singleline(&mut form.user).labelled_by(l.id);
-            ui.end_row();
-        });
+        egui::Grid::new("assignment-edit")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let l = ui.label("Group tag");
+                ui.text_edit_singleline(&mut form.group_tag)
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Computer name");
+                ui.text_edit_singleline(&mut form.display_name)
+                    .labelled_by(l.id)
+                    .on_hover_text("At most 15 characters: letters, digits and hyphens.");
+                ui.end_row();
+                let l = ui.label("Assigned user");
+                ui.text_edit_singleline(&mut form.user).labelled_by(l.id);
+                ui.end_row();
+            });
         let edit = form.edit();
         let problem = edit.validate().err();
         if let Some(p) = &problem {
@@ -724,7 +738,8 @@ impl AssignmentPage {
                 for (title, key) in columns {
                     header.col(|ui| {
                         let arrow = if q.sort == key {
-                            if q.descending { " ⏷" } else { " ⏶" }
+                            // ASCII: the default fonts have no arrow glyphs.
+                            if q.descending { " v" } else { " ^" }
                         } else {
                             ""
                         };
@@ -797,12 +812,38 @@ impl AssignmentPage {
         }
     }
 
+    /// Takes the group and profile from steps 3 and 4; when either changed, the board is read
+    /// again for the new target.
+    fn follow_outcomes(&mut self, cx: &PageCx<'_>) {
+        let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
+            return;
+        };
+        let wanted = Target::from_steps(profile, group);
+        if self.target.as_ref() == Some(&wanted) {
+            return;
+        }
+        self.target = Some(wanted);
+        self.board = None;
+        self.reader = None;
+        self.load = Phase::Idle;
+        self.selected = None;
+        self.edit = None;
+        self.auto = None;
+        self.summary = Summary::default();
+        self.generation += 1;
+        self.view_key = None;
+    }
+
     /// Selects the device with `serial` (tests, and "show me" links from other pages).
     pub fn select_serial(&mut self, serial: &str) {
         self.selected = self
             .board
             .as_ref()
-            .and_then(|b| b.rows.iter().find(|r| r.serial.eq_ignore_ascii_case(serial)))
+            .and_then(|b| {
+                b.rows
+                    .iter()
+                    .find(|r| r.serial.eq_ignore_ascii_case(serial))
+            })
             .map(|r| r.id.clone());
     }
 }
@@ -827,6 +868,7 @@ impl Page for AssignmentPage {
 
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
         ui.heading("Profile assignment");
+        self.follow_outcomes(cx);
         let Some(target) = self.target.clone() else {
             ui.label(
                 "Finish the Deployment profile and Device group steps first: this page follows \
@@ -843,10 +885,7 @@ impl Page for AssignmentPage {
                 steps::GroupMembership::Static => "assigned membership".into(),
             }
         ));
-        if self.board.is_none()
-            && matches!(self.load, Phase::Idle)
-            && cx.graph().is_some()
-        {
+        if self.board.is_none() && matches!(self.load, Phase::Idle) && cx.graph().is_some() {
             self.start_load(cx);
         }
         if let Some(a) = self.auto

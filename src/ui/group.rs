@@ -1,5 +1,566 @@
-//! The "Device group" page.
+//! The "Device group" page: pick an existing Entra device group or create one (dynamic by rule,
+//! or assigned), read it back, then assign the deployment profile from step 3 to it.
+
+use egui::RichText;
+
+use crate::graph::models::directory::Group;
+use crate::steps::group::{
+    self as step, CreateOutcome, Field, FieldError, GroupKind, GroupRef, GroupSpec, ReadBack,
+    ReadBackPolicy, RuleSpec,
+};
+use crate::steps::profile::{self, AssignmentOutcome, Conflict};
+use crate::ui::{Page, PageCx, Phase, StepStatus};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
-pub enum Msg {}
+pub enum Msg {
+    Searched(Result<Vec<Group>, String>),
+    Created(Result<CreateOutcome, String>),
+    ReadBack(Result<ReadBack, String>),
+    Assigned(Result<(AssignmentOutcome, Vec<Conflict>), String>),
+}
+
+fn send(out: &crate::ui::Outbox, msg: Msg) {
+    out.send(crate::ui::Msg::Group(msg));
+}
+
+/// How the page builds the group's membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum MembershipChoice {
+    #[default]
+    AllAutopilot,
+    GroupTags,
+    PurchaseOrder,
+    Assigned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    #[default]
+    Create,
+    Existing,
+}
+
+/// The form, kept across restarts.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Form {
+    mode: Mode,
+    name: String,
+    description: String,
+    membership: MembershipChoice,
+    tags: String,
+    purchase_order: String,
+}
+
+impl Form {
+    fn spec(&self) -> GroupSpec {
+        let rule = match self.membership {
+            MembershipChoice::AllAutopilot => Some(RuleSpec::AllAutopilot),
+            MembershipChoice::GroupTags => Some(RuleSpec::GroupTags(
+                self.tags
+                    .split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+            )),
+            MembershipChoice::PurchaseOrder => Some(RuleSpec::PurchaseOrder(
+                self.purchase_order.trim().to_string(),
+            )),
+            MembershipChoice::Assigned => None,
+        };
+        GroupSpec {
+            display_name: self.name.clone(),
+            description: self.description.clone(),
+            rule,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct GroupPage {
+    form: Form,
+    field_errors: Vec<FieldError>,
+    search_text: String,
+    search: Phase<Vec<Group>>,
+    create: Phase<CreateOutcome>,
+    /// What the read-back must show.
+    expected: Option<GroupKind>,
+    read: Phase<ReadBack>,
+    read_problem: Option<String>,
+    /// Advice about an existing group chosen from search.
+    existing_note: Option<String>,
+    assign: Phase<(AssignmentOutcome, Vec<Conflict>)>,
+}
+
+fn field_error(ui: &mut egui::Ui, errors: &[FieldError], field: Field) {
+    for e in errors.iter().filter(|e| e.field == field) {
+        ui.colored_label(ui.visuals().error_fg_color, &e.message);
+    }
+}
+
+fn running(ui: &mut egui::Ui, what: &str) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        ui.label(what);
+    });
+}
+
+impl GroupPage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn start_search(&mut self, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else {
+            self.search = Phase::Failed("Sign in first (step 1).".into());
+            return;
+        };
+        let text = self.search_text.clone();
+        self.search = Phase::Running {
+            what: "Searching groups…".into(),
+        };
+        cx.spawn("Search groups", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = step::search_groups(&graph, &text)
+                .await
+                .map_err(|e| e.to_string());
+            send(&out, Msg::Searched(r));
+        });
+    }
+
+    fn start_create(&mut self, cx: &mut PageCx<'_>) {
+        let spec = self.form.spec();
+        self.field_errors = step::check_spec(&spec);
+        if !self.field_errors.is_empty() {
+            return;
+        }
+        let Some(graph) = cx.graph() else {
+            self.create = Phase::Failed("Sign in first (step 1).".into());
+            return;
+        };
+        self.expected = Some(match &spec.rule {
+            Some(r) => GroupKind::Dynamic {
+                rule: step::build_rule(r).unwrap_or_default(),
+            },
+            None => GroupKind::Static,
+        });
+        self.create = Phase::Running {
+            what: "Creating the group…".into(),
+        };
+        self.read = Phase::Idle;
+        self.assign = Phase::Idle;
+        cx.spawn("Create device group", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = step::create_group(&graph, &spec)
+                .await
+                .map_err(|e| e.to_string());
+            send(&out, Msg::Created(r));
+        });
+    }
+
+    fn start_read_back(&mut self, cx: &mut PageCx<'_>, id: String) {
+        let Some(graph) = cx.graph() else {
+            self.read = Phase::Failed("Sign in first (step 1).".into());
+            return;
+        };
+        self.read = Phase::Running {
+            what: "Reading the group back from Microsoft Entra (a new group can take up to half a minute to appear)…".into(),
+        };
+        self.read_problem = None;
+        self.assign = Phase::Idle;
+        cx.spawn("Read the group back", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = step::read_back(&graph, &id, ReadBackPolicy::default())
+                .await
+                .map_err(|e| e.to_string());
+            send(&out, Msg::ReadBack(r));
+        });
+    }
+
+    fn use_existing(&mut self, cx: &mut PageCx<'_>, g: &Group) {
+        match step::assess_existing(g) {
+            Err(why) => {
+                self.existing_note = Some(why);
+            }
+            Ok(note) => {
+                self.existing_note = note;
+                self.expected = Some(GroupRef::from_group(g).kind);
+                self.start_read_back(cx, g.id.clone());
+            }
+        }
+    }
+
+    fn start_assign(&mut self, cx: &mut PageCx<'_>) {
+        let (Some(graph), Some(profile), Some(group)) = (
+            cx.graph(),
+            cx.outcomes.profile.clone(),
+            self.read.done().map(|r| r.group.clone()),
+        ) else {
+            return;
+        };
+        self.assign = Phase::Running {
+            what: format!(
+                "Assigning \"{}\" to \"{}\"…",
+                profile.display_name, group.display_name
+            ),
+        };
+        cx.spawn("Assign the profile", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = async {
+                let outcome = profile::assign_to_group(&graph, &profile.id, &group.id).await?;
+                let conflicts =
+                    profile::conflicts_for_group(&graph, &group.id, &profile.id).await?;
+                Ok::<_, profile::ProfileError>((outcome, conflicts))
+            }
+            .await
+            .map_err(|e| e.to_string());
+            send(&out, Msg::Assigned(r));
+        });
+    }
+
+    fn create_form_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        egui::Grid::new("group-form").num_columns(2).show(ui, |ui| {
+            let l = ui.label("Group name");
+            ui.vertical(|ui| {
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.form.name)
+                        .hint_text("Autopilot - Contoso laptops"),
+                )
+                .labelled_by(l.id);
+                field_error(ui, &self.field_errors, Field::DisplayName);
+            });
+            ui.end_row();
+            let l = ui.label("Description");
+            ui.text_edit_singleline(&mut self.form.description)
+                .labelled_by(l.id);
+            ui.end_row();
+        });
+        ui.label("Which devices belong to the group?");
+        let m = &mut self.form.membership;
+        ui.radio_value(
+            m,
+            MembershipChoice::AllAutopilot,
+            "Every Autopilot device (dynamic)",
+        );
+        ui.radio_value(
+            m,
+            MembershipChoice::GroupTags,
+            "Devices with these group tags (dynamic)",
+        );
+        ui.radio_value(
+            m,
+            MembershipChoice::PurchaseOrder,
+            "Devices from one purchase order (dynamic)",
+        );
+        ui.radio_value(
+            m,
+            MembershipChoice::Assigned,
+            "Devices I add by hand (assigned)",
+        );
+        match self.form.membership {
+            MembershipChoice::GroupTags => {
+                ui.horizontal(|ui| {
+                    let l = ui.label("Group tags (comma-separated)");
+                    ui.text_edit_singleline(&mut self.form.tags)
+                        .labelled_by(l.id);
+                });
+                field_error(ui, &self.field_errors, Field::GroupTags);
+            }
+            MembershipChoice::PurchaseOrder => {
+                ui.horizontal(|ui| {
+                    let l = ui.label("Purchase order");
+                    ui.text_edit_singleline(&mut self.form.purchase_order)
+                        .labelled_by(l.id);
+                });
+                field_error(ui, &self.field_errors, Field::PurchaseOrder);
+            }
+            MembershipChoice::Assigned => {
+                ui.label(
+                    "Each device must be added after its import has finished (the Entra device \
+                     object appears only then). Dynamic groups do this by themselves.",
+                );
+            }
+            MembershipChoice::AllAutopilot => {}
+        }
+        if let Some(rule) = &self.form.spec().rule {
+            match step::build_rule(rule) {
+                Ok(text) => {
+                    ui.label(format!("Rule: {text}"));
+                }
+                Err(e) if !self.field_errors.contains(&e) => {
+                    ui.label(RichText::new(format!("Rule: {}", e.message)).weak());
+                }
+                Err(_) => {}
+            }
+        }
+        if ui
+            .add_enabled(!self.create.is_running(), egui::Button::new("Create group"))
+            .clicked()
+        {
+            self.start_create(cx);
+        }
+        match &self.create {
+            Phase::Idle | Phase::Done(CreateOutcome::Created(_)) => {}
+            Phase::Running { what } => running(ui, what),
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Phase::Done(CreateOutcome::Exists(g)) => {
+                let g = g.clone();
+                ui.label(format!(
+                    "A group named \"{}\" already exists, so no second one was created.",
+                    g.name()
+                ));
+                if ui.button("Use the existing group").clicked() {
+                    self.use_existing(cx, &g);
+                }
+            }
+        }
+    }
+
+    fn existing_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        let mut search_now = false;
+        ui.horizontal(|ui| {
+            let l = ui.label("Search groups");
+            let r = ui
+                .text_edit_singleline(&mut self.search_text)
+                .labelled_by(l.id);
+            if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                search_now = true;
+            }
+            if ui
+                .add_enabled(!self.search.is_running(), egui::Button::new("Find groups"))
+                .clicked()
+            {
+                search_now = true;
+            }
+        });
+        if search_now {
+            self.start_search(cx);
+        }
+        let mut pick = None;
+        match &self.search {
+            Phase::Idle => {}
+            Phase::Running { what } => running(ui, what),
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Phase::Done(groups) if groups.is_empty() => {
+                ui.label("No group found. Try the start of a word of its name, or create one.");
+            }
+            Phase::Done(groups) => {
+                for g in groups {
+                    ui.horizontal(|ui| {
+                        if ui.button(format!("Use {}", g.name())).clicked() {
+                            pick = Some(g.clone());
+                        }
+                        let kind = if g.is_dynamic() {
+                            "dynamic"
+                        } else {
+                            "assigned"
+                        };
+                        ui.label(RichText::new(kind).weak());
+                    });
+                }
+            }
+        }
+        if let Some(g) = pick {
+            self.use_existing(cx, &g);
+        }
+    }
+
+    fn read_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        if let Some(note) = &self.existing_note {
+            ui.colored_label(ui.visuals().warn_fg_color, note);
+        }
+        let mut retry = None;
+        match &self.read {
+            Phase::Idle => return,
+            Phase::Running { what } => {
+                running(ui, what);
+                return;
+            }
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+                if let Some(CreateOutcome::Created(g)) = self.create.done() {
+                    retry = Some(g.id.clone());
+                }
+            }
+            Phase::Done(r) => {
+                ui.heading("The group, as Microsoft Entra has it");
+                ui.label(format!("Group: {}", r.group.display_name));
+                match &r.group.kind {
+                    GroupKind::Dynamic { rule } => {
+                        ui.label("Membership: dynamic");
+                        ui.label(format!("Rule: {rule}"));
+                        ui.label(format!(
+                            "Processing: {}{}",
+                            r.processing_state.as_deref().unwrap_or("not reported"),
+                            r.processing_status
+                                .as_deref()
+                                .map(|s| format!(" (last evaluation: {s})"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    GroupKind::Static => {
+                        ui.label("Membership: assigned (devices are added by hand)");
+                    }
+                }
+                match &self.read_problem {
+                    Some(p) => {
+                        ui.colored_label(ui.visuals().error_fg_color, p);
+                    }
+                    None => {
+                        ui.label("Read back from Microsoft Entra and as expected.");
+                    }
+                }
+            }
+        }
+        if let Some(id) = retry
+            && ui.button("Read the group again").clicked()
+        {
+            self.start_read_back(cx, id);
+        }
+    }
+
+    fn assign_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        if self.read.done().is_none() || self.read_problem.is_some() {
+            return;
+        }
+        ui.add_space(8.0);
+        ui.heading("Assign the deployment profile");
+        let Some(p) = cx.outcomes.profile.clone() else {
+            ui.label("Choose or create a deployment profile in step 3 first; then come back here.");
+            return;
+        };
+        match &self.assign {
+            Phase::Running { what } => running(ui, what),
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Phase::Done((outcome, conflicts)) => {
+                let what = match outcome {
+                    AssignmentOutcome::Created { .. } => "assigned",
+                    AssignmentOutcome::AlreadyAssigned { .. } => "was already assigned",
+                };
+                ui.label(format!(
+                    "Profile \"{}\" {what} to this group; confirmed by reading the assignments back.",
+                    p.display_name
+                ));
+                for c in conflicts {
+                    let color = if c.other_wins {
+                        ui.visuals().error_fg_color
+                    } else {
+                        ui.visuals().warn_fg_color
+                    };
+                    ui.colored_label(color, &c.explanation);
+                }
+            }
+            Phase::Idle => {}
+        }
+        if !self.assign.is_running()
+            && ui
+                .button(format!("Assign profile \"{}\"", p.display_name))
+                .clicked()
+        {
+            self.start_assign(cx);
+        }
+    }
+}
+
+impl Page for GroupPage {
+    type Msg = Msg;
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        ui.heading("Device group");
+        ui.label(
+            "Autopilot profiles are assigned to a Microsoft Entra group of devices. A dynamic \
+             group collects registered devices by itself; an assigned group needs each device \
+             added by hand.",
+        );
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut self.form.mode, Mode::Create, "Create a new group");
+            ui.radio_value(&mut self.form.mode, Mode::Existing, "Use an existing group");
+        });
+        ui.add_space(6.0);
+        match self.form.mode {
+            Mode::Create => self.create_form_ui(ui, cx),
+            Mode::Existing => self.existing_ui(ui, cx),
+        }
+        ui.add_space(6.0);
+        self.read_ui(ui, cx);
+        self.assign_ui(ui, cx);
+    }
+
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        match msg {
+            Msg::Searched(r) => {
+                self.search = match r {
+                    Ok(g) => Phase::Done(g),
+                    Err(e) => Phase::Failed(e),
+                }
+            }
+            Msg::Created(Err(e)) => self.create = Phase::Failed(e),
+            Msg::Created(Ok(outcome)) => {
+                if let CreateOutcome::Created(g) = &outcome {
+                    self.existing_note = None;
+                    let id = g.id.clone();
+                    self.create = Phase::Done(outcome);
+                    self.start_read_back(cx, id);
+                } else {
+                    self.create = Phase::Done(outcome);
+                }
+            }
+            Msg::ReadBack(Err(e)) => self.read = Phase::Failed(e),
+            Msg::ReadBack(Ok(r)) => {
+                let expected = self
+                    .expected
+                    .clone()
+                    .unwrap_or_else(|| r.group.kind.clone());
+                self.read_problem = step::validate(&r, &expected).err();
+                if self.read_problem.is_none() {
+                    cx.outcomes.group = Some(r.group.clone());
+                }
+                self.read = Phase::Done(r);
+            }
+            Msg::Assigned(r) => {
+                self.assign = match r {
+                    Ok(v) => Phase::Done(v),
+                    Err(e) => Phase::Failed(e),
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> StepStatus {
+        if self.validated() {
+            return StepStatus::Done;
+        }
+        let failed = matches!(self.create, Phase::Failed(_))
+            || matches!(self.read, Phase::Failed(_))
+            || matches!(self.assign, Phase::Failed(_))
+            || self.read_problem.is_some();
+        if failed {
+            StepStatus::NeedsAttention
+        } else if matches!(self.create, Phase::Idle) && matches!(self.read, Phase::Idle) {
+            StepStatus::NotStarted
+        } else {
+            StepStatus::InProgress
+        }
+    }
+
+    fn validated(&self) -> bool {
+        self.read.done().is_some() && self.read_problem.is_none() && self.assign.done().is_some()
+    }
+
+    fn save_state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(&self.form).ok()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) {
+        if let Ok(f) = serde_json::from_value::<Form>(state) {
+            self.form = f;
+        }
+    }
+}

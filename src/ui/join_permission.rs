@@ -1,5 +1,355 @@
-//! The "Join permission" page.
+//! The "Join permission" page: who may join devices to Microsoft Entra, who is in the Intune
+//! automatic-enrollment scope, and whether the people chosen to deploy are covered by both.
+
+use egui::RichText;
+
+use crate::steps::join_permission::{
+    self as step, CoverageReport, Deployer, JoinPermissionOutcome, Policies, Scope,
+};
+use crate::ui::{Page, PageCx, Phase, StepStatus};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
-pub enum Msg {}
+pub enum Msg {
+    Searched(Result<Vec<Deployer>, String>),
+    Checked(Result<(Policies, CoverageReport), String>),
+}
+
+fn send(out: &crate::ui::Outbox, msg: Msg) {
+    out.send(crate::ui::Msg::JoinPermission(msg));
+}
+
+/// The outcome of the last check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub policies: Policies,
+    pub report: CoverageReport,
+    /// `Ok` when every deployer is covered; otherwise what to change.
+    pub verdict: Result<(), Vec<String>>,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Saved {
+    deployers: Vec<Deployer>,
+}
+
+#[derive(Default)]
+pub struct JoinPermissionPage {
+    search_text: String,
+    search: Phase<Vec<Deployer>>,
+    deployers: Vec<Deployer>,
+    check: Phase<Checked>,
+}
+
+impl JoinPermissionPage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn start_search(&mut self, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else {
+            self.search = Phase::Failed("Sign in first (step 1).".into());
+            return;
+        };
+        let text = self.search_text.clone();
+        self.search = Phase::Running {
+            what: format!("Searching for \"{text}\"…"),
+        };
+        cx.spawn("Search users and groups", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = step::search_deployers(&graph, &text)
+                .await
+                .map_err(|e| e.to_string());
+            send(&out, Msg::Searched(r));
+        });
+    }
+
+    fn start_check(&mut self, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else {
+            self.check = Phase::Failed("Sign in first (step 1).".into());
+            return;
+        };
+        let deployers = self.deployers.clone();
+        self.check = Phase::Running {
+            what: "Reading the join and enrollment settings…".into(),
+        };
+        cx.spawn("Check join permission", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = async {
+                let policies = step::read_policies(&graph).await?;
+                let report = step::check_coverage(&graph, &policies, &deployers).await?;
+                Ok::<_, step::JoinPermissionError>((policies, report))
+            }
+            .await
+            .map_err(|e| e.to_string());
+            send(&out, Msg::Checked(r));
+        });
+    }
+
+    fn scope_ui(ui: &mut egui::Ui, scope: Option<&Scope>) {
+        match scope {
+            None => {
+                ui.label("No Microsoft Intune entry was found.");
+            }
+            Some(Scope::Everyone) => {
+                ui.label("Everyone (All)");
+            }
+            Some(Scope::Nobody) => {
+                ui.label("Nobody (None)");
+            }
+            Some(Scope::Unknown(s)) => {
+                ui.label(format!("A setting this wizard does not understand: {s}"));
+            }
+            Some(Scope::Selected { users, groups }) => {
+                ui.vertical(|ui| {
+                    ui.label("Selected users and groups:");
+                    for u in users {
+                        ui.label(format!("• {} (user)", u.name));
+                    }
+                    for g in groups {
+                        ui.label(format!("• {} (group)", g.name));
+                    }
+                    if users.is_empty() && groups.is_empty() {
+                        ui.label("• nobody is selected");
+                    }
+                });
+            }
+        }
+    }
+
+    fn checked_ui(ui: &mut egui::Ui, c: &Checked) {
+        egui::Grid::new("join-policies")
+            .num_columns(2)
+            .show(ui, |ui| {
+                ui.strong("May join devices to Microsoft Entra");
+                Self::scope_ui(ui, Some(&c.policies.join));
+                ui.end_row();
+                ui.strong("Automatic enrollment (MDM user scope)");
+                Self::scope_ui(ui, c.policies.mdm.as_ref());
+                ui.end_row();
+                ui.strong("Devices per user");
+                ui.label(match c.policies.user_device_quota {
+                    Some(q) => format!("at most {q} devices per user"),
+                    None => "not reported".into(),
+                });
+                ui.end_row();
+            });
+        if c.policies.legacy_shape {
+            ui.label(
+                RichText::new("(The tenant answered in the older policy format; read as such.)")
+                    .small(),
+            );
+        }
+        ui.add_space(6.0);
+        ui.heading("Coverage");
+        egui::Grid::new("join-coverage")
+            .num_columns(3)
+            .striped(true)
+            .show(ui, |ui| {
+                ui.strong("Deploying user");
+                ui.strong("Join");
+                ui.strong("MDM enrollment");
+                ui.end_row();
+                for r in &c.report.rows {
+                    match &r.via {
+                        Some(g) => ui.label(format!("{} (from {g})", r.name)),
+                        None => ui.label(&r.name),
+                    };
+                    for cov in [&r.join, &r.mdm] {
+                        let (mark, color) = if cov.ok {
+                            ("Yes:", ui.visuals().text_color())
+                        } else {
+                            ("No:", ui.visuals().error_fg_color)
+                        };
+                        ui.colored_label(color, format!("{mark} {}", cov.why));
+                    }
+                    ui.end_row();
+                }
+            });
+        ui.add_space(6.0);
+        match &c.verdict {
+            Ok(()) => {
+                ui.label(
+                    RichText::new("Every deploying user may join devices and is enrolled in Intune automatically.")
+                        .strong(),
+                );
+            }
+            Err(todo) => {
+                ui.colored_label(ui.visuals().warn_fg_color, "Not ready yet. To fix:");
+                for t in todo {
+                    ui.label(format!("• {t}"));
+                }
+                ui.horizontal(|ui| {
+                    ui.hyperlink_to("Open Entra device settings", step::JOIN_SETTING_URL);
+                    ui.hyperlink_to("Open Intune automatic enrollment", step::MDM_SETTING_URL);
+                });
+                ui.label("This wizard never changes these tenant-wide settings itself.");
+            }
+        }
+    }
+}
+
+impl Page for JoinPermissionPage {
+    type Msg = Msg;
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        ui.heading("Who will deploy the devices?");
+        ui.label(
+            "The people who sign in on a new PC during setup must be allowed to join devices to \
+             Microsoft Entra and be in the Intune automatic-enrollment scope. Choose them here \
+             (users, or a group of users) and check both settings.",
+        );
+        ui.horizontal(|ui| {
+            ui.hyperlink_to("Microsoft guide: allow users to join", step::JOIN_DOC_URL);
+            ui.hyperlink_to("Microsoft guide: automatic enrollment", step::MDM_DOC_URL);
+        });
+        ui.add_space(6.0);
+        let mut search_now = false;
+        ui.horizontal(|ui| {
+            let label = ui.label("Search users or groups");
+            let r = ui
+                .add(egui::TextEdit::singleline(&mut self.search_text).hint_text("name or UPN"))
+                .labelled_by(label.id);
+            if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                search_now = true;
+            }
+            if ui
+                .add_enabled(!self.search.is_running(), egui::Button::new("Search"))
+                .clicked()
+            {
+                search_now = true;
+            }
+        });
+        if search_now && !self.search_text.trim().is_empty() {
+            self.start_search(cx);
+        }
+        let mut add = None;
+        match &self.search {
+            Phase::Idle => {}
+            Phase::Running { what } => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(what);
+                });
+            }
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Phase::Done(hits) if hits.is_empty() => {
+                ui.label("Nothing found. Try the start of a first name, last name or group name.");
+            }
+            Phase::Done(hits) => {
+                for h in hits {
+                    if self.deployers.iter().any(|d| d.id() == h.id()) {
+                        continue;
+                    }
+                    if ui.button(format!("Add {}", h.label())).clicked() {
+                        add = Some(h.clone());
+                    }
+                }
+            }
+        }
+        if let Some(d) = add {
+            self.deployers.push(d);
+            // Ready for the next name.
+            self.search_text.clear();
+            self.search = Phase::Idle;
+            self.check = Phase::Idle;
+        }
+        ui.add_space(6.0);
+        ui.strong("Deploying users and groups");
+        if self.deployers.is_empty() {
+            ui.label("None chosen yet.");
+        }
+        let mut remove = None;
+        for (i, d) in self.deployers.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.label(d.label());
+                if ui.small_button(format!("Remove {}", d.label())).clicked() {
+                    remove = Some(i);
+                }
+            });
+        }
+        if let Some(i) = remove {
+            self.deployers.remove(i);
+            self.check = Phase::Idle;
+        }
+        ui.add_space(6.0);
+        let can_check = !self.deployers.is_empty() && !self.check.is_running();
+        let label = if matches!(self.check, Phase::Idle) {
+            "Check join permission"
+        } else {
+            "Check again"
+        };
+        if ui
+            .add_enabled(can_check, egui::Button::new(label))
+            .clicked()
+        {
+            self.start_check(cx);
+        }
+        match &self.check {
+            Phase::Idle => {}
+            Phase::Running { what } => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(what);
+                });
+            }
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Phase::Done(c) => Self::checked_ui(ui, c),
+        }
+    }
+
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        match msg {
+            Msg::Searched(r) => {
+                self.search = match r {
+                    Ok(h) => Phase::Done(h),
+                    Err(e) => Phase::Failed(e),
+                }
+            }
+            Msg::Checked(Err(e)) => self.check = Phase::Failed(e),
+            Msg::Checked(Ok((policies, report))) => {
+                let verdict = step::validate(&policies, &report);
+                cx.outcomes.join_permission = Some(JoinPermissionOutcome {
+                    deployers: self.deployers.clone(),
+                    validated: verdict.is_ok(),
+                });
+                self.check = Phase::Done(Checked {
+                    policies,
+                    report,
+                    verdict,
+                });
+            }
+        }
+    }
+
+    fn status(&self) -> StepStatus {
+        match &self.check {
+            Phase::Idle if self.deployers.is_empty() => StepStatus::NotStarted,
+            Phase::Idle | Phase::Running { .. } => StepStatus::InProgress,
+            Phase::Done(c) if c.verdict.is_ok() => StepStatus::Done,
+            Phase::Done(_) | Phase::Failed(_) => StepStatus::NeedsAttention,
+        }
+    }
+
+    fn validated(&self) -> bool {
+        self.check.done().is_some_and(|c| c.verdict.is_ok())
+    }
+
+    fn save_state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(Saved {
+            deployers: self.deployers.clone(),
+        })
+        .ok()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) {
+        if let Ok(s) = serde_json::from_value::<Saved>(state) {
+            self.deployers = s.deployers;
+        }
+    }
+}

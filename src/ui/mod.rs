@@ -86,6 +86,9 @@ pub enum StepStatus {
 /// Messages from background jobs back to the page that started them. One variant per page;
 /// each page defines its own message enum.
 #[derive(Debug)]
+// A handful of messages per user action: their size does not matter, boxing would cost
+// every page an allocation and a less direct `match`.
+#[allow(clippy::large_enum_variant)]
 pub enum Msg {
     SignIn(sign_in::Msg),
     JoinPermission(join_permission::Msg),

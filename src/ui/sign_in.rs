@@ -58,7 +58,7 @@ pub enum SignInPhase {
     WaitingForCode(DeviceCodePrompt),
     /// Tokens arrived; reading the account and tenant back.
     Checking,
-    SignedIn(SignedIn),
+    SignedIn(Box<SignedIn>),
     Failed(String),
 }
 
@@ -587,7 +587,7 @@ impl Page for SignInPage {
                 cx.outcomes.signed_in = Some(signed_in.clone());
                 self.auth = Some(auth);
                 self.cancel = None;
-                self.phase = SignInPhase::SignedIn(signed_in);
+                self.phase = SignInPhase::SignedIn(Box::new(signed_in));
             }
             Msg::NothingSaved { run } if current(run) => {
                 self.cancel = None;

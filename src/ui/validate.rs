@@ -1,5 +1,349 @@
-//! The "Validate" page.
+//! The "Validate" page: the checklist with ✔/✘ and the evidence behind each item, a verdict per
+//! device, and the report as HTML, JSON or text.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use egui::{Color32, RichText};
+
+use super::assignment::{RfdSavePicker, SavePicker};
+use super::{Page, PageCx, Phase, StepStatus};
+use crate::steps::validate::{self as steps, Report, ValidateInputs, ValidationOutcome, Verdict};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
-pub enum Msg {}
+pub enum Msg {
+    Checked(Result<Box<Report>, String>),
+    Saved(Result<PathBuf, String>),
+}
+
+/// A painted check mark, cross or question mark (the default fonts have no ✔/✘ glyphs),
+/// followed by a word so the verdict is readable without colour.
+pub fn verdict_mark(ui: &mut egui::Ui, verdict: Verdict) -> egui::Response {
+    let size = ui.text_style_height(&egui::TextStyle::Body);
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(size, size), egui::Sense::hover());
+    let c = rect.center();
+    let r = size * 0.35;
+    let (color, word) = match verdict {
+        Verdict::Pass => (GREEN, "passed"),
+        Verdict::Fail => (RED, "failed"),
+        Verdict::Unknown => (AMBER, "not checked"),
+    };
+    let stroke = egui::Stroke::new(2.0, color);
+    let p = ui.painter();
+    match verdict {
+        Verdict::Pass => {
+            p.line_segment(
+                [c + egui::vec2(-r, 0.0), c + egui::vec2(-r * 0.3, r * 0.7)],
+                stroke,
+            );
+            p.line_segment(
+                [
+                    c + egui::vec2(-r * 0.3, r * 0.7),
+                    c + egui::vec2(r, -r * 0.8),
+                ],
+                stroke,
+            );
+        }
+        Verdict::Fail => {
+            p.line_segment([c + egui::vec2(-r, -r), c + egui::vec2(r, r)], stroke);
+            p.line_segment([c + egui::vec2(-r, r), c + egui::vec2(r, -r)], stroke);
+        }
+        Verdict::Unknown => {
+            p.circle_stroke(c, r, stroke);
+        }
+    }
+    ui.label(RichText::new(word).color(color));
+    response
+}
+
+const GREEN: Color32 = Color32::from_rgb(0x2e, 0x7d, 0x32);
+const RED: Color32 = Color32::from_rgb(0xc6, 0x28, 0x28);
+const AMBER: Color32 = Color32::from_rgb(0xb2, 0x6a, 0x00);
+
+pub struct ValidatePage {
+    /// What to check; when `None`, taken from the earlier steps' outcomes.
+    pub inputs: Option<ValidateInputs>,
+    report: Phase<Report>,
+    save: Phase<PathBuf>,
+    copied: bool,
+    save_picker: Arc<dyn SavePicker>,
+}
+
+impl Default for ValidatePage {
+    fn default() -> Self {
+        ValidatePage::new(None)
+    }
+}
+
+impl ValidatePage {
+    pub fn new(inputs: Option<ValidateInputs>) -> Self {
+        ValidatePage {
+            inputs,
+            report: Phase::Idle,
+            save: Phase::Idle,
+            copied: false,
+            save_picker: Arc::new(RfdSavePicker),
+        }
+    }
+
+    pub fn with_save_picker(mut self, picker: Arc<dyn SavePicker>) -> Self {
+        self.save_picker = picker;
+        self
+    }
+
+    /// Shows `report` as if it had just been checked (tests, restored state).
+    pub fn with_report(mut self, report: Report) -> Self {
+        self.report = Phase::Done(report);
+        self
+    }
+
+    pub fn report(&self) -> Option<&Report> {
+        self.report.done()
+    }
+
+    fn inputs(&self, cx: &PageCx<'_>) -> Option<ValidateInputs> {
+        self.inputs
+            .clone()
+            .or_else(|| steps::inputs_from_outcomes(cx.outcomes))
+    }
+
+    fn start_check(&mut self, cx: &mut PageCx<'_>) {
+        let (Some(graph), Some(inputs)) = (cx.graph(), self.inputs(cx)) else {
+            return;
+        };
+        self.report = Phase::Running {
+            what: "Checking every item against the tenant".into(),
+        };
+        self.copied = false;
+        cx.spawn("Validate", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = steps::run(&graph, &inputs).await;
+            out.send(super::Msg::Validate(Msg::Checked(Ok(Box::new(r)))));
+        });
+    }
+
+    fn start_save(&mut self, cx: &mut PageCx<'_>, html: bool) {
+        let Some(report) = self.report.done().cloned() else {
+            return;
+        };
+        let picker = self.save_picker.clone();
+        self.save = Phase::Running {
+            what: "Saving".into(),
+        };
+        cx.spawn("Save report", move |out, _cancel| async move {
+            let stamp = report.generated_at.format("%Y%m%d-%H%M");
+            let (name, filter, body) = if html {
+                (
+                    format!("autopilot-validation-{stamp}.html"),
+                    ("HTML", &["html"][..]),
+                    report.to_html(),
+                )
+            } else {
+                (
+                    format!("autopilot-validation-{stamp}.json"),
+                    ("JSON", &["json"][..]),
+                    report.to_json(),
+                )
+            };
+            let r = match picker
+                .save_file("Save the validation report", &name, filter)
+                .await
+            {
+                None => Err("Saving cancelled.".to_string()),
+                Some(path) => tokio::fs::write(&path, body)
+                    .await
+                    .map(|_| path.clone())
+                    .map_err(|e| format!("Could not write {}: {e}", path.display())),
+            };
+            out.send(super::Msg::Validate(Msg::Saved(r)));
+        });
+    }
+
+    fn report_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        let Some(report) = self.report.done() else {
+            return;
+        };
+        let (text, color) = if report.ready {
+            ("READY: devices can be deployed", GREEN)
+        } else {
+            ("NOT READY", RED)
+        };
+        ui.label(RichText::new(text).color(color).strong().size(20.0));
+        if let Some(p) = report.first_problem() {
+            ui.label(format!("Reason: {p}"));
+        }
+        ui.add_space(6.0);
+        for item in &report.items {
+            let color = match item.verdict {
+                Verdict::Pass => GREEN,
+                Verdict::Fail => RED,
+                Verdict::Unknown => AMBER,
+            };
+            ui.horizontal(|ui| {
+                verdict_mark(ui, item.verdict);
+                ui.label(RichText::new(&item.title).strong().color(color));
+            });
+            ui.indent(("evidence", item.id as u8), |ui| {
+                for e in &item.evidence {
+                    ui.label(e);
+                }
+                if item.verdict != Verdict::Pass
+                    && let Some(f) = &item.fix
+                {
+                    ui.label(RichText::new(format!("To do: {f}")).italics());
+                }
+            });
+        }
+        if !report.devices.is_empty() {
+            ui.separator();
+            let ready = report.devices.iter().filter(|d| d.ready).count();
+            ui.label(
+                RichText::new(format!(
+                    "Devices: {ready} of {} ready",
+                    report.devices.len()
+                ))
+                .strong(),
+            );
+            let row_h = ui.spacing().interact_size.y;
+            egui::ScrollArea::vertical()
+                .id_salt("validate-devices")
+                .max_height(300.0)
+                .show_rows(ui, row_h, report.devices.len(), |ui, range| {
+                    for d in &report.devices[range] {
+                        ui.horizontal(|ui| {
+                            verdict_mark(
+                                ui,
+                                if d.ready {
+                                    Verdict::Pass
+                                } else {
+                                    Verdict::Fail
+                                },
+                            );
+                            ui.label(&d.serial);
+                            ui.label(&d.status_raw);
+                            if d.ready {
+                                ui.label(d.profile_name.as_deref().unwrap_or("-"));
+                            } else {
+                                ui.label(&d.reason);
+                            }
+                        });
+                    }
+                });
+        }
+        ui.separator();
+        let mut save = None;
+        let mut copy = false;
+        ui.horizontal(|ui| {
+            if ui.button("Save report (HTML)").clicked() {
+                save = Some(true);
+            }
+            if ui.button("Save report (JSON)").clicked() {
+                save = Some(false);
+            }
+            if ui.button("Copy as text").clicked() {
+                copy = true;
+            }
+        });
+        if copy {
+            ui.ctx().copy_text(report.to_text());
+            self.copied = true;
+        }
+        if self.copied {
+            ui.label("Copied to the clipboard.");
+        }
+        if let Some(html) = save {
+            self.start_save(cx, html);
+        }
+        match &self.save {
+            Phase::Done(p) => {
+                ui.label(format!("Saved to {}", p.display()));
+            }
+            Phase::Failed(e) => {
+                ui.colored_label(RED, e);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Page for ValidatePage {
+    type Msg = Msg;
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        ui.heading("Validate");
+        ui.label(
+            "Checks every part of the setup live against the tenant. Deploy only when the verdict \
+             is READY: every device must show the profile as Assigned, with a date assigned, and \
+             the expected profile.",
+        );
+        let have_inputs = self.inputs(cx).is_some();
+        if !have_inputs {
+            ui.label(
+                "Finish the Deployment profile and Device group steps first: the checklist \
+                 checks what they set up.",
+            );
+        }
+        let running = self.report.is_running();
+        ui.horizontal(|ui| {
+            let label = if self.report.done().is_some() {
+                "Check again"
+            } else {
+                "Run validation"
+            };
+            if ui
+                .add_enabled(
+                    have_inputs && cx.graph().is_some() && !running,
+                    egui::Button::new(label),
+                )
+                .clicked()
+            {
+                self.start_check(cx);
+            }
+            if running {
+                ui.spinner();
+            }
+        });
+        match &self.report {
+            Phase::Running { what } => {
+                ui.label(what.as_str());
+            }
+            Phase::Failed(e) => {
+                ui.colored_label(RED, e.as_str());
+            }
+            _ => {}
+        }
+        egui::ScrollArea::vertical()
+            .id_salt("validate-page")
+            .show(ui, |ui| self.report_ui(ui, cx));
+    }
+
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        match msg {
+            Msg::Checked(Ok(r)) => {
+                cx.outcomes.validation = Some(ValidationOutcome::from_report(&r));
+                self.report = Phase::Done(*r);
+            }
+            Msg::Checked(Err(e)) => self.report = Phase::Failed(e),
+            Msg::Saved(r) => {
+                self.save = match r {
+                    Ok(p) => Phase::Done(p),
+                    Err(e) => Phase::Failed(e),
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> StepStatus {
+        match &self.report {
+            Phase::Idle => StepStatus::NotStarted,
+            Phase::Running { .. } => StepStatus::InProgress,
+            Phase::Done(r) if r.ready => StepStatus::Done,
+            Phase::Done(_) | Phase::Failed(_) => StepStatus::NeedsAttention,
+        }
+    }
+
+    fn validated(&self) -> bool {
+        self.report.done().is_some_and(|r| r.ready)
+    }
+}

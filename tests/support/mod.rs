@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod schema;
+pub mod tenant;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,4 +45,5 @@ pub fn raw_http() -> reqwest::Client {
         .build()
         .expect("http client")
 }
+pub mod page;
 pub mod ui;

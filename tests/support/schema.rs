@@ -342,13 +342,11 @@ impl Ctx<'_> {
                 Some(s) => self.format(path, schema, s),
                 None => self.err(path, format!("expected a string, found {}", kind(value))),
             },
-            "boolean" => {
-                if !value.is_boolean() {
-                    self.err(
-                        path,
-                        format!("expected true or false, found {}", kind(value)),
-                    );
-                }
+            "boolean" if !value.is_boolean() => {
+                self.err(
+                    path,
+                    format!("expected true or false, found {}", kind(value)),
+                );
             }
             "integer" => match value.as_i64() {
                 Some(n) => {
@@ -360,10 +358,8 @@ impl Ctx<'_> {
                 }
                 None => self.err(path, format!("expected an integer, found {}", kind(value))),
             },
-            "number" => {
-                if !value.is_number() {
-                    self.err(path, format!("expected a number, found {}", kind(value)));
-                }
+            "number" if !value.is_number() => {
+                self.err(path, format!("expected a number, found {}", kind(value)));
             }
             "array" => match value.as_array() {
                 Some(items) => {
@@ -374,12 +370,10 @@ impl Ctx<'_> {
                 }
                 None => self.err(path, format!("expected an array, found {}", kind(value))),
             },
-            "object" => {
-                if !value.is_object() {
-                    self.err(path, format!("expected an object, found {}", kind(value)));
-                }
+            "object" if !value.is_object() => {
+                self.err(path, format!("expected an object, found {}", kind(value)));
             }
-            // Untyped schema: anything goes.
+            // Valid values of the kinds above, and untyped schemas.
             _ => {}
         }
     }
@@ -420,18 +414,14 @@ impl Ctx<'_> {
 
     fn format(&mut self, path: &str, schema: &Value, s: &str) {
         match schema.get("format").and_then(|f| f.as_str()) {
-            Some("date-time") => {
-                if chrono::DateTime::parse_from_rfc3339(s).is_err() {
-                    self.err(
-                        path,
-                        format!("{s:?} is not an ISO 8601 date-time with offset"),
-                    );
-                }
+            Some("date-time") if chrono::DateTime::parse_from_rfc3339(s).is_err() => {
+                self.err(
+                    path,
+                    format!("{s:?} is not an ISO 8601 date-time with offset"),
+                );
             }
-            Some("uuid") => {
-                if uuid::Uuid::parse_str(s).is_err() {
-                    self.err(path, format!("{s:?} is not a GUID"));
-                }
+            Some("uuid") if uuid::Uuid::parse_str(s).is_err() => {
+                self.err(path, format!("{s:?} is not a GUID"));
             }
             Some("base64url") => {
                 let ok = s

@@ -1,0 +1,472 @@
+//! Step 6 against the simulated tenant over HTTP: static groups whose Entra objects appear late,
+//! dynamic groups, the oldest-profile-wins conflict, timeouts, edits; and the board page.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autopilot_wizard::sim::directory;
+use autopilot_wizard::steps::assignment::{
+    self as steps, AssignmentError, Board, BoardRow, Chip, DeviceEdit, FixAction, GroupMembership,
+    GroupSnapshot, MemberState, Progress, Target, WaitOptions,
+};
+use autopilot_wizard::ui::assignment::{AssignmentPage, FixedSavePath};
+use autopilot_wizard::ui::{Page, PageCx, Session};
+use chrono::Utc;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use support::tenant::{
+    SALES_RULE, add_device, add_group, add_profile, empty_config, fast_wait, object_id_of, target,
+};
+
+#[tokio::test]
+async fn static_group_waits_for_the_late_entra_object_then_adds_and_reads_back() {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (a_id, a_did, b_id, group, profile) = sim.with_state(|s| {
+        let (a_id, a_did) = add_device(s, "STAT-0001", "", true);
+        // The second device is registered, but Entra has not created its object yet.
+        let (b_id, _) = add_device(s, "STAT-0002", "", false);
+        let group = add_group(s, "Autopilot static", None, vec![]);
+        let profile = add_profile(s, "User-driven", 2025, &[&group]);
+        (a_id, a_did, b_id, group, profile)
+    });
+    let shared = sim.shared.clone();
+    let b_for_task = b_id.clone();
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let mut st = shared.lock();
+        let did = directory::register_autopilot_device_object(
+            &mut st,
+            "STAT-0002",
+            &b_for_task,
+            None,
+            None,
+        );
+        let dev = st.autopilot.device_mut(&b_for_task).expect("device");
+        dev.azure_ad_device_id = did.clone();
+        did
+    });
+    let t = target(&group, GroupMembership::Static, &profile, "User-driven");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let board = steps::run(&graph, &t, &[], &fast_wait(), move |p| {
+        s2.lock().unwrap().push(p)
+    })
+    .await
+    .expect("assignment completes");
+    let b_did = late.await.expect("late object task");
+
+    let progress = seen.lock().unwrap().clone();
+    assert!(
+        progress.contains(&Progress::ResolvingEntraObjects { found: 1, total: 2 }),
+        "the wait saw one object missing first: {progress:?}"
+    );
+    let members = sim.with_state(|s| s.directory.group(&group).unwrap().members.clone());
+    assert!(members.contains(&object_id_of(&sim, &a_did)));
+    assert!(members.contains(&object_id_of(&sim, &b_did)));
+    assert_eq!(board.rows.len(), 2);
+    for r in &board.rows {
+        assert!(r.is_ready(&profile), "{} not ready: {r:?}", r.serial);
+        assert_eq!(r.profile_name.as_deref(), Some("User-driven"));
+        assert_eq!(r.membership, MemberState::Member);
+    }
+    assert_eq!(board.summary().ready, 2);
+
+    // Re-running adds nothing: both are members already.
+    let devices = steps::list_devices(&graph).await.unwrap();
+    let again = steps::ensure_static_members(&graph, &t, &devices, &fast_wait(), |_| {})
+        .await
+        .unwrap();
+    assert!(again.added.is_empty(), "{again:?}");
+    assert_eq!(again.already_members.len(), 2);
+    let _ = a_id;
+}
+
+#[tokio::test]
+async fn dynamic_group_is_waited_for_and_the_board_explains_the_wrong_tag() {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (group, profile, hr_id) = sim.with_state(|s| {
+        // Slow enough that the group is seen "Running" first.
+        s.assignment.config.slowness = 20.0;
+        add_device(s, "DYN-0001", "SALES", true);
+        add_device(s, "DYN-0002", "SALES", true);
+        let (hr_id, _) = add_device(s, "DYN-0003", "HR", true);
+        let group = add_group(s, "Sales devices", Some(SALES_RULE), vec![]);
+        let profile = add_profile(s, "Sales user-driven", 2025, &[&group]);
+        (group, profile, hr_id)
+    });
+    let t = target(
+        &group,
+        GroupMembership::Dynamic {
+            rule: SALES_RULE.into(),
+        },
+        &profile,
+        "Sales user-driven",
+    );
+    let devices: Vec<_> = steps::list_devices(&graph)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.group_tag.as_deref() == Some("SALES"))
+        .collect();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let snap = steps::wait_dynamic_membership(&graph, &t, &devices, &fast_wait(), move |p| {
+        s2.lock().unwrap().push(p)
+    })
+    .await
+    .expect("membership arrives");
+    assert_eq!(snap.member_device_ids.len(), 2);
+    let progress = seen.lock().unwrap().clone();
+    assert!(
+        matches!(
+            progress.first(),
+            Some(Progress::Membership {
+                members: 0,
+                total: 2,
+                ..
+            })
+        ),
+        "first poll saw no members yet: {progress:?}"
+    );
+    assert!(
+        progress.iter().any(
+            |p| matches!(p, Progress::Membership { processing: Some(s), .. } if s == "Running")
+        )
+    );
+
+    let board = steps::load_board(&graph, &t).await.unwrap();
+    let hr = board.row_by_id(&hr_id).unwrap();
+    assert_eq!(hr.membership, MemberState::NotMember);
+    let d = board.diagnose(hr);
+    assert_eq!(d.action, FixAction::SetGroupTag("SALES".into()), "{d:?}");
+    assert!(d.reason.contains("\"HR\""), "{}", d.reason);
+}
+
+#[tokio::test]
+async fn an_older_profile_on_the_same_group_wins_and_the_board_says_so() {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (dev_id, group, ours) = sim.with_state(|s| {
+        let (dev_id, did) = add_device(s, "CONF-0001", "", true);
+        let obj = s.directory.device_by_device_id(&did).unwrap().id.clone();
+        let group = add_group(s, "Autopilot static", None, vec![obj]);
+        add_profile(s, "Old kiosk profile", 2021, &[&group]);
+        let ours = add_profile(s, "New user-driven", 2025, &[&group]);
+        (dev_id, group, ours)
+    });
+    let t = target(&group, GroupMembership::Static, &ours, "New user-driven");
+    let board = steps::wait_for_assignment(
+        &graph,
+        &t,
+        std::slice::from_ref(&dev_id),
+        &fast_wait(),
+        |_| {},
+    )
+    .await
+    .expect("the device settles");
+    let row = board.row_by_id(&dev_id).unwrap();
+    assert_eq!(row.chip, Chip::Assigned);
+    assert!(row.assigned_at.is_some());
+    assert_eq!(row.profile_name.as_deref(), Some("Old kiosk profile"));
+    assert!(!row.is_ready(&ours));
+    let d = board.diagnose(row);
+    assert!(d.reason.contains("Another profile wins"), "{}", d.reason);
+    assert!(d.reason.contains("Old kiosk profile"), "{}", d.reason);
+    assert_eq!(board.summary().ready, 0);
+
+    // The navigation endpoint agrees with the list.
+    let http = support::raw_http();
+    let token = sim.issue_token(&sim.admin().user_principal_name);
+    let url = format!(
+        "{}/beta/deviceManagement/windowsAutopilotDeviceIdentities/{dev_id}/deploymentProfile",
+        sim.url()
+    );
+    let body: serde_json::Value = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["displayName"], "Old kiosk profile");
+}
+
+#[tokio::test]
+async fn a_very_slow_service_ends_in_a_clear_timeout() {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (dev_id, group, profile) = sim.with_state(|s| {
+        s.assignment.config.slowness = 1_000_000.0;
+        let (dev_id, did) = add_device(s, "SLOW-0001", "", true);
+        let obj = s.directory.device_by_device_id(&did).unwrap().id.clone();
+        let group = add_group(s, "Autopilot static", None, vec![obj]);
+        let profile = add_profile(s, "User-driven", 2025, &[&group]);
+        (dev_id, group, profile)
+    });
+    let t = target(&group, GroupMembership::Static, &profile, "User-driven");
+    let opts = WaitOptions {
+        phase_timeout: Duration::from_millis(300),
+        ..fast_wait()
+    };
+    let err = steps::wait_for_assignment(&graph, &t, &[dev_id], &opts, |_| {})
+        .await
+        .expect_err("times out");
+    assert!(matches!(err, AssignmentError::Timeout { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("Gave up waiting"), "{msg}");
+    assert!(msg.contains("SLOW-0001"), "{msg}");
+    assert!(msg.contains("no time limit"), "{msg}");
+}
+
+#[tokio::test]
+async fn edits_are_sent_read_back_and_move_the_order_id() {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (dev_id, did) = sim.with_state(|s| add_device(s, "EDIT-0001", "SALES", true));
+    let edit = DeviceEdit {
+        group_tag: Some("HR".into()),
+        display_name: Some("HR-LAPTOP-01".into()),
+        user_principal_name: None,
+    };
+    let out = steps::update_device(&graph, &dev_id, &edit).await.unwrap();
+    assert_eq!(out.device.group_tag.as_deref(), Some("HR"));
+    assert_eq!(out.device.display_name.as_deref(), Some("HR-LAPTOP-01"));
+    assert!(out.not_yet_visible.is_empty(), "{:?}", out.not_yet_visible);
+    let ids = sim.with_state(|s| {
+        s.directory
+            .device_by_device_id(&did)
+            .unwrap()
+            .physical_ids
+            .clone()
+    });
+    assert!(ids.contains(&"[OrderID]:HR".to_string()), "{ids:?}");
+    assert!(!ids.iter().any(|i| i == "[OrderID]:SALES"), "{ids:?}");
+
+    // A 16-character computer name never reaches Graph.
+    let bad = DeviceEdit {
+        display_name: Some("ABCDEFGHIJKLMNOP".into()),
+        ..DeviceEdit::default()
+    };
+    let err = steps::update_device(&graph, &dev_id, &bad)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 15"), "{err}");
+
+    // The service refuses parameters the version does not have.
+    let http = support::raw_http();
+    let token = sim.issue_token(&sim.admin().user_principal_name);
+    let url = |v: &str| {
+        format!(
+            "{}/{v}/deviceManagement/windowsAutopilotDeviceIdentities/{dev_id}/updateDeviceProperties",
+            sim.url()
+        )
+    };
+    let r = http
+        .post(url("v1.0"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"deviceFriendlyName": "Hub"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .post(url("beta"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"deviceFriendlyName": "Hub"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+#[tokio::test]
+async fn sync_now_respects_the_ten_minute_window() {
+    let (_sim, graph) = support::signed_in_sim(empty_config()).await;
+    let first = steps::sync_now(&graph).await.unwrap();
+    assert_eq!(first, steps::SyncNow::Triggered);
+    // At test speed the simulated service would accept another sync after a few ms; the
+    // wizard still refuses, from the trigger time Graph reports (10 real minutes).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match steps::sync_now(&graph).await.unwrap() {
+        steps::SyncNow::TooSoon(d) => assert!(d > Duration::from_secs(9 * 60), "{d:?}"),
+        other => panic!("a second sync was not held back: {other:?}"),
+    }
+}
+
+// ---- the board page --------------------------------------------------------------------------
+
+fn row(serial: &str, status: &str, profile: Option<&str>) -> BoardRow {
+    BoardRow {
+        id: serial.to_lowercase(),
+        serial: serial.into(),
+        manufacturer: "Contoso".into(),
+        model: "Laptop 7".into(),
+        group_tag: "HQ".into(),
+        display_name: String::new(),
+        user_principal_name: String::new(),
+        entra_device_id: Some(format!("e-{serial}")),
+        membership: MemberState::Member,
+        profile_id: profile.map(|p| p.to_string()),
+        profile_name: profile.map(|_| "User-driven".to_string()),
+        intended_profile_id: profile.map(|p| p.to_string()),
+        intended_profile_name: None,
+        status_raw: status.into(),
+        chip: Chip::from_raw(status),
+        detailed_status: if status == "failed" {
+            "hardwareRequirementsNotMet".into()
+        } else {
+            "none".into()
+        },
+        assigned_at: profile.map(|_| Utc::now()),
+        enrollment_state: "notContacted".into(),
+        last_contact: None,
+        remediation_state: "noRemediationRequired".into(),
+    }
+}
+
+fn mixed_board() -> Board {
+    Board {
+        target: Target {
+            group_id: "g".into(),
+            group_name: "Autopilot devices".into(),
+            membership: GroupMembership::Static,
+            profile_id: "p".into(),
+            profile_name: "User-driven".into(),
+        },
+        rows: vec![
+            row("PC-A1", "assignedInSync", Some("p")),
+            row("PC-A2", "assignedUnkownSyncState", Some("p")),
+            row("PC-P1", "pending", None),
+            row("PC-N1", "notAssigned", None),
+            row("HL-F1", "failed", None),
+        ],
+        group: GroupSnapshot::default(),
+        loaded_at: Utc::now(),
+    }
+}
+
+struct PageState {
+    page: AssignmentPage,
+    session: Session,
+    outcomes: autopilot_wizard::steps::Outcomes,
+    jobs: Vec<autopilot_wizard::ui::Job>,
+}
+
+fn board_harness(page: AssignmentPage) -> Harness<'static, PageState> {
+    let state = PageState {
+        page,
+        session: Session::default(),
+        outcomes: Default::default(),
+        jobs: Vec::new(),
+    };
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_ui_state(
+            |ui, s: &mut PageState| {
+                let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                s.page.ui(ui, &mut cx);
+            },
+            state,
+        )
+}
+
+#[test]
+fn the_board_shows_counts_chips_and_filters() {
+    let mut h = board_harness(AssignmentPage::new(None).with_board(mixed_board()));
+    h.run();
+    h.get_by_label("Assigned: 2");
+    h.get_by_label("Pending: 1");
+    h.get_by_label("Not assigned: 1");
+    h.get_by_label("Failed: 1");
+    h.get_by_label("Ready (assigned \"User-driven\" with a date): 2 of 5");
+    // One chip per row plus one in the legend.
+    assert_eq!(h.query_all_by_label(" Assigned ").count(), 3);
+    assert_eq!(h.query_all_by_label(" Failed ").count(), 2);
+
+    h.get_by_label("Failed (1)").click();
+    h.run();
+    assert_eq!(
+        h.state_mut().page.visible_serials(),
+        vec!["HL-F1".to_string()]
+    );
+    h.get_by_label("All (5)").click();
+    h.run();
+    assert_eq!(h.state_mut().page.visible_serials().len(), 5);
+
+    let search = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search serial");
+    search.focus();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search serial")
+        .type_text("pc-a");
+    h.run();
+    assert_eq!(
+        h.state_mut().page.visible_serials(),
+        vec!["PC-A1".to_string(), "PC-A2".to_string()]
+    );
+    assert!(!h.state().page.validated());
+}
+
+#[test]
+fn the_details_panel_gives_the_reason_and_the_edit_validates_the_name() {
+    let mut page = AssignmentPage::new(None)
+        .with_board(mixed_board())
+        .with_save_picker(Arc::new(FixedSavePath("unused.csv".into())));
+    page.select_serial("HL-F1");
+    let mut h = board_harness(page);
+    h.run();
+    h.get_by_label_contains("does not meet the requirements");
+    h.get_by_label("Edit…").click();
+    h.run();
+    let name = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Computer name");
+    name.focus();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Computer name")
+        .type_text("THIS-NAME-IS-TOO-LONG");
+    h.run();
+    h.get_by_label_contains("Windows allows at most 15");
+}
+
+#[test]
+fn export_writes_the_filtered_rows_as_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("board.csv");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut h = board_harness(
+        AssignmentPage::new(None)
+            .with_board(mixed_board())
+            .with_save_picker(Arc::new(FixedSavePath(path.clone()))),
+    );
+    h.run();
+    h.get_by_label("Pending (1)").click();
+    h.run();
+    h.get_by_label("Export CSV").click();
+    h.run();
+    // Run the queued job like the app would, and hand its message back to the page.
+    let jobs = std::mem::take(&mut h.state_mut().jobs);
+    assert_eq!(jobs.len(), 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ctx = egui::Context::default();
+    for job in jobs {
+        rt.block_on((job.run)(autopilot_wizard::ui::Outbox::new(
+            tx.clone(),
+            ctx.clone(),
+        )));
+    }
+    let msg = rx.try_recv().expect("export message");
+    let autopilot_wizard::ui::Msg::Assignment(m) = msg else {
+        panic!("wrong page");
+    };
+    {
+        let s = h.state_mut();
+        let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+        s.page.on_msg(m, &mut cx);
+    }
+    h.run();
+    h.get_by_label_contains("Exported to");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("Serial number,"));
+    assert!(lines[1].starts_with("PC-P1,"));
+}

@@ -1,0 +1,202 @@
+//! Step 7 against the simulated tenant over HTTP: a healthy tenant is "ready", a broken one is
+//! "not ready" with the reason; the report escapes names; the page shows the verdict.
+
+mod support;
+
+use autopilot_wizard::sim::SimHandle;
+use autopilot_wizard::sim::directory::JoinScope;
+use autopilot_wizard::steps::assignment::{self as assignment, GroupMembership};
+use autopilot_wizard::steps::validate::{
+    self as validate, CheckId, CheckItem, DeviceVerdict, Report, ValidateInputs, Verdict,
+};
+use autopilot_wizard::ui::validate::ValidatePage;
+use autopilot_wizard::ui::{Page, PageCx, Session, StepStatus};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use support::tenant::{add_device, add_group, add_profile, empty_config, fast_wait, target};
+
+/// A tenant where everything is in place: one device in a static group, a user-driven Entra
+/// join profile assigned to the group, everyone may join and enroll. Returns the inputs after
+/// waiting for the service to assign the profile.
+async fn healthy(
+    profile_name: &str,
+) -> (
+    SimHandle,
+    autopilot_wizard::graph::GraphClient,
+    ValidateInputs,
+) {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (dev_id, group, profile) = sim.with_state(|s| {
+        let (dev_id, did) = add_device(s, "VAL-0001", "", true);
+        let obj = s.directory.device_by_device_id(&did).unwrap().id.clone();
+        let group = add_group(s, "Autopilot <devices>", None, vec![obj]);
+        let profile = add_profile(s, profile_name, 2025, &[&group]);
+        (dev_id, group, profile)
+    });
+    let t = target(&group, GroupMembership::Static, &profile, profile_name);
+    assignment::wait_for_assignment(&graph, &t, &[dev_id], &fast_wait(), |_| {})
+        .await
+        .expect("the device gets the profile");
+    let inputs = ValidateInputs {
+        tenant: "Contoso".into(),
+        deployers: vec![],
+        target: t,
+        expected_serials: vec!["VAL-0001".into()],
+    };
+    (sim, graph, inputs)
+}
+
+fn item(report: &Report, id: CheckId) -> &CheckItem {
+    report.items.iter().find(|i| i.id == id).expect("item")
+}
+
+#[tokio::test]
+async fn a_healthy_tenant_is_ready() {
+    let (_sim, graph, inputs) = healthy("User-driven").await;
+    let report = validate::run(&graph, &inputs).await;
+    for i in &report.items {
+        assert_eq!(i.verdict, Verdict::Pass, "{}: {:?}", i.title, i.evidence);
+    }
+    assert!(report.ready, "{}", report.to_text());
+    assert_eq!(report.devices.len(), 1);
+    assert!(report.devices[0].ready);
+    assert!(report.devices[0].assigned_at.is_some());
+    assert_eq!(
+        report.devices[0].profile_name.as_deref(),
+        Some("User-driven")
+    );
+}
+
+#[tokio::test]
+async fn nobody_may_join_makes_it_not_ready_with_the_reason() {
+    let (sim, graph, inputs) = healthy("User-driven").await;
+    sim.with_state(|s| s.directory.registration_policy.join = JoinScope::None);
+    let report = validate::run(&graph, &inputs).await;
+    assert!(!report.ready);
+    let join = item(&report, CheckId::JoinPermission);
+    assert_eq!(join.verdict, Verdict::Fail, "{:?}", join.evidence);
+    assert!(join.evidence[0].contains("None"), "{:?}", join.evidence);
+    let problem = report.first_problem().unwrap();
+    assert!(problem.contains("join devices"), "{problem}");
+    // The rest still passes: the verdict points at the one thing that is wrong.
+    assert_eq!(item(&report, CheckId::Devices).verdict, Verdict::Pass);
+}
+
+#[tokio::test]
+async fn a_profile_not_assigned_to_the_group_is_not_ready() {
+    let (sim, graph, inputs) = healthy("User-driven").await;
+    sim.with_state(|s| s.profiles.assignments.clear());
+    let report = validate::run(&graph, &inputs).await;
+    assert!(!report.ready);
+    let a = item(&report, CheckId::ProfileAssignment);
+    assert_eq!(a.verdict, Verdict::Fail, "{:?}", a.evidence);
+    assert!(a.evidence[0].contains("NOT assigned"), "{:?}", a.evidence);
+    assert!(a.fix.as_deref().unwrap().contains("Assign the profile"));
+}
+
+#[tokio::test]
+async fn the_html_report_has_the_checklist_and_escapes_names() {
+    let (_sim, graph, inputs) = healthy("Sales & <HQ> \"laptops\"").await;
+    let report = validate::run(&graph, &inputs).await;
+    let html = report.to_html();
+    for id in CheckId::ALL {
+        assert!(
+            html.contains(&validate::escape_html(id.title())),
+            "missing item {id:?}"
+        );
+    }
+    assert!(html.contains("Sales &amp; &lt;HQ&gt; &quot;laptops&quot;"));
+    assert!(html.contains("Autopilot &lt;devices&gt;"));
+    assert!(!html.contains("<HQ>"));
+    assert!(!html.contains("<devices>"));
+    assert!(html.contains("VAL-0001"));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), CheckId::ALL.len());
+    assert!(report.to_text().contains("[✔]"));
+}
+
+// ---- the page --------------------------------------------------------------------------------
+
+struct PageState {
+    page: ValidatePage,
+    session: Session,
+    outcomes: autopilot_wizard::steps::Outcomes,
+    jobs: Vec<autopilot_wizard::ui::Job>,
+}
+
+fn page_harness(page: ValidatePage) -> Harness<'static, PageState> {
+    Harness::builder()
+        .with_size(egui::vec2(1100.0, 900.0))
+        .build_ui_state(
+            |ui, s: &mut PageState| {
+                let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                s.page.ui(ui, &mut cx);
+            },
+            PageState {
+                page,
+                session: Session::default(),
+                outcomes: Default::default(),
+                jobs: Vec::new(),
+            },
+        )
+}
+
+fn sample_report(join_ok: bool) -> Report {
+    let items = CheckId::ALL
+        .iter()
+        .map(|&id| {
+            let ok = id != CheckId::JoinPermission || join_ok;
+            CheckItem::new(
+                id,
+                if ok { Verdict::Pass } else { Verdict::Fail },
+                vec![format!("evidence for {id:?}")],
+                (!ok).then(|| "Allow the deploying users to join devices.".to_string()),
+            )
+        })
+        .collect();
+    let devices = vec![DeviceVerdict {
+        id: "d1".into(),
+        serial: "VAL-0001".into(),
+        ready: true,
+        status_raw: "assignedInSync".into(),
+        profile_name: Some("User-driven".into()),
+        assigned_at: Some(chrono::Utc::now()),
+        in_group: true,
+        reason: String::new(),
+    }];
+    Report::new(
+        "Contoso",
+        "User-driven",
+        "Autopilot devices",
+        items,
+        devices,
+    )
+}
+
+#[test]
+fn the_page_shows_ready() {
+    let mut h = page_harness(ValidatePage::new(None).with_report(sample_report(true)));
+    h.run();
+    h.get_by_label("READY: devices can be deployed");
+    h.get_by_label("evidence for Devices");
+    h.get_by_label("Devices: 1 of 1 ready");
+    h.get_by_label("Save report (HTML)");
+    h.get_by_label("Copy as text").click();
+    h.run();
+    h.get_by_label("Copied to the clipboard.");
+    assert!(h.state().page.validated());
+    assert_eq!(h.state().page.status(), StepStatus::Done);
+}
+
+#[test]
+fn the_page_shows_not_ready_with_the_reason() {
+    let mut h = page_harness(ValidatePage::new(None).with_report(sample_report(false)));
+    h.run();
+    h.get_by_label("NOT READY");
+    h.get_by_label_contains("Reason: The deploying users may join devices");
+    h.get_by_label("To do: Allow the deploying users to join devices.");
+    assert_eq!(h.query_all_by_label("failed").count(), 1);
+    assert_eq!(h.query_all_by_label("passed").count(), 6);
+    assert!(!h.state().page.validated());
+    assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+}

@@ -16,6 +16,8 @@ use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
 use crate::graph::token_store::{MemoryStore, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
+use crate::ui::group::GroupPage;
+use crate::ui::join_permission::JoinPermissionPage;
 use crate::ui::profile::ProfilePage;
 use crate::ui::sign_in::{SignInConfig, SignInPage};
 use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
@@ -409,11 +411,21 @@ impl WizardApp {
                 ui::Msg::Profile(m) => Some(m),
                 _ => None,
             })),
-            StepId::JoinPermission
-            | StepId::Group
-            | StepId::Import
-            | StepId::Assignment
-            | StepId::Validate => None,
+            StepId::JoinPermission => {
+                Some(PageSlot::boxed(
+                    step,
+                    JoinPermissionPage::new(),
+                    |m| match m {
+                        ui::Msg::JoinPermission(m) => Some(m),
+                        _ => None,
+                    },
+                ))
+            }
+            StepId::Group => Some(PageSlot::boxed(step, GroupPage::new(), |m| match m {
+                ui::Msg::Group(m) => Some(m),
+                _ => None,
+            })),
+            StepId::Import | StepId::Assignment | StepId::Validate => None,
         }
     }
 

@@ -282,14 +282,16 @@ impl ProfilePage {
         );
 
         ui.horizontal(|ui| {
-            ui.label(ProfileField::Language.label());
+            let label = ui.label(ProfileField::Language.label());
             egui::ComboBox::from_id_salt("profile_language")
                 .selected_text(language_label(&self.form.language))
                 .show_ui(ui, |ui| {
                     for (value, label) in LANGUAGES {
                         ui.selectable_value(&mut self.form.language, value.to_string(), *label);
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
         });
         self.show_errors(ui, ProfileField::Language);
         ui.checkbox(

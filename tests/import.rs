@@ -266,7 +266,7 @@ async fn unpadded_hash_is_rejected_by_graph_and_padded_by_the_step() {
     let (sim, graph) = start(config(5)).await;
     // 5 bytes of payload after the header make a Base64 length that needs padding.
     let bytes = build_hardware_hash("SN-PAD", "Contoso", "Laptop 7", 7);
-    let bytes = if bytes.len() % 3 == 0 {
+    let bytes = if bytes.len().is_multiple_of(3) {
         [bytes, vec![0]].concat()
     } else {
         bytes
@@ -599,7 +599,7 @@ fn csv(rows: &[(&str, &str, &str)]) -> String {
 /// A hash whose Base64 needs padding, with the padding stripped (as devices emit it).
 fn unpadded_hash(serial: &str, salt: u64) -> String {
     let mut bytes = build_hardware_hash(serial, "Contoso", "Laptop 7", salt);
-    if bytes.len() % 3 == 0 {
+    if bytes.len().is_multiple_of(3) {
         bytes.push(0);
     }
     STANDARD.encode(bytes).trim_end_matches('=').to_string()
@@ -813,4 +813,107 @@ mod page {
         drop(h);
         drop(sim);
     }
+}
+
+#[tokio::test]
+async fn sim_speaks_the_import_and_device_wire_format() {
+    let (sim, graph) = start(config(2)).await;
+    let base = "/deviceManagement/importedWindowsAutopilotDeviceIdentities";
+    // Single create answers 201 with the record, pending.
+    let resp = graph
+        .send_url(
+            http::Method::POST,
+            &graph.url(ApiVersion::Beta, base),
+            Some(
+                serde_json::to_vec(&NewImportedDevice::new(
+                    "SN-WIRE-1",
+                    "",
+                    hash("SN-WIRE-1", "Contoso", "Laptop 7", 1),
+                    "HQ",
+                    "",
+                ))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 201);
+    let rec: Value = resp.json("create").unwrap();
+    assert_eq!(rec["state"]["deviceImportStatus"], "pending");
+    let id = rec["id"].as_str().unwrap().to_string();
+    for serial in ["SN-WIRE-2", "SN-WIRE-3"] {
+        graph
+            .post_json::<_, Value>(
+                ApiVersion::V1,
+                base,
+                &NewImportedDevice::new(serial, "", hash(serial, "C", "M", 9), "", ""),
+            )
+            .await
+            .unwrap();
+    }
+    // Paging (page size 2) and $filter on the list, in both versions.
+    let all: Vec<Value> = graph.get_all(ApiVersion::V1, base).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let one: Vec<Value> = graph
+        .get_all(
+            ApiVersion::Beta,
+            &format!("{base}?$filter=serialNumber%20eq%20%27SN-WIRE-2%27"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    let got: Value = graph
+        .get_json(ApiVersion::Beta, &format!("{base}/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(got["serialNumber"], "SN-WIRE-1");
+    graph
+        .delete(ApiVersion::Beta, &format!("{base}/{id}"))
+        .await
+        .unwrap();
+    let gone = graph
+        .get_json::<Value>(ApiVersion::Beta, &format!("{base}/{id}"))
+        .await
+        .unwrap_err();
+    assert!(gone.is_not_found());
+
+    // Device identities: beta carries the assignment fields, v1.0 does not.
+    sim.with_state(|s| {
+        s.autopilot
+            .devices
+            .push(sim::autopilot::AutopilotDevice::new(
+                "ztd-w".into(),
+                "PF 12 AB".into(),
+            ))
+    });
+    let dev = "/deviceManagement/windowsAutopilotDeviceIdentities";
+    let beta: Vec<Value> = graph
+        .get_all(
+            ApiVersion::Beta,
+            &format!("{dev}?$filter=contains(serialNumber,%27PF%27)&$select=id,serialNumber,deploymentProfileAssignmentStatus"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(beta.len(), 1);
+    assert_eq!(beta[0]["deploymentProfileAssignmentStatus"], "notAssigned");
+    assert!(beta[0].get("model").is_none(), "$select applied");
+    let v1: Value = graph
+        .get_json(ApiVersion::V1, &format!("{dev}/ztd-w"))
+        .await
+        .unwrap();
+    assert!(v1.get("deploymentProfileAssignmentStatus").is_none());
+    assert_eq!(v1["serialNumber"], "PF 12 AB");
+    let settings: Value = graph
+        .get_json(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings",
+        )
+        .await
+        .unwrap();
+    assert_eq!(settings["syncStatus"], "unknown");
+    graph
+        .delete(ApiVersion::Beta, &format!("{dev}/ztd-w"))
+        .await
+        .unwrap();
+    sim.with_state(|s| assert!(s.autopilot.devices.is_empty()));
 }

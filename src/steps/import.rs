@@ -469,6 +469,27 @@ impl Default for ImportOptions {
     }
 }
 
+impl ImportOptions {
+    /// The defaults with every wait multiplied by `scale` (real seconds per service second), for
+    /// a simulated tenant whose clock runs faster (`--demo`). Timeouts keep a floor of a minute.
+    pub fn scaled(scale: f64) -> Self {
+        let d = ImportOptions::default();
+        let s = |x: Duration| x.mul_f64(scale.max(0.0));
+        let p = |p: PollPolicy| PollPolicy {
+            initial: s(p.initial),
+            max: s(p.max),
+            factor: p.factor,
+            timeout: s(p.timeout).max(Duration::from_secs(60)),
+        };
+        ImportOptions {
+            processing: p(d.processing),
+            waiting: p(d.waiting),
+            sync_min_interval: s(d.sync_min_interval),
+            ..d
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ImportError {
     #[error("{context}: {source}")]

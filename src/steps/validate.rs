@@ -482,7 +482,7 @@ async fn policy_items(graph: &GraphClient, deployers: &[Deployer]) -> (CheckItem
         ),
         None => "No Microsoft Intune entry among the MDM applications.".into(),
     }];
-    let todo = if deployers.is_empty() {
+    let failure = if deployers.is_empty() {
         // Without chosen deployers only "everyone" / "nobody" can be decided.
         let decided = |s: Option<&Scope>| match s {
             Some(Scope::Everyone) => Some(true),
@@ -591,7 +591,7 @@ async fn policy_items(graph: &GraphClient, deployers: &[Deployer]) -> (CheckItem
             Err(e) => vec![e.to_string()],
         }
     };
-    let msg = todo.join(" ");
+    let msg = failure.join(" ");
     (
         CheckItem::unknown(CheckId::JoinPermission, &msg),
         CheckItem::unknown(CheckId::MdmScope, &msg),

@@ -44,6 +44,9 @@ impl StepId {
         StepId::JoinPermission,
         StepId::Profile,
         StepId::Group,
+        StepId::Import,
+        StepId::Assignment,
+        StepId::Validate,
     ];
 
     pub fn title(self) -> &'static str {

@@ -480,6 +480,38 @@ impl AssignmentPage {
                 ""
             }
         ));
+        self.first_problem_ui(ui);
+    }
+
+    /// Why Next is still closed, without having to pick a row: the first device that counts
+    /// and is not ready, with what to do.
+    fn first_problem_ui(&self, ui: &mut egui::Ui) {
+        let Some(board) = &self.board else { return };
+        let Some(target) = &self.target else { return };
+        let waiting: Vec<&steps::BoardRow> = board
+            .rows
+            .iter()
+            .filter(|r| {
+                self.scope
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&r.serial.trim().to_ascii_uppercase()))
+            })
+            .filter(|r| !r.is_ready(&target.profile_id))
+            .collect();
+        let Some(first) = waiting.first() else { return };
+        let d = board.diagnose(first);
+        let more = match waiting.len() {
+            1 => String::new(),
+            2 => " (1 more device is not ready either.)".to_string(),
+            n => format!(" ({} more devices are not ready either.)", n - 1),
+        };
+        ui.colored_label(
+            Color32::from_rgb(0xb2, 0x6a, 0x00),
+            format!(
+                "Not ready: {}: {} {}{more}",
+                first.serial, d.reason, d.what_to_do
+            ),
+        );
     }
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
@@ -982,7 +1014,10 @@ impl Page for AssignmentPage {
         self.filter_ui(ui);
         self.details_ui(ui, cx);
         ui.separator();
-        self.table_ui(ui);
+        // Ten columns do not fit a small window: scroll sideways rather than cut the last ones.
+        egui::ScrollArea::horizontal()
+            .id_salt("assignment-board-scroll")
+            .show(ui, |ui| self.table_ui(ui));
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {

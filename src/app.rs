@@ -269,6 +269,8 @@ pub struct WizardApp {
     resume_to: Option<StepId>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
+    /// The step shown last frame, to log when another one opens.
+    last_step: Option<StepId>,
 }
 
 impl WizardApp {
@@ -348,6 +350,7 @@ impl WizardApp {
             log: config.log,
             log_open: false,
             last_statuses: Vec::new(),
+            last_step: None,
             resume_to: None,
         };
         app.build_pages();
@@ -606,6 +609,13 @@ impl WizardApp {
     }
 
     fn log_status_changes(&mut self) {
+        let step = self.current_step();
+        if step != self.last_step {
+            if let Some(step) = step {
+                tracing::info!(step = step.title(), "step opened");
+            }
+            self.last_step = step;
+        }
         let now = self.step_statuses();
         if now != self.last_statuses {
             for (step, status) in &now {

@@ -178,9 +178,9 @@ impl JoinPermissionPage {
                         .color(egui::Color32::from_rgb(0x22, 0xA0, 0x55)),
                 );
             }
-            Err(todo) => {
+            Err(fixes) => {
                 ui.colored_label(ui.visuals().warn_fg_color, "Not ready yet. To fix:");
-                for t in todo {
+                for t in fixes {
                     ui.label(format!("• {t}"));
                 }
                 ui.horizontal(|ui| {

@@ -1384,3 +1384,57 @@ async fn sim_directory_answers_have_the_documented_shape() {
         schema::validate_collection("v1.0", "device", &page),
     );
 }
+
+#[tokio::test]
+async fn sim_batch_follows_the_reference_envelope() {
+    let sim = sim::spawn(SimConfig {
+        seed: Seed::Demo,
+        ..SimConfig::test()
+    })
+    .await
+    .expect("sim");
+    let token = sim.issue_token(&sim.admin().user_principal_name);
+    let me = sim.admin().id;
+    // Reference §8: `responses` with id/status; a body without Content-Type is refused; a
+    // request depending on a failed one gets 424; more than 20 requests is a 400.
+    let (status, _, v) = raw(
+        &sim,
+        &token,
+        reqwest::Method::POST,
+        "/v1.0/$batch",
+        Some(json!({"requests": [
+            {"id": "1", "method": "GET", "url": format!("/users/{me}?$select=id")},
+            {"id": "2", "method": "POST", "url": "/groups", "body": {"displayName": "x"}},
+            {"id": "3", "method": "GET", "url": "/me", "dependsOn": ["2"]},
+        ]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let by_id = |id: &str| {
+        v["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by_id("1")["status"], 200);
+    assert_eq!(by_id("1")["body"]["id"], me.as_str());
+    assert_eq!(by_id("2")["status"], 400, "{v}");
+    assert_no_errors("inner 400", schema::validate_error(&by_id("2")["body"]));
+    assert_eq!(by_id("3")["status"], 424);
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/me"}))
+        .collect();
+    let (status, _, err) = raw(
+        &sim,
+        &token,
+        reqwest::Method::POST,
+        "/v1.0/$batch",
+        Some(json!({ "requests": many })),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_no_errors("batch limit", schema::validate_error(&err));
+}

@@ -917,6 +917,16 @@ async fn batch(State(sh): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
             responses.push(json!({"id": id, "status": 424, "headers": {}, "body": {"error": {"code": "FailedDependency", "message": "A request this one depends on failed."}}}));
             continue;
         }
+        // Reference §8: an inner request with a body must say its Content-Type.
+        let has_content_type = r
+            .get("headers")
+            .and_then(|h| h.as_object())
+            .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type")));
+        if r.get("body").is_some() && !has_content_type {
+            failed.push(id.clone());
+            responses.push(json!({"id": id, "status": 400, "headers": {}, "body": {"error": {"code": "BadRequest", "message": "Content-Type header must be specified when a body is present in a batch request."}}}));
+            continue;
+        }
         let Ok(m) = reqwest::Method::from_bytes(method.as_bytes()) else {
             failed.push(id.clone());
             responses.push(json!({"id": id, "status": 400, "headers": {}, "body": {"error": {"code": "BadRequest", "message": "Invalid method."}}}));

@@ -1214,7 +1214,7 @@ async fn sim_autopilot_resources_match_the_schema() {
     .await
     .expect("sim");
     let slow_token = slow.issue_token(&slow.admin().user_principal_name);
-    let (sim, token) = (&slow, slow_token.as_str());
+    let (sim, token) = (slow, slow_token);
     let (status, _, body) = raw(
         &sim,
         &token,

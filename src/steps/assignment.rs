@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::graph::client::{encode, odata_string};
 use crate::graph::models::autopilot::{AutopilotDevice, UpdateDeviceProperties};
+use crate::graph::models::directory::ObjectRef;
 use crate::graph::{ApiVersion, GraphClient, GraphError};
 
 const DEVICES_PATH: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
@@ -1208,9 +1209,15 @@ pub async fn ensure_static_members(
         let Some(object_id) = resolved.get(&did) else {
             continue;
         };
-        let body = serde_json::json!({
-            "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{object_id}")
-        });
+        // The reference names an object on the same Graph host the request goes to
+        // (graph.microsoft.us, microsoftgraph.chinacloudapi.cn, … in national clouds).
+        let body = ObjectRef {
+            odata_id: format!(
+                "{}/v1.0/directoryObjects/{}",
+                graph.base(),
+                encode(object_id)
+            ),
+        };
         match graph
             .post_no_content(
                 ApiVersion::V1,

@@ -16,8 +16,14 @@ use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
 use crate::graph::token_store::{MemoryStore, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
+use crate::steps::import::ImportOptions;
+use crate::ui::assignment::AssignmentPage;
+use crate::ui::group::GroupPage;
+use crate::ui::import::ImportPage;
+use crate::ui::join_permission::JoinPermissionPage;
 use crate::ui::profile::ProfilePage;
 use crate::ui::sign_in::{SignInConfig, SignInPage};
+use crate::ui::validate::ValidatePage;
 use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
 
 pub mod logging;
@@ -409,12 +415,63 @@ impl WizardApp {
                 ui::Msg::Profile(m) => Some(m),
                 _ => None,
             })),
-            StepId::JoinPermission
-            | StepId::Group
-            | StepId::Import
-            | StepId::Assignment
-            | StepId::Validate => None,
+            StepId::JoinPermission => {
+                Some(PageSlot::boxed(
+                    step,
+                    JoinPermissionPage::new(),
+                    |m| match m {
+                        ui::Msg::JoinPermission(m) => Some(m),
+                        _ => None,
+                    },
+                ))
+            }
+            StepId::Group => Some(PageSlot::boxed(step, GroupPage::new(), |m| match m {
+                ui::Msg::Group(m) => Some(m),
+                _ => None,
+            })),
+            StepId::Import => {
+                let options = match self.sim_speed_in_use() {
+                    Some(speed) => ImportOptions::scaled(speed.scale),
+                    None => ImportOptions::default(),
+                };
+                Some(PageSlot::boxed(
+                    step,
+                    ImportPage::new(options),
+                    |m| match m {
+                        ui::Msg::Import(m) => Some(m),
+                        _ => None,
+                    },
+                ))
+            }
+            StepId::Assignment => {
+                let mut page = AssignmentPage::new(None);
+                if let Some(speed) = self.sim_speed_in_use() {
+                    page.sync_interval = speed.scaled(page.sync_interval);
+                }
+                Some(PageSlot::boxed(step, page, |m| match m {
+                    ui::Msg::Assignment(m) => Some(m),
+                    _ => None,
+                }))
+            }
+            StepId::Validate => Some(PageSlot::boxed(
+                step,
+                ValidatePage::new(None),
+                |m| match m {
+                    ui::Msg::Validate(m) => Some(m),
+                    _ => None,
+                },
+            )),
         }
+    }
+
+    /// How fast the simulated tenant the app talks to runs, when it runs in this process: the
+    /// service-side waits (Autopilot's 10-minute manual-sync window) shrink with its clock, so
+    /// a demo never waits real minutes.
+    fn sim_speed_in_use(&self) -> Option<Speed> {
+        self.sim
+            .as_ref()
+            .filter(|_| self.connection.simulated)
+            .map(|sim| sim.shared.config.speed)
     }
 
     /// Adds a page (replacing the page of the same step, if any), in procedure order.

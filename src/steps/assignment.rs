@@ -360,7 +360,12 @@ pub struct AssignmentOutcome {
 
 impl AssignmentOutcome {
     pub fn from_board(board: &Board) -> Self {
-        let summary = board.summary();
+        Self::from_board_in(board, None)
+    }
+
+    /// The outcome over the devices in `serials` (see [`Board::summary_in`]).
+    pub fn from_board_in(board: &Board, serials: Option<&HashSet<String>>) -> Self {
+        let summary = board.summary_in(serials);
         AssignmentOutcome {
             all_ready: summary.total > 0 && summary.ready == summary.total,
             summary,
@@ -472,6 +477,24 @@ impl Board {
 
     pub fn summary(&self) -> Summary {
         summarize(&self.rows, &self.target.profile_id)
+    }
+
+    /// The counts over the devices whose serial number is in `serials` (upper-case), or over
+    /// every device when `None`: step 6 is about the devices imported in step 5, not the
+    /// tenant's other devices with their own profiles.
+    pub fn summary_in(&self, serials: Option<&HashSet<String>>) -> Summary {
+        match serials {
+            None => self.summary(),
+            Some(wanted) => {
+                let rows: Vec<BoardRow> = self
+                    .rows
+                    .iter()
+                    .filter(|r| wanted.contains(&r.serial.trim().to_ascii_uppercase()))
+                    .cloned()
+                    .collect();
+                summarize(&rows, &self.target.profile_id)
+            }
+        }
     }
 
     /// Indices of the rows to show, filtered and sorted.
@@ -1426,6 +1449,14 @@ pub enum SyncNow {
 /// Asks Autopilot to sync, respecting the rate limit the service reports through
 /// `lastManualSyncTriggerDateTime` instead of running into it.
 pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
+    sync_now_within(graph, SYNC_INTERVAL).await
+}
+
+/// [`sync_now`] with another manual-sync window (a simulated tenant's clock runs faster).
+pub async fn sync_now_within(
+    graph: &GraphClient,
+    min_interval: Duration,
+) -> Result<SyncNow, AssignmentError> {
     let settings: crate::graph::models::autopilot::AutopilotSettings = graph
         .get_json(
             ApiVersion::Beta,
@@ -1436,7 +1467,7 @@ pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
     if settings.is_syncing() {
         return Ok(SyncNow::AlreadySyncing);
     }
-    let wait = crate::steps::import::sync_wait_remaining(&settings, SYNC_INTERVAL, Utc::now());
+    let wait = crate::steps::import::sync_wait_remaining(&settings, min_interval, Utc::now());
     if !wait.is_zero() {
         return Ok(SyncNow::TooSoon(wait));
     }

@@ -512,6 +512,10 @@ pub(crate) fn routes() -> Router<Shared> {
                 &format!("{ver}{DEVICES}/{{id}}/updateDeviceProperties"),
                 post(update_device_properties),
             )
+            .route(
+                &format!("{ver}{DEVICES}/{{id}}/unassignUserFromDevice"),
+                post(unassign_user_from_device),
+            )
             .route(&format!("{ver}/$batch"), post(batch));
     }
     // windowsAutopilotSettings is beta only (reference §0.1): v1.0 answers 400 like Graph does
@@ -823,6 +827,19 @@ async fn update_device_properties(
     match super::assignment::apply_device_update(&mut st, is_beta(&uri), &id, &v) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
+    }
+}
+
+/// `unassignUserFromDevice` (reference §7): no body, 204, the assigned user is gone.
+async fn unassign_user_from_device(State(sh): State<Shared>, Path(id): Path<String>) -> Response {
+    let mut st = sh.lock();
+    enter(&mut st.autopilot, "unassignUserFromDevice");
+    match st.autopilot.devices.iter_mut().find(|d| d.id == id) {
+        Some(dev) => {
+            dev.user_principal_name.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => odata::not_found("windowsAutopilotDeviceIdentity", &id),
     }
 }
 

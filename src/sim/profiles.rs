@@ -319,6 +319,15 @@ fn check_scope(state: &SimState, headers: &HeaderMap, access: Access) -> Result<
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
+/// A stored profile as Graph renders it, for navigations of other areas (`$expand`).
+pub(crate) fn render_profile_by_id(state: &ProfileState, id: &str) -> Option<Value> {
+    state
+        .profiles
+        .iter()
+        .find(|p| p.id == id)
+        .map(render_profile)
+}
+
 fn render_profile(p: &StoredProfile) -> Value {
     let mut m = Map::new();
     m.insert("@odata.type".into(), json!(format!("#{}", p.odata_type)));

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::graph::client::{encode, odata_string};
 use crate::graph::models::autopilot::{AutopilotDevice, UpdateDeviceProperties};
+use crate::graph::models::directory::ObjectRef;
 use crate::graph::{ApiVersion, GraphClient, GraphError};
 
 const DEVICES_PATH: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
@@ -1231,9 +1232,15 @@ pub async fn ensure_static_members(
         let Some(object_id) = resolved.get(&did) else {
             continue;
         };
-        let body = serde_json::json!({
-            "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{object_id}")
-        });
+        // The reference names an object on the same Graph host the request goes to
+        // (graph.microsoft.us, microsoftgraph.chinacloudapi.cn, … in national clouds).
+        let body = ObjectRef {
+            odata_id: format!(
+                "{}/v1.0/directoryObjects/{}",
+                graph.base(),
+                encode(object_id)
+            ),
+        };
         match graph
             .post_no_content(
                 ApiVersion::V1,
@@ -1505,24 +1512,41 @@ pub async fn update_device(
         .user_principal_name
         .as_ref()
         .map(|u| u.trim().to_string());
+    // Clearing the user has its own action (reference §7); an empty UPN in
+    // updateDeviceProperties is not documented to clear it.
+    let unassign = upn.as_deref() == Some("");
+    let set_upn = upn.clone().filter(|u| !u.is_empty());
     let body = UpdateDeviceProperties {
-        user_principal_name: upn.clone(),
+        user_principal_name: set_upn.clone(),
         // The service shows this name in OOBE; the UPN is the natural value.
-        addressable_user_name: upn.clone(),
+        addressable_user_name: set_upn,
         group_tag: edit.group_tag.as_ref().map(|t| t.trim().to_string()),
         display_name: edit.display_name.clone(),
     };
-    graph
-        .post_no_content(
-            ApiVersion::Beta,
-            &format!("{DEVICES_PATH}/{}/updateDeviceProperties", encode(id)),
-            Some(&body),
-        )
-        .await
-        .map_err(|e| match e {
-            e if e.is_not_found() => AssignmentError::DeviceGone(id.to_string()),
-            e => AssignmentError::from_graph(e),
-        })?;
+    let gone = |e: crate::graph::GraphError| match e {
+        e if e.is_not_found() => AssignmentError::DeviceGone(id.to_string()),
+        e => AssignmentError::from_graph(e),
+    };
+    if unassign {
+        graph
+            .post_no_content::<()>(
+                ApiVersion::Beta,
+                &format!("{DEVICES_PATH}/{}/unassignUserFromDevice", encode(id)),
+                None,
+            )
+            .await
+            .map_err(gone)?;
+    }
+    if body != UpdateDeviceProperties::default() {
+        graph
+            .post_no_content(
+                ApiVersion::Beta,
+                &format!("{DEVICES_PATH}/{}/updateDeviceProperties", encode(id)),
+                Some(&body),
+            )
+            .await
+            .map_err(gone)?;
+    }
     let device = get_device_expanded(graph, id).await?;
     let mut not_yet_visible = Vec::new();
     let same = |a: &Option<String>, b: &Option<String>| {

@@ -399,3 +399,53 @@ fn nobody_may_join_shows_the_fix_and_next_stays_disabled() {
     let entry = h.get_by_label_contains("3. Deployment profile");
     assert!(entry.accesskit_node().is_disabled());
 }
+
+/// What `--demo` shows (the walkthrough seed) must let a person take a profile they create all
+/// the way: no older profile claims every device, while the kiosk group still demonstrates the
+/// oldest-profile-wins warning.
+#[test]
+fn the_demo_tenant_lets_a_new_profile_win_its_own_group() {
+    use autopilot_wizard::steps::profile as step;
+    let rt = runtime();
+    rt.block_on(async {
+        let config = SimConfig {
+            speed: Speed::TEST,
+            ..SimConfig::default()
+        };
+        assert_eq!(
+            config.seed,
+            sim::Seed::Walkthrough,
+            "--demo uses the walkthrough"
+        );
+        let (sim, graph) = support::signed_in_sim(config).await;
+        let kiosk = sim::profiles::DEMO_KIOSK_GROUP_ID;
+        assert!(
+            sim.with_state(|s| s
+                .profiles
+                .assignments
+                .iter()
+                .all(|a| a.target != StoredTarget::AllDevices)),
+            "no All devices assignment in the walkthrough"
+        );
+        let form = step::ProfileForm {
+            name: PROFILE.into(),
+            ..step::ProfileForm::default()
+        };
+        let valid = step::validate(&form, &[] as &[&str]).expect("a valid form");
+        let ours = step::create_profile(&graph, &valid).await.unwrap().profile;
+        let fresh_group = "0b6f3c7e-5d1a-4f2e-8c3b-9a7d6e5f4c21";
+        let none = step::conflicts_for_group(&graph, fresh_group, &ours.id)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "{none:#?}");
+        let kiosk_conflicts = step::conflicts_for_group(&graph, kiosk, &ours.id)
+            .await
+            .unwrap();
+        assert_eq!(kiosk_conflicts.len(), 1, "{kiosk_conflicts:#?}");
+        assert!(kiosk_conflicts[0].other_wins);
+        assert!(
+            sim.with_state(|s| s.directory.group(kiosk).is_some()),
+            "the kiosk group the seeded profile targets exists"
+        );
+    });
+}

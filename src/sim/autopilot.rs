@@ -343,7 +343,7 @@ fn create_entra_object(
 }
 
 pub(crate) fn seed(state: &mut SimState, seed: Seed) {
-    if seed != Seed::Demo {
+    if !seed.has_demo_data() {
         return;
     }
     // PC0NVWSH is the serial of a shared sample CSV, so the demo shows "already registered";

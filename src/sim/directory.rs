@@ -1943,7 +1943,7 @@ fn seed_group(
 /// which holds the technicians through nesting; the office manager is in MDM scope but may not
 /// join, so the page shows a real ✘.
 pub(crate) fn seed(state: &mut SimState, seed: Seed) {
-    if seed != Seed::Demo {
+    if !seed.has_demo_data() {
         return;
     }
     let by_alias = |alias: &str| -> Option<String> {
@@ -2005,7 +2005,17 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
         display_name: "Microsoft Intune".into(),
         scope: MdmScope::Selected(vec![staff.id.clone()]),
     }];
-    state.directory.groups = vec![it, staff, dynamic];
+    // The group the seeded kiosk profile targets, so picking it in step 4 shows the
+    // oldest-profile-wins warning.
+    let mut kiosk = seed_group(
+        "Kiosk devices",
+        "kiosk-devices",
+        "Reception and meeting room PCs (group tag KIOSK)",
+        Vec::new(),
+        Some(r#"(device.devicePhysicalIds -any (_ -eq "[OrderID]:KIOSK"))"#),
+    );
+    kiosk.id = super::profiles::DEMO_KIOSK_GROUP_ID.to_string();
+    state.directory.groups = vec![it, staff, dynamic, kiosk];
     let now = Utc::now();
     state.directory.devices.push(SimDevice {
         id: super::core::fixed_guid("device:reception-pc"),

@@ -953,6 +953,16 @@ impl eframe::App for WizardApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.save_to(storage);
     }
+
+    /// While work runs (an import above all), save every few seconds so a crash or a killed
+    /// window loses at most that much of the job's progress; idle, eframe's default is plenty.
+    fn auto_save_interval(&self) -> std::time::Duration {
+        if self.running_jobs().is_empty() {
+            std::time::Duration::from_secs(30)
+        } else {
+            std::time::Duration::from_secs(2)
+        }
+    }
 }
 
 impl Drop for WizardApp {

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Smoke test of the real binary in a real (virtual) X server: start `--demo`, wait for the
-# window, sign in to the simulated tenant with the device code flow by clicking, take a
-# screenshot, and fail if the app died, the sign-in did not happen or the screenshot is blank.
+# window, sign in to the simulated tenant with the device code flow by clicking, open step 2
+# with Next, take screenshots, and fail if the app died, the sign-in or Next did not happen or
+# the screenshot is blank.
 #
 # Usage: .ci/smoke.sh            (builds the debug binary, then reruns itself under xvfb-run)
-# Output: artifacts/smoke/{start,signed-in}.png, app.log
+# Output: artifacts/smoke/{start,signed-in,join-permission}.png, app.log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,5 +92,15 @@ import -window root "$OUT/signed-in.png"
 COLOURS=$(identify -format %k "$OUT/signed-in.png")
 echo "smoke: screenshot has $COLOURS colours"
 [ "$COLOURS" -ge 16 ] || fail "the screenshot is blank ($COLOURS colours)"
+
+# Next opens step 2 (join permission) now that sign-in validated.
+echo "smoke: clicking 'Next' at ${NEXT_X},${NEXT_Y}"
+click_at "$NEXT_X" "$NEXT_Y"
+wait_log "step opened step=Join permission" 15 ||
+    fail "clicking 'Next' did not open the join permission step (see $OUT/signed-in.png)"
+sleep 1
+alive
+import -window root "$OUT/join-permission.png"
+echo "smoke: step 2 is open"
 alive
 echo "smoke: OK"

@@ -16,8 +16,14 @@ use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
 use crate::graph::token_store::{MemoryStore, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
+use crate::steps::import::ImportOptions;
+use crate::ui::assignment::AssignmentPage;
+use crate::ui::group::GroupPage;
+use crate::ui::import::ImportPage;
+use crate::ui::join_permission::JoinPermissionPage;
 use crate::ui::profile::ProfilePage;
 use crate::ui::sign_in::{SignInConfig, SignInPage};
+use crate::ui::validate::ValidatePage;
 use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
 
 pub mod logging;
@@ -263,6 +269,8 @@ pub struct WizardApp {
     resume_to: Option<StepId>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
+    /// The step shown last frame, to log when another one opens.
+    last_step: Option<StepId>,
 }
 
 impl WizardApp {
@@ -342,6 +350,7 @@ impl WizardApp {
             log: config.log,
             log_open: false,
             last_statuses: Vec::new(),
+            last_step: None,
             resume_to: None,
         };
         app.build_pages();
@@ -409,12 +418,63 @@ impl WizardApp {
                 ui::Msg::Profile(m) => Some(m),
                 _ => None,
             })),
-            StepId::JoinPermission
-            | StepId::Group
-            | StepId::Import
-            | StepId::Assignment
-            | StepId::Validate => None,
+            StepId::JoinPermission => {
+                Some(PageSlot::boxed(
+                    step,
+                    JoinPermissionPage::new(),
+                    |m| match m {
+                        ui::Msg::JoinPermission(m) => Some(m),
+                        _ => None,
+                    },
+                ))
+            }
+            StepId::Group => Some(PageSlot::boxed(step, GroupPage::new(), |m| match m {
+                ui::Msg::Group(m) => Some(m),
+                _ => None,
+            })),
+            StepId::Import => {
+                let options = match self.sim_speed_in_use() {
+                    Some(speed) => ImportOptions::scaled(speed.scale),
+                    None => ImportOptions::default(),
+                };
+                Some(PageSlot::boxed(
+                    step,
+                    ImportPage::new(options),
+                    |m| match m {
+                        ui::Msg::Import(m) => Some(m),
+                        _ => None,
+                    },
+                ))
+            }
+            StepId::Assignment => {
+                let mut page = AssignmentPage::new(None);
+                if let Some(speed) = self.sim_speed_in_use() {
+                    page.sync_interval = speed.scaled(page.sync_interval);
+                }
+                Some(PageSlot::boxed(step, page, |m| match m {
+                    ui::Msg::Assignment(m) => Some(m),
+                    _ => None,
+                }))
+            }
+            StepId::Validate => Some(PageSlot::boxed(
+                step,
+                ValidatePage::new(None),
+                |m| match m {
+                    ui::Msg::Validate(m) => Some(m),
+                    _ => None,
+                },
+            )),
         }
+    }
+
+    /// How fast the simulated tenant the app talks to runs, when it runs in this process: the
+    /// service-side waits (Autopilot's 10-minute manual-sync window) shrink with its clock, so
+    /// a demo never waits real minutes.
+    fn sim_speed_in_use(&self) -> Option<Speed> {
+        self.sim
+            .as_ref()
+            .filter(|_| self.connection.simulated)
+            .map(|sim| sim.shared.config.speed)
     }
 
     /// Adds a page (replacing the page of the same step, if any), in procedure order.
@@ -549,6 +609,13 @@ impl WizardApp {
     }
 
     fn log_status_changes(&mut self) {
+        let step = self.current_step();
+        if step != self.last_step {
+            if let Some(step) = step {
+                tracing::info!(step = step.title(), "step opened");
+            }
+            self.last_step = step;
+        }
         let now = self.step_statuses();
         if now != self.last_statuses {
             for (step, status) in &now {
@@ -885,6 +952,16 @@ impl eframe::App for WizardApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         self.save_to(storage);
+    }
+
+    /// While work runs (an import above all), save every few seconds so a crash or a killed
+    /// window loses at most that much of the job's progress; idle, eframe's default is plenty.
+    fn auto_save_interval(&self) -> std::time::Duration {
+        if self.running_jobs().is_empty() {
+            std::time::Duration::from_secs(30)
+        } else {
+            std::time::Duration::from_secs(2)
+        }
     }
 }
 

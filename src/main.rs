@@ -13,7 +13,7 @@ use autopilot_wizard::graph::cloud::Cloud;
 use autopilot_wizard::graph::token_store;
 use autopilot_wizard::hwid;
 use autopilot_wizard::sim::{self, SimConfig, Speed};
-use autopilot_wizard::ui::RfdFilePicker;
+use autopilot_wizard::ui::{FixedFilePicker, RfdFilePicker};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Windows Autopilot user-driven mode with Microsoft Entra join, step by step.
@@ -41,6 +41,9 @@ struct Cli {
     /// How fast the simulated tenant's background work runs.
     #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
     sim_speed: SpeedArg,
+    /// Answer "Choose CSV files…" with these files instead of opening a dialog (scripted runs).
+    #[arg(long = "pick", value_name = "FILE", hide = true)]
+    pick: Vec<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -163,7 +166,11 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
             login_url: cli.login_url,
         },
         sim_speed: cli.sim_speed.into(),
-        file_picker: Arc::new(RfdFilePicker),
+        file_picker: if cli.pick.is_empty() {
+            Arc::new(RfdFilePicker)
+        } else {
+            Arc::new(FixedFilePicker { paths: cli.pick })
+        },
         token_store,
         token_store_note,
         log,

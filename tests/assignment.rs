@@ -281,6 +281,48 @@ async fn edits_are_sent_read_back_and_move_the_order_id() {
 }
 
 #[tokio::test]
+async fn assigning_then_clearing_the_user_uses_the_documented_actions() {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (dev_id, _) = sim.with_state(|s| add_device(s, "EDIT-0002", "SALES", true));
+    let upn = sim.admin().user_principal_name;
+    let assign = DeviceEdit {
+        user_principal_name: Some(upn.clone()),
+        ..DeviceEdit::default()
+    };
+    let out = steps::update_device(&graph, &dev_id, &assign)
+        .await
+        .unwrap();
+    assert_eq!(
+        out.device.user_principal_name.as_deref(),
+        Some(upn.as_str())
+    );
+
+    sim.clear_requests();
+    let clear = DeviceEdit {
+        user_principal_name: Some(String::new()),
+        ..DeviceEdit::default()
+    };
+    let out = steps::update_device(&graph, &dev_id, &clear).await.unwrap();
+    assert!(
+        out.device
+            .user_principal_name
+            .as_deref()
+            .unwrap_or("")
+            .is_empty(),
+        "{:?}",
+        out.device.user_principal_name
+    );
+    let posts: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(posts[0].ends_with("/unassignUserFromDevice"), "{posts:?}");
+}
+
+#[tokio::test]
 async fn sync_now_respects_the_ten_minute_window() {
     let (_sim, graph) = support::signed_in_sim(empty_config()).await;
     let first = steps::sync_now(&graph).await.unwrap();

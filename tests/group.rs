@@ -453,7 +453,7 @@ mod page_ui {
         click(&mut h, &button);
         wait_for_text(&mut h, "confirmed by reading the assignments back");
         assert!(h.state().page.validated());
-        assert_eq!(h.state().page.status(), StepStatus::Done);
+        assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
         let stored = h.state().outcomes.group.clone().expect("group saved");
         assert_eq!(stored.display_name, "Autopilot - Sales laptops");
         assert_eq!(count_named(&sim, "Autopilot - Sales laptops"), 1);

@@ -369,15 +369,18 @@ fn smoke_click_points() {
         "{centre:?}"
     );
     let log = h.get_by_label("Log").rect().center() - egui::vec2(MARGIN, MARGIN);
+    let next = h.get_by_label("Next").rect().center() - egui::vec2(MARGIN, MARGIN);
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("smoke-click-points.sh");
     std::fs::write(
         &path,
         format!(
-            "SIGN_IN_CODE_X={}\nSIGN_IN_CODE_Y={}\nLOG_X={}\nLOG_Y={}\n",
+            "SIGN_IN_CODE_X={}\nSIGN_IN_CODE_Y={}\nLOG_X={}\nLOG_Y={}\nNEXT_X={}\nNEXT_Y={}\n",
             centre.x.round(),
             centre.y.round(),
             log.x.round(),
-            log.y.round()
+            log.y.round(),
+            next.x.round(),
+            next.y.round()
         ),
     )
     .unwrap();

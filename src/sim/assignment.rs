@@ -18,7 +18,7 @@ use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Seed, Shared, SimConfig, SimState, odata};
 
@@ -488,25 +488,20 @@ async fn get_deployment_profile(
         return odata::not_found("windowsAutopilotDeviceIdentity", &id);
     };
     match dev.assigned_profile_id.as_deref() {
-        Some(pid) => odata::entity(&uri, expanded_profile(&st, pid)),
+        Some(pid) => match expanded_profile(&st, pid) {
+            Some(p) => odata::entity(&uri, p),
+            None => odata::not_found("deploymentProfile", &id),
+        },
         None => odata::not_found("deploymentProfile", &id),
     }
 }
 
-/// The JSON of an expanded `deploymentProfile` / `intendedDeploymentProfile` navigation:
-/// `@odata.type`, `id` and `displayName` of the profile (the profile area renders the full
-/// resource on its own routes).
-pub fn expanded_profile(state: &SimState, profile_id: &str) -> Value {
-    let name = profile_views_named(state)
-        .into_iter()
-        .find(|(p, _)| p.id == profile_id)
-        .map(|(_, n)| n)
-        .unwrap_or_default();
-    json!({
-        "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
-        "id": profile_id,
-        "displayName": name,
-    })
+/// The JSON of the `deploymentProfile` / `intendedDeploymentProfile` navigation: the whole
+/// profile entity with its concrete `@odata.type`, as the profile area renders it (Graph returns
+/// the target entity, and the schema's navigation type is the abstract profile base). `None`
+/// once the profile was deleted.
+pub fn expanded_profile(state: &SimState, profile_id: &str) -> Option<Value> {
+    super::profiles::render_profile_by_id(&state.profiles, profile_id)
 }
 
 /// Applies `updateDeviceProperties` to a device identity: version-checked body (unknown

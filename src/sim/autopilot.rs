@@ -343,7 +343,7 @@ fn create_entra_object(
 }
 
 pub(crate) fn seed(state: &mut SimState, seed: Seed) {
-    if seed != Seed::Demo {
+    if !seed.has_demo_data() {
         return;
     }
     // PC0NVWSH is the serial of a shared sample CSV, so the demo shows "already registered";
@@ -512,6 +512,10 @@ pub(crate) fn routes() -> Router<Shared> {
                 &format!("{ver}{DEVICES}/{{id}}/updateDeviceProperties"),
                 post(update_device_properties),
             )
+            .route(
+                &format!("{ver}{DEVICES}/{{id}}/unassignUserFromDevice"),
+                post(unassign_user_from_device),
+            )
             .route(&format!("{ver}/$batch"), post(batch));
     }
     // windowsAutopilotSettings is beta only (reference §0.1): v1.0 answers 400 like Graph does
@@ -556,7 +560,13 @@ fn date(d: &Option<DateTime<Utc>>) -> Value {
     }
 }
 
-fn render_device(d: &AutopilotDevice, beta: bool, expand: &str) -> Value {
+/// `profile` renders an expanded navigation target by id (`None` when it no longer exists).
+fn render_device(
+    d: &AutopilotDevice,
+    beta: bool,
+    expand: &str,
+    profile: &dyn Fn(&str) -> Option<Value>,
+) -> Value {
     let mut v = json!({
         "@odata.type": "#microsoft.graph.windowsAutopilotDeviceIdentity",
         "id": d.id,
@@ -601,12 +611,11 @@ fn render_device(d: &AutopilotDevice, beta: bool, expand: &str) -> Value {
             let asked = expand
                 .split(',')
                 .any(|e| e.trim() == nav.to_ascii_lowercase());
+            // Graph expands to the whole entity, with the concrete profile type.
             if asked {
                 m.insert(
                     nav.into(),
-                    id.as_ref()
-                        .map(|id| json!({"id": id}))
-                        .unwrap_or(Value::Null),
+                    id.as_deref().and_then(profile).unwrap_or(Value::Null),
                 );
             }
         }
@@ -763,7 +772,7 @@ async fn list_devices(State(sh): State<Shared>, uri: Uri) -> Response {
     let items: Vec<Value> = ap
         .devices
         .iter()
-        .map(|d| render_device(d, beta, ""))
+        .map(|d| render_device(d, beta, "", &|_| None))
         .collect();
     match odata::apply_filter(&uri, items) {
         Ok(items) => odata::page(
@@ -779,12 +788,13 @@ async fn list_devices(State(sh): State<Shared>, uri: Uri) -> Response {
 
 async fn get_device(State(sh): State<Shared>, uri: Uri, Path(id): Path<String>) -> Response {
     let mut st = sh.lock();
-    let ap = &mut st.autopilot;
-    enter(ap, "getDevice");
+    enter(&mut st.autopilot, "getDevice");
     let q = odata::query(&uri);
     let expand = q.get("$expand").map(|s| s.as_str()).unwrap_or("");
-    match ap.devices.iter().find(|d| d.id == id) {
-        Some(d) => odata::entity(&uri, render_device(d, is_beta(&uri), expand)),
+    let profiles = &st.profiles;
+    let profile = |pid: &str| super::profiles::render_profile_by_id(profiles, pid);
+    match st.autopilot.devices.iter().find(|d| d.id == id) {
+        Some(d) => odata::entity(&uri, render_device(d, is_beta(&uri), expand, &profile)),
         None => odata::not_found("windowsAutopilotDeviceIdentity", &id),
     }
 }
@@ -817,6 +827,19 @@ async fn update_device_properties(
     match super::assignment::apply_device_update(&mut st, is_beta(&uri), &id, &v) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
+    }
+}
+
+/// `unassignUserFromDevice` (reference §7): no body, 204, the assigned user is gone.
+async fn unassign_user_from_device(State(sh): State<Shared>, Path(id): Path<String>) -> Response {
+    let mut st = sh.lock();
+    enter(&mut st.autopilot, "unassignUserFromDevice");
+    match st.autopilot.devices.iter_mut().find(|d| d.id == id) {
+        Some(dev) => {
+            dev.user_principal_name.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => odata::not_found("windowsAutopilotDeviceIdentity", &id),
     }
 }
 
@@ -909,6 +932,16 @@ async fn batch(State(sh): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
         if depends.iter().any(|d| failed.contains(d)) {
             failed.push(id.clone());
             responses.push(json!({"id": id, "status": 424, "headers": {}, "body": {"error": {"code": "FailedDependency", "message": "A request this one depends on failed."}}}));
+            continue;
+        }
+        // Reference §8: an inner request with a body must say its Content-Type.
+        let has_content_type = r
+            .get("headers")
+            .and_then(|h| h.as_object())
+            .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type")));
+        if r.get("body").is_some() && !has_content_type {
+            failed.push(id.clone());
+            responses.push(json!({"id": id, "status": 400, "headers": {}, "body": {"error": {"code": "BadRequest", "message": "Content-Type header must be specified when a body is present in a batch request."}}}));
             continue;
         }
         let Ok(m) = reqwest::Method::from_bytes(method.as_bytes()) else {

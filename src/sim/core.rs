@@ -498,7 +498,7 @@ const DEMO_USERS: &[SeedUser] = &[
 pub(crate) fn seed(state: &mut SimState, seed: Seed) {
     let core = &mut state.core;
     let (tenant_name, initial, custom) = match seed {
-        Seed::Demo => (
+        Seed::Demo | Seed::Walkthrough => (
             "Fabrikam Demo",
             "fabrikamdemo.onmicrosoft.com",
             Some("fabrikam-demo.example"),

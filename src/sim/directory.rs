@@ -1110,6 +1110,23 @@ fn valid_mail_nickname(n: &str) -> bool {
             .all(|c| c.is_ascii_graphic() && !"@()\\[]\";:.<>,".contains(c))
 }
 
+/// Whether `odata_id` has the shape reference §4.2 gives: the absolute URL of a directory object,
+/// `https://{graph host}/{v1.0|beta}/directoryObjects/{id}` (typed sets such as `/devices/{id}`
+/// name the same object). A bare id or a relative path is not a reference.
+fn is_object_url(odata_id: &str) -> bool {
+    let Ok(url) = url::Url::parse(odata_id) else {
+        return false;
+    };
+    let segs: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default();
+    matches!(url.scheme(), "https" | "http")
+        && segs.len() == 3
+        && matches!(segs[0], "v1.0" | "beta")
+        && matches!(segs[1], "directoryObjects" | "devices" | "users" | "groups")
+}
+
 fn resolve_ref(state: &SimState, odata_id: &str) -> Option<String> {
     let id = odata_id.trim_end_matches('/').rsplit('/').next()?;
     let exists = user_json(state, id).is_some()
@@ -1434,6 +1451,14 @@ async fn add_member(State(shared): State<Shared>, Path(id): Path<String>, body: 
             "The request body must be a JSON object with an '@odata.id' reference to a directory object.",
         );
     };
+    if !is_object_url(&odata_id) {
+        return odata::bad_request(
+            "Request_BadRequest",
+            &format!(
+                "Invalid URL format specified in @odata.id: '{odata_id}'. Use the absolute URL of the directory object, for example https://graph.microsoft.com/v1.0/directoryObjects/{{id}}."
+            ),
+        );
+    }
     let mut state = shared.lock();
     match state.directory.group(&id).filter(|g| visible(g)) {
         None => return odata::not_found("group", &id),
@@ -1918,7 +1943,7 @@ fn seed_group(
 /// which holds the technicians through nesting; the office manager is in MDM scope but may not
 /// join, so the page shows a real ✘.
 pub(crate) fn seed(state: &mut SimState, seed: Seed) {
-    if seed != Seed::Demo {
+    if !seed.has_demo_data() {
         return;
     }
     let by_alias = |alias: &str| -> Option<String> {
@@ -1980,7 +2005,17 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
         display_name: "Microsoft Intune".into(),
         scope: MdmScope::Selected(vec![staff.id.clone()]),
     }];
-    state.directory.groups = vec![it, staff, dynamic];
+    // The group the seeded kiosk profile targets, so picking it in step 4 shows the
+    // oldest-profile-wins warning.
+    let mut kiosk = seed_group(
+        "Kiosk devices",
+        "kiosk-devices",
+        "Reception and meeting room PCs (group tag KIOSK)",
+        Vec::new(),
+        Some(r#"(device.devicePhysicalIds -any (_ -eq "[OrderID]:KIOSK"))"#),
+    );
+    kiosk.id = super::profiles::DEMO_KIOSK_GROUP_ID.to_string();
+    state.directory.groups = vec![it, staff, dynamic, kiosk];
     let now = Utc::now();
     state.directory.devices.push(SimDevice {
         id: super::core::fixed_guid("device:reception-pc"),

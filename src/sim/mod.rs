@@ -84,11 +84,25 @@ impl std::str::FromStr for Speed {
 /// Which data the tenant starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Seed {
-    /// A small fictional tenant with users, groups and some Autopilot devices.
+    /// What a person sees with `--demo`: the [`Seed::Demo`] tenant without its All-devices
+    /// profile assignment. That assignment is older than any profile the person creates, so it
+    /// would win every device (oldest wins) and the demo could never reach "ready" — and a
+    /// simulated tenant has no Intune console to remove it from. Conflicts still show through
+    /// the kiosk group's profile.
     #[default]
+    Walkthrough,
+    /// A small fictional tenant with users, groups and some Autopilot devices, including an
+    /// older default profile assigned to All devices (the common real-tenant trap tests need).
     Demo,
     /// One admin user and nothing else.
     Empty,
+}
+
+impl Seed {
+    /// Whether the fictional demo data (users, groups, devices, profiles) is there.
+    pub fn has_demo_data(self) -> bool {
+        !matches!(self, Seed::Empty)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,7 +121,7 @@ impl Default for SimConfig {
         SimConfig {
             speed: Speed::DEMO,
             page_size: 20,
-            seed: Seed::Demo,
+            seed: Seed::Walkthrough,
             faults: core::FaultConfig::default(),
             approve_device_code_after_polls: 1,
         }
@@ -120,6 +134,7 @@ impl SimConfig {
         SimConfig {
             speed: Speed::TEST,
             page_size: 5,
+            seed: Seed::Demo,
             ..SimConfig::default()
         }
     }

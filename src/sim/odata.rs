@@ -96,10 +96,12 @@ pub fn page(
         .and_then(|s| s.strip_prefix("skip-"))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    // `$top` sets the page size (Graph allows up to 999 for directory objects) and paging
+    // continues through `@odata.nextLink`, as on the real service.
     let size = q
         .get("$top")
         .and_then(|t| t.parse::<usize>().ok())
-        .map(|t| t.min(page_size.max(1)).max(1))
+        .map(|t| t.clamp(1, 999))
         .unwrap_or(page_size.max(1));
     let total = items.len();
     let select_param = q.get("$select").map(|s| s.as_str());
@@ -120,8 +122,7 @@ pub fn page(
     if q.get("$count").map(|c| c == "true").unwrap_or(false) {
         body.insert("@odata.count".into(), json!(total));
     }
-    // $top alone asks for the first n items, not for paging past them.
-    if skip + size < total && !q.contains_key("$top") {
+    if skip + size < total {
         let mut pairs: Vec<(String, String)> = q
             .iter()
             .filter(|(k, _)| k.as_str() != "$skiptoken")

@@ -163,13 +163,20 @@ fn date(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 }
 
 pub(crate) fn seed(state: &mut SimState, seed: Seed) {
-    if seed != Seed::Demo {
+    if !seed.has_demo_data() {
         return;
     }
     let legacy = StoredProfile {
         id: "7f3c1e52-1b2a-4c8e-9d61-3a5b2f0c4e11".into(),
         odata_type: TYPE_ENTRA.into(),
-        display_name: Some("Default profile - all devices".into()),
+        display_name: Some(
+            if seed == Seed::Demo {
+                "Default profile - all devices"
+            } else {
+                "Default profile - user driven"
+            }
+            .into(),
+        ),
         description: Some("Created in 2023 by the previous IT partner".into()),
         locale: Some("os-default".into()),
         device_name_template: Some("".into()),
@@ -216,13 +223,15 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
         created: date(2024, 2, 1),
         modified: date(2024, 2, 1),
     };
-    state.profiles.assignments.push(StoredAssignment {
-        id: format!("{}_allDevices", legacy.id),
-        profile_id: legacy.id.clone(),
-        target: StoredTarget::AllDevices,
-        filter_id: None,
-        filter_type: "none".into(),
-    });
+    if seed == Seed::Demo {
+        state.profiles.assignments.push(StoredAssignment {
+            id: format!("{}_allDevices", legacy.id),
+            profile_id: legacy.id.clone(),
+            target: StoredTarget::AllDevices,
+            filter_id: None,
+            filter_type: "none".into(),
+        });
+    }
     state.profiles.assignments.push(StoredAssignment {
         id: format!("{}_{}", kiosk.id, DEMO_KIOSK_GROUP_ID),
         profile_id: kiosk.id.clone(),
@@ -318,6 +327,15 @@ fn check_scope(state: &SimState, headers: &HeaderMap, access: Access) -> Result<
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
+
+/// A stored profile as Graph renders it, for navigations of other areas (`$expand`).
+pub(crate) fn render_profile_by_id(state: &ProfileState, id: &str) -> Option<Value> {
+    state
+        .profiles
+        .iter()
+        .find(|p| p.id == id)
+        .map(render_profile)
+}
 
 fn render_profile(p: &StoredProfile) -> Value {
     let mut m = Map::new();

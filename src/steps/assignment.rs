@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::graph::client::{encode, odata_string};
 use crate::graph::models::autopilot::{AutopilotDevice, UpdateDeviceProperties};
+use crate::graph::models::directory::ObjectRef;
 use crate::graph::{ApiVersion, GraphClient, GraphError};
 
 const DEVICES_PATH: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
@@ -359,7 +360,12 @@ pub struct AssignmentOutcome {
 
 impl AssignmentOutcome {
     pub fn from_board(board: &Board) -> Self {
-        let summary = board.summary();
+        Self::from_board_in(board, None)
+    }
+
+    /// The outcome over the devices in `serials` (see [`Board::summary_in`]).
+    pub fn from_board_in(board: &Board, serials: Option<&HashSet<String>>) -> Self {
+        let summary = board.summary_in(serials);
         AssignmentOutcome {
             all_ready: summary.total > 0 && summary.ready == summary.total,
             summary,
@@ -471,6 +477,24 @@ impl Board {
 
     pub fn summary(&self) -> Summary {
         summarize(&self.rows, &self.target.profile_id)
+    }
+
+    /// The counts over the devices whose serial number is in `serials` (upper-case), or over
+    /// every device when `None`: step 6 is about the devices imported in step 5, not the
+    /// tenant's other devices with their own profiles.
+    pub fn summary_in(&self, serials: Option<&HashSet<String>>) -> Summary {
+        match serials {
+            None => self.summary(),
+            Some(wanted) => {
+                let rows: Vec<BoardRow> = self
+                    .rows
+                    .iter()
+                    .filter(|r| wanted.contains(&r.serial.trim().to_ascii_uppercase()))
+                    .cloned()
+                    .collect();
+                summarize(&rows, &self.target.profile_id)
+            }
+        }
     }
 
     /// Indices of the rows to show, filtered and sorted.
@@ -1208,9 +1232,15 @@ pub async fn ensure_static_members(
         let Some(object_id) = resolved.get(&did) else {
             continue;
         };
-        let body = serde_json::json!({
-            "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{object_id}")
-        });
+        // The reference names an object on the same Graph host the request goes to
+        // (graph.microsoft.us, microsoftgraph.chinacloudapi.cn, … in national clouds).
+        let body = ObjectRef {
+            odata_id: format!(
+                "{}/v1.0/directoryObjects/{}",
+                graph.base(),
+                encode(object_id)
+            ),
+        };
         match graph
             .post_no_content(
                 ApiVersion::V1,
@@ -1419,6 +1449,14 @@ pub enum SyncNow {
 /// Asks Autopilot to sync, respecting the rate limit the service reports through
 /// `lastManualSyncTriggerDateTime` instead of running into it.
 pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
+    sync_now_within(graph, SYNC_INTERVAL).await
+}
+
+/// [`sync_now`] with another manual-sync window (a simulated tenant's clock runs faster).
+pub async fn sync_now_within(
+    graph: &GraphClient,
+    min_interval: Duration,
+) -> Result<SyncNow, AssignmentError> {
     let settings: crate::graph::models::autopilot::AutopilotSettings = graph
         .get_json(
             ApiVersion::Beta,
@@ -1429,7 +1467,7 @@ pub async fn sync_now(graph: &GraphClient) -> Result<SyncNow, AssignmentError> {
     if settings.is_syncing() {
         return Ok(SyncNow::AlreadySyncing);
     }
-    let wait = crate::steps::import::sync_wait_remaining(&settings, SYNC_INTERVAL, Utc::now());
+    let wait = crate::steps::import::sync_wait_remaining(&settings, min_interval, Utc::now());
     if !wait.is_zero() {
         return Ok(SyncNow::TooSoon(wait));
     }
@@ -1474,24 +1512,41 @@ pub async fn update_device(
         .user_principal_name
         .as_ref()
         .map(|u| u.trim().to_string());
+    // Clearing the user has its own action (reference §7); an empty UPN in
+    // updateDeviceProperties is not documented to clear it.
+    let unassign = upn.as_deref() == Some("");
+    let set_upn = upn.clone().filter(|u| !u.is_empty());
     let body = UpdateDeviceProperties {
-        user_principal_name: upn.clone(),
+        user_principal_name: set_upn.clone(),
         // The service shows this name in OOBE; the UPN is the natural value.
-        addressable_user_name: upn.clone(),
+        addressable_user_name: set_upn,
         group_tag: edit.group_tag.as_ref().map(|t| t.trim().to_string()),
         display_name: edit.display_name.clone(),
     };
-    graph
-        .post_no_content(
-            ApiVersion::Beta,
-            &format!("{DEVICES_PATH}/{}/updateDeviceProperties", encode(id)),
-            Some(&body),
-        )
-        .await
-        .map_err(|e| match e {
-            e if e.is_not_found() => AssignmentError::DeviceGone(id.to_string()),
-            e => AssignmentError::from_graph(e),
-        })?;
+    let gone = |e: crate::graph::GraphError| match e {
+        e if e.is_not_found() => AssignmentError::DeviceGone(id.to_string()),
+        e => AssignmentError::from_graph(e),
+    };
+    if unassign {
+        graph
+            .post_no_content::<()>(
+                ApiVersion::Beta,
+                &format!("{DEVICES_PATH}/{}/unassignUserFromDevice", encode(id)),
+                None,
+            )
+            .await
+            .map_err(gone)?;
+    }
+    if body != UpdateDeviceProperties::default() {
+        graph
+            .post_no_content(
+                ApiVersion::Beta,
+                &format!("{DEVICES_PATH}/{}/updateDeviceProperties", encode(id)),
+                Some(&body),
+            )
+            .await
+            .map_err(gone)?;
+    }
     let device = get_device_expanded(graph, id).await?;
     let mut not_yet_visible = Vec::new();
     let same = |a: &Option<String>, b: &Option<String>| {

@@ -377,7 +377,7 @@ pub async fn search_groups(graph: &GraphClient, text: &str) -> Result<Vec<Group>
         format!("/groups?$select={GROUP_SELECT}&$orderby=displayName&$top=25")
     } else {
         format!(
-            "/groups?$search={}&$select={GROUP_SELECT}&$orderby=displayName&$top=25",
+            "/groups?$search={}&$count=true&$select={GROUP_SELECT}&$orderby=displayName&$top=25",
             encode(&format!("\"displayName:{t}\""))
         )
     };

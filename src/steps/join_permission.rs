@@ -262,7 +262,9 @@ pub async fn search_deployers(
     let users: crate::graph::client::Page<User> = g
         .get_json(
             ApiVersion::V1,
-            &format!("/users?$search={search}&$select=id,displayName,userPrincipalName&$top=15"),
+            &format!(
+                "/users?$search={search}&$count=true&$select=id,displayName,userPrincipalName&$top=15"
+            ),
         )
         .await
         .map_err(graph_err("users", "User.ReadBasic.All"))?;
@@ -270,7 +272,9 @@ pub async fn search_deployers(
     let groups: crate::graph::client::Page<Group> = g
         .get_json(
             ApiVersion::V1,
-            &format!("/groups?$search={search}&$select=id,displayName,groupTypes&$top=15"),
+            &format!(
+                "/groups?$search={search}&$count=true&$select=id,displayName,groupTypes&$top=15"
+            ),
         )
         .await
         .map_err(graph_err("groups", "Group.Read.All"))?;

@@ -5,6 +5,7 @@
 //! Refreshing is automatic while the service is still working (backing off up to a minute) and
 //! stops when nothing is pending: the page then asks for no repaints at all.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -165,6 +166,11 @@ pub struct AssignmentPage {
     view: Vec<usize>,
     view_key: Option<(BoardQuery, u64)>,
     summary: Summary,
+    /// Serial numbers (upper-case) of the devices imported in step 5: the step is done when
+    /// these have the profile. `None`: nothing was imported, every device counts.
+    scope: Option<HashSet<String>>,
+    /// [`Self::summary`] over `scope`.
+    scoped: Summary,
     generation: u64,
     selected: Option<String>,
     edit: Option<EditForm>,
@@ -176,6 +182,8 @@ pub struct AssignmentPage {
     export: Phase<PathBuf>,
     save_picker: Arc<dyn SavePicker>,
     pub wait: WaitOptions,
+    /// The manual-sync window (Microsoft's 10 minutes; the demo scales it with its clock).
+    pub sync_interval: Duration,
 }
 
 impl Default for AssignmentPage {
@@ -198,6 +206,8 @@ impl AssignmentPage {
             view: Vec::new(),
             view_key: None,
             summary: Summary::default(),
+            scope: None,
+            scoped: Summary::default(),
             generation: 0,
             selected: None,
             edit: None,
@@ -209,6 +219,7 @@ impl AssignmentPage {
             export: Phase::Idle,
             save_picker: Arc::new(RfdSavePicker),
             wait: WaitOptions::default(),
+            sync_interval: steps::SYNC_INTERVAL,
         }
     }
 
@@ -245,8 +256,12 @@ impl AssignmentPage {
     }
 
     fn set_board(&mut self, board: Board) {
-        let before = self.board.as_ref().map(|b| b.summary());
+        let before = self
+            .board
+            .as_ref()
+            .map(|b| b.summary_in(self.scope.as_ref()));
         self.summary = board.summary();
+        self.scoped = board.summary_in(self.scope.as_ref());
         self.board = Some(board);
         self.generation += 1;
         self.view_key = None;
@@ -256,12 +271,12 @@ impl AssignmentPage {
     /// Keeps polling while the service still works on something; backs off while nothing
     /// changes; stops when everything is settled.
     fn schedule_refresh(&mut self, before: Option<Summary>) {
-        if self.summary.settled() || !self.auto_refresh {
+        if self.scoped.settled() || !self.auto_refresh {
             self.auto = None;
             return;
         }
         let interval = match (self.auto, before) {
-            (Some(a), Some(b)) if b == self.summary => a.interval.mul_f64(1.5).min(MAX_REFRESH),
+            (Some(a), Some(b)) if b == self.scoped => a.interval.mul_f64(1.5).min(MAX_REFRESH),
             _ => FIRST_REFRESH,
         };
         self.auto = Some(AutoRefresh {
@@ -311,6 +326,15 @@ impl AssignmentPage {
             return;
         };
         let opts = self.wait.clone();
+        let ids: Vec<String> = match (&self.scope, &self.board) {
+            (Some(scope), Some(board)) => board
+                .rows
+                .iter()
+                .filter(|r| scope.contains(&r.serial.trim().to_ascii_uppercase()))
+                .map(|r| r.id.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
         self.run = Phase::Running {
             what: "Putting the devices into the group and waiting for the profile".into(),
         };
@@ -318,7 +342,7 @@ impl AssignmentPage {
         let token = cx.spawn("Assign the profile", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
             let o = out.clone();
-            let r = steps::run(&graph, &target, &[], &opts, move |p| {
+            let r = steps::run(&graph, &target, &ids, &opts, move |p| {
                 o.send(super::Msg::Assignment(Msg::Progress(p.message())))
             })
             .await
@@ -359,9 +383,12 @@ impl AssignmentPage {
         self.sync = Phase::Running {
             what: "Asking Autopilot to sync".into(),
         };
+        let interval = self.sync_interval;
         cx.spawn("Autopilot sync", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
-            let r = steps::sync_now(&graph).await.map_err(|e| e.to_string());
+            let r = steps::sync_now_within(&graph, interval)
+                .await
+                .map_err(|e| e.to_string());
             out.send(super::Msg::Assignment(Msg::Synced(r)));
         });
     }
@@ -440,14 +467,51 @@ impl AssignmentPage {
             }
         }
         ui.label(format!(
-            "Ready (assigned \"{}\" with a date): {} of {}",
+            "Ready (assigned \"{}\" with a date): {} of {}{}",
             self.target
                 .as_ref()
                 .map(|t| t.profile_name.as_str())
                 .unwrap_or("-"),
-            s.ready,
-            s.total
+            self.scoped.ready,
+            self.scoped.total,
+            if self.scope.is_some() {
+                " devices imported in step 5"
+            } else {
+                ""
+            }
         ));
+        self.first_problem_ui(ui);
+    }
+
+    /// Why Next is still closed, without having to pick a row: the first device that counts
+    /// and is not ready, with what to do.
+    fn first_problem_ui(&self, ui: &mut egui::Ui) {
+        let Some(board) = &self.board else { return };
+        let Some(target) = &self.target else { return };
+        let waiting: Vec<&steps::BoardRow> = board
+            .rows
+            .iter()
+            .filter(|r| {
+                self.scope
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&r.serial.trim().to_ascii_uppercase()))
+            })
+            .filter(|r| !r.is_ready(&target.profile_id))
+            .collect();
+        let Some(first) = waiting.first() else { return };
+        let d = board.diagnose(first);
+        let more = match waiting.len() {
+            1 => String::new(),
+            2 => " (1 more device is not ready either.)".to_string(),
+            n => format!(" ({} more devices are not ready either.)", n - 1),
+        };
+        ui.colored_label(
+            Color32::from_rgb(0xb2, 0x6a, 0x00),
+            format!(
+                "Not ready: {}: {} {}{more}",
+                first.serial, d.reason, d.what_to_do
+            ),
+        );
     }
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
@@ -815,6 +879,13 @@ impl AssignmentPage {
     /// Takes the group and profile from steps 3 and 4; when either changed, the board is read
     /// again for the new target.
     fn follow_outcomes(&mut self, cx: &PageCx<'_>) {
+        let scope = imported_serials(cx.outcomes);
+        if scope != self.scope {
+            self.scope = scope;
+            if let Some(b) = &self.board {
+                self.scoped = b.summary_in(self.scope.as_ref());
+            }
+        }
         let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
             return;
         };
@@ -830,6 +901,7 @@ impl AssignmentPage {
         self.edit = None;
         self.auto = None;
         self.summary = Summary::default();
+        self.scoped = Summary::default();
         self.generation += 1;
         self.view_key = None;
     }
@@ -942,7 +1014,10 @@ impl Page for AssignmentPage {
         self.filter_ui(ui);
         self.details_ui(ui, cx);
         ui.separator();
-        self.table_ui(ui);
+        // Ten columns do not fit a small window: scroll sideways rather than cut the last ones.
+        egui::ScrollArea::horizontal()
+            .id_salt("assignment-board-scroll")
+            .show(ui, |ui| self.table_ui(ui));
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
@@ -951,7 +1026,10 @@ impl Page for AssignmentPage {
                 let (board, reader) = *b;
                 self.reader = Some(reader);
                 self.load = Phase::Done(());
-                cx.outcomes.assignment = Some(steps::AssignmentOutcome::from_board(&board));
+                cx.outcomes.assignment = Some(steps::AssignmentOutcome::from_board_in(
+                    &board,
+                    self.scope.as_ref(),
+                ));
                 self.set_board(board);
             }
             Msg::Loaded(Err(e)) => {
@@ -962,7 +1040,7 @@ impl Page for AssignmentPage {
             }
             Msg::Progress(p) => self.progress = Some(p),
             Msg::Finished(Ok(board)) => {
-                let s = board.summary();
+                let s = board.summary_in(self.scope.as_ref());
                 self.run = Phase::Done(format!(
                     "{} of {} devices have the profile.",
                     s.ready, s.total
@@ -990,7 +1068,7 @@ impl Page for AssignmentPage {
             Msg::Synced(r) => {
                 self.sync = match r {
                     Ok(SyncNow::Triggered) => {
-                        self.sync_allowed_at = Some(Instant::now() + steps::SYNC_INTERVAL);
+                        self.sync_allowed_at = Some(Instant::now() + self.sync_interval);
                         Phase::Done("Sync requested. Devices update within a few minutes.".into())
                     }
                     Ok(SyncNow::AlreadySyncing) => Phase::Done(
@@ -1023,7 +1101,7 @@ impl Page for AssignmentPage {
         match &self.board {
             None => StepStatus::NotStarted,
             Some(_) if self.validated() => StepStatus::Done,
-            Some(_) if self.summary.failed > 0 || matches!(self.run, Phase::Failed(_)) => {
+            Some(_) if self.scoped.failed > 0 || matches!(self.run, Phase::Failed(_)) => {
                 StepStatus::NeedsAttention
             }
             Some(_) => StepStatus::InProgress,
@@ -1031,7 +1109,7 @@ impl Page for AssignmentPage {
     }
 
     fn validated(&self) -> bool {
-        self.summary.total > 0 && self.summary.ready == self.summary.total
+        self.scoped.total > 0 && self.scoped.ready == self.scoped.total
     }
 
     fn save_state(&self) -> Option<serde_json::Value> {
@@ -1064,4 +1142,24 @@ impl Default for SavedState {
             auto_refresh: true,
         }
     }
+}
+
+/// Serial numbers (upper-case) of the devices step 5 imported or found registered, without the
+/// rows left out; `None` when nothing was imported.
+fn imported_serials(outcomes: &crate::steps::Outcomes) -> Option<HashSet<String>> {
+    use crate::steps::import::RowOutcome;
+    let job = outcomes.import.as_ref()?;
+    let serials: HashSet<String> = job
+        .rows
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                RowOutcome::Excluded { .. } | RowOutcome::Duplicate { .. }
+            )
+        })
+        .map(|r| r.row.serial.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!serials.is_empty()).then_some(serials)
 }

@@ -534,8 +534,18 @@ impl Page for GroupPage {
     }
 
     fn status(&self) -> StepStatus {
+        // Assigned, but an older profile reaches the same devices and wins: Next stays open
+        // (the fix is in Intune), the stepper flags it.
+        let loses = self
+            .assign
+            .done()
+            .is_some_and(|(_, conflicts)| conflicts.iter().any(|c| c.other_wins));
         if self.validated() {
-            return StepStatus::Done;
+            return if loses {
+                StepStatus::NeedsAttention
+            } else {
+                StepStatus::Done
+            };
         }
         let failed = matches!(self.create, Phase::Failed(_))
             || matches!(self.read, Phase::Failed(_))

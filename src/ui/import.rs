@@ -330,9 +330,9 @@ impl ImportPage {
             .max_scroll_height(320.0)
             .column(Column::auto().at_least(110.0))
             .column(Column::auto().at_least(90.0))
-            .column(Column::auto().at_least(90.0))
+            .column(Column::auto().at_least(90.0).at_most(170.0))
             .column(Column::auto().at_least(70.0))
-            .column(Column::auto().at_least(70.0))
+            .column(Column::auto().at_least(70.0).at_most(170.0))
             .column(Column::remainder().at_least(260.0))
             .header(20.0, |mut h| {
                 for t in [
@@ -364,7 +364,9 @@ impl ImportPage {
                         ui.label(p.map(|p| p.manufacturer.as_str()).unwrap_or(""));
                     });
                     row.col(|ui| {
-                        ui.label(p.map(|p| p.model.as_str()).unwrap_or(""));
+                        // One line (full text on hover): the status needs the width.
+                        let model = p.map(|p| p.model.as_str()).unwrap_or("");
+                        ui.add(egui::Label::new(model).truncate());
                     });
                     row.col(|ui| {
                         ui.label(
@@ -378,7 +380,7 @@ impl ImportPage {
                             .map(|p| (p.file.clone(), p.line as usize))
                             .or(j.map(|j| (j.row.file.clone(), j.row.line)))
                             .unwrap_or_default();
-                        ui.label(format!("{f}:{l}"));
+                        ui.add(egui::Label::new(format!("{f}:{l}")).truncate());
                     });
                     row.col(|ui| {
                         let csv_error = p.filter(|p| p.status == RowStatus::Error);
@@ -476,6 +478,9 @@ impl Page for ImportPage {
              them, skips devices your tenant already has, uploads the rest, and waits until \
              every device is registered.",
         );
+        if let Some(hint) = group_tag_hint(cx.outcomes) {
+            ui.label(RichText::new(hint).strong());
+        }
         self.toolbar(ui, cx);
         for p in &self.file_problems {
             ui.colored_label(Color32::from_rgb(200, 40, 40), p);
@@ -573,9 +578,17 @@ impl Page for ImportPage {
             Stage::Finished => {
                 let c = self.job.as_ref().map(|j| j.counts()).unwrap_or_default();
                 ui.label(format!("Import finished. {}", Self::summary_line(&c)));
+                // Retrying helps only with the service's transient errors (not an 808).
+                let retryable = self.job.as_ref().is_some_and(|j| {
+                    j.rows.iter().any(|r| {
+                        matches!(&r.outcome, RowOutcome::Failed { code, name, .. }
+                            if import::explain(*code, name).retry_helps)
+                    })
+                });
                 if c.failed > 0 {
                     ui.horizontal(|ui| {
-                        if ui.button("Retry failed devices").clicked()
+                        if retryable
+                            && ui.button("Retry failed devices").clicked()
                             && let Some(j) = &mut self.job
                             && j.retry_failed() > 0
                         {
@@ -676,4 +689,30 @@ impl Page for ImportPage {
     fn validated(&self) -> bool {
         self.job.as_ref().is_some_and(|j| j.is_validated())
     }
+}
+
+/// The group tags the device group of step 4 collects (from its `[OrderID]:` rule), said where
+/// the files are chosen: a device without the tag never joins the group.
+fn group_tag_hint(outcomes: &crate::steps::Outcomes) -> Option<String> {
+    let group = outcomes.group.as_ref()?;
+    let crate::steps::group::GroupKind::Dynamic { rule } = &group.kind else {
+        return None;
+    };
+    let tags: Vec<&str> = rule
+        .split("[OrderID]:")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let first = tags.first()?;
+    Some(format!(
+        "The group \"{}\" collects devices with the group tag {}: the files need it in their \
+         Group Tag column (Get-WindowsAutopilotInfo -GroupTag {first}). Devices your tenant \
+         already has can be retagged below after the check.",
+        group.display_name,
+        tags.iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    ))
 }

@@ -119,6 +119,8 @@ impl JoinPermissionPage {
     }
 
     fn checked_ui(ui: &mut egui::Ui, c: &Checked) {
+        ui.add_space(6.0);
+        ui.heading("Tenant settings");
         egui::Grid::new("join-policies")
             .num_columns(2)
             .show(ui, |ui| {
@@ -172,12 +174,13 @@ impl JoinPermissionPage {
             Ok(()) => {
                 ui.label(
                     RichText::new("Every deploying user may join devices and is enrolled in Intune automatically.")
-                        .strong(),
+                        .strong()
+                        .color(egui::Color32::from_rgb(0x22, 0xA0, 0x55)),
                 );
             }
-            Err(todo) => {
+            Err(fixes) => {
                 ui.colored_label(ui.visuals().warn_fg_color, "Not ready yet. To fix:");
-                for t in todo {
+                for t in fixes {
                     ui.label(format!("• {t}"));
                 }
                 ui.horizontal(|ui| {

@@ -38,8 +38,16 @@ pub enum StepId {
 
 impl StepId {
     /// The steps that exist as pages today, in order (a step joins this list when its page
-    /// does its job against Graph; there are no placeholder pages).
-    pub const ALL: &'static [StepId] = &[StepId::SignIn];
+    /// does its job against Graph; no step is shown before its page works).
+    pub const ALL: &'static [StepId] = &[
+        StepId::SignIn,
+        StepId::JoinPermission,
+        StepId::Profile,
+        StepId::Group,
+        StepId::Import,
+        StepId::Assignment,
+        StepId::Validate,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {

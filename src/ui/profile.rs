@@ -282,14 +282,16 @@ impl ProfilePage {
         );
 
         ui.horizontal(|ui| {
-            ui.label(ProfileField::Language.label());
+            let label = ui.label(ProfileField::Language.label());
             egui::ComboBox::from_id_salt("profile_language")
                 .selected_text(language_label(&self.form.language))
                 .show_ui(ui, |ui| {
                     for (value, label) in LANGUAGES {
                         ui.selectable_value(&mut self.form.language, value.to_string(), *label);
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
         });
         self.show_errors(ui, ProfileField::Language);
         ui.checkbox(
@@ -440,19 +442,17 @@ impl Page for ProfilePage {
         if matches!(self.list, Phase::Idle) && cx.graph().is_some() {
             self.load_list(cx);
         }
-        egui::ScrollArea::vertical()
-            .auto_shrink([false, false])
-            .show(ui, |ui| {
-                ui.label(
-                    "Windows Autopilot applies a deployment profile to each registered device. Pick an existing \
-                     user-driven, Microsoft Entra join profile, or create one.",
-                );
-                ui.add_space(6.0);
-                self.existing_ui(ui, cx);
-                ui.separator();
-                self.form_ui(ui, cx);
-                self.result_ui(ui);
-            });
+        // The app scrolls the page; the outcome goes first so it is seen without scrolling.
+        ui.heading("Deployment profile");
+        ui.label(
+            "Windows Autopilot applies a deployment profile to each registered device. Pick an existing \
+             user-driven, Microsoft Entra join profile, or create one.",
+        );
+        self.result_ui(ui);
+        ui.add_space(6.0);
+        self.existing_ui(ui, cx);
+        ui.separator();
+        self.form_ui(ui, cx);
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {

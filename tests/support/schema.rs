@@ -506,3 +506,12 @@ pub fn assert_valid(version: &str, type_name: &str, body: &Value) {
         errors.join("\n  ")
     );
 }
+
+/// Every property name (structural and navigation) of `type_name` and its bases in `version`;
+/// `None` when the type is not in the extract. For checking `$select` / `$expand` names.
+pub fn property_names(version: &str, type_name: &str) -> Option<Vec<String>> {
+    let s = schema(version);
+    let name = qualify(type_name);
+    s.get(&name)?;
+    Some(s.properties(&name).keys().cloned().collect())
+}

@@ -1,0 +1,451 @@
+//! The whole procedure through the real app, by clicking labelled widgets, against an
+//! in-process simulated tenant: sign in, join permission, deployment profile, device group and
+//! profile assignment. Next must stay disabled on every page until its result was read back.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use autopilot_wizard::app::{AppConfig, WizardApp};
+use autopilot_wizard::sim::directory::JoinScope;
+use autopilot_wizard::sim::profiles::StoredTarget;
+use autopilot_wizard::sim::{self, Shared, SimConfig, SimHandle, SimState, Speed};
+use autopilot_wizard::ui::{FixedFilePicker, StepId, StepStatus};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use support::ui::{ASYNC_TIMEOUT, is_enabled, step_until, visible_labels};
+
+type H = Harness<'static, WizardApp>;
+
+/// The group tag the devices of this office get, and the dynamic group that collects them.
+const TAG: &str = "Contoso-Office";
+const GROUP: &str = "Autopilot - Contoso office";
+const PROFILE: &str = "Contoso - user-driven";
+/// The real hardware-hash files from three PCs (one device each).
+const SAMPLES: &[&str] = &[
+    "01-utf16-plain-hp.csv",
+    "03-utf16-plain-lenovo.csv",
+    "04-utf16-plain-lenovo2.csv",
+];
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The real sample CSVs (UTF-16 with BOM, as Windows PowerShell writes them) copied to `dir`
+/// with a Group Tag column, as `Get-WindowsAutopilotInfo -GroupTag` writes it. Returns the
+/// paths and the serial numbers.
+fn tagged_samples(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
+    let mut paths = Vec::new();
+    let mut serials = Vec::new();
+    for name in SAMPLES {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/csv")
+                .join(name),
+        )
+        .unwrap();
+        assert_eq!(&bytes[..2], &[0xFF, 0xFE], "{name} is UTF-16 LE with BOM");
+        let units: Vec<u16> = bytes[2..]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let text = String::from_utf16(&units).unwrap();
+        let mut out = String::new();
+        for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            if i == 0 {
+                out.push_str(&format!("{line},Group Tag\r\n"));
+            } else {
+                serials.push(line.split(',').next().unwrap().to_string());
+                out.push_str(&format!("{line},{TAG}\r\n"));
+            }
+        }
+        let mut encoded = vec![0xFF, 0xFE];
+        for u in out.encode_utf16() {
+            encoded.extend_from_slice(&u.to_le_bytes());
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, encoded).unwrap();
+        paths.push(path);
+    }
+    (paths, serials)
+}
+
+/// Reads or changes the simulated tenant the app talks to (the app owns its handle).
+fn tenant<R>(shared: &Shared, f: impl FnOnce(&mut SimState) -> R) -> R {
+    f(&mut shared.lock())
+}
+
+fn app(rt: &tokio::runtime::Runtime, sim: SimHandle, picked: Vec<PathBuf>) -> H {
+    let config = AppConfig {
+        file_picker: Arc::new(FixedFilePicker { paths: picked }),
+        sim_speed: Speed::TEST,
+        ..AppConfig::default()
+    }
+    .with_sim(sim);
+    // Tall, so every page fits without scrolling (kittest clicks at a widget's centre).
+    Harness::builder()
+        .with_size([1280.0, 2400.0])
+        .build_ui_state(
+            |ui, app: &mut WizardApp| app.show(ui),
+            WizardApp::new(config, rt.handle().clone()),
+        )
+}
+
+/// Clicks the widget labelled exactly `label` once it shows and is enabled.
+fn press(h: &mut H, label: &str) {
+    step_until(
+        h,
+        &format!("an enabled widget labelled {label:?}"),
+        |h| {
+            h.query_by_label(label)
+                .is_some_and(|n| !n.accesskit_node().is_disabled())
+        },
+        ASYNC_TIMEOUT,
+    );
+    h.get_by_label(label).scroll_to_me();
+    h.run_ok();
+    h.get_by_label(label).click();
+    h.run_ok();
+}
+
+/// Waits until some widget's label contains `text` (several may).
+fn wait_shown(h: &mut H, text: &str) {
+    step_until(
+        h,
+        &format!("a widget whose label contains {text:?}"),
+        |h| h.query_all_by_label_contains(text).next().is_some(),
+        ASYNC_TIMEOUT,
+    );
+}
+
+/// Replaces the text of the text field labelled `label`.
+fn type_into(h: &mut H, label: &str, text: &str) {
+    step_until(
+        h,
+        &format!("a text field labelled {label:?}"),
+        |h| h.query_by_role_and_label(Role::TextInput, label).is_some(),
+        ASYNC_TIMEOUT,
+    );
+    h.get_by_role_and_label(Role::TextInput, label).focus();
+    h.run_ok();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.key_press(egui::Key::Backspace);
+    h.run_ok();
+    h.get_by_role_and_label(Role::TextInput, label)
+        .type_text(text);
+    h.run_ok();
+    assert_eq!(
+        h.get_by_role_and_label(Role::TextInput, label)
+            .value()
+            .as_deref(),
+        Some(text),
+        "typed into {label:?}"
+    );
+}
+
+fn assert_on(h: &H, step: StepId) {
+    assert_eq!(
+        h.state().current_step(),
+        Some(step),
+        "visible:\n{}",
+        visible_labels(h)
+    );
+}
+
+fn status_of(h: &Harness<'_, WizardApp>, step: StepId) -> StepStatus {
+    h.state()
+        .step_statuses()
+        .into_iter()
+        .find(|(s, _)| *s == step)
+        .map(|(_, st)| st)
+        .unwrap_or_else(|| panic!("{step:?} is not in the stepper"))
+}
+
+/// Next is disabled on arrival, and opens the following step once the page validated.
+fn next_after(h: &mut H, step: StepId, done_text: &str) {
+    wait_shown(h, done_text);
+    step_until(
+        h,
+        &format!("{step:?} validated (Next enabled)"),
+        |h| {
+            h.query_by_label("Next")
+                .is_some_and(|n| !n.accesskit_node().is_disabled())
+        },
+        ASYNC_TIMEOUT,
+    );
+    assert_eq!(status_of(h, step), StepStatus::Done, "{step:?} status");
+    press(h, "Next");
+}
+
+fn sign_in(h: &mut H) {
+    h.run_ok();
+    assert_on(h, StepId::SignIn);
+    assert!(!is_enabled(h, "Next"), "Next before sign-in");
+    press(h, "Sign in with a code");
+    next_after(h, StepId::SignIn, "Signed in as");
+    assert_on(h, StepId::JoinPermission);
+}
+
+fn choose_technicians(h: &mut H) {
+    assert!(!is_enabled(h, "Next"), "Next before the join check");
+    type_into(h, "Search users or groups", "technicians");
+    press(h, "Search");
+    press(h, "Add IT Technicians (group)");
+    press(h, "Check join permission");
+}
+
+#[test]
+fn the_whole_procedure_by_clicking() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (picked, serials) = tagged_samples(dir.path());
+    let shared = sim.shared.clone();
+    let mut h = app(&rt, sim, picked);
+    assert_eq!(
+        h.state().steps(),
+        StepId::ALL.to_vec(),
+        "every step has its page, in procedure order"
+    );
+
+    sign_in(&mut h);
+
+    // Step 2: the technicians deploy; both are covered by the demo tenant's policies.
+    choose_technicians(&mut h);
+    next_after(
+        &mut h,
+        StepId::JoinPermission,
+        "Every deploying user may join devices",
+    );
+    assert_eq!(
+        h.state()
+            .outcomes()
+            .join_permission
+            .as_ref()
+            .map(|o| o.validated),
+        Some(true)
+    );
+
+    // Step 3: a user-driven, Entra join profile.
+    assert_on(&h, StepId::Profile);
+    assert!(!is_enabled(&h, "Next"), "Next before a profile is chosen");
+    wait_shown(&mut h, "Kiosk - self-deploying");
+    type_into(&mut h, "Name", PROFILE);
+    press(&mut h, "Create profile");
+    next_after(
+        &mut h,
+        StepId::Profile,
+        &format!("Created the profile \"{PROFILE}\"."),
+    );
+    let profile = h
+        .state()
+        .outcomes()
+        .profile
+        .clone()
+        .expect("profile outcome");
+    assert_eq!(profile.display_name, PROFILE);
+
+    // Step 4: a dynamic group for the office's group tag, with the profile assigned.
+    assert_on(&h, StepId::Group);
+    assert!(!is_enabled(&h, "Next"), "Next before the group");
+    type_into(&mut h, "Group name", GROUP);
+    press(&mut h, "Devices with these group tags (dynamic)");
+    type_into(&mut h, "Group tags (comma-separated)", TAG);
+    press(&mut h, "Create group");
+    wait_shown(&mut h, "Read back from Microsoft Entra and as expected.");
+    assert!(
+        !is_enabled(&h, "Next"),
+        "Next before the profile is assigned to the group"
+    );
+    press(&mut h, &format!("Assign profile \"{PROFILE}\""));
+    wait_shown(&mut h, "confirmed by reading the assignments back");
+    let group = h.state().outcomes().group.clone().expect("group outcome");
+    assert_eq!(group.display_name, GROUP);
+    // The demo tenant's older "all devices" profile would win over ours: the page says so and
+    // flags the step, but lets the user go on (the fix is in Intune).
+    wait_shown(&mut h, "the oldest profile wins");
+    assert_eq!(status_of(&h, StepId::Group), StepStatus::NeedsAttention);
+    assert!(is_enabled(&h, "Next"), "Next once the group is read back");
+    // The fix, as the user would make it in Intune: remove the older profile's assignment.
+    tenant(&shared, |s| {
+        let before = s.profiles.assignments.len();
+        s.profiles
+            .assignments
+            .retain(|a| a.target != StoredTarget::AllDevices);
+        assert_eq!(
+            s.profiles.assignments.len(),
+            before - 1,
+            "one All devices assignment"
+        );
+    });
+    press(&mut h, &format!("Assign profile \"{PROFILE}\""));
+    step_until(
+        &mut h,
+        "the group step done once the conflict is gone",
+        |h| status_of(h, StepId::Group) == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+    press(&mut h, "Next");
+
+    // Step 5: the real sample CSVs, tagged for the group as Get-WindowsAutopilotInfo -GroupTag
+    // writes them.
+    assert_on(&h, StepId::Import);
+    assert!(!is_enabled(&h, "Next"), "Next before the import");
+    press(&mut h, "Choose CSV files…");
+    // The demo tenant already has one of them, tagged for another office: it is skipped,
+    // and the page offers to retag it so the group picks it up too.
+    wait_shown(
+        &mut h,
+        "3 rows: 2 ready, 0 fixed automatically, 1 already registered (skipped), 0 with errors",
+    );
+    for serial in &serials {
+        wait_shown(&mut h, serial);
+    }
+    wait_shown(&mut h, "PC0NVWSH: Already registered (group tag \"Sales\"");
+    let retag = format!("Set group tag of PC0NVWSH to {TAG}");
+    press(&mut h, &retag);
+    step_until(
+        &mut h,
+        "the retag read back",
+        |h| h.query_by_label(&retag).is_none(),
+        ASYNC_TIMEOUT,
+    );
+    assert!(!is_enabled(&h, "Next"), "Next before the import ran");
+    press(&mut h, "Import");
+    // The demo tenant's third sample PC belongs to another organisation (error 808): the page
+    // says what to do, and the step is done once it is deliberately left out.
+    wait_shown(&mut h, "Import finished.");
+    wait_shown(&mut h, "PF5MT6SC: Registered to another organisation (808)");
+    assert!(!is_enabled(&h, "Next"), "Next with a failed device");
+    assert_eq!(status_of(&h, StepId::Import), StepStatus::NeedsAttention);
+    press(&mut h, "Leave failed devices out");
+    next_after(
+        &mut h,
+        StepId::Import,
+        "Every chosen device is registered or deliberately left out.",
+    );
+    let mut registered = tenant(&shared, |s| {
+        s.autopilot
+            .devices
+            .iter()
+            .filter(|d| serials.contains(&d.serial_number) && d.group_tag == TAG)
+            .map(|d| d.serial_number.clone())
+            .collect::<Vec<_>>()
+    });
+    registered.sort();
+    assert_eq!(
+        registered,
+        ["5CG1457YL8", "PC0NVWSH"],
+        "imported and retagged devices carry the tag"
+    );
+
+    // Step 6: the dynamic group picks them up and the profile reaches every device.
+    assert_on(&h, StepId::Assignment);
+    step_until(
+        &mut h,
+        "every device assigned",
+        |h| status_of(h, StepId::Assignment) == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+    wait_shown(
+        &mut h,
+        &format!("Ready (assigned \"{PROFILE}\" with a date): 2 of 2 devices imported in step 5"),
+    );
+    press(&mut h, "Next");
+
+    // Step 7: the checklist over everything.
+    assert_on(&h, StepId::Validate);
+    press(&mut h, "Run validation");
+    wait_shown(&mut h, "READY: devices can be deployed");
+    assert_eq!(status_of(&h, StepId::Validate), StepStatus::Done);
+    assert_eq!(
+        h.state().outcomes().validation.as_ref().map(|v| v.ready),
+        Some(true)
+    );
+    assert!(!is_enabled(&h, "Next"), "the last step");
+    for (step, status) in h.state().step_statuses() {
+        assert_eq!(status, StepStatus::Done, "{step:?} at the end");
+    }
+}
+
+#[test]
+fn nobody_may_join_shows_the_fix_and_next_stays_disabled() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    sim.with_state(|s| s.directory.registration_policy.join = JoinScope::None);
+    let mut h = app(&rt, sim, Vec::new());
+    sign_in(&mut h);
+    choose_technicians(&mut h);
+    wait_shown(&mut h, "Not ready yet");
+    assert!(
+        h.query_all_by_label_contains("No: ").next().is_some(),
+        "the coverage table says who is not covered; visible:\n{}",
+        visible_labels(&h)
+    );
+    assert!(h.query_by_label("Open Entra device settings").is_some());
+    assert!(!is_enabled(&h, "Next"), "Next stays disabled");
+    assert_eq!(
+        status_of(&h, StepId::JoinPermission),
+        StepStatus::NeedsAttention
+    );
+    // The later steps cannot be opened from the stepper either.
+    let entry = h.get_by_label_contains("3. Deployment profile");
+    assert!(entry.accesskit_node().is_disabled());
+}
+
+/// What `--demo` shows (the walkthrough seed) must let a person take a profile they create all
+/// the way: no older profile claims every device, while the kiosk group still demonstrates the
+/// oldest-profile-wins warning.
+#[test]
+fn the_demo_tenant_lets_a_new_profile_win_its_own_group() {
+    use autopilot_wizard::steps::profile as step;
+    let rt = runtime();
+    rt.block_on(async {
+        let config = SimConfig {
+            speed: Speed::TEST,
+            ..SimConfig::default()
+        };
+        assert_eq!(
+            config.seed,
+            sim::Seed::Walkthrough,
+            "--demo uses the walkthrough"
+        );
+        let (sim, graph) = support::signed_in_sim(config).await;
+        let kiosk = sim::profiles::DEMO_KIOSK_GROUP_ID;
+        assert!(
+            sim.with_state(|s| s
+                .profiles
+                .assignments
+                .iter()
+                .all(|a| a.target != StoredTarget::AllDevices)),
+            "no All devices assignment in the walkthrough"
+        );
+        let form = step::ProfileForm {
+            name: PROFILE.into(),
+            ..step::ProfileForm::default()
+        };
+        let valid = step::validate(&form, &[] as &[&str]).expect("a valid form");
+        let ours = step::create_profile(&graph, &valid).await.unwrap().profile;
+        let fresh_group = "0b6f3c7e-5d1a-4f2e-8c3b-9a7d6e5f4c21";
+        let none = step::conflicts_for_group(&graph, fresh_group, &ours.id)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "{none:#?}");
+        let kiosk_conflicts = step::conflicts_for_group(&graph, kiosk, &ours.id)
+            .await
+            .unwrap();
+        assert_eq!(kiosk_conflicts.len(), 1, "{kiosk_conflicts:#?}");
+        assert!(kiosk_conflicts[0].other_wins);
+        assert!(
+            sim.with_state(|s| s.directory.group(kiosk).is_some()),
+            "the kiosk group the seeded profile targets exists"
+        );
+    });
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use autopilot_wizard::steps::assignment::{
     Board, BoardRow, Chip, GroupMembership, GroupSnapshot, MemberState, Target,
 };
+use autopilot_wizard::steps::import::{ImportJob, ImportRow, RowOutcome};
 use autopilot_wizard::ui::assignment::AssignmentPage;
 use autopilot_wizard::ui::{Page, PageCx, Session};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -75,16 +76,45 @@ struct Fixture {
     jobs: Vec<autopilot_wizard::ui::Job>,
 }
 
+/// Step 5 as users leave it: 9,000 of the devices imported (a few rows excluded), so the board
+/// counts those for "ready". Hashes are left empty: the board only looks at serials.
+fn imported() -> ImportJob {
+    let b = board();
+    let rows = b
+        .rows
+        .iter()
+        .take(9_000)
+        .enumerate()
+        .map(|(i, r)| ImportRow {
+            serial: r.serial.clone(),
+            file: "devices.csv".into(),
+            line: i + 2,
+            ..ImportRow::default()
+        })
+        .collect();
+    let mut job = ImportJob::new(rows);
+    for r in job.rows.iter_mut().step_by(97) {
+        r.outcome = RowOutcome::Excluded {
+            reason: "left out".into(),
+        };
+    }
+    job
+}
+
 impl Fixture {
-    fn new() -> Self {
+    fn new(scoped: bool) -> Self {
         let mut page = AssignmentPage::new(None).with_board(board());
         // No timers in a benchmark: measure drawing only.
         page.auto_refresh = false;
+        let mut outcomes = autopilot_wizard::steps::Outcomes::default();
+        if scoped {
+            outcomes.import = Some(imported());
+        }
         Fixture {
             ctx: egui::Context::default(),
             page,
             session: Session::default(),
-            outcomes: Default::default(),
+            outcomes,
             jobs: Vec::new(),
         }
     }
@@ -158,18 +188,22 @@ fn mean_frame(f: &mut Fixture, what: &str) {
 }
 
 fn bench_board(c: &mut Criterion) {
-    let mut f = Fixture::new();
-    mean_frame(&mut f, "no selection");
+    let mut f = Fixture::new(false);
+    mean_frame(&mut f, "nothing imported in step 5");
     c.bench_function("board_frame_10k", |b| b.iter(|| f.frame()));
 
+    let mut f = Fixture::new(true);
+    mean_frame(&mut f, "9,000 imported in step 5");
+    c.bench_function("board_frame_10k_imported", |b| b.iter(|| f.frame()));
+
     // The details panel open on a device near the end of the list (looked up every frame).
-    let mut f = Fixture::new();
+    let mut f = Fixture::new(true);
     f.page.select_serial(
         &f.page.board().expect("board").rows[DEVICES - 3]
             .serial
             .clone(),
     );
-    mean_frame(&mut f, "details open");
+    mean_frame(&mut f, "9,000 imported, details open");
     c.bench_function("board_frame_10k_details", |b| b.iter(|| f.frame()));
 }
 

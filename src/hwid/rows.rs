@@ -582,7 +582,10 @@ mod tests {
         let b = body(4000);
         let (code, msg) = error(&format!("{} {}", &b[..100], &b[100..]));
         assert_eq!(code, "invalid-hash");
-        assert!(msg.contains("a space or line break at character 101"), "{msg}");
+        assert!(
+            msg.contains("a space or line break at character 101"),
+            "{msg}"
+        );
 
         let (_, msg) = error(&format!("{}é{}", &b[..7], &b[8..]));
         assert!(msg.contains("'é' at character 8"), "{msg}");

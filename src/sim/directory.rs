@@ -8,6 +8,7 @@
 //! registration), [`rule_matches`] plus the public `groups` / `devices` fields (dynamic
 //! membership evaluation in `assignment`).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -723,7 +724,7 @@ pub(crate) fn routes() -> Router<Shared> {
             .route(&format!("{v}/groups/{{id}}/members/$ref"), post(add_member))
             .route(
                 &format!("{v}/groups/{{id}}/members/{{member}}"),
-                get(list_members_cast),
+                get(list_members),
             )
             .route(
                 &format!("{v}/groups/{{id}}/members/{{member}}/$ref"),
@@ -735,7 +736,7 @@ pub(crate) fn routes() -> Router<Shared> {
             )
             .route(
                 &format!("{v}/groups/{{id}}/transitiveMembers/{{member}}"),
-                get(list_transitive_members_cast),
+                get(list_transitive_members),
             )
             .route(
                 &format!("{v}/groups/{{id}}/transitiveMemberOf"),
@@ -1334,14 +1335,19 @@ fn dynamic_members_error() -> Response {
     )
 }
 
+/// `params` holds the route's `id` and, on the cast routes, the `member` type segment.
 fn members_page(
     shared: &Shared,
     headers: &HeaderMap,
     uri: &Uri,
-    id: &str,
-    cast: Option<&str>,
+    params: &HashMap<String, String>,
     transitive: bool,
 ) -> Response {
+    let id = params.get("id").map(String::as_str).unwrap_or_default();
+    let cast = params.get("member").map(String::as_str);
+    if let Some(c) = cast.filter(|c| !known_cast(c)) {
+        return bad_segment(c);
+    }
     let items: Vec<Value> = {
         let state = shared.lock();
         let Some(g) = state.directory.group(id).filter(|g| visible(g)) else {
@@ -1397,46 +1403,24 @@ fn bad_segment(segment: &str) -> Response {
     )
 }
 
+/// `members` and `members/{cast}`: one handler, since the cast segment only narrows the list.
 async fn list_members(
     State(shared): State<Shared>,
-    Path(id): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    members_page(&shared, &headers, &uri, &id, None, false)
+    members_page(&shared, &headers, &uri, &params, false)
 }
 
-async fn list_members_cast(
-    State(shared): State<Shared>,
-    Path((id, cast)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if !known_cast(&cast) {
-        return bad_segment(&cast);
-    }
-    members_page(&shared, &headers, &uri, &id, Some(&cast), false)
-}
-
+/// `transitiveMembers` and `transitiveMembers/{cast}`.
 async fn list_transitive_members(
     State(shared): State<Shared>,
-    Path(id): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    members_page(&shared, &headers, &uri, &id, None, true)
-}
-
-async fn list_transitive_members_cast(
-    State(shared): State<Shared>,
-    Path((id, cast)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if !known_cast(&cast) {
-        return bad_segment(&cast);
-    }
-    members_page(&shared, &headers, &uri, &id, Some(&cast), true)
+    members_page(&shared, &headers, &uri, &params, true)
 }
 
 async fn add_member(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {

@@ -730,11 +730,9 @@ async fn list_imported(State(sh): State<Shared>, uri: Uri) -> Response {
     enter(ap, "listImported");
     let items: Vec<Value> = ap.imports.iter().map(render_import).collect();
     match odata::apply_filter(&uri, items) {
-        Ok(items) => odata::page(
-            &sh.base_url,
+        Ok(items) => sh.page(
             &uri,
             items,
-            sh.config.page_size,
             "deviceManagement/importedWindowsAutopilotDeviceIdentities",
         ),
         Err(r) => r,
@@ -775,11 +773,9 @@ async fn list_devices(State(sh): State<Shared>, uri: Uri) -> Response {
         .map(|d| render_device(d, beta, "", &|_| None))
         .collect();
     match odata::apply_filter(&uri, items) {
-        Ok(items) => odata::page(
-            &sh.base_url,
+        Ok(items) => sh.page(
             &uri,
             items,
-            sh.config.page_size,
             "deviceManagement/windowsAutopilotDeviceIdentities",
         ),
         Err(r) => r,

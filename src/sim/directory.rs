@@ -921,13 +921,7 @@ async fn list_mdm_policies(
         return insufficient_privileges();
     }
     let items = state.directory.mdm_policies.iter().map(mdm_json).collect();
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "policies/mobileDeviceManagementPolicies",
-    )
+    shared.page(&uri, items, "policies/mobileDeviceManagementPolicies")
 }
 
 async fn get_mdm_policy(
@@ -975,13 +969,7 @@ async fn list_mdm_included_groups(
             .collect(),
         _ => Vec::new(),
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "groups",
-    )
+    shared.page(&uri, items, "groups")
 }
 
 // --- groups ---------------------------------------------------------------------------------
@@ -1034,13 +1022,7 @@ async fn list_groups(State(shared): State<Shared>, headers: HeaderMap, uri: Uri)
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "groups",
-    )
+    shared.page(&uri, items, "groups")
 }
 
 async fn get_group(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {
@@ -1367,13 +1349,7 @@ fn members_page(
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        uri,
-        items,
-        shared.config.page_size,
-        "directoryObjects",
-    )
+    shared.page(uri, items, "directoryObjects")
 }
 
 fn cast_matches(v: &Value, cast: Option<&str>) -> bool {
@@ -1514,13 +1490,7 @@ fn member_of_page(
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        uri,
-        items,
-        shared.config.page_size,
-        "directoryObjects",
-    )
+    shared.page(uri, items, "directoryObjects")
 }
 
 fn user_id(state: &SimState, key: &str) -> Option<String> {
@@ -1623,13 +1593,7 @@ async fn list_devices(State(shared): State<Shared>, headers: HeaderMap, uri: Uri
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "devices",
-    )
+    shared.page(&uri, items, "devices")
 }
 
 async fn get_device(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {

@@ -777,11 +777,9 @@ async fn list_profiles(State(shared): State<Shared>, headers: HeaderMap, uri: Ur
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
+    shared.page(
         &uri,
         items,
-        shared.config.page_size,
         "deviceManagement/windowsAutopilotDeploymentProfiles",
     )
 }

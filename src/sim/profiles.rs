@@ -741,15 +741,11 @@ fn concrete_type(body: &Map<String, Value>) -> Result<String, Response> {
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(odata::bad_request(
+    match odata::json_body(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(odata::bad_request(
             "BadRequest",
             "The request body must be a JSON object.",
-        )),
-        Err(e) => Err(odata::bad_request(
-            "BadRequest",
-            &format!("The request body is not valid JSON: {e}"),
         )),
     }
 }

@@ -918,14 +918,7 @@ async fn assigned_devices(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Response {
-    let items: Vec<Value> = {
-        let state = shared.lock();
-        if let Err(r) = check_scope(&state, &headers, Access::Read) {
-            return r;
-        }
-        if !state.profiles.profiles.iter().any(|p| p.id == id) {
-            return profile_not_found(&id);
-        }
+    profile_collection(&shared, &headers, &id, &uri, "assignedDevices", |state| {
         state
             .autopilot
             .devices
@@ -933,14 +926,7 @@ async fn assigned_devices(
             .filter(|d| d.assigned_profile_id.as_deref() == Some(id.as_str()))
             .map(render_assigned_device)
             .collect()
-    };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        &format!("deviceManagement/windowsAutopilotDeploymentProfiles('{id}')/assignedDevices"),
-    )
+    })
 }
 
 async fn list_assignments(
@@ -949,14 +935,7 @@ async fn list_assignments(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Response {
-    let items: Vec<Value> = {
-        let state = shared.lock();
-        if let Err(r) = check_scope(&state, &headers, Access::Read) {
-            return r;
-        }
-        if !state.profiles.profiles.iter().any(|p| p.id == id) {
-            return profile_not_found(&id);
-        }
+    profile_collection(&shared, &headers, &id, &uri, "assignments", |state| {
         state
             .profiles
             .assignments
@@ -964,13 +943,33 @@ async fn list_assignments(
             .filter(|a| a.profile_id == id)
             .map(render_assignment)
             .collect()
+    })
+}
+
+/// A collection below one profile (`.../{id}/{segment}`): read scope and an existing profile
+/// first, then one page of what `items` picks from the state.
+fn profile_collection(
+    shared: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    uri: &Uri,
+    segment: &str,
+    items: impl FnOnce(&SimState) -> Vec<Value>,
+) -> Response {
+    let items = {
+        let state = shared.lock();
+        if let Err(r) = check_scope(&state, headers, Access::Read) {
+            return r;
+        }
+        if !state.profiles.profiles.iter().any(|p| p.id == id) {
+            return profile_not_found(id);
+        }
+        items(&state)
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
+    shared.page(
+        uri,
         items,
-        shared.config.page_size,
-        &format!("deviceManagement/windowsAutopilotDeploymentProfiles('{id}')/assignments"),
+        &format!("deviceManagement/windowsAutopilotDeploymentProfiles('{id}')/{segment}"),
     )
 }
 

@@ -694,11 +694,7 @@ mod page {
 
     #[test]
     fn page_previews_imports_and_explains_every_outcome() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = support::ui::runtime();
         let (sim, graph) = rt.block_on(start(config(5)));
         sim.with_state(|s| {
             s.autopilot

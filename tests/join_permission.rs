@@ -321,15 +321,7 @@ mod page_ui {
     use autopilot_wizard::ui::join_permission::JoinPermissionPage;
     use autopilot_wizard::ui::{Msg, Page, StepStatus};
     use egui_kittest::kittest::Queryable;
-    use support::ui::{click, wait_for_text};
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use support::ui::{click, runtime, type_into, wait_for_text};
 
     fn extract(m: Msg) -> Option<autopilot_wizard::ui::join_permission::Msg> {
         match m {
@@ -343,10 +335,7 @@ mod page_ui {
         text: &str,
         add: &str,
     ) {
-        h.get_by_label("Search users or groups").click();
-        h.run_ok();
-        h.get_by_label("Search users or groups").type_text(text);
-        h.run_ok();
+        type_into(h, "Search users or groups", text);
         click(h, "Search");
         click(h, add);
     }

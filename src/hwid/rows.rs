@@ -46,63 +46,18 @@ pub fn normalize_hash(raw: &str) -> Result<NormalizedHash, (&'static str, String
                 .into(),
         ));
     }
-    if let Some((pos, c)) = trimmed
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
-    {
-        let what = if c.is_whitespace() {
-            "a space or line break".to_owned()
-        } else {
-            format!("'{}'", c.escape_debug())
-        };
-        return Err((
-            "invalid-hash",
-            format!(
-                "The hardware hash is not valid Base64: it contains {what} at character {}. It \
-                 was damaged (edited, wrapped or converted). Capture it again with \
-                 Get-WindowsAutopilotInfo -OutputFile.",
-                trimmed[..pos].chars().count() + 1
-            ),
-        ));
-    }
+    // A well-formed hash is the common case, and the decoder checks every character itself:
+    // the character-by-character checks only run to explain a failure.
     let body = trimmed.trim_end_matches('=');
-    if body.contains('=') {
-        return Err((
-            "invalid-hash",
-            "The hardware hash has '=' in the middle (two values glued together?). Capture it \
-             again with Get-WindowsAutopilotInfo -OutputFile."
-                .into(),
-        ));
-    }
-    let expected_pad = match body.len() % 4 {
-        0 => 0,
-        2 => 2,
-        3 => 1,
-        _ => {
-            return Err((
-                "invalid-hash",
-                format!(
-                    "The hardware hash cannot be valid Base64: its {} characters are one too \
-                     many or too few (it was cut off or edited). Capture it again with \
-                     Get-WindowsAutopilotInfo -OutputFile.",
-                    body.len()
-                ),
-            ));
-        }
+    let fast = padding_for(body.len()).and_then(|pad| {
+        let value = padded(body, pad);
+        LENIENT.decode(&value).ok().map(|bytes| (value, bytes, pad))
+    });
+    let (value, bytes, expected_pad) = match fast {
+        Some(ok) => ok,
+        None => decode_checked(trimmed)?,
     };
     let had_pad = trimmed.len() - body.len();
-    let mut value = String::with_capacity(body.len() + expected_pad);
-    value.push_str(body);
-    value.extend(std::iter::repeat_n('=', expected_pad));
-    let bytes = LENIENT.decode(&value).map_err(|e| {
-        (
-            "invalid-hash",
-            format!(
-                "The hardware hash is not valid Base64 ({e}). Capture it again with \
-                 Get-WindowsAutopilotInfo -OutputFile."
-            ),
-        )
-    })?;
     if value.len() < MIN_HASH_CHARS {
         return Err((
             "hash-too-short",
@@ -152,6 +107,80 @@ pub fn normalize_hash(raw: &str) -> Result<NormalizedHash, (&'static str, String
         ))
     };
     Ok(NormalizedHash { value, bytes, fix })
+}
+
+/// The `=` a Base64 body of `len` characters needs; `None` when no padding can make it valid.
+fn padding_for(len: usize) -> Option<usize> {
+    match len % 4 {
+        0 => Some(0),
+        2 => Some(2),
+        3 => Some(1),
+        _ => None,
+    }
+}
+
+fn padded(body: &str, pad: usize) -> String {
+    let mut value = String::with_capacity(body.len() + pad);
+    value.push_str(body);
+    value.extend(std::iter::repeat_n('=', pad));
+    value
+}
+
+/// The checks in the order users should hear about them: the first problem found is the error.
+/// Returns the padded value, its bytes and the padding added.
+fn decode_checked(trimmed: &str) -> Result<(String, Vec<u8>, usize), (&'static str, String)> {
+    // Every allowed character is ASCII, so the first byte refused starts a character.
+    if let Some(pos) = trimmed
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='))
+    {
+        let c = trimmed[pos..].chars().next().unwrap_or('\u{FFFD}');
+        let what = if c.is_whitespace() {
+            "a space or line break".to_owned()
+        } else {
+            format!("'{}'", c.escape_debug())
+        };
+        return Err((
+            "invalid-hash",
+            format!(
+                "The hardware hash is not valid Base64: it contains {what} at character {}. It \
+                 was damaged (edited, wrapped or converted). Capture it again with \
+                 Get-WindowsAutopilotInfo -OutputFile.",
+                trimmed[..pos].chars().count() + 1
+            ),
+        ));
+    }
+    let body = trimmed.trim_end_matches('=');
+    if body.contains('=') {
+        return Err((
+            "invalid-hash",
+            "The hardware hash has '=' in the middle (two values glued together?). Capture it \
+             again with Get-WindowsAutopilotInfo -OutputFile."
+                .into(),
+        ));
+    }
+    let Some(expected_pad) = padding_for(body.len()) else {
+        return Err((
+            "invalid-hash",
+            format!(
+                "The hardware hash cannot be valid Base64: its {} characters are one too many \
+                 or too few (it was cut off or edited). Capture it again with \
+                 Get-WindowsAutopilotInfo -OutputFile.",
+                body.len()
+            ),
+        ));
+    };
+    let value = padded(body, expected_pad);
+    let bytes = LENIENT.decode(&value).map_err(|e| {
+        (
+            "invalid-hash",
+            format!(
+                "The hardware hash is not valid Base64 ({e}). Capture it again with \
+                 Get-WindowsAutopilotInfo -OutputFile."
+            ),
+        )
+    })?;
+    Ok((value, bytes, expected_pad))
 }
 
 fn is_excel_scientific(s: &str) -> bool {
@@ -217,7 +246,8 @@ pub fn check_row(
         line,
         serial: raw_serial.trim().to_owned(),
         product_key: field(map.product_id).trim().to_owned(),
-        hash: raw_hash.trim().to_owned(),
+        // Filled below: the padded value when the hash decodes, else what the file holds.
+        hash: String::new(),
         group_tag: field(map.group_tag).trim().to_owned(),
         assigned_user: field(map.user).trim().to_owned(),
         manufacturer: None,
@@ -251,7 +281,10 @@ pub fn check_row(
     check_user(&mut row, opts, &at);
 
     match normalize_hash(raw_hash) {
-        Err((code, msg)) => row.push(at(Severity::Error, code, Some(COL_HASH), msg)),
+        Err((code, msg)) => {
+            row.hash = raw_hash.trim().to_owned();
+            row.push(at(Severity::Error, code, Some(COL_HASH), msg));
+        }
         Ok(h) => {
             if let Some((code, msg)) = h.fix {
                 row.push(at(Severity::Fixed, code, Some(COL_HASH), msg));
@@ -527,4 +560,60 @@ fn inspect_hash(row: &mut RowReport, bytes: &[u8], at: &At<'_>) {
     row.manufacturer = manufacturer;
     row.model = model;
     row.hash_serial = serial;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid hash body of `n` Base64 characters (no padding needed when `n % 4 == 0`).
+    fn body(n: usize) -> String {
+        "QUJD".repeat(n / 4) + &"A".repeat(n % 4)
+    }
+
+    fn error(raw: &str) -> (&'static str, String) {
+        normalize_hash(raw).expect_err("must be refused")
+    }
+
+    // A valid hash is decoded without the character checks; every broken one must still get
+    // the explanation of its first problem.
+    #[test]
+    fn broken_hashes_get_the_first_problem_explained() {
+        let b = body(4000);
+        let (code, msg) = error(&format!("{} {}", &b[..100], &b[100..]));
+        assert_eq!(code, "invalid-hash");
+        assert!(msg.contains("a space or line break at character 101"), "{msg}");
+
+        let (_, msg) = error(&format!("{}é{}", &b[..7], &b[8..]));
+        assert!(msg.contains("'é' at character 8"), "{msg}");
+
+        let (_, msg) = error(&format!("{}=={}", &b[..2000], &b[2000..]));
+        assert!(msg.contains("'=' in the middle"), "{msg}");
+
+        let (_, msg) = error(&body(4001));
+        assert!(msg.contains("its 4001 characters"), "{msg}");
+
+        // A bad character wins over a bad length, as before.
+        let (_, msg) = error(&format!("{}-{}", &b[..10], &b[10..]));
+        assert!(msg.contains("'-' at character 11"), "{msg}");
+
+        let (code, _) = error(&body(400));
+        assert_eq!(code, "hash-too-short");
+    }
+
+    #[test]
+    fn valid_hashes_are_padded_and_decoded() {
+        let ok = normalize_hash(&body(4000)).expect("valid");
+        assert_eq!(ok.value.len(), 4000);
+        assert_eq!(ok.bytes.len(), 3000);
+        assert_eq!(ok.fix, None);
+
+        let ok = normalize_hash(&format!("  {}  ", body(3998))).expect("valid");
+        assert!(ok.value.ends_with("AA=="));
+        assert_eq!(ok.fix.map(|f| f.0), Some("unpadded-hash"));
+
+        let ok = normalize_hash(&format!("{}====", body(4000))).expect("valid");
+        assert_eq!(ok.value.len(), 4000);
+        assert_eq!(ok.fix.map(|f| f.0), Some("wrong-hash-padding"));
+    }
 }

@@ -486,13 +486,11 @@ impl Board {
         match serials {
             None => self.summary(),
             Some(wanted) => {
-                let rows: Vec<BoardRow> = self
+                let rows = self
                     .rows
                     .iter()
-                    .filter(|r| wanted.contains(&r.serial.trim().to_ascii_uppercase()))
-                    .cloned()
-                    .collect();
-                summarize(&rows, &self.target.profile_id)
+                    .filter(|r| wanted.contains(&r.serial.trim().to_ascii_uppercase()));
+                summarize(rows, &self.target.profile_id)
             }
         }
     }
@@ -540,12 +538,10 @@ impl Board {
     }
 }
 
-fn summarize(rows: &[BoardRow], expected_profile: &str) -> Summary {
-    let mut s = Summary {
-        total: rows.len(),
-        ..Summary::default()
-    };
+fn summarize<'a>(rows: impl IntoIterator<Item = &'a BoardRow>, expected_profile: &str) -> Summary {
+    let mut s = Summary::default();
     for r in rows {
+        s.total += 1;
         match r.chip {
             Chip::Assigned => s.assigned += 1,
             Chip::OutOfSync => s.out_of_sync += 1,

@@ -171,6 +171,13 @@ pub struct AssignmentPage {
     scope: Option<HashSet<String>>,
     /// [`Self::summary`] over `scope`.
     scoped: Summary,
+    /// What `scope` was built from (see [`import_fingerprint`]): rebuilt only when it changes,
+    /// not every frame.
+    scope_key: Option<u64>,
+    /// The first device that counts and is not ready (index into the board's rows) and how
+    /// many such devices there are. Kept with `scoped`: both change only with the board, the
+    /// scope or the target.
+    problem: Option<(usize, usize)>,
     generation: u64,
     selected: Option<String>,
     edit: Option<EditForm>,
@@ -208,6 +215,8 @@ impl AssignmentPage {
             summary: Summary::default(),
             scope: None,
             scoped: Summary::default(),
+            scope_key: None,
+            problem: None,
             generation: 0,
             selected: None,
             edit: None,
@@ -256,16 +265,33 @@ impl AssignmentPage {
     }
 
     fn set_board(&mut self, board: Board) {
-        let before = self
-            .board
-            .as_ref()
-            .map(|b| b.summary_in(self.scope.as_ref()));
+        // `scoped` always follows the current board and scope.
+        let before = self.board.as_ref().map(|_| self.scoped);
         self.summary = board.summary();
-        self.scoped = board.summary_in(self.scope.as_ref());
         self.board = Some(board);
+        self.rescope();
         self.generation += 1;
         self.view_key = None;
         self.schedule_refresh(before);
+    }
+
+    /// Recomputes what depends on the board, the scope and the target: once per change, since
+    /// it walks every row.
+    fn rescope(&mut self) {
+        let (Some(board), Some(target)) = (&self.board, &self.target) else {
+            self.scoped = Summary::default();
+            self.problem = None;
+            return;
+        };
+        self.scoped = board.summary_in(self.scope.as_ref());
+        let mut waiting = board.rows.iter().enumerate().filter(|(_, r)| {
+            !r.is_ready(&target.profile_id)
+                && self
+                    .scope
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&r.serial.trim().to_ascii_uppercase()))
+        });
+        self.problem = waiting.next().map(|(i, _)| (i, 1 + waiting.count()));
     }
 
     /// Keeps polling while the service still works on something; backs off while nothing
@@ -487,20 +513,14 @@ impl AssignmentPage {
     /// and is not ready, with what to do.
     fn first_problem_ui(&self, ui: &mut egui::Ui) {
         let Some(board) = &self.board else { return };
-        let Some(target) = &self.target else { return };
-        let waiting: Vec<&steps::BoardRow> = board
-            .rows
-            .iter()
-            .filter(|r| {
-                self.scope
-                    .as_ref()
-                    .is_none_or(|s| s.contains(&r.serial.trim().to_ascii_uppercase()))
-            })
-            .filter(|r| !r.is_ready(&target.profile_id))
-            .collect();
-        let Some(first) = waiting.first() else { return };
+        let Some((first, waiting)) = self.problem else {
+            return;
+        };
+        let Some(first) = board.rows.get(first) else {
+            return;
+        };
         let d = board.diagnose(first);
-        let more = match waiting.len() {
+        let more = match waiting {
             1 => String::new(),
             2 => " (1 more device is not ready either.)".to_string(),
             n => format!(" ({} more devices are not ready either.)", n - 1),
@@ -879,11 +899,13 @@ impl AssignmentPage {
     /// Takes the group and profile from steps 3 and 4; when either changed, the board is read
     /// again for the new target.
     fn follow_outcomes(&mut self, cx: &PageCx<'_>) {
-        let scope = imported_serials(cx.outcomes);
-        if scope != self.scope {
-            self.scope = scope;
-            if let Some(b) = &self.board {
-                self.scoped = b.summary_in(self.scope.as_ref());
+        let key = import_fingerprint(cx.outcomes);
+        if key != self.scope_key {
+            self.scope_key = key;
+            let scope = imported_serials(cx.outcomes);
+            if scope != self.scope {
+                self.scope = scope;
+                self.rescope();
             }
         }
         let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
@@ -901,7 +923,7 @@ impl AssignmentPage {
         self.edit = None;
         self.auto = None;
         self.summary = Summary::default();
-        self.scoped = Summary::default();
+        self.rescope();
         self.generation += 1;
         self.view_key = None;
     }
@@ -1144,20 +1166,36 @@ impl Default for SavedState {
     }
 }
 
+/// Identifies what [`imported_serials`] reads (each row's serial and whether it counts) without
+/// allocating: a pass over the rows every frame is cheap, building the set is not.
+fn import_fingerprint(outcomes: &crate::steps::Outcomes) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let job = outcomes.import.as_ref()?;
+    let mut h = std::hash::DefaultHasher::new();
+    job.rows.len().hash(&mut h);
+    for r in &job.rows {
+        r.row.serial.hash(&mut h);
+        counts_for_scope(&r.outcome).hash(&mut h);
+    }
+    Some(h.finish())
+}
+
+fn counts_for_scope(outcome: &crate::steps::import::RowOutcome) -> bool {
+    use crate::steps::import::RowOutcome;
+    !matches!(
+        outcome,
+        RowOutcome::Excluded { .. } | RowOutcome::Duplicate { .. }
+    )
+}
+
 /// Serial numbers (upper-case) of the devices step 5 imported or found registered, without the
 /// rows left out; `None` when nothing was imported.
 fn imported_serials(outcomes: &crate::steps::Outcomes) -> Option<HashSet<String>> {
-    use crate::steps::import::RowOutcome;
     let job = outcomes.import.as_ref()?;
     let serials: HashSet<String> = job
         .rows
         .iter()
-        .filter(|r| {
-            !matches!(
-                r.outcome,
-                RowOutcome::Excluded { .. } | RowOutcome::Duplicate { .. }
-            )
-        })
+        .filter(|r| counts_for_scope(&r.outcome))
         .map(|r| r.row.serial.trim().to_ascii_uppercase())
         .filter(|s| !s.is_empty())
         .collect();

@@ -343,8 +343,8 @@ impl GraphClient {
             let bytes = match resp.bytes().await {
                 Ok(b) => b.to_vec(),
                 Err(e) => {
-                    if idempotent && attempt < self.retry.max_attempts {
-                        let delay = self.backoff(attempt, None);
+                    // A body cut off mid-way is a connection fault: same budget as any other.
+                    if idempotent && let Some(delay) = self.next_wait(attempt, None, waited) {
                         waited += delay;
                         tokio::time::sleep(delay).await;
                         continue;

@@ -85,6 +85,14 @@ fn issued_refresh(sim: &SimHandle) -> Vec<String> {
     sim.with_state(|s| s.core.refresh_tokens.keys().cloned().collect())
 }
 
+/// A test tenant whose device-code sign-in is approved on poll number `polls`.
+fn approving_after(polls: u32) -> SimConfig {
+    SimConfig {
+        approve_device_code_after_polls: polls,
+        ..SimConfig::test()
+    }
+}
+
 async fn device_sign_in(s: &Setup) -> Authenticator {
     let code = s
         .flows
@@ -99,11 +107,7 @@ async fn device_sign_in(s: &Setup) -> Authenticator {
 
 #[tokio::test]
 async fn device_code_polls_through_pending_then_succeeds() {
-    let s = setup(SimConfig {
-        approve_device_code_after_polls: 3,
-        ..SimConfig::test()
-    })
-    .await;
+    let s = setup(approving_after(3)).await;
     let code = s.flows.start_device_code().await.unwrap();
     assert_eq!(code.prompt.user_code.len(), 9);
     assert!(code.prompt.verification_uri.contains("devicelogin"));
@@ -141,11 +145,7 @@ async fn device_code_polls_through_pending_then_succeeds() {
 
 #[tokio::test]
 async fn device_code_slow_down_adds_five_seconds() {
-    let s = setup(SimConfig {
-        approve_device_code_after_polls: 2,
-        ..SimConfig::test()
-    })
-    .await;
+    let s = setup(approving_after(2)).await;
     s.sim.with_state(|st| st.identity.slow_down_polls = 1);
     device_sign_in(&s).await;
     // slow_down: 5 + 5; then pending keeps the new interval.
@@ -184,11 +184,7 @@ async fn device_code_expiry_and_decline_are_explained() {
 
 #[tokio::test]
 async fn device_code_wait_can_be_cancelled() {
-    let s = setup(SimConfig {
-        approve_device_code_after_polls: u32::MAX,
-        ..SimConfig::test()
-    })
-    .await;
+    let s = setup(approving_after(u32::MAX)).await;
     let code = s.flows.start_device_code().await.unwrap();
     let cancel = CancellationToken::new();
     let c = cancel.clone();

@@ -374,15 +374,7 @@ mod page_ui {
     use autopilot_wizard::ui::group::GroupPage;
     use autopilot_wizard::ui::{Msg, Page, StepStatus};
     use egui_kittest::kittest::Queryable;
-    use support::ui::{click, wait_for_text};
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use support::ui::{click, runtime, type_into, wait_for_text};
 
     fn extract(m: Msg) -> Option<autopilot_wizard::ui::group::Msg> {
         match m {
@@ -401,17 +393,6 @@ mod page_ui {
         let valid = profile::validate(&ProfileForm::default(), &existing).unwrap();
         let created = profile::create_profile(graph, &valid).await.unwrap();
         ProfileRef::from(&created.profile)
-    }
-
-    fn type_into(
-        h: &mut egui_kittest::Harness<'_, support::page::PageState<GroupPage>>,
-        label: &str,
-        text: &str,
-    ) {
-        h.get_by_label(label).click();
-        h.run_ok();
-        h.get_by_label(label).type_text(text);
-        h.run_ok();
     }
 
     #[test]

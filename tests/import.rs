@@ -54,6 +54,13 @@ fn opts() -> ImportOptions {
     }
 }
 
+/// Runs the whole import with the fast test options, no observer, and expects it to finish.
+async fn run_to_end(graph: &GraphClient, job: &mut ImportJob) {
+    import::run(graph, job, &opts(), &NoObserver, &CancellationToken::new())
+        .await
+        .unwrap();
+}
+
 fn hash(serial: &str, manufacturer: &str, model: &str, salt: u64) -> String {
     STANDARD.encode(build_hardware_hash(serial, manufacturer, model, salt))
 }
@@ -83,15 +90,7 @@ async fn import_registers_every_device_end_to_end() {
     let rows: Vec<ImportRow> = (0..3).map(|i| row(&format!("SN-E2E-{i}"), i)).collect();
     let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
     assert_eq!(job.counts().ready, 3);
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
 
     assert_eq!(job.phase, ImportPhase::Done);
     assert!(job.is_validated(), "{:#?}", job.rows);
@@ -178,15 +177,7 @@ async fn mixed_failures_are_each_explained() {
 
     // Sent without the precheck, the service itself reports each problem.
     let mut job = ImportJob::new(rows);
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
     assert!(matches!(
         outcome_of(&job, "SN-GOOD"),
         RowOutcome::Registered { .. }
@@ -234,30 +225,14 @@ async fn storage_errors_can_be_retried() {
     let mut job = import::precheck(&graph, vec![row("SN-640", 1)], &opts())
         .await
         .unwrap();
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
     assert!(matches!(
         outcome_of(&job, "SN-640"),
         RowOutcome::Failed { code: 640, summary, .. } if summary.contains("temporary")
     ));
     sim.with_state(|s| s.autopilot.settings.storage_error_rate = 0.0);
     assert_eq!(job.retry_failed(), 1);
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
     assert!(job.is_validated(), "{:?}", job.rows[0].outcome);
 }
 
@@ -300,15 +275,7 @@ async fn unpadded_hash_is_rejected_by_graph_and_padded_by_the_step() {
     r.hash = unpadded;
     let mut job = import::precheck(&graph, vec![r], &opts()).await.unwrap();
     assert!(job.rows[0].hash_fixed);
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
     assert!(job.is_validated());
 }
 
@@ -319,15 +286,7 @@ async fn five_hundred_rows_are_chunked_and_polled_by_pages() {
         .map(|i| row(&format!("SN-BULK-{i:04}"), i))
         .collect();
     let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
     assert!(job.is_validated());
     assert_eq!(job.counts().registered, 500);
     sim.with_state(|s| {
@@ -382,15 +341,7 @@ async fn polling_survives_throttling_and_outages() {
     ]);
     let rows: Vec<ImportRow> = (0..7).map(|i| row(&format!("SN-FLAKY-{i}"), i)).collect();
     let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
     assert!(job.is_validated());
     sim.with_state(|s| assert!(s.core.faults.script.is_empty(), "every fault was hit"));
     let throttled = sim.requests().iter().filter(|r| r.status == 429).count();
@@ -629,15 +580,7 @@ async fn rows_from_the_csv_reader_import_with_the_padding_fixed() {
     assert!(rows[1].hash.ends_with('='), "the reader padded it");
     assert_eq!(rows[1].line, 3);
     let mut job = import::precheck(&graph, rows, &opts()).await.unwrap();
-    import::run(
-        &graph,
-        &mut job,
-        &opts(),
-        &NoObserver,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    run_to_end(&graph, &mut job).await;
     assert!(job.is_validated(), "{:#?}", job.rows);
     sim.with_state(|s| {
         let d = s.autopilot.device_by_serial("SN-CSV-2").unwrap();
@@ -694,11 +637,7 @@ mod page {
 
     #[test]
     fn page_previews_imports_and_explains_every_outcome() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = support::ui::runtime();
         let (sim, graph) = rt.block_on(start(config(5)));
         sim.with_state(|s| {
             s.autopilot

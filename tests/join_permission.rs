@@ -41,6 +41,14 @@ fn group_id(sim: &SimHandle, name: &str) -> String {
     })
 }
 
+/// A seeded group as the deployer the page would add.
+fn seeded_group(sim: &SimHandle, name: &str) -> Deployer {
+    Deployer::Group {
+        id: group_id(sim, name),
+        name: name.into(),
+    }
+}
+
 fn set_policies(sim: &SimHandle, join: JoinScope, mdm: MdmScope) {
     sim.with_state(|s| {
         s.directory.registration_policy.join = join;
@@ -123,15 +131,7 @@ async fn selected_covers_named_users_and_nested_group_members_only() {
 async fn a_chosen_group_expands_to_its_users() {
     let (sim, graph) = start().await;
     // Demo seed: join = IT Technicians, MDM = All staff (holding IT Technicians nested).
-    let it = group_id(&sim, "IT Technicians");
-    let (policies, report) = check(
-        &graph,
-        &[Deployer::Group {
-            id: it,
-            name: "IT Technicians".into(),
-        }],
-    )
-    .await;
+    let (policies, report) = check(&graph, &[seeded_group(&sim, "IT Technicians")]).await;
     assert_eq!(report.rows.len(), 2, "{report:?}");
     for r in &report.rows {
         assert_eq!(r.via.as_deref(), Some("IT Technicians"));
@@ -234,15 +234,7 @@ async fn forbidden_policy_read_names_the_permission_and_role() {
 #[tokio::test]
 async fn a_group_without_users_does_not_validate() {
     let (sim, graph) = start().await;
-    let dynamic = group_id(&sim, "Autopilot - All devices");
-    let (policies, report) = check(
-        &graph,
-        &[Deployer::Group {
-            id: dynamic,
-            name: "Autopilot - All devices".into(),
-        }],
-    )
-    .await;
+    let (policies, report) = check(&graph, &[seeded_group(&sim, "Autopilot - All devices")]).await;
     assert!(report.rows.is_empty());
     let todo = jp::validate(&policies, &report).unwrap_err().join("\n");
     assert!(todo.contains("contains no users"), "{todo}");
@@ -321,15 +313,7 @@ mod page_ui {
     use autopilot_wizard::ui::join_permission::JoinPermissionPage;
     use autopilot_wizard::ui::{Msg, Page, StepStatus};
     use egui_kittest::kittest::Queryable;
-    use support::ui::{click, wait_for_text};
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    }
+    use support::ui::{click, runtime, type_into, wait_for_text};
 
     fn extract(m: Msg) -> Option<autopilot_wizard::ui::join_permission::Msg> {
         match m {
@@ -343,10 +327,7 @@ mod page_ui {
         text: &str,
         add: &str,
     ) {
-        h.get_by_label("Search users or groups").click();
-        h.run_ok();
-        h.get_by_label("Search users or groups").type_text(text);
-        h.run_ok();
+        type_into(h, "Search users or groups", text);
         click(h, "Search");
         click(h, add);
     }

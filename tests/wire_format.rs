@@ -734,12 +734,7 @@ async fn drive_every_step(sim: &SimHandle, graph: &GraphClient) {
 
 #[tokio::test]
 async fn every_request_the_steps_send_matches_the_reference() {
-    let sim = sim::spawn(SimConfig {
-        seed: Seed::Demo,
-        ..SimConfig::test()
-    })
-    .await
-    .expect("sim");
+    let sim = demo_sim().await;
     let (proxy_url, log) = start_proxy(&sim).await;
     let token = sim.issue_token(&sim.admin().user_principal_name);
     let graph = GraphClient::new(&proxy_url, Arc::new(StaticToken(token)))
@@ -972,6 +967,16 @@ fn strip_context(mut v: Value) -> Value {
     v
 }
 
+/// A simulated tenant with the demo data, at test speed.
+async fn demo_sim() -> SimHandle {
+    sim::spawn(SimConfig {
+        seed: Seed::Demo,
+        ..SimConfig::test()
+    })
+    .await
+    .expect("sim")
+}
+
 #[track_caller]
 fn assert_no_errors(what: &str, errors: Vec<String>) {
     assert!(errors.is_empty(), "{what}:\n  {}", errors.join("\n  "));
@@ -979,12 +984,7 @@ fn assert_no_errors(what: &str, errors: Vec<String>) {
 
 #[tokio::test]
 async fn sim_autopilot_resources_match_the_schema() {
-    let sim = sim::spawn(SimConfig {
-        seed: Seed::Demo,
-        ..SimConfig::test()
-    })
-    .await
-    .expect("sim");
+    let sim = demo_sim().await;
     let token = sim.issue_token(&sim.admin().user_principal_name);
     let dev = "/deviceManagement/windowsAutopilotDeviceIdentities";
     let imp = "/deviceManagement/importedWindowsAutopilotDeviceIdentities";
@@ -1260,12 +1260,7 @@ async fn sim_autopilot_resources_match_the_schema() {
 
 #[tokio::test]
 async fn sim_directory_answers_have_the_documented_shape() {
-    let sim = sim::spawn(SimConfig {
-        seed: Seed::Demo,
-        ..SimConfig::test()
-    })
-    .await
-    .expect("sim");
+    let sim = demo_sim().await;
     let token = sim.issue_token(&sim.admin().user_principal_name);
 
     // user and organization are not in the schema extract; check the documented v1.0 names.
@@ -1387,12 +1382,7 @@ async fn sim_directory_answers_have_the_documented_shape() {
 
 #[tokio::test]
 async fn sim_batch_follows_the_reference_envelope() {
-    let sim = sim::spawn(SimConfig {
-        seed: Seed::Demo,
-        ..SimConfig::test()
-    })
-    .await
-    .expect("sim");
+    let sim = demo_sim().await;
     let token = sim.issue_token(&sim.admin().user_principal_name);
     let me = sim.admin().id;
     // Reference §8: `responses` with id/status; a body without Content-Type is refused; a

@@ -322,11 +322,7 @@ impl GraphClient {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(%method, url = %strip_query(url), attempt, error = %e, "Graph request failed to connect");
-                    let delay = self.backoff(attempt, None);
-                    if idempotent
-                        && attempt < self.retry.max_attempts
-                        && waited + delay <= self.retry.max_total_wait
-                    {
+                    if idempotent && let Some(delay) = self.next_wait(attempt, None, waited) {
                         waited += delay;
                         tokio::time::sleep(delay).await;
                         continue;
@@ -347,8 +343,8 @@ impl GraphClient {
             let bytes = match resp.bytes().await {
                 Ok(b) => b.to_vec(),
                 Err(e) => {
-                    if idempotent && attempt < self.retry.max_attempts {
-                        let delay = self.backoff(attempt, None);
+                    // A body cut off mid-way is a connection fault: same budget as any other.
+                    if idempotent && let Some(delay) = self.next_wait(attempt, None, waited) {
                         waited += delay;
                         tokio::time::sleep(delay).await;
                         continue;
@@ -381,9 +377,7 @@ impl GraphClient {
             }
             let retryable = matches!(status.as_u16(), 429 | 503 | 504);
             if retryable {
-                let delay = self.backoff(attempt, retry_after);
-                if attempt < self.retry.max_attempts && waited + delay <= self.retry.max_total_wait
-                {
+                if let Some(delay) = self.next_wait(attempt, retry_after, waited) {
                     tracing::info!(
                         status = status.as_u16(),
                         wait_ms = delay.as_millis() as u64,
@@ -402,6 +396,19 @@ impl GraphClient {
             }
             return Err(GraphError::from_response(status.as_u16(), &bytes, ids));
         }
+    }
+
+    /// How long to wait before the next attempt, or `None` once the attempt count or the total
+    /// wait budget would be exceeded.
+    fn next_wait(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        waited: Duration,
+    ) -> Option<Duration> {
+        let delay = self.backoff(attempt, retry_after);
+        (attempt < self.retry.max_attempts && waited + delay <= self.retry.max_total_wait)
+            .then_some(delay)
     }
 
     /// `Retry-After` when the server sent one (capped), else exponential backoff with full jitter.

@@ -623,15 +623,6 @@ fn render_device(
     v
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        odata::bad_request(
-            "BadRequest",
-            &format!("The request body is not valid JSON: {e}"),
-        )
-    })
-}
-
 fn str_field(v: &Value, name: &str) -> String {
     v.get(name)
         .and_then(|x| x.as_str())
@@ -685,7 +676,7 @@ async fn import_action(State(sh): State<Shared>, _uri: Uri, body: Bytes) -> Resp
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
     enter(ap, "import");
-    let v = match parse_body(&body) {
+    let v = match odata::json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -713,7 +704,7 @@ async fn create_imported(State(sh): State<Shared>, _uri: Uri, body: Bytes) -> Re
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
     enter(ap, "createImported");
-    let v = match parse_body(&body) {
+    let v = match odata::json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -730,11 +721,9 @@ async fn list_imported(State(sh): State<Shared>, uri: Uri) -> Response {
     enter(ap, "listImported");
     let items: Vec<Value> = ap.imports.iter().map(render_import).collect();
     match odata::apply_filter(&uri, items) {
-        Ok(items) => odata::page(
-            &sh.base_url,
+        Ok(items) => sh.page(
             &uri,
             items,
-            sh.config.page_size,
             "deviceManagement/importedWindowsAutopilotDeviceIdentities",
         ),
         Err(r) => r,
@@ -775,11 +764,9 @@ async fn list_devices(State(sh): State<Shared>, uri: Uri) -> Response {
         .map(|d| render_device(d, beta, "", &|_| None))
         .collect();
     match odata::apply_filter(&uri, items) {
-        Ok(items) => odata::page(
-            &sh.base_url,
+        Ok(items) => sh.page(
             &uri,
             items,
-            sh.config.page_size,
             "deviceManagement/windowsAutopilotDeviceIdentities",
         ),
         Err(r) => r,
@@ -820,7 +807,7 @@ async fn update_device_properties(
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
     enter(ap, "updateDeviceProperties");
-    let v = match parse_body(&body) {
+    let v = match odata::json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -896,7 +883,7 @@ async fn batch(State(sh): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
         let mut st = sh.lock();
         *st.autopilot.requests.entry("batch".into()).or_default() += 1;
     }
-    let v = match parse_body(&body) {
+    let v = match odata::json_body(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };

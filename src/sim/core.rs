@@ -724,13 +724,7 @@ async fn list_users(State(shared): State<Shared>, headers: HeaderMap, uri: Uri) 
             .map(|v| keep_properties(v, USER_DEFAULT_PROPERTIES))
             .collect();
     }
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "users",
-    )
+    shared.page(&uri, items, "users")
 }
 
 /// `$search="displayName:wa" OR "mail:wa"`: each clause matches when any word of the property

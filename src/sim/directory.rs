@@ -8,6 +8,7 @@
 //! registration), [`rule_matches`] plus the public `groups` / `devices` fields (dynamic
 //! membership evaluation in `assignment`).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -723,7 +724,7 @@ pub(crate) fn routes() -> Router<Shared> {
             .route(&format!("{v}/groups/{{id}}/members/$ref"), post(add_member))
             .route(
                 &format!("{v}/groups/{{id}}/members/{{member}}"),
-                get(list_members_cast),
+                get(list_members),
             )
             .route(
                 &format!("{v}/groups/{{id}}/members/{{member}}/$ref"),
@@ -735,7 +736,7 @@ pub(crate) fn routes() -> Router<Shared> {
             )
             .route(
                 &format!("{v}/groups/{{id}}/transitiveMembers/{{member}}"),
-                get(list_transitive_members_cast),
+                get(list_transitive_members),
             )
             .route(
                 &format!("{v}/groups/{{id}}/transitiveMemberOf"),
@@ -920,13 +921,7 @@ async fn list_mdm_policies(
         return insufficient_privileges();
     }
     let items = state.directory.mdm_policies.iter().map(mdm_json).collect();
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "policies/mobileDeviceManagementPolicies",
-    )
+    shared.page(&uri, items, "policies/mobileDeviceManagementPolicies")
 }
 
 async fn get_mdm_policy(
@@ -974,13 +969,7 @@ async fn list_mdm_included_groups(
             .collect(),
         _ => Vec::new(),
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "groups",
-    )
+    shared.page(&uri, items, "groups")
 }
 
 // --- groups ---------------------------------------------------------------------------------
@@ -1033,13 +1022,7 @@ async fn list_groups(State(shared): State<Shared>, headers: HeaderMap, uri: Uri)
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "groups",
-    )
+    shared.page(&uri, items, "groups")
 }
 
 async fn get_group(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {
@@ -1334,14 +1317,19 @@ fn dynamic_members_error() -> Response {
     )
 }
 
+/// `params` holds the route's `id` and, on the cast routes, the `member` type segment.
 fn members_page(
     shared: &Shared,
     headers: &HeaderMap,
     uri: &Uri,
-    id: &str,
-    cast: Option<&str>,
+    params: &HashMap<String, String>,
     transitive: bool,
 ) -> Response {
+    let id = params.get("id").map(String::as_str).unwrap_or_default();
+    let cast = params.get("member").map(String::as_str);
+    if let Some(c) = cast.filter(|c| !known_cast(c)) {
+        return bad_segment(c);
+    }
     let items: Vec<Value> = {
         let state = shared.lock();
         let Some(g) = state.directory.group(id).filter(|g| visible(g)) else {
@@ -1361,13 +1349,7 @@ fn members_page(
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        uri,
-        items,
-        shared.config.page_size,
-        "directoryObjects",
-    )
+    shared.page(uri, items, "directoryObjects")
 }
 
 fn cast_matches(v: &Value, cast: Option<&str>) -> bool {
@@ -1397,46 +1379,24 @@ fn bad_segment(segment: &str) -> Response {
     )
 }
 
+/// `members` and `members/{cast}`: one handler, since the cast segment only narrows the list.
 async fn list_members(
     State(shared): State<Shared>,
-    Path(id): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    members_page(&shared, &headers, &uri, &id, None, false)
+    members_page(&shared, &headers, &uri, &params, false)
 }
 
-async fn list_members_cast(
-    State(shared): State<Shared>,
-    Path((id, cast)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if !known_cast(&cast) {
-        return bad_segment(&cast);
-    }
-    members_page(&shared, &headers, &uri, &id, Some(&cast), false)
-}
-
+/// `transitiveMembers` and `transitiveMembers/{cast}`.
 async fn list_transitive_members(
     State(shared): State<Shared>,
-    Path(id): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    members_page(&shared, &headers, &uri, &id, None, true)
-}
-
-async fn list_transitive_members_cast(
-    State(shared): State<Shared>,
-    Path((id, cast)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if !known_cast(&cast) {
-        return bad_segment(&cast);
-    }
-    members_page(&shared, &headers, &uri, &id, Some(&cast), true)
+    members_page(&shared, &headers, &uri, &params, true)
 }
 
 async fn add_member(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
@@ -1530,13 +1490,7 @@ fn member_of_page(
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        uri,
-        items,
-        shared.config.page_size,
-        "directoryObjects",
-    )
+    shared.page(uri, items, "directoryObjects")
 }
 
 fn user_id(state: &SimState, key: &str) -> Option<String> {
@@ -1639,13 +1593,7 @@ async fn list_devices(State(shared): State<Shared>, headers: HeaderMap, uri: Uri
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        "devices",
-    )
+    shared.page(&uri, items, "devices")
 }
 
 async fn get_device(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {

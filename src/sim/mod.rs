@@ -33,6 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Uri;
+use axum::response::Response;
+use serde_json::Value;
 
 /// How fast service-side time runs compared with the real service.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,6 +186,12 @@ impl SimShared {
 
     pub fn scaled(&self, service_time: Duration) -> Duration {
         self.config.speed.scaled(service_time)
+    }
+
+    /// One page of a collection at this server's address with the configured page size; see
+    /// [`odata::page`].
+    pub fn page(&self, uri: &Uri, items: Vec<Value>, context: &str) -> Response {
+        odata::page(&self.base_url, uri, items, self.config.page_size, context)
     }
 }
 

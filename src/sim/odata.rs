@@ -42,6 +42,16 @@ pub fn bad_request(code: &str, message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, code, message)
 }
 
+/// A request body as JSON, or Graph's 400 saying why it is not.
+pub fn json_body(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        bad_request(
+            "BadRequest",
+            &format!("The request body is not valid JSON: {e}"),
+        )
+    })
+}
+
 /// Query parameters, decoded.
 pub fn query(uri: &Uri) -> HashMap<String, String> {
     uri.query()

@@ -750,15 +750,11 @@ fn concrete_type(body: &Map<String, Value>) -> Result<String, Response> {
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(odata::bad_request(
+    match odata::json_body(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(odata::bad_request(
             "BadRequest",
             "The request body must be a JSON object.",
-        )),
-        Err(e) => Err(odata::bad_request(
-            "BadRequest",
-            &format!("The request body is not valid JSON: {e}"),
         )),
     }
 }
@@ -786,11 +782,9 @@ async fn list_profiles(State(shared): State<Shared>, headers: HeaderMap, uri: Ur
         Ok(i) => i,
         Err(r) => return r,
     };
-    odata::page(
-        &shared.base_url,
+    shared.page(
         &uri,
         items,
-        shared.config.page_size,
         "deviceManagement/windowsAutopilotDeploymentProfiles",
     )
 }
@@ -933,14 +927,7 @@ async fn assigned_devices(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Response {
-    let items: Vec<Value> = {
-        let state = shared.lock();
-        if let Err(r) = check_scope(&state, &headers, Access::Read) {
-            return r;
-        }
-        if !state.profiles.profiles.iter().any(|p| p.id == id) {
-            return profile_not_found(&id);
-        }
+    profile_collection(&shared, &headers, &id, &uri, "assignedDevices", |state| {
         state
             .autopilot
             .devices
@@ -948,14 +935,7 @@ async fn assigned_devices(
             .filter(|d| d.assigned_profile_id.as_deref() == Some(id.as_str()))
             .map(render_assigned_device)
             .collect()
-    };
-    odata::page(
-        &shared.base_url,
-        &uri,
-        items,
-        shared.config.page_size,
-        &format!("deviceManagement/windowsAutopilotDeploymentProfiles('{id}')/assignedDevices"),
-    )
+    })
 }
 
 async fn list_assignments(
@@ -964,14 +944,7 @@ async fn list_assignments(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Response {
-    let items: Vec<Value> = {
-        let state = shared.lock();
-        if let Err(r) = check_scope(&state, &headers, Access::Read) {
-            return r;
-        }
-        if !state.profiles.profiles.iter().any(|p| p.id == id) {
-            return profile_not_found(&id);
-        }
+    profile_collection(&shared, &headers, &id, &uri, "assignments", |state| {
         state
             .profiles
             .assignments
@@ -979,13 +952,33 @@ async fn list_assignments(
             .filter(|a| a.profile_id == id)
             .map(render_assignment)
             .collect()
+    })
+}
+
+/// A collection below one profile (`.../{id}/{segment}`): read scope and an existing profile
+/// first, then one page of what `items` picks from the state.
+fn profile_collection(
+    shared: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    uri: &Uri,
+    segment: &str,
+    items: impl FnOnce(&SimState) -> Vec<Value>,
+) -> Response {
+    let items = {
+        let state = shared.lock();
+        if let Err(r) = check_scope(&state, headers, Access::Read) {
+            return r;
+        }
+        if !state.profiles.profiles.iter().any(|p| p.id == id) {
+            return profile_not_found(id);
+        }
+        items(&state)
     };
-    odata::page(
-        &shared.base_url,
-        &uri,
+    shared.page(
+        uri,
         items,
-        shared.config.page_size,
-        &format!("deviceManagement/windowsAutopilotDeploymentProfiles('{id}')/assignments"),
+        &format!("deviceManagement/windowsAutopilotDeploymentProfiles('{id}')/{segment}"),
     )
 }
 

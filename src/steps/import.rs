@@ -850,6 +850,48 @@ async fn sleep(d: Duration, cancel: &CancellationToken) -> Result<(), ImportErro
     }
 }
 
+/// Polling with a growing interval under a [`PollPolicy`], for the waits on Intune's service-side
+/// processing.
+struct Poller<'a> {
+    policy: &'a PollPolicy,
+    /// Names the wait in the timeout error.
+    what: &'static str,
+    started: tokio::time::Instant,
+    interval: Duration,
+}
+
+impl<'a> Poller<'a> {
+    fn new(policy: &'a PollPolicy, what: &'static str) -> Self {
+        Poller {
+            policy,
+            what,
+            started: tokio::time::Instant::now(),
+            interval: policy.initial,
+        }
+    }
+
+    /// Sleeps until the next poll, or fails once the policy's timeout has passed.
+    async fn wait(&self, cancel: &CancellationToken) -> Result<(), ImportError> {
+        if self.started.elapsed() > self.policy.timeout {
+            return Err(ImportError::Timeout {
+                what: self.what.into(),
+                minutes: self.policy.timeout.as_secs() / 60,
+            });
+        }
+        sleep(self.interval, cancel).await
+    }
+
+    /// After a poll: a poll that changed nothing makes the next wait longer.
+    fn polled(&mut self, changed: bool) {
+        if !changed {
+            self.interval = self
+                .interval
+                .mul_f64(self.policy.factor)
+                .min(self.policy.max);
+        }
+    }
+}
+
 fn progress(job: &ImportJob, obs: &dyn ImportObserver) {
     obs.event(ImportEvent::Counts(job.counts()));
     obs.save(job);
@@ -1138,8 +1180,7 @@ async fn follow_records(
     obs: &dyn ImportObserver,
     cancel: &CancellationToken,
 ) -> Result<(), ImportError> {
-    let started = tokio::time::Instant::now();
-    let mut interval = opts.processing.initial;
+    let mut poll = Poller::new(&opts.processing, "Processing of the upload");
     loop {
         let open: Vec<usize> = (0..job.rows.len())
             .filter(|&i| matches!(job.rows[i].outcome, RowOutcome::Submitted { .. }))
@@ -1147,13 +1188,7 @@ async fn follow_records(
         if open.is_empty() {
             return Ok(());
         }
-        if started.elapsed() > opts.processing.timeout {
-            return Err(ImportError::Timeout {
-                what: "Processing of the upload".into(),
-                minutes: opts.processing.timeout.as_secs() / 60,
-            });
-        }
-        sleep(interval, cancel).await?;
+        poll.wait(cancel).await?;
         // One paged read of all import records per poll, never one GET per record.
         let records: Vec<ImportedDevice> = list_all(
             graph,
@@ -1195,11 +1230,7 @@ async fn follow_records(
             }
         }
         progress(job, obs);
-        if !changed {
-            interval = interval
-                .mul_f64(opts.processing.factor)
-                .min(opts.processing.max);
-        }
+        poll.polled(changed);
     }
 }
 
@@ -1359,8 +1390,7 @@ async fn wait_for_devices(
     obs: &dyn ImportObserver,
     cancel: &CancellationToken,
 ) -> Result<(), ImportError> {
-    let started = tokio::time::Instant::now();
-    let mut interval = opts.waiting.initial;
+    let mut poll = Poller::new(&opts.waiting, "Waiting for the imported devices to appear");
     loop {
         let open: Vec<usize> = (0..job.rows.len())
             .filter(|&i| {
@@ -1371,13 +1401,7 @@ async fn wait_for_devices(
         if open.is_empty() {
             return Ok(());
         }
-        if started.elapsed() > opts.waiting.timeout {
-            return Err(ImportError::Timeout {
-                what: "Waiting for the imported devices to appear".into(),
-                minutes: opts.waiting.timeout.as_secs() / 60,
-            });
-        }
-        sleep(interval, cancel).await?;
+        poll.wait(cancel).await?;
         let devices: Vec<AutopilotDevice> = list_all(
             graph,
             &format!("{DEVICES}?$select={DEVICE_SELECT}"),
@@ -1421,9 +1445,7 @@ async fn wait_for_devices(
         if !imported_open {
             return Ok(());
         }
-        if !changed {
-            interval = interval.mul_f64(opts.waiting.factor).min(opts.waiting.max);
-        }
+        poll.polled(changed);
     }
 }
 

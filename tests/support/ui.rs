@@ -100,3 +100,21 @@ pub fn click<S>(harness: &mut Harness<'_, S>, label: &str) {
     harness.get_by_label(label).click();
     harness.run_ok();
 }
+
+/// Clicks the text field labelled `label` and types `text` into it.
+pub fn type_into<S>(harness: &mut Harness<'_, S>, label: &str, text: &str) {
+    harness.get_by_label(label).click();
+    harness.run_ok();
+    harness.get_by_label(label).type_text(text);
+    harness.run_ok();
+}
+
+/// A multi-threaded runtime for page tests: the harness runs on the test thread while the
+/// page's jobs run on the workers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}

@@ -752,6 +752,64 @@ mod page {
         drop(h);
         drop(sim);
     }
+
+    /// Once signed in, an Assigned User outside the tenant's verified domains is an error on
+    /// its row before anything is sent (Intune's only check of that column).
+    #[test]
+    fn assigned_users_outside_the_verified_domains_are_caught_before_import() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        let mut text = String::from(
+            "Device Serial Number,Windows Product ID,Hardware Hash,Group Tag,Assigned User\r\n",
+        );
+        for (serial, upn, salt) in [
+            ("SN-UPN-OK", "anna@contoso.example", 1),
+            ("SN-UPN-BAD", "bob@gmail.example", 2),
+        ] {
+            let h = hash(serial, "Contoso", "Laptop 7", salt);
+            text.push_str(&format!("{serial},,{h},HQ,{upn}\r\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = Host {
+            page: ImportPage::new(opts()),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes: Outcomes {
+                signed_in: Some(autopilot_wizard::steps::sign_in::SignedIn {
+                    verified_domains: vec!["contoso.example".into()],
+                    ..Default::default()
+                }),
+                ..Outcomes::default()
+            },
+            jobs: Vec::new(),
+            picker: Arc::new(FixedFilePicker { paths: vec![path] }),
+            tx,
+            rx,
+            rt: rt.handle().clone(),
+        };
+        let mut h = Harness::builder()
+            .with_size([1200.0, 800.0])
+            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
+        h.run_ok();
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "2 rows:");
+        wait_for_text(
+            &mut h,
+            "SN-UPN-BAD: The domain of \"bob@gmail.example\" is not a verified domain",
+        );
+        assert!(
+            h.query_by_label_contains("SN-UPN-OK: The domain").is_none(),
+            "visible:\n{}",
+            visible_labels(&h)
+        );
+        drop(h);
+        drop(sim);
+    }
 }
 
 #[tokio::test]

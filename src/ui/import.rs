@@ -166,13 +166,19 @@ impl ImportPage {
     fn read(&mut self, paths: Vec<PathBuf>, cx: &mut PageCx<'_>) {
         self.files = paths.clone();
         self.stage = Stage::Checking("Reading the files…".into());
+        // Intune's only check of an Assigned User is that its domain is verified in the tenant:
+        // catch that before anything is sent.
+        let options = match &cx.outcomes.signed_in {
+            Some(signed_in) => {
+                CheckOptions::default().with_verified_domains(&signed_in.verified_domains)
+            }
+            None => CheckOptions::default(),
+        };
         cx.spawn(
             "Reading CSV files",
             move |out: Outbox, _cancel| async move {
-                let report = tokio::task::spawn_blocking(move || {
-                    hwid::check_files(&paths, &CheckOptions::default())
-                })
-                .await;
+                let report =
+                    tokio::task::spawn_blocking(move || hwid::check_files(&paths, &options)).await;
                 match report {
                     Ok(r) => out.send(super::Msg::Import(Msg::Read(Box::new(r)))),
                     Err(e) => out.send(super::Msg::Import(Msg::Prechecked(Err(format!(

@@ -635,6 +635,35 @@ mod page {
         }
     }
 
+    /// The import page alone in a kittest harness, picking `path`, with `outcomes` from earlier
+    /// steps.
+    fn harness(
+        rt: &tokio::runtime::Runtime,
+        graph: GraphClient,
+        outcomes: Outcomes,
+        path: std::path::PathBuf,
+    ) -> Harness<'static, Host> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = Host {
+            page: ImportPage::new(opts()),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes,
+            jobs: Vec::new(),
+            picker: Arc::new(FixedFilePicker { paths: vec![path] }),
+            tx,
+            rx,
+            rt: rt.handle().clone(),
+        };
+        let mut h = Harness::builder()
+            .with_size([1200.0, 800.0])
+            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
+        h.run_ok();
+        h
+    }
+
     #[test]
     fn page_previews_imports_and_explains_every_outcome() {
         let rt = support::ui::runtime();
@@ -667,24 +696,7 @@ mod page {
         ]);
         std::fs::write(&path, text).unwrap();
 
-        let (tx, rx) = std::sync::mpsc::channel();
-        let host = Host {
-            page: ImportPage::new(opts()),
-            session: Session {
-                graph: Some(graph),
-                simulated: true,
-            },
-            outcomes: Outcomes::default(),
-            jobs: Vec::new(),
-            picker: Arc::new(FixedFilePicker { paths: vec![path] }),
-            tx,
-            rx,
-            rt: rt.handle().clone(),
-        };
-        let mut h = Harness::builder()
-            .with_size([1200.0, 800.0])
-            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
-        h.run_ok();
+        let mut h = harness(&rt, graph, Outcomes::default(), path);
 
         click(&mut h, "Choose CSV files…");
         wait_for_text(&mut h, "5 rows:");
@@ -772,30 +784,18 @@ mod page {
             text.push_str(&format!("{serial},,{h},HQ,{upn}\r\n"));
         }
         std::fs::write(&path, text).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let host = Host {
-            page: ImportPage::new(opts()),
-            session: Session {
-                graph: Some(graph),
-                simulated: true,
-            },
-            outcomes: Outcomes {
+        let mut h = harness(
+            &rt,
+            graph,
+            Outcomes {
                 signed_in: Some(autopilot_wizard::steps::sign_in::SignedIn {
                     verified_domains: vec!["contoso.example".into()],
                     ..Default::default()
                 }),
                 ..Outcomes::default()
             },
-            jobs: Vec::new(),
-            picker: Arc::new(FixedFilePicker { paths: vec![path] }),
-            tx,
-            rx,
-            rt: rt.handle().clone(),
-        };
-        let mut h = Harness::builder()
-            .with_size([1200.0, 800.0])
-            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
-        h.run_ok();
+            path,
+        );
         click(&mut h, "Choose CSV files…");
         wait_for_text(&mut h, "2 rows:");
         wait_for_text(

@@ -1096,6 +1096,42 @@ async fn sleep_or_cancel(graph: &GraphClient, d: Duration) -> Result<(), Assignm
     }
 }
 
+/// One waiting phase: the growing poll interval and the phase's deadline.
+struct Poll<'a> {
+    opts: &'a WaitOptions,
+    started: tokio::time::Instant,
+    wait: Duration,
+}
+
+impl<'a> Poll<'a> {
+    fn new(opts: &'a WaitOptions) -> Self {
+        Poll {
+            opts,
+            started: tokio::time::Instant::now(),
+            wait: opts.first_poll,
+        }
+    }
+
+    /// Polls fast again (a new sub-phase) without restarting the phase's deadline.
+    fn reset_interval(&mut self) {
+        self.wait = self.opts.first_poll;
+    }
+
+    fn expired(&self) -> bool {
+        self.started.elapsed() >= self.opts.phase_timeout
+    }
+
+    fn waited_min(&self) -> u64 {
+        self.started.elapsed().as_secs() / 60
+    }
+
+    async fn sleep(&mut self, graph: &GraphClient) -> Result<(), AssignmentError> {
+        sleep_or_cancel(graph, self.wait).await?;
+        self.wait = self.opts.next_poll(self.wait);
+        Ok(())
+    }
+}
+
 fn list_serials<'a>(serials: impl Iterator<Item = &'a str>) -> String {
     let v: Vec<&str> = serials.collect();
     if v.len() > 10 {
@@ -1153,9 +1189,8 @@ pub async fn ensure_static_members(
     opts: &WaitOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<MembershipReport, AssignmentError> {
-    let started = tokio::time::Instant::now();
+    let mut poll = Poll::new(opts);
     let total = devices.len();
-    let mut wait = opts.first_poll;
     let mut devices: Vec<AutopilotDevice> = devices.to_vec();
     // deviceId (lower) → object id
     let mut resolved: HashMap<String, String> = HashMap::new();
@@ -1195,18 +1230,17 @@ pub async fn ensure_static_members(
         if missing.is_empty() {
             break;
         }
-        if started.elapsed() >= opts.phase_timeout {
+        if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: "waiting for Entra to create the device objects".into(),
-                waited_min: started.elapsed().as_secs() / 60,
+                waited_min: poll.waited_min(),
                 pending: list_serials(missing.iter().map(|d| d.serial_number.as_str())),
                 hint: "Run a sync on the Import step and check that the import finished without \
                        errors, then run this step again."
                     .into(),
             });
         }
-        sleep_or_cancel(graph, wait).await?;
-        wait = opts.next_poll(wait);
+        poll.sleep(graph).await?;
     }
 
     let before = read_group(graph, target).await?;
@@ -1268,7 +1302,7 @@ pub async fn ensure_static_members(
     });
 
     // Read back: directory writes are eventually consistent, so allow a short wait.
-    let mut wait = opts.first_poll;
+    poll.reset_interval();
     loop {
         let after = read_group(graph, target).await?;
         let lower: HashSet<String> = after
@@ -1285,18 +1319,17 @@ pub async fn ensure_static_members(
             report.confirmed = ok.iter().map(|d| d.serial_number.clone()).collect();
             return Ok(report);
         }
-        if started.elapsed() >= opts.phase_timeout {
+        if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: "reading the group membership back".into(),
-                waited_min: started.elapsed().as_secs() / 60,
+                waited_min: poll.waited_min(),
                 pending: list_serials(not.iter().map(|d| d.serial_number.as_str())),
                 hint: "The devices were added but the group does not list them yet; refresh \
                        later."
                     .into(),
             });
         }
-        sleep_or_cancel(graph, wait).await?;
-        wait = opts.next_poll(wait);
+        poll.sleep(graph).await?;
     }
 }
 
@@ -1308,8 +1341,7 @@ pub async fn wait_dynamic_membership(
     opts: &WaitOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<GroupSnapshot, AssignmentError> {
-    let started = tokio::time::Instant::now();
-    let mut wait = opts.first_poll;
+    let mut poll = Poll::new(opts);
     loop {
         let snap = read_group(graph, target).await?;
         let lower: HashSet<String> = snap
@@ -1332,7 +1364,7 @@ pub async fn wait_dynamic_membership(
         if missing.is_empty() {
             return Ok(snap);
         }
-        if started.elapsed() >= opts.phase_timeout {
+        if poll.expired() {
             let hint = match target.rule_group_tag() {
                 Some(tag) => format!(
                     "The rule selects devices with group tag \"{tag}\"; check the group tag of \
@@ -1342,13 +1374,12 @@ pub async fn wait_dynamic_membership(
             };
             return Err(AssignmentError::Timeout {
                 phase: format!("waiting for the dynamic group \"{}\"", target.group_name),
-                waited_min: started.elapsed().as_secs() / 60,
+                waited_min: poll.waited_min(),
                 pending: list_serials(missing.iter().map(|d| d.serial_number.as_str())),
                 hint,
             });
         }
-        sleep_or_cancel(graph, wait).await?;
-        wait = opts.next_poll(wait);
+        poll.sleep(graph).await?;
     }
 }
 
@@ -1362,8 +1393,7 @@ pub async fn wait_for_assignment(
     opts: &WaitOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Board, AssignmentError> {
-    let started = tokio::time::Instant::now();
-    let mut wait = opts.first_poll;
+    let mut poll = Poll::new(opts);
     let mut reader = BoardReader::new(target.clone());
     let wanted: HashSet<&str> = device_ids.iter().map(|s| s.as_str()).collect();
     loop {
@@ -1385,18 +1415,17 @@ pub async fn wait_for_assignment(
         if open.is_empty() {
             return Ok(board);
         }
-        if started.elapsed() >= opts.phase_timeout {
+        if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: format!("waiting for \"{}\" to be assigned", target.profile_name),
-                waited_min: started.elapsed().as_secs() / 60,
+                waited_min: poll.waited_min(),
                 pending: list_serials(open.iter().map(|r| r.serial.as_str())),
                 hint: "Nothing is wrong yet if the devices show Pending; open the board to see \
                        each device's reason, and come back later."
                     .into(),
             });
         }
-        sleep_or_cancel(graph, wait).await?;
-        wait = opts.next_poll(wait);
+        poll.sleep(graph).await?;
     }
 }
 

@@ -45,11 +45,25 @@ pub enum AssignmentError {
     DeviceGone(String),
     #[error("Could not write the CSV file: {0}")]
     Export(String),
+    #[error(transparent)]
+    Group(Box<crate::steps::group::GroupError>),
     #[error("Cancelled.")]
     Cancelled,
 }
 
 impl AssignmentError {
+    fn from_group(e: crate::steps::group::GroupError) -> Self {
+        use crate::steps::group::GroupError;
+        match e {
+            GroupError::Graph { source, .. } | GroupError::Forbidden { source, .. }
+                if matches!(*source, GraphError::Cancelled) =>
+            {
+                AssignmentError::Cancelled
+            }
+            other => AssignmentError::Group(Box::new(other)),
+        }
+    }
+
     fn from_graph(e: GraphError) -> Self {
         match e {
             GraphError::Cancelled => AssignmentError::Cancelled,
@@ -910,20 +924,6 @@ struct EntraDevice {
     device_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProcessingStatusWire {
-    #[serde(default)]
-    status: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GroupWire {
-    #[serde(default)]
-    membership_rule_processing_status: Option<ProcessingStatusWire>,
-}
-
 /// Reads every Autopilot device (beta, for the assignment fields): one paged list read.
 pub async fn list_devices(graph: &GraphClient) -> Result<Vec<AutopilotDevice>, AssignmentError> {
     graph
@@ -968,17 +968,16 @@ pub async fn read_group(
         .await
         .map_err(AssignmentError::from_graph)?;
     let processing = if matches!(target.membership, GroupMembership::Dynamic { .. }) {
-        let g: GroupWire = graph
-            .get_json(
-                ApiVersion::Beta,
-                &format!(
-                    "/groups/{}?$select=id,membershipRule,membershipRuleProcessingState,membershipRuleProcessingStatus",
-                    encode(&target.group_id)
-                ),
-            )
+        // Step 4's read-back already knows beta's processing status and the v1.0 fallback;
+        // one attempt, since the group exists by now.
+        let once = crate::steps::group::ReadBackPolicy {
+            attempts: 1,
+            delay: Duration::ZERO,
+        };
+        crate::steps::group::read_back(graph, &target.group_id, once)
             .await
-            .map_err(AssignmentError::from_graph)?;
-        g.membership_rule_processing_status.and_then(|s| s.status)
+            .map_err(AssignmentError::from_group)?
+            .processing_status
     } else {
         None
     };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::graph::models::directory::{Group, NewGroup};
 use crate::graph::{ApiVersion, GraphClient, GraphError, client::encode, client::odata_string};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GroupError {
     #[error("The group settings need fixing: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))]
     Invalid(Vec<FieldError>),

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use autopilot_wizard::steps::assignment::{
+use autopilot_wizard::board::{
     Board, BoardRow, Chip, GroupMembership, GroupSnapshot, MemberState, Target,
 };
 use autopilot_wizard::steps::import::{ImportJob, ImportRow, RowOutcome};

@@ -5,6 +5,8 @@
 //! - [`graph`]: HTTP client, sign-in, token storage, serde models of Graph resources. No UI.
 //! - [`steps`]: one Graph action module per wizard step. Performs the step and validates it by
 //!   reading it back. No UI.
+//! - [`board`]: the profile-assignment board as plain data (filter, sort, counts, diagnosis, CSV,
+//!   edit form). No UI, no network.
 //! - [`hwid`]: the hardware-hash CSV reader. No UI, no network.
 //! - [`ui`]: one page per step plus shared widgets; pages call `steps`, never Graph directly.
 //! - [`app`]: the eframe application, the only place that knows pages, tasks and persistence.
@@ -12,6 +14,7 @@
 //!   types with `graph`, on purpose: two independent readings of the reference.
 
 pub mod app;
+pub mod board;
 pub mod graph;
 pub mod hwid;
 pub mod sim;

@@ -6,11 +6,12 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use autopilot_wizard::sim::directory;
-use autopilot_wizard::steps::assignment::{
-    self as steps, AssignmentError, Board, BoardRow, Chip, DeviceEdit, FixAction, GroupMembership,
-    GroupSnapshot, MemberState, Progress, Target, WaitOptions,
+use autopilot_wizard::board::{
+    Board, BoardRow, Chip, DeviceEdit, FixAction, GroupMembership, GroupSnapshot, MemberState,
+    Target,
 };
+use autopilot_wizard::sim::directory;
+use autopilot_wizard::steps::assignment::{self as steps, AssignmentError, Progress, WaitOptions};
 use autopilot_wizard::ui::assignment::{AssignmentPage, FixedSavePath};
 use autopilot_wizard::ui::{Page, PageCx, Session};
 use chrono::Utc;

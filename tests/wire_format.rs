@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use autopilot_wizard::board::{DeviceEdit, GroupMembership};
 use autopilot_wizard::graph::client::{GraphClient, StaticToken};
 use autopilot_wizard::sim::autopilot::build_hardware_hash;
 use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
-use autopilot_wizard::steps::assignment::{self, DeviceEdit, GroupMembership};
+use autopilot_wizard::steps::assignment;
 use autopilot_wizard::steps::group::{self, GroupSpec, ReadBackPolicy, RuleSpec};
 use autopilot_wizard::steps::import::{self, ImportOptions, ImportRow, NoObserver, PollPolicy};
 use autopilot_wizard::steps::join_permission as jp;

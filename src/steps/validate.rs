@@ -7,9 +7,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::board::{Board, BoardRow, GroupMembership, MemberState, Target};
 use crate::graph::GraphClient;
 use crate::steps::Outcomes;
-use crate::steps::assignment::{self, Board, BoardRow, GroupMembership, Target};
+use crate::steps::assignment;
 use crate::steps::group::{self, GroupKind, GroupRef};
 use crate::steps::join_permission::{self, Deployer, Scope};
 use crate::steps::profile::{self, ProfileRef};
@@ -801,8 +802,7 @@ pub fn device_verdicts(board: &Board) -> Vec<DeviceVerdict> {
 }
 
 fn device_verdict(board: &Board, r: &BoardRow) -> DeviceVerdict {
-    let ready = r.is_ready(&board.target.profile_id)
-        && r.membership == crate::steps::assignment::MemberState::Member;
+    let ready = r.is_ready(&board.target.profile_id) && r.membership == MemberState::Member;
     let reason = if ready {
         String::new()
     } else {
@@ -825,7 +825,7 @@ fn device_verdict(board: &Board, r: &BoardRow) -> DeviceVerdict {
         status_raw: r.status_raw.clone(),
         profile_name: r.profile_name.clone(),
         assigned_at: r.assigned_at,
-        in_group: r.membership == crate::steps::assignment::MemberState::Member,
+        in_group: r.membership == MemberState::Member,
         reason,
     }
 }

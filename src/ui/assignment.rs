@@ -16,11 +16,12 @@ use egui::{Color32, RichText, Sense};
 use egui_extras::{Column, TableBuilder};
 use tokio_util::sync::CancellationToken;
 
+use super::widgets::{self, palette};
 use super::{Page, PageCx, Phase, StepStatus};
-use crate::steps::assignment::{
-    self as steps, Board, BoardQuery, BoardReader, BoardRow, Chip, DeviceEdit, FixAction, SortKey,
-    Summary, SyncNow, Target, WaitOptions,
+use crate::board::{
+    Board, BoardQuery, Chip, DeviceEdit, EditForm, FixAction, SortKey, Summary, Target,
 };
+use crate::steps::assignment::{self as steps, BoardReader, SyncNow, WaitOptions};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
@@ -81,65 +82,28 @@ impl SavePicker for FixedSavePath {
     }
 }
 
-/// Colours of a chip: (fill, text).
-pub fn chip_colors(chip: Chip) -> (Color32, Color32) {
+/// The fill colour of a chip.
+pub fn chip_color(chip: Chip) -> Color32 {
     match chip {
-        Chip::Assigned => (Color32::from_rgb(0x2e, 0x7d, 0x32), Color32::WHITE),
-        Chip::OutOfSync => (Color32::from_rgb(0x00, 0x83, 0x8f), Color32::WHITE),
-        Chip::Pending => (Color32::from_rgb(0xf9, 0xa8, 0x25), Color32::BLACK),
-        Chip::NotAssigned => (Color32::from_rgb(0x75, 0x75, 0x75), Color32::WHITE),
-        Chip::Failed => (Color32::from_rgb(0xc6, 0x28, 0x28), Color32::WHITE),
+        Chip::Assigned => palette::SUCCESS,
+        Chip::OutOfSync => palette::SYNC,
+        Chip::Pending => palette::PENDING,
+        Chip::NotAssigned => palette::NEUTRAL,
+        Chip::Failed => palette::ERROR,
     }
 }
 
-/// A status chip; hovering shows the raw `deploymentProfileAssignmentStatus`.
+/// A status chip in words; hovering shows the raw `deploymentProfileAssignmentStatus`.
 pub fn chip(ui: &mut egui::Ui, chip: Chip, raw: &str) -> egui::Response {
-    let (fill, text) = chip_colors(chip);
-    ui.label(
-        RichText::new(format!(" {} ", chip.label()))
-            .color(text)
-            .background_color(fill),
+    widgets::chip(
+        ui,
+        chip.label(),
+        chip_color(chip),
+        &format!(
+            "{} (deploymentProfileAssignmentStatus: {raw})",
+            crate::board::words::assignment_status(raw)
+        ),
     )
-    .on_hover_text(format!("deploymentProfileAssignmentStatus: {raw}"))
-}
-
-/// The edit form of one device.
-#[derive(Debug, Clone, PartialEq)]
-struct EditForm {
-    device_id: String,
-    serial: String,
-    group_tag: String,
-    display_name: String,
-    user: String,
-    original: (String, String, String),
-    error: Option<String>,
-}
-
-impl EditForm {
-    fn from_row(r: &BoardRow) -> Self {
-        EditForm {
-            device_id: r.id.clone(),
-            serial: r.serial.clone(),
-            group_tag: r.group_tag.clone(),
-            display_name: r.display_name.clone(),
-            user: r.user_principal_name.clone(),
-            original: (
-                r.group_tag.clone(),
-                r.display_name.clone(),
-                r.user_principal_name.clone(),
-            ),
-            error: None,
-        }
-    }
-
-    fn edit(&self) -> DeviceEdit {
-        let changed = |now: &str, was: &str| (now.trim() != was).then(|| now.trim().to_string());
-        DeviceEdit {
-            group_tag: changed(&self.group_tag, &self.original.0),
-            display_name: changed(&self.display_name, &self.original.1),
-            user_principal_name: changed(&self.user, &self.original.2),
-        }
-    }
 }
 
 /// When the next automatic refresh happens.
@@ -441,8 +405,11 @@ impl AssignmentPage {
                 None => Err("Export cancelled.".to_string()),
                 Some(path) => {
                     let mut buf = Vec::new();
-                    match steps::export_csv(&board, order.iter().map(|&i| &board.rows[i]), &mut buf)
-                    {
+                    match crate::board::export_csv(
+                        &board,
+                        order.iter().map(|&i| &board.rows[i]),
+                        &mut buf,
+                    ) {
                         Ok(()) => tokio::fs::write(&path, buf)
                             .await
                             .map(|_| path.clone())
@@ -487,7 +454,7 @@ impl AssignmentPage {
                         egui::pos2(x, rect.top()),
                         egui::pos2(x + w, rect.bottom()),
                     );
-                    painter.rect_filled(seg, 0.0, chip_colors(c).0);
+                    painter.rect_filled(seg, 0.0, chip_color(c));
                     x += w;
                 }
             }
@@ -726,10 +693,10 @@ impl AssignmentPage {
         let Some(form) = &mut self.edit else {
             match &self.edit_phase {
                 Phase::Done(m) => {
-                    ui.label(RichText::new(m).color(Color32::from_rgb(0x2e, 0x7d, 0x32)));
+                    widgets::success_message(ui, m.as_str());
                 }
                 Phase::Failed(e) => {
-                    ui.colored_label(Color32::from_rgb(0xc6, 0x28, 0x28), e);
+                    widgets::error_message(ui, e.as_str());
                 }
                 _ => {}
             }
@@ -756,10 +723,10 @@ impl AssignmentPage {
         let edit = form.edit();
         let problem = edit.validate().err();
         if let Some(p) = &problem {
-            ui.colored_label(Color32::from_rgb(0xc6, 0x28, 0x28), p);
+            widgets::error_message(ui, p.as_str());
         }
         if let Some(e) = &form.error {
-            ui.colored_label(Color32::from_rgb(0xc6, 0x28, 0x28), e);
+            widgets::error_message(ui, e.as_str());
         }
         let saving = self.edit_phase.is_running();
         ui.horizontal(|ui| {
@@ -975,8 +942,8 @@ impl Page for AssignmentPage {
             target.profile_name,
             target.group_name,
             match &target.membership {
-                steps::GroupMembership::Dynamic { rule } => format!("dynamic: {rule}"),
-                steps::GroupMembership::Static => "assigned membership".into(),
+                crate::board::GroupMembership::Dynamic { rule } => format!("dynamic: {rule}"),
+                crate::board::GroupMembership::Static => "assigned membership".into(),
             }
         ));
         if self.board.is_none() && matches!(self.load, Phase::Idle) && cx.graph().is_some() {
@@ -1005,7 +972,7 @@ impl Page for AssignmentPage {
                     ui.label(m.as_str());
                 }
                 Phase::Failed(e) => {
-                    ui.colored_label(Color32::from_rgb(0xc6, 0x28, 0x28), e.as_str());
+                    widgets::error_message(ui, e.as_str());
                 }
                 _ => {}
             }
@@ -1020,12 +987,12 @@ impl Page for AssignmentPage {
                 ui.label(format!("Exported to {}", p.display()));
             }
             Phase::Failed(e) => {
-                ui.colored_label(Color32::from_rgb(0xc6, 0x28, 0x28), e.as_str());
+                widgets::error_message(ui, e.as_str());
             }
             _ => {}
         }
         if let Phase::Failed(e) = &self.load {
-            ui.colored_label(Color32::from_rgb(0xc6, 0x28, 0x28), e.as_str());
+            widgets::error_message(ui, e.as_str());
         }
         if self.board.is_none() {
             if cx.graph().is_none() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use egui::{Color32, RichText};
 
 use super::assignment::{RfdSavePicker, SavePicker};
+use super::widgets::palette;
 use super::{Page, PageCx, Phase, StepStatus};
 use crate::steps::validate::{self as steps, Report, ValidateInputs, ValidationOutcome, Verdict};
 
@@ -57,9 +58,9 @@ pub fn verdict_mark(ui: &mut egui::Ui, verdict: Verdict) -> egui::Response {
     response
 }
 
-const GREEN: Color32 = Color32::from_rgb(0x2e, 0x7d, 0x32);
-const RED: Color32 = Color32::from_rgb(0xc6, 0x28, 0x28);
-const AMBER: Color32 = Color32::from_rgb(0xb2, 0x6a, 0x00);
+const GREEN: Color32 = palette::SUCCESS;
+const RED: Color32 = palette::ERROR;
+const AMBER: Color32 = palette::WARNING;
 
 pub struct ValidatePage {
     /// What to check; when `None`, taken from the earlier steps' outcomes.

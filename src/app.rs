@@ -163,6 +163,7 @@ trait Slot {
     fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>);
     fn status(&self) -> StepStatus;
     fn validated(&self) -> bool;
+    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>);
     fn save_state(&self) -> Option<serde_json::Value>;
     fn load_state(&mut self, state: serde_json::Value);
 }
@@ -205,6 +206,9 @@ impl<P: Page> Slot for PageSlot<P> {
     }
     fn validated(&self) -> bool {
         self.page.validated()
+    }
+    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        self.page.tick(ctx, cx)
     }
     fn save_state(&self) -> Option<serde_json::Value> {
         self.page.save_state()
@@ -579,6 +583,13 @@ impl WizardApp {
                 .with_file_picker(self.file_picker.clone());
             for page in &mut self.pages {
                 page.start(&mut cx);
+            }
+        }
+        {
+            let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
+                .with_file_picker(self.file_picker.clone());
+            for page in &mut self.pages {
+                page.tick(&ctx, &mut cx);
             }
         }
 

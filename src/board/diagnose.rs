@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{BoardRow, Chip, GroupMembership, GroupSnapshot, MemberState, Target};
+use super::{BoardRow, Chip, GroupMembership, GroupSnapshot, MemberState, Target, words};
 
 /// The one thing to do about a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,28 @@ pub struct Diagnosis {
     pub reason: String,
     pub what_to_do: String,
     pub action: FixAction,
+}
+
+/// [`diagnose`] for a device that may lie outside what the wizard works on: fixes that would pull
+/// a device into the group (a new group tag, adding it) are offered only for devices of the
+/// import (`in_scope`); the tenant's other devices keep their reason but get no such button.
+pub fn diagnose_in(
+    target: &Target,
+    group: &GroupSnapshot,
+    row: &BoardRow,
+    in_scope: bool,
+) -> Diagnosis {
+    let d = diagnose(target, group, row);
+    match d.action {
+        FixAction::SetGroupTag(_) | FixAction::AddToGroup if !in_scope => Diagnosis {
+            what_to_do: "Nothing here: this device is not part of the import of step 5, so the \
+                         wizard leaves its group tag and memberships alone."
+                .into(),
+            action: FixAction::None,
+            ..d
+        },
+        _ => d,
+    }
 }
 
 /// The per-device explanation. Order matters: the first blocking cause is the one to fix.
@@ -81,7 +103,7 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
             _ => "The Autopilot service could not assign the profile.",
         };
         return d(
-            format!("{why} (status {}, detail {detail})", row.status_raw),
+            format!("{why} ({}.)", words::detailed_status(detail)),
             "Use a different device for this profile, or remove this one from the group. \
              Re-importing will not help."
                 .into(),
@@ -139,11 +161,18 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
                     let processing = group.processing.as_deref().unwrap_or("unknown");
                     match target.rule_group_tag() {
                         Some(tag) if !row.group_tag.eq_ignore_ascii_case(&tag) => d(
-                            format!(
-                                "Not a member: the group's rule selects group tag \"{tag}\", the \
-                                 device has \"{}\".",
-                                row.group_tag
-                            ),
+                            if row.group_tag.trim().is_empty() {
+                                format!(
+                                    "Not a member: the group's rule selects group tag \"{tag}\", \
+                                     the device has no group tag."
+                                )
+                            } else {
+                                format!(
+                                    "Not a member: the group's rule selects group tag \"{tag}\", \
+                                     the device has \"{}\".",
+                                    row.group_tag
+                                )
+                            },
                             format!("Set the device's group tag to \"{tag}\"."),
                             FixAction::SetGroupTag(tag),
                         ),
@@ -155,7 +184,8 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
                         _ => d(
                             format!(
                                 "Membership pending: Entra has not added the device to the \
-                                 dynamic group yet (rule processing: {processing})."
+                                 dynamic group yet (rule processing: {}).",
+                                words::rule_processing(processing)
                             ),
                             "Wait: Entra evaluates dynamic groups on its own schedule, usually \
                              within minutes."
@@ -176,8 +206,8 @@ pub fn diagnose(target: &Target, group: &GroupSnapshot, row: &BoardRow) -> Diagn
         ),
         Chip::Assigned => d(
             format!(
-                "Status is {} but {}.",
-                row.status_raw,
+                "Status is \"{}\" but {}.",
+                words::assignment_status(&row.status_raw),
                 if row.assigned_at.is_none() {
                     "no date assigned is set yet"
                 } else {

@@ -17,7 +17,7 @@ mod export;
 mod query;
 pub mod words;
 
-pub use diagnose::{Diagnosis, FixAction, diagnose};
+pub use diagnose::{Diagnosis, FixAction, diagnose, diagnose_in};
 pub use edit::{DeviceEdit, EditForm, validate_computer_name};
 pub use export::{ExportError, export_csv};
 pub use query::{BoardQuery, SortKey};
@@ -276,6 +276,11 @@ impl Board {
     /// do about it.
     pub fn diagnose(&self, row: &BoardRow) -> Diagnosis {
         diagnose(&self.target, &self.group, row)
+    }
+
+    /// [`Board::diagnose`] limited to what the wizard may change (see [`diagnose_in`]).
+    pub fn diagnose_in(&self, row: &BoardRow, in_scope: bool) -> Diagnosis {
+        diagnose_in(&self.target, &self.group, row, in_scope)
     }
 
     pub fn row_by_id(&self, id: &str) -> Option<&BoardRow> {

@@ -1,5 +1,7 @@
 //! Which rows the board shows, in which order.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Board, Chip};
@@ -29,16 +31,28 @@ pub struct BoardQuery {
     pub chip: Option<Chip>,
     pub sort: SortKey,
     pub descending: bool,
+    /// Show every device in the tenant, not only the devices imported in step 5.
+    #[serde(default)]
+    pub all_devices: bool,
 }
 
 impl Board {
     /// Indices of the rows to show, filtered and sorted.
     pub fn view(&self, q: &BoardQuery) -> Vec<usize> {
+        self.view_in(q, None)
+    }
+
+    /// [`Board::view`] over the devices whose serial (upper-case) is in `scope`, or over every
+    /// device when `None`.
+    pub fn view_in(&self, q: &BoardQuery, scope: Option<&HashSet<String>>) -> Vec<usize> {
         let needle = q.search.trim().to_lowercase();
         let mut idx: Vec<usize> = self
             .rows
             .iter()
             .enumerate()
+            .filter(|(_, r)| {
+                scope.is_none_or(|s| s.contains(&r.serial.trim().to_ascii_uppercase()))
+            })
             .filter(|(_, r)| q.chip.is_none_or(|c| r.chip == c))
             .filter(|(_, r)| needle.is_empty() || r.serial.to_lowercase().contains(&needle))
             .map(|(i, _)| i)

@@ -151,7 +151,12 @@ impl Progress {
             } => {
                 let state = processing
                     .as_deref()
-                    .map(|p| format!(" (rule processing: {p})"))
+                    .map(|p| {
+                        format!(
+                            " (rule processing: {})",
+                            crate::board::words::rule_processing(p)
+                        )
+                    })
                     .unwrap_or_default();
                 format!(
                     "{members} of {total} devices are members of the dynamic group{state}. Entra evaluates \

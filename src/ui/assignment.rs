@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::widgets::{self, palette};
 use super::{Page, PageCx, Phase, StepStatus};
 use crate::board::{
-    Board, BoardQuery, Chip, DeviceEdit, EditForm, FixAction, SortKey, Summary, Target,
+    Board, BoardQuery, BoardRow, Chip, DeviceEdit, EditForm, FixAction, SortKey, Summary, Target,
+    words,
 };
 use crate::steps::assignment::{self as steps, BoardReader, SyncNow, WaitOptions};
 
@@ -106,15 +107,151 @@ pub fn chip(ui: &mut egui::Ui, chip: Chip, raw: &str) -> egui::Response {
     )
 }
 
-/// When the next automatic refresh happens.
+/// How often the board checks the tenant by itself. The service gives no time for any of its
+/// steps, so the board keeps looking, but never from further apart than `max` while devices
+/// still move, and fast right after the person changed something.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckPlan {
+    /// The first interval, and the interval right after an edit, retag, assignment or sync.
+    pub first: Duration,
+    /// While devices still move, the interval grows (x1.5 while nothing changes) up to this.
+    pub max: Duration,
+    /// When nothing is pending: still checked, so a device that falls back (a changed tag, a
+    /// removed assignment) shows up on its own.
+    pub settled: Duration,
+    /// How long after a change the interval stays at `first`.
+    pub after_change: Duration,
+}
+
+impl Default for CheckPlan {
+    fn default() -> Self {
+        CheckPlan {
+            first: Duration::from_secs(5),
+            max: Duration::from_secs(20),
+            settled: Duration::from_secs(60),
+            after_change: Duration::from_secs(120),
+        }
+    }
+}
+
+/// When the next automatic check happens.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct AutoRefresh {
     at: Instant,
     interval: Duration,
 }
 
-const FIRST_REFRESH: Duration = Duration::from_secs(5);
-const MAX_REFRESH: Duration = Duration::from_secs(60);
+/// The board's columns. The serial number always comes first; the others are shown by
+/// priority as far as the width allows, so nothing is cut and nothing scrolls sideways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Serial,
+    Manufacturer,
+    Model,
+    GroupTag,
+    Membership,
+    Profile,
+    Status,
+    AssignedAt,
+    Enrollment,
+    LastContact,
+}
+
+impl Col {
+    /// Left to right.
+    const ORDER: [Col; 10] = [
+        Col::Serial,
+        Col::Status,
+        Col::GroupTag,
+        Col::Membership,
+        Col::Profile,
+        Col::AssignedAt,
+        Col::Manufacturer,
+        Col::Model,
+        Col::Enrollment,
+        Col::LastContact,
+    ];
+    /// Which columns stay when the width runs out (first = last to go).
+    const PRIORITY: [Col; 10] = [
+        Col::Serial,
+        Col::Status,
+        Col::GroupTag,
+        Col::Membership,
+        Col::AssignedAt,
+        Col::Profile,
+        Col::Model,
+        Col::Enrollment,
+        Col::LastContact,
+        Col::Manufacturer,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Col::Serial => "Serial number",
+            Col::Manufacturer => "Manufacturer",
+            Col::Model => "Model",
+            Col::GroupTag => "Group tag",
+            Col::Membership => "Group",
+            Col::Profile => "Assigned profile",
+            Col::Status => "Status",
+            Col::AssignedAt => "Date assigned",
+            Col::Enrollment => "Enrollment",
+            Col::LastContact => "Last contact",
+        }
+    }
+
+    fn sort_key(self) -> SortKey {
+        match self {
+            Col::Serial => SortKey::Serial,
+            Col::Manufacturer => SortKey::Manufacturer,
+            Col::Model => SortKey::Model,
+            Col::GroupTag => SortKey::GroupTag,
+            Col::Membership => SortKey::Membership,
+            Col::Profile => SortKey::Profile,
+            Col::Status => SortKey::Status,
+            Col::AssignedAt => SortKey::AssignedAt,
+            Col::Enrollment => SortKey::Enrollment,
+            Col::LastContact => SortKey::LastContact,
+        }
+    }
+
+    /// Wide enough for the usual content at the default font ("2026-12-01 21:37",
+    /// "No Entra object yet", a 14-character serial).
+    fn width(self) -> f32 {
+        match self {
+            Col::Serial => 135.0,
+            Col::Manufacturer => 105.0,
+            Col::Model => 120.0,
+            Col::GroupTag => 105.0,
+            Col::Membership => 130.0,
+            Col::Profile => 150.0,
+            Col::Status => 105.0,
+            Col::AssignedAt => 125.0,
+            Col::Enrollment => 130.0,
+            Col::LastContact => 125.0,
+        }
+    }
+}
+
+/// The columns that fit `width` (with `gap` between them), in display order.
+fn fit_columns(width: f32, gap: f32) -> Vec<Col> {
+    let mut used = 0.0;
+    let mut keep = Vec::new();
+    for c in Col::PRIORITY {
+        let w = c.width() + gap;
+        if keep.is_empty() || used + w <= width {
+            used += w;
+            keep.push(c);
+        }
+    }
+    Col::ORDER
+        .into_iter()
+        .filter(|c| keep.contains(c))
+        .collect()
+}
+
+/// Width of the details panel beside the table.
+const DETAILS_WIDTH: f32 = 330.0;
 
 pub struct AssignmentPage {
     /// The group and profile from steps 3 and 4; `None` until they are done.
@@ -148,6 +285,10 @@ pub struct AssignmentPage {
     edit_phase: Phase<String>,
     auto: Option<AutoRefresh>,
     pub auto_refresh: bool,
+    /// When the person last changed something the board waits to see (edit, retag, assign,
+    /// sync): checks stay fast for a while after.
+    changed_at: Option<Instant>,
+    pub checks: CheckPlan,
     sync: Phase<String>,
     sync_allowed_at: Option<Instant>,
     export: Phase<PathBuf>,
@@ -187,11 +328,17 @@ impl AssignmentPage {
             edit_phase: Phase::Idle,
             auto: None,
             auto_refresh: true,
+            changed_at: None,
+            checks: CheckPlan::default(),
             sync: Phase::Idle,
             sync_allowed_at: None,
             export: Phase::Idle,
             save_picker: Arc::new(RfdSavePicker),
-            wait: WaitOptions::default(),
+            // The assign-and-wait run polls no further apart than the board does.
+            wait: WaitOptions {
+                max_poll: CheckPlan::default().max,
+                ..WaitOptions::default()
+            },
             sync_interval: steps::SYNC_INTERVAL,
         }
     }
@@ -218,7 +365,14 @@ impl AssignmentPage {
         &mut self.query
     }
 
-    /// Rows currently shown (after filter and search), as serial numbers.
+    /// Time until the next automatic check, if one is planned.
+    pub fn next_check_in(&self) -> Option<Duration> {
+        self.auto
+            .filter(|_| self.auto_refresh)
+            .map(|a| a.at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Rows currently shown (after scope, filter and search), as serial numbers.
     pub fn visible_serials(&mut self) -> Vec<String> {
         self.refresh_view();
         let Some(b) = &self.board else { return vec![] };
@@ -242,6 +396,8 @@ impl AssignmentPage {
     /// Recomputes what depends on the board, the scope and the target: once per change, since
     /// it walks every row.
     fn rescope(&mut self) {
+        self.generation += 1;
+        self.view_key = None;
         let (Some(board), Some(target)) = (&self.board, &self.target) else {
             self.scoped = Summary::default();
             self.problem = None;
@@ -258,16 +414,48 @@ impl AssignmentPage {
         self.problem = waiting.next().map(|(i, _)| (i, 1 + waiting.count()));
     }
 
-    /// Keeps polling while the service still works on something; backs off while nothing
-    /// changes; stops when everything is settled.
+    fn in_scope(&self, row: &BoardRow) -> bool {
+        self.scope
+            .as_ref()
+            .is_none_or(|s| s.contains(&row.serial.trim().to_ascii_uppercase()))
+    }
+
+    /// The scope the table shows: the import's devices unless the person asked for all.
+    fn table_scope(&self) -> Option<&HashSet<String>> {
+        self.scope.as_ref().filter(|_| !self.query.all_devices)
+    }
+
+    /// Counts of the rows the table can show (the filter buttons count these).
+    fn table_summary(&self) -> Summary {
+        if self.table_scope().is_some() {
+            self.scoped
+        } else {
+            self.summary
+        }
+    }
+
+    /// Plans the next automatic check. Checks never stop while automatic checks are on: a
+    /// settled board is still looked at, less often, so a device that falls back shows.
     fn schedule_refresh(&mut self, before: Option<Summary>) {
-        if self.scoped.settled() || !self.auto_refresh {
+        if !self.auto_refresh || self.target.is_none() {
             self.auto = None;
             return;
         }
-        let interval = match (self.auto, before) {
-            (Some(a), Some(b)) if b == self.scoped => a.interval.mul_f64(1.5).min(MAX_REFRESH),
-            _ => FIRST_REFRESH,
+        let plan = &self.checks;
+        let just_changed = self
+            .changed_at
+            .is_some_and(|t| t.elapsed() < plan.after_change);
+        let interval = if just_changed {
+            plan.first
+        } else if self.scoped.settled() {
+            plan.settled
+        } else {
+            match (self.auto, before) {
+                (Some(a), Some(b)) if b == self.scoped => {
+                    a.interval.mul_f64(1.5).clamp(plan.first, plan.max)
+                }
+                _ => plan.first,
+            }
         };
         self.auto = Some(AutoRefresh {
             at: Instant::now() + interval,
@@ -275,15 +463,23 @@ impl AssignmentPage {
         });
     }
 
+    /// The person changed something the board should see soon.
+    fn note_change(&mut self) {
+        self.changed_at = Some(Instant::now());
+        let before = Some(self.scoped);
+        self.schedule_refresh(before);
+    }
+
     fn refresh_view(&mut self) {
         let key = (self.query.clone(), self.generation);
         if self.view_key.as_ref() == Some(&key) {
             return;
         }
+        let scope = self.table_scope().cloned();
         self.view = self
             .board
             .as_ref()
-            .map(|b| b.view(&self.query))
+            .map(|b| b.view_in(&self.query, scope.as_ref()))
             .unwrap_or_default();
         self.view_key = Some(key);
     }
@@ -311,24 +507,30 @@ impl AssignmentPage {
         });
     }
 
+    /// The devices "Assign" works on: those of the import, or every device when nothing was
+    /// imported.
+    fn run_devices(&self) -> Vec<&BoardRow> {
+        match &self.board {
+            Some(board) => board.rows.iter().filter(|r| self.in_scope(r)).collect(),
+            None => Vec::new(),
+        }
+    }
+
     fn start_run(&mut self, cx: &mut PageCx<'_>) {
         let (Some(graph), Some(target)) = (cx.graph(), self.target.clone()) else {
             return;
         };
         let opts = self.wait.clone();
-        let ids: Vec<String> = match (&self.scope, &self.board) {
-            (Some(scope), Some(board)) => board
-                .rows
-                .iter()
-                .filter(|r| scope.contains(&r.serial.trim().to_ascii_uppercase()))
-                .map(|r| r.id.clone())
-                .collect(),
-            _ => Vec::new(),
+        let ids: Vec<String> = if self.scope.is_some() {
+            self.run_devices().iter().map(|r| r.id.clone()).collect()
+        } else {
+            Vec::new()
         };
         self.run = Phase::Running {
             what: "Putting the devices into the group and waiting for the profile".into(),
         };
         self.progress = None;
+        self.note_change();
         let token = cx.spawn("Assign the profile", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
             let o = out.clone();
@@ -423,9 +625,16 @@ impl AssignmentPage {
     }
 
     fn summary_ui(&self, ui: &mut egui::Ui) {
-        let s = self.summary;
+        // The legend, the bar and the "Ready" line count the same devices: the import's (or
+        // every device when nothing was imported).
+        let s = self.scoped;
+        let whose = if self.scope.is_some() {
+            "devices imported in step 5"
+        } else {
+            "devices"
+        };
         ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new(format!("{} devices", s.total)).strong());
+            ui.label(RichText::new(format!("{} {whose}", s.total)).strong());
             for c in Chip::ALL {
                 chip(ui, c, c.label());
                 ui.label(format!("{}: {}", c.label(), s.count(c)));
@@ -433,21 +642,19 @@ impl AssignmentPage {
             }
         });
         // The bar: one segment per status, assigned first, so it fills from the left.
-        let (rect, _) = ui.allocate_exact_size(
+        let (rect, response) = ui.allocate_exact_size(
             egui::vec2(ui.available_width().max(50.0), 14.0),
             Sense::hover(),
         );
+        let bar_text = format!("{} of {} {whose} ready", s.ready, s.total);
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::ProgressIndicator, true, &bar_text)
+        });
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 3.0, ui.visuals().extreme_bg_color);
         if s.total > 0 {
             let mut x = rect.left();
-            for c in [
-                Chip::Assigned,
-                Chip::OutOfSync,
-                Chip::Pending,
-                Chip::NotAssigned,
-                Chip::Failed,
-            ] {
+            for c in Chip::ALL {
                 let w = rect.width() * s.count(c) as f32 / s.total as f32;
                 if w > 0.0 {
                     let seg = egui::Rect::from_min_max(
@@ -465,20 +672,19 @@ impl AssignmentPage {
                 .as_ref()
                 .map(|t| t.profile_name.as_str())
                 .unwrap_or("-"),
-            self.scoped.ready,
-            self.scoped.total,
+            s.ready,
+            s.total,
             if self.scope.is_some() {
                 " devices imported in step 5"
             } else {
                 ""
             }
         ));
-        self.first_problem_ui(ui);
     }
 
     /// Why Next is still closed, without having to pick a row: the first device that counts
-    /// and is not ready, with what to do.
-    fn first_problem_ui(&self, ui: &mut egui::Ui) {
+    /// and is not ready, what to do, and the fix itself as a button on the same line.
+    fn first_problem_ui(&self, ui: &mut egui::Ui, action: &mut Option<DetailAction>) {
         let Some(board) = &self.board else { return };
         let Some((first, waiting)) = self.problem else {
             return;
@@ -486,34 +692,108 @@ impl AssignmentPage {
         let Some(first) = board.rows.get(first) else {
             return;
         };
-        let d = board.diagnose(first);
+        let d = board.diagnose_in(first, self.in_scope(first));
         let more = match waiting {
             1 => String::new(),
             2 => " (1 more device is not ready either.)".to_string(),
             n => format!(" ({} more devices are not ready either.)", n - 1),
         };
-        ui.colored_label(
-            Color32::from_rgb(0xb2, 0x6a, 0x00),
-            format!(
-                "Not ready: {}: {} {}{more}",
-                first.serial, d.reason, d.what_to_do
-            ),
-        );
-    }
-
-    fn toolbar_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
-        ui.horizontal(|ui| {
-            let loading = self.load.is_running();
+        ui.horizontal_wrapped(|ui| {
+            widgets::warning_message(
+                ui,
+                format!(
+                    "Not ready: {}: {} {}{more}",
+                    first.serial, d.reason, d.what_to_do
+                ),
+            );
+            self.fix_button(ui, &first.id, &d.action, action);
             if ui
-                .add_enabled(!loading, egui::Button::new("Refresh"))
+                .small_button(format!("Show {}", first.serial))
+                .on_hover_text("Opens the device's details beside the table.")
                 .clicked()
             {
-                self.start_load(cx);
+                *action = Some(DetailAction::Select(first.id.clone()));
             }
-            let remaining = self
-                .sync_allowed_at
-                .map(|t| t.saturating_duration_since(Instant::now()))
-                .filter(|d| !d.is_zero());
+        });
+    }
+
+    /// The button that carries out `fix` for the device `id`, where there is one.
+    fn fix_button(
+        &self,
+        ui: &mut egui::Ui,
+        id: &str,
+        fix: &FixAction,
+        action: &mut Option<DetailAction>,
+    ) {
+        let busy = self.edit_phase.is_running() || self.run.is_running();
+        let (label, act) = match fix {
+            FixAction::SyncNow => ("Sync now".to_string(), DetailAction::Sync),
+            FixAction::AddToGroup => ("Add to group".to_string(), DetailAction::Run),
+            FixAction::SetGroupTag(tag) => (
+                fix.label(),
+                DetailAction::SetTag(id.to_string(), tag.clone()),
+            ),
+            FixAction::Wait => ("Check now".to_string(), DetailAction::Refresh),
+            FixAction::None | FixAction::Manual => return,
+        };
+        let sync_blocked = matches!(fix, FixAction::SyncNow)
+            && (self.sync.is_running() || self.sync_wait().is_some());
+        if ui
+            .add_enabled(!busy && !sync_blocked, egui::Button::new(label))
+            .clicked()
+        {
+            *action = Some(act);
+        }
+    }
+
+    /// Time until Autopilot accepts another manual sync, if it does not yet.
+    fn sync_wait(&self) -> Option<Duration> {
+        self.sync_allowed_at
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
+    fn toolbar_ui(&mut self, ui: &mut egui::Ui, action: &mut Option<DetailAction>) {
+        ui.horizontal_wrapped(|ui| {
+            let loading = self.load.is_running();
+            if ui
+                .add_enabled(!loading, egui::Button::new("Check now"))
+                .on_hover_text("Reads every device and the group again.")
+                .clicked()
+            {
+                *action = Some(DetailAction::Refresh);
+            }
+            if loading {
+                ui.spinner();
+                ui.label("Checking…");
+            } else {
+                match self.next_check_in() {
+                    Some(d) => {
+                        ui.label(format!("Next check in {} s", d.as_secs_f32().ceil() as u64));
+                        // The countdown ticks once a second, not every frame.
+                        ui.ctx()
+                            .request_repaint_after(Duration::from_secs(1).min(d));
+                    }
+                    None => {
+                        ui.weak("Automatic checks are off");
+                    }
+                }
+            }
+            let mut auto = self.auto_refresh;
+            if ui
+                .checkbox(&mut auto, "Auto-refresh")
+                .on_hover_text(
+                    "Checks the devices again by itself: every few seconds while something is \
+                     pending or after you changed something, every minute when all is settled.",
+                )
+                .changed()
+            {
+                self.auto_refresh = auto;
+                let before = Some(self.scoped);
+                self.schedule_refresh(before);
+            }
+            ui.separator();
+            let remaining = self.sync_wait();
             let sync_label = match remaining {
                 Some(d) => format!("Sync now (in {}:{:02})", d.as_secs() / 60, d.as_secs() % 60),
                 None => "Sync now".into(),
@@ -526,10 +806,9 @@ impl AssignmentPage {
                 .on_hover_text("Asks Autopilot to sync now. Allowed about once every 10 minutes.")
                 .clicked()
             {
-                self.start_sync(cx);
+                *action = Some(DetailAction::Sync);
             }
             if let Some(d) = remaining {
-                // Tick the countdown once a second, not every frame.
                 ui.ctx()
                     .request_repaint_after(d.min(Duration::from_secs(1)));
             }
@@ -538,51 +817,85 @@ impl AssignmentPage {
                     self.board.is_some() && !self.export.is_running(),
                     egui::Button::new("Export CSV"),
                 )
+                .on_hover_text("Saves the rows shown, in the order shown, with each reason.")
                 .clicked()
             {
-                self.start_export(cx);
+                *action = Some(DetailAction::Export);
             }
             if self.run.is_running() {
-                if ui.button("Stop waiting").clicked()
-                    && let Some(t) = self.run_cancel.take()
-                {
-                    t.cancel();
+                if ui.button("Stop waiting").clicked() {
+                    *action = Some(DetailAction::StopRun);
                 }
-            } else if ui
-                .button("Assign all devices")
-                .on_hover_text(
-                    "Puts every Autopilot device into the group (static groups) or waits for the \
-                     dynamic group, then follows the profile assignment until every device has it.",
-                )
-                .clicked()
-            {
-                self.start_run(cx);
-            }
-            let mut auto = self.auto_refresh;
-            if ui.checkbox(&mut auto, "Auto-refresh").changed() {
-                self.auto_refresh = auto;
-                let before = Some(self.summary);
-                self.schedule_refresh(before);
-            }
-            if loading {
-                ui.spinner();
+            } else {
+                let n = self.run_devices().len();
+                let (label, hover) = self.run_words(n);
+                if ui
+                    .add_enabled(n > 0, egui::Button::new(label))
+                    .on_hover_text(hover)
+                    .clicked()
+                {
+                    *action = Some(DetailAction::Run);
+                }
             }
         });
     }
 
+    /// What the assign button says it will do, for `n` devices.
+    fn run_words(&self, n: usize) -> (String, String) {
+        let devices = if n == 1 { "device" } else { "devices" };
+        let Some(target) = &self.target else {
+            return (format!("Assign {n} {devices}"), String::new());
+        };
+        let which = if self.scope.is_some() {
+            "the devices imported in step 5"
+        } else {
+            "every Autopilot device in the tenant"
+        };
+        match &target.membership {
+            crate::board::GroupMembership::Static => (
+                format!("Add {n} {devices} to the group and wait"),
+                format!(
+                    "Adds {which} ({n}) to \"{}\" where they are missing, then follows the \
+                     profile assignment until each has \"{}\".",
+                    target.group_name, target.profile_name
+                ),
+            ),
+            crate::board::GroupMembership::Dynamic { .. } => (
+                format!("Wait for {n} {devices} to get the profile"),
+                format!(
+                    "\"{}\" picks devices up by its rule; this follows {which} ({n}) until each \
+                     is a member and has \"{}\". Nothing is changed.",
+                    target.group_name, target.profile_name
+                ),
+            ),
+        }
+    }
+
     fn filter_ui(&mut self, ui: &mut egui::Ui) {
+        let counts = self.table_summary();
         ui.horizontal_wrapped(|ui| {
+            if self.scope.is_some() {
+                let mut all = self.query.all_devices;
+                if ui
+                    .checkbox(&mut all, "Show all devices in the tenant")
+                    .on_hover_text(
+                        "The board shows the devices imported in step 5. Tick this to see the \
+                         tenant's other Autopilot devices too; the wizard does not change them.",
+                    )
+                    .changed()
+                {
+                    self.query.all_devices = all;
+                }
+                ui.separator();
+            }
             if ui
-                .selectable_label(
-                    self.query.chip.is_none(),
-                    format!("All ({})", self.summary.total),
-                )
+                .selectable_label(self.query.chip.is_none(), format!("All ({})", counts.total))
                 .clicked()
             {
                 self.query.chip = None;
             }
             for c in Chip::ALL {
-                let label = format!("{} ({})", c.label(), self.summary.count(c));
+                let label = format!("{} ({})", c.label(), counts.count(c));
                 if ui
                     .selectable_label(self.query.chip == Some(c), label)
                     .clicked()
@@ -598,14 +911,14 @@ impl AssignmentPage {
             let l = ui.label("Search serial");
             ui.add(
                 egui::TextEdit::singleline(&mut self.query.search)
-                    .desired_width(160.0)
+                    .desired_width(140.0)
                     .hint_text("serial number"),
             )
             .labelled_by(l.id);
         });
     }
 
-    fn details_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+    fn details_ui(&mut self, ui: &mut egui::Ui, action: &mut Option<DetailAction>) {
         let Some(board) = &self.board else { return };
         let Some(id) = self.selected.clone() else {
             return;
@@ -614,79 +927,71 @@ impl AssignmentPage {
             self.selected = None;
             return;
         };
-        let diag = board.diagnose(&row);
-        let mut action = None;
+        let diag = board.diagnose_in(&row, self.in_scope(&row));
         egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("Device {}", row.serial)).strong());
                 chip(ui, row.chip, &row.status_raw);
-                if ui.small_button("Close").clicked() {
-                    action = Some(DetailAction::Close);
-                }
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui.small_button("Close").clicked() {
+                        *action = Some(DetailAction::Close);
+                    }
+                });
             });
-            ui.label(format!(
-                "{} {} · group tag \"{}\" · {} · profile: {}",
-                row.manufacturer,
-                row.model,
-                row.group_tag,
-                row.membership.label(),
-                row.profile_name.as_deref().unwrap_or("-")
-            ));
-            ui.label(RichText::new(format!("Why: {}", diag.reason)));
-            ui.label(RichText::new(format!("What to do: {}", diag.what_to_do)).strong());
-            ui.horizontal(|ui| {
-                match &diag.action {
-                    FixAction::SyncNow => {
-                        if ui.button("Sync now").clicked() {
-                            action = Some(DetailAction::Sync);
-                        }
-                    }
-                    FixAction::AddToGroup => {
-                        if ui.button("Add to group").clicked() {
-                            action = Some(DetailAction::Run);
-                        }
-                    }
-                    FixAction::SetGroupTag(tag) => {
-                        if ui.button(format!("Set group tag to {tag}")).clicked() {
-                            action = Some(DetailAction::SetTag(tag.clone()));
-                        }
-                    }
-                    FixAction::Wait => {
-                        if ui.button("Refresh now").clicked() {
-                            action = Some(DetailAction::Refresh);
-                        }
-                    }
-                    FixAction::None | FixAction::Manual => {}
-                }
+            egui::Grid::new("assignment-details")
+                .num_columns(2)
+                .spacing([8.0, 2.0])
+                .show(ui, |ui| {
+                    let field = |ui: &mut egui::Ui, name: &str, value: String| {
+                        ui.weak(name);
+                        ui.add(egui::Label::new(value).wrap());
+                        ui.end_row();
+                    };
+                    field(ui, "Device", format!("{} {}", row.manufacturer, row.model));
+                    field(ui, "Group tag", or_none(&row.group_tag));
+                    field(ui, "Group", row.membership.label().to_string());
+                    field(
+                        ui,
+                        "Profile",
+                        row.profile_name.clone().unwrap_or_else(|| "none".into()),
+                    );
+                    ui.weak("Status");
+                    widgets::worded(
+                        ui,
+                        words::assignment_status(&row.status_raw),
+                        "deploymentProfileAssignmentStatus",
+                        &row.status_raw,
+                    );
+                    ui.end_row();
+                    field(ui, "Date assigned", short_date(row.assigned_at));
+                    ui.weak("Enrollment");
+                    widgets::worded(
+                        ui,
+                        words::enrollment_state(&row.enrollment_state),
+                        "enrollmentState",
+                        &row.enrollment_state,
+                    );
+                    ui.end_row();
+                    field(ui, "Last contact", short_date(row.last_contact));
+                    field(ui, "Computer name", or_none(&row.display_name));
+                    field(ui, "Assigned user", or_none(&row.user_principal_name));
+                });
+            ui.add(egui::Label::new(format!("Why: {}", diag.reason)).wrap());
+            ui.add(
+                egui::Label::new(
+                    RichText::new(format!("What to do: {}", diag.what_to_do)).strong(),
+                )
+                .wrap(),
+            );
+            ui.horizontal_wrapped(|ui| {
+                self.fix_button(ui, &row.id, &diag.action, action);
                 if self.edit.is_none() && ui.button("Edit…").clicked() {
-                    action = Some(DetailAction::Edit);
+                    *action = Some(DetailAction::Edit);
                 }
             });
-            self.edit_ui(ui, &mut action);
+            self.edit_ui(ui, action);
         });
-        match action {
-            Some(DetailAction::Close) => {
-                self.selected = None;
-                self.edit = None;
-            }
-            Some(DetailAction::Sync) => self.start_sync(cx),
-            Some(DetailAction::Run) => self.start_run(cx),
-            Some(DetailAction::Refresh) => self.start_load(cx),
-            Some(DetailAction::SetTag(tag)) => self.start_edit(
-                cx,
-                row.id.clone(),
-                DeviceEdit {
-                    group_tag: Some(tag),
-                    ..DeviceEdit::default()
-                },
-            ),
-            Some(DetailAction::Edit) => {
-                self.edit = Some(EditForm::from_row(&row));
-                self.edit_phase = Phase::Idle;
-            }
-            Some(DetailAction::Save(id, edit)) => self.start_edit(cx, id, edit),
-            None => {}
-        }
     }
 
     fn edit_ui(&mut self, ui: &mut egui::Ui, action: &mut Option<DetailAction>) {
@@ -698,7 +1003,13 @@ impl AssignmentPage {
                 Phase::Failed(e) => {
                     widgets::error_message(ui, e.as_str());
                 }
-                _ => {}
+                Phase::Running { what } => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(what.as_str());
+                    });
+                }
+                Phase::Idle => {}
             }
             return;
         };
@@ -708,16 +1019,17 @@ impl AssignmentPage {
             .num_columns(2)
             .show(ui, |ui| {
                 let l = ui.label("Group tag");
-                ui.text_edit_singleline(&mut form.group_tag)
+                ui.add(egui::TextEdit::singleline(&mut form.group_tag).desired_width(170.0))
                     .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Computer name");
-                ui.text_edit_singleline(&mut form.display_name)
+                ui.add(egui::TextEdit::singleline(&mut form.display_name).desired_width(170.0))
                     .labelled_by(l.id)
                     .on_hover_text("At most 15 characters: letters, digits and hyphens.");
                 ui.end_row();
                 let l = ui.label("Assigned user");
-                ui.text_edit_singleline(&mut form.user).labelled_by(l.id);
+                ui.add(egui::TextEdit::singleline(&mut form.user).desired_width(170.0))
+                    .labelled_by(l.id);
                 ui.end_row();
             });
         let edit = form.edit();
@@ -740,7 +1052,7 @@ impl AssignmentPage {
                 *action = Some(DetailAction::Save(form.device_id.clone(), edit.clone()));
             }
             if ui.button("Cancel").clicked() {
-                *action = Some(DetailAction::Close);
+                *action = Some(DetailAction::CancelEdit);
             }
             if saving {
                 ui.spinner();
@@ -748,46 +1060,49 @@ impl AssignmentPage {
         });
     }
 
-    fn table_ui(&mut self, ui: &mut egui::Ui) {
+    fn table_ui(&mut self, ui: &mut egui::Ui, action: &mut Option<DetailAction>) {
         self.refresh_view();
         let Some(board) = &self.board else { return };
+        if self.view.is_empty() {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new("No devices match").strong());
+                if ui.button("Show all").clicked() {
+                    *action = Some(DetailAction::ClearFilter);
+                }
+            });
+            return;
+        }
         let view = &self.view;
-        let mut clicked: Option<String> = None;
         let mut sort_clicked: Option<SortKey> = None;
         let selected = self.selected.clone();
         let text_height = egui::TextStyle::Body
             .resolve(ui.style())
             .size
             .max(ui.spacing().interact_size.y);
-        let columns: [(&str, SortKey); 10] = [
-            ("Serial number", SortKey::Serial),
-            ("Manufacturer", SortKey::Manufacturer),
-            ("Model", SortKey::Model),
-            ("Group tag", SortKey::GroupTag),
-            ("Group", SortKey::Membership),
-            ("Assigned profile", SortKey::Profile),
-            ("Status", SortKey::Status),
-            ("Date assigned", SortKey::AssignedAt),
-            ("Enrollment", SortKey::Enrollment),
-            ("Last contact", SortKey::LastContact),
-        ];
+        // Solid scroll bars take their own space instead of floating over the last row.
+        ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
+        let gap = ui.spacing().item_spacing.x;
+        let bar = ui.spacing().scroll.allocated_width();
+        let cols = fit_columns(ui.available_width() - bar, gap);
         let q = &self.query;
-        TableBuilder::new(ui)
+        let mut builder = TableBuilder::new(ui)
             .id_salt("assignment-board")
             .striped(true)
             .sense(Sense::click())
             .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-            .column(Column::initial(130.0).at_least(80.0).clip(true))
-            .columns(Column::initial(100.0).at_least(50.0).clip(true), 4)
-            .column(Column::initial(140.0).at_least(60.0).clip(true))
-            .column(Column::initial(100.0).at_least(60.0))
-            .column(Column::initial(120.0).at_least(60.0).clip(true))
-            .column(Column::initial(90.0).at_least(50.0).clip(true))
-            .column(Column::remainder().at_least(60.0).clip(true))
-            .min_scrolled_height(0.0)
+            .min_scrolled_height(0.0);
+        for (i, c) in cols.iter().enumerate() {
+            builder = builder.column(if i + 1 == cols.len() {
+                Column::remainder().clip(true)
+            } else {
+                Column::exact(c.width()).clip(true)
+            });
+        }
+        builder
             .header(text_height + 4.0, |mut header| {
-                for (title, key) in columns {
+                for c in &cols {
                     header.col(|ui| {
+                        let key = c.sort_key();
                         let arrow = if q.sort == key {
                             // ASCII: the default fonts have no arrow glyphs.
                             if q.descending { " v" } else { " ^" }
@@ -796,8 +1111,10 @@ impl AssignmentPage {
                         };
                         if ui
                             .add(
-                                egui::Label::new(RichText::new(format!("{title}{arrow}")).strong())
-                                    .sense(Sense::click()),
+                                egui::Label::new(
+                                    RichText::new(format!("{}{arrow}", c.title())).strong(),
+                                )
+                                .sense(Sense::click()),
                             )
                             .on_hover_text("Click to sort")
                             .clicked()
@@ -811,38 +1128,20 @@ impl AssignmentPage {
                 body.rows(text_height, view.len(), |mut row| {
                     let r = &board.rows[view[row.index()]];
                     row.set_selected(selected.as_deref() == Some(r.id.as_str()));
-                    row.col(|ui| {
-                        ui.label(&r.serial);
-                    });
-                    row.col(|ui| {
-                        ui.label(&r.manufacturer);
-                    });
-                    row.col(|ui| {
-                        ui.label(&r.model);
-                    });
-                    row.col(|ui| {
-                        ui.label(&r.group_tag);
-                    });
-                    row.col(|ui| {
-                        ui.label(r.membership.label());
-                    });
-                    row.col(|ui| {
-                        ui.label(r.profile_name.as_deref().unwrap_or("-"));
-                    });
-                    row.col(|ui| {
-                        chip(ui, r.chip, &r.status_raw);
-                    });
-                    row.col(|ui| {
-                        ui.label(short_date(r.assigned_at));
-                    });
-                    row.col(|ui| {
-                        ui.label(&r.enrollment_state);
-                    });
-                    row.col(|ui| {
-                        ui.label(short_date(r.last_contact));
-                    });
-                    if row.response().clicked() {
-                        clicked = Some(r.id.clone());
+                    for c in &cols {
+                        row.col(|ui| {
+                            // Plain text lets the click through to the row: the whole row
+                            // opens the details, text included.
+                            ui.style_mut().interaction.selectable_labels = false;
+                            cell(ui, *c, r);
+                        });
+                    }
+                    let response = row
+                        .response()
+                        .on_hover_cursor(egui::CursorIcon::PointingHand)
+                        .on_hover_text("Click for the details and the fix");
+                    if response.clicked() || response.secondary_clicked() {
+                        *action = Some(DetailAction::Select(r.id.clone()));
                     }
                 });
             });
@@ -853,13 +1152,6 @@ impl AssignmentPage {
                 self.query.sort = key;
                 self.query.descending = false;
             }
-        }
-        if let Some(id) = clicked {
-            if self.selected.as_deref() != Some(id.as_str()) {
-                self.edit = None;
-                self.edit_phase = Phase::Idle;
-            }
-            self.selected = Some(id);
         }
     }
 
@@ -891,8 +1183,6 @@ impl AssignmentPage {
         self.auto = None;
         self.summary = Summary::default();
         self.rescope();
-        self.generation += 1;
-        self.view_key = None;
     }
 
     /// Selects the device with `serial` (tests, and "show me" links from other pages).
@@ -907,16 +1197,103 @@ impl AssignmentPage {
             })
             .map(|r| r.id.clone());
     }
+
+    fn apply(&mut self, action: DetailAction, cx: &mut PageCx<'_>) {
+        match action {
+            DetailAction::Close => {
+                self.selected = None;
+                self.edit = None;
+            }
+            DetailAction::CancelEdit => self.edit = None,
+            DetailAction::Select(id) => {
+                if self.selected.as_deref() != Some(id.as_str()) {
+                    self.edit = None;
+                    self.edit_phase = Phase::Idle;
+                }
+                self.selected = Some(id);
+            }
+            DetailAction::Sync => self.start_sync(cx),
+            DetailAction::Run => self.start_run(cx),
+            DetailAction::StopRun => {
+                if let Some(t) = self.run_cancel.take() {
+                    t.cancel();
+                }
+            }
+            DetailAction::Refresh => self.start_load(cx),
+            DetailAction::Export => self.start_export(cx),
+            DetailAction::ClearFilter => {
+                self.query.chip = None;
+                self.query.search.clear();
+            }
+            DetailAction::SetTag(id, tag) => self.start_edit(
+                cx,
+                id,
+                DeviceEdit {
+                    group_tag: Some(tag),
+                    ..DeviceEdit::default()
+                },
+            ),
+            DetailAction::Edit => {
+                let row = self
+                    .selected
+                    .as_deref()
+                    .and_then(|id| self.board.as_ref()?.row_by_id(id));
+                if let Some(row) = row {
+                    self.edit = Some(EditForm::from_row(row));
+                    self.edit_phase = Phase::Idle;
+                }
+            }
+            DetailAction::Save(id, edit) => self.start_edit(cx, id, edit),
+        }
+    }
 }
 
+/// What a click on the page asks for; carried out after drawing.
 enum DetailAction {
     Close,
+    CancelEdit,
+    Select(String),
     Sync,
     Run,
+    StopRun,
     Refresh,
-    SetTag(String),
+    Export,
+    ClearFilter,
+    SetTag(String, String),
     Edit,
     Save(String, DeviceEdit),
+}
+
+/// One cell of the table: words for Graph's values, the raw value on hover.
+fn cell(ui: &mut egui::Ui, c: Col, r: &BoardRow) {
+    let text = |ui: &mut egui::Ui, s: &str| {
+        ui.add(egui::Label::new(s).truncate());
+    };
+    match c {
+        Col::Serial => text(ui, &r.serial),
+        Col::Manufacturer => text(ui, &r.manufacturer),
+        Col::Model => text(ui, &r.model),
+        Col::GroupTag => text(ui, &r.group_tag),
+        Col::Membership => text(ui, r.membership.label()),
+        Col::Profile => text(ui, r.profile_name.as_deref().unwrap_or("-")),
+        Col::Status => {
+            chip(ui, r.chip, &r.status_raw);
+        }
+        Col::AssignedAt => text(ui, &short_date(r.assigned_at)),
+        Col::Enrollment => {
+            ui.add(egui::Label::new(words::enrollment_state(&r.enrollment_state)).truncate())
+                .on_hover_text(format!("enrollmentState: {}", r.enrollment_state));
+        }
+        Col::LastContact => text(ui, &short_date(r.last_contact)),
+    }
+}
+
+fn or_none(s: &str) -> String {
+    if s.trim().is_empty() {
+        "none".into()
+    } else {
+        s.to_string()
+    }
 }
 
 fn short_date(d: Option<chrono::DateTime<chrono::Utc>>) -> String {
@@ -927,9 +1304,31 @@ fn short_date(d: Option<chrono::DateTime<chrono::Utc>>) -> String {
 impl Page for AssignmentPage {
     type Msg = Msg;
 
+    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        self.follow_outcomes(cx);
+        if self.target.is_none() || cx.graph().is_none() {
+            return;
+        }
+        if self.board.is_none() && matches!(self.load, Phase::Idle) {
+            self.start_load(cx);
+        }
+        let Some(a) = self.auto.filter(|_| self.auto_refresh) else {
+            return;
+        };
+        let now = Instant::now();
+        if now >= a.at {
+            if !self.load.is_running() {
+                self.start_load(cx);
+            }
+        } else {
+            ctx.request_repaint_after(a.at - now);
+        }
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
         ui.heading("Profile assignment");
-        self.follow_outcomes(cx);
+        // The app ticks every page each frame; a page drawn on its own (tests) ticks here.
+        self.tick(&ui.ctx().clone(), cx);
         let Some(target) = self.target.clone() else {
             ui.label(
                 "Finish the Deployment profile and Device group steps first: this page follows \
@@ -946,35 +1345,22 @@ impl Page for AssignmentPage {
                 crate::board::GroupMembership::Static => "assigned membership".into(),
             }
         ));
-        if self.board.is_none() && matches!(self.load, Phase::Idle) && cx.graph().is_some() {
-            self.start_load(cx);
-        }
-        if let Some(a) = self.auto
-            && self.auto_refresh
-        {
-            let now = Instant::now();
-            if now >= a.at {
-                if !self.load.is_running() && !self.run.is_running() {
-                    self.start_load(cx);
-                }
-            } else {
-                ui.ctx().request_repaint_after(a.at - now);
-            }
-        }
+        let mut action = None;
         self.summary_ui(ui);
-        self.toolbar_ui(ui, cx);
-        for (phase, ok_color) in [(&self.run, true), (&self.sync, true)] {
+        self.first_problem_ui(ui, &mut action);
+        self.toolbar_ui(ui, &mut action);
+        for phase in [&self.run, &self.sync] {
             match phase {
                 Phase::Running { what } => {
                     ui.label(what.as_str());
                 }
-                Phase::Done(m) if ok_color => {
+                Phase::Done(m) => {
                     ui.label(m.as_str());
                 }
                 Phase::Failed(e) => {
                     widgets::error_message(ui, e.as_str());
                 }
-                _ => {}
+                Phase::Idle => {}
             }
         }
         if self.run.is_running()
@@ -998,15 +1384,47 @@ impl Page for AssignmentPage {
             if cx.graph().is_none() {
                 ui.label("Sign in first.");
             }
+            if let Some(a) = action {
+                self.apply(a, cx);
+            }
             return;
         }
         self.filter_ui(ui);
-        self.details_ui(ui, cx);
+        ui.weak("Click a device for its details and the fix.");
         ui.separator();
-        // Ten columns do not fit a small window: scroll sideways rather than cut the last ones.
-        egui::ScrollArea::horizontal()
-            .id_salt("assignment-board-scroll")
-            .show(ui, |ui| self.table_ui(ui));
+        // The details open beside the table, so the row that was clicked stays where it was.
+        let open = self.selected.is_some();
+        let gap = ui.spacing().item_spacing.x;
+        let table_width = if open {
+            (ui.available_width() - DETAILS_WIDTH - gap).max(160.0)
+        } else {
+            ui.available_width()
+        };
+        let height = ui.available_height().max(200.0);
+        ui.horizontal_top(|ui| {
+            ui.allocate_ui_with_layout(
+                egui::vec2(table_width, height),
+                egui::Layout::top_down(egui::Align::Min),
+                |ui| {
+                    ui.set_width(table_width);
+                    self.table_ui(ui, &mut action);
+                },
+            );
+            if open {
+                ui.allocate_ui_with_layout(
+                    egui::vec2(DETAILS_WIDTH, height),
+                    egui::Layout::top_down(egui::Align::Min),
+                    |ui| {
+                        egui::ScrollArea::vertical()
+                            .id_salt("assignment-details-scroll")
+                            .show(ui, |ui| self.details_ui(ui, &mut action));
+                    },
+                );
+            }
+        });
+        if let Some(a) = action {
+            self.apply(a, cx);
+        }
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
@@ -1024,7 +1442,7 @@ impl Page for AssignmentPage {
             Msg::Loaded(Err(e)) => {
                 self.load = Phase::Failed(e);
                 // Try again later rather than never; a transient error should not stop the board.
-                let before = Some(self.summary);
+                let before = Some(self.scoped);
                 self.schedule_refresh(before);
             }
             Msg::Progress(p) => self.progress = Some(p),
@@ -1046,6 +1464,7 @@ impl Page for AssignmentPage {
             Msg::Edited(Ok(m)) => {
                 self.edit = None;
                 self.edit_phase = Phase::Done(m);
+                self.note_change();
                 self.start_load(cx);
             }
             Msg::Edited(Err(e)) => {
@@ -1058,6 +1477,7 @@ impl Page for AssignmentPage {
                 self.sync = match r {
                     Ok(SyncNow::Triggered) => {
                         self.sync_allowed_at = Some(Instant::now() + self.sync_interval);
+                        self.note_change();
                         Phase::Done("Sync requested. Devices update within a few minutes.".into())
                     }
                     Ok(SyncNow::AlreadySyncing) => Phase::Done(
@@ -1083,6 +1503,8 @@ impl Page for AssignmentPage {
         }
     }
 
+    /// From the latest read-back of the board: a device that fell back takes the step out of
+    /// Done on the next check.
     fn status(&self) -> StepStatus {
         if self.run.is_running() || self.load.is_running() && self.board.is_none() {
             return StepStatus::InProgress;

@@ -227,6 +227,11 @@ pub trait Page {
     /// The step's result was read back from Graph and matched: Next may be enabled.
     fn validated(&self) -> bool;
 
+    /// Called every frame for every page, shown or not, before the current page draws: work
+    /// that keeps the page's read-back fresh (automatic re-checks) so `status()` and
+    /// `validated()` never describe an old state while the person is on another page.
+    fn tick(&mut self, _ctx: &egui::Context, _cx: &mut PageCx<'_>) {}
+
     /// The form state worth keeping across restarts (what the user typed or chose; never
     /// secrets, never Graph results that must be read again). `None`: nothing to keep.
     fn save_state(&self) -> Option<serde_json::Value> {

@@ -162,13 +162,17 @@ impl Report {
         }
     }
 
-    /// The first reason the tenant is not ready, for a one-line summary.
+    /// The first reason the tenant is not ready, for a one-line summary: the failing check by
+    /// name and what to do about it (the evidence is in the details).
     pub fn first_problem(&self) -> Option<String> {
         if let Some(i) = self.items.iter().find(|i| i.verdict != Verdict::Pass) {
-            let fix = i.fix.as_deref().unwrap_or("");
-            let ev = i.evidence.first().map(|s| s.as_str()).unwrap_or("");
+            let todo = i
+                .fix
+                .as_deref()
+                .or(i.evidence.first().map(|s| s.as_str()))
+                .unwrap_or("");
             return Some(
-                format!("{}: {}. {ev} {fix}", i.title, i.verdict.word())
+                format!("{}: {}. {todo}", i.title, i.verdict.word())
                     .trim()
                     .to_string(),
             );
@@ -867,17 +871,95 @@ pub fn devices_item(board: &Board, expected_serials: &[String]) -> CheckItem {
         None
     } else if verdicts.is_empty() {
         Some("Import the devices' hardware hashes on the Import step.".into())
-    } else if s.pending > 0 || (s.not_assigned > 0 && s.failed == 0) {
-        Some(
-            "Open the Profile assignment board: most devices only need more time; each row says \
-             what it is waiting for."
-                .into(),
-        )
     } else {
-        Some("Open the Profile assignment board and follow each device's reason.".into())
+        Some(devices_advice(board, missing.len()))
     };
     let verdict = if pass { Verdict::Pass } else { Verdict::Fail };
     CheckItem::new(CheckId::Devices, verdict, evidence, fix)
+}
+
+/// What to do about the devices that are not ready, named by cause and counted, the causes that
+/// need someone first and "wait" last: "2 devices have a group tag that keeps them out of …".
+fn devices_advice(board: &Board, not_registered: usize) -> String {
+    use crate::board::FixAction;
+    let (mut tag, mut add, mut sync, mut wait, mut manual, mut elsewhere) =
+        (None::<(String, usize)>, 0, 0, 0, 0, 0);
+    for r in &board.rows {
+        if device_verdict(board, r).ready {
+            continue;
+        }
+        if r.is_ready(&board.target.profile_id) {
+            elsewhere += 1;
+            continue;
+        }
+        match board.diagnose(r).action {
+            FixAction::SetGroupTag(t) => {
+                let n = tag.as_ref().map_or(0, |x| x.1);
+                tag = Some((t, n + 1));
+            }
+            FixAction::AddToGroup => add += 1,
+            FixAction::SyncNow => sync += 1,
+            FixAction::Wait | FixAction::None => wait += 1,
+            FixAction::Manual => manual += 1,
+        }
+    }
+    let n = |k: usize| {
+        if k == 1 {
+            "1 device".to_string()
+        } else {
+            format!("{k} devices")
+        }
+    };
+    let group = &board.target.group_name;
+    let mut out = Vec::new();
+    if not_registered > 0 {
+        out.push(format!(
+            "{} not registered with Autopilot: import them on the Import step.",
+            n(not_registered)
+        ));
+    }
+    if manual > 0 {
+        out.push(format!(
+            "{} need a fix outside the wizard (another profile wins, the hardware, a new hash): \
+             see each device's reason.",
+            n(manual)
+        ));
+    }
+    if let Some((t, k)) = tag {
+        out.push(format!(
+            "{} have a group tag that keeps them out of \"{group}\": set it to \"{t}\" on the \
+             Profile assignment board.",
+            n(k)
+        ));
+    }
+    if add > 0 {
+        out.push(format!(
+            "{} are not members of \"{group}\": use \"Add to group\" on the Profile assignment \
+             board.",
+            n(add)
+        ));
+    }
+    if elsewhere > 0 {
+        out.push(format!(
+            "{} have the profile through another assignment but are not members of \"{group}\".",
+            n(elsewhere)
+        ));
+    }
+    if sync > 0 {
+        out.push(format!(
+            "{} wait for Entra to create their device object: use \"Sync now\" on the Profile \
+             assignment board.",
+            n(sync)
+        ));
+    }
+    if wait > 0 {
+        out.push(format!(
+            "{} are still being assigned by the Autopilot service: wait; the Profile assignment \
+             board checks by itself.",
+            n(wait)
+        ));
+    }
+    out.join(" ")
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use egui::{Color32, RichText};
 
 use super::assignment::{RfdSavePicker, SavePicker};
-use super::widgets::palette;
+use super::widgets::{self, palette};
 use super::{Page, PageCx, Phase, StepStatus};
+use crate::board::words;
 use crate::steps::validate::{self as steps, Report, ValidateInputs, ValidationOutcome, Verdict};
 
 /// Messages from this page's background jobs.
@@ -69,6 +70,12 @@ pub struct ValidatePage {
     save: Phase<PathBuf>,
     copied: bool,
     save_picker: Arc<dyn SavePicker>,
+    /// Why the report no longer describes the tenant (a later read-back of step 6 disagrees
+    /// with it); `None` while it still holds.
+    outdated: Option<String>,
+    /// The step-6 read-back that already triggered an automatic re-check, so a disagreement
+    /// re-checks once, not every frame.
+    rechecked_for: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for ValidatePage {
@@ -85,6 +92,8 @@ impl ValidatePage {
             save: Phase::Idle,
             copied: false,
             save_picker: Arc::new(RfdSavePicker),
+            outdated: None,
+            rechecked_for: None,
         }
     }
 
@@ -116,6 +125,7 @@ impl ValidatePage {
         self.report = Phase::Running {
             what: "Checking every item against the tenant".into(),
         };
+        self.outdated = None;
         self.copied = false;
         cx.spawn("Validate", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
@@ -161,20 +171,92 @@ impl ValidatePage {
         });
     }
 
-    fn report_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+    /// Marks the report outdated when step 6 read the devices again after it and the two
+    /// disagree: the verdict must not stay "ready" (or "not ready") on old evidence.
+    fn check_outdated(&mut self, cx: &mut PageCx<'_>) {
+        let (Phase::Done(report), Some(latest)) = (&self.report, &cx.outcomes.assignment) else {
+            return;
+        };
+        if self.outdated.is_some()
+            || latest.checked_at.is_none_or(|t| t <= report.generated_at)
+            || latest.all_ready == report.ready
+        {
+            return;
+        }
+        let s = latest.summary;
+        self.outdated = Some(if report.ready {
+            format!(
+                "The devices changed after this check: {} of {} are ready now (Profile \
+                 assignment step). This report no longer holds; run the validation again.",
+                s.ready, s.total
+            )
+        } else {
+            "The Profile assignment step now shows every device ready. Run the validation \
+             again for a current verdict."
+                .into()
+        });
+        // The persisted verdict follows: no "ready" kept for a tenant that is not.
+        cx.outcomes.validation = None;
+    }
+
+    /// The verdict, its one-line reason and the actions: kept at the top, above the details.
+    fn verdict_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
         let Some(report) = self.report.done() else {
             return;
         };
-        let (text, color) = if report.ready {
+        let (text, color) = if report.ready && self.outdated.is_none() {
             ("READY: devices can be deployed", GREEN)
+        } else if report.ready {
+            ("WAS READY: check again", AMBER)
         } else {
             ("NOT READY", RED)
         };
         ui.label(RichText::new(text).color(color).strong().size(20.0));
-        if let Some(p) = report.first_problem() {
-            ui.label(format!("Reason: {p}"));
+        if let Some(why) = &self.outdated {
+            widgets::warning_message(ui, why.as_str());
         }
-        ui.add_space(6.0);
+        if let Some(p) = report.first_problem() {
+            ui.add(egui::Label::new(format!("Reason: {p}")).wrap());
+        }
+        let mut save = None;
+        let mut copy = false;
+        ui.horizontal_wrapped(|ui| {
+            if ui.button("Save report (HTML)").clicked() {
+                save = Some(true);
+            }
+            if ui.button("Save report (JSON)").clicked() {
+                save = Some(false);
+            }
+            if ui.button("Copy as text").clicked() {
+                copy = true;
+            }
+            if self.copied {
+                ui.label("Copied to the clipboard.");
+            }
+            match &self.save {
+                Phase::Done(p) => {
+                    ui.label(format!("Saved to {}", p.display()));
+                }
+                Phase::Failed(e) => {
+                    widgets::error_message(ui, e.as_str());
+                }
+                _ => {}
+            }
+        });
+        if copy {
+            ui.ctx().copy_text(report.to_text());
+            self.copied = true;
+        }
+        if let Some(html) = save {
+            self.start_save(cx, html);
+        }
+    }
+
+    /// The checklist with its evidence, then every device.
+    fn details_ui(&self, ui: &mut egui::Ui) {
+        let Some(report) = self.report.done() else {
+            return;
+        };
         for item in &report.items {
             let color = match item.verdict {
                 Verdict::Pass => GREEN,
@@ -187,83 +269,50 @@ impl ValidatePage {
             });
             ui.indent(("evidence", item.id as u8), |ui| {
                 for e in &item.evidence {
-                    ui.label(e);
+                    ui.add(egui::Label::new(e.as_str()).wrap());
                 }
                 if item.verdict != Verdict::Pass
                     && let Some(f) = &item.fix
                 {
-                    ui.label(RichText::new(format!("To do: {f}")).italics());
+                    ui.add(egui::Label::new(RichText::new(format!("To do: {f}")).italics()).wrap());
                 }
             });
         }
-        if !report.devices.is_empty() {
-            ui.separator();
-            let ready = report.devices.iter().filter(|d| d.ready).count();
-            ui.label(
-                RichText::new(format!(
-                    "Devices: {ready} of {} ready",
-                    report.devices.len()
-                ))
-                .strong(),
-            );
-            let row_h = ui.spacing().interact_size.y;
-            egui::ScrollArea::vertical()
-                .id_salt("validate-devices")
-                .max_height(300.0)
-                .show_rows(ui, row_h, report.devices.len(), |ui, range| {
-                    for d in &report.devices[range] {
-                        ui.horizontal(|ui| {
-                            verdict_mark(
-                                ui,
-                                if d.ready {
-                                    Verdict::Pass
-                                } else {
-                                    Verdict::Fail
-                                },
-                            );
-                            ui.label(&d.serial);
-                            ui.label(&d.status_raw);
-                            if d.ready {
-                                ui.label(d.profile_name.as_deref().unwrap_or("-"));
-                            } else {
-                                ui.label(&d.reason);
-                            }
-                        });
-                    }
-                });
+        if report.devices.is_empty() {
+            return;
         }
         ui.separator();
-        let mut save = None;
-        let mut copy = false;
-        ui.horizontal(|ui| {
-            if ui.button("Save report (HTML)").clicked() {
-                save = Some(true);
-            }
-            if ui.button("Save report (JSON)").clicked() {
-                save = Some(false);
-            }
-            if ui.button("Copy as text").clicked() {
-                copy = true;
-            }
-        });
-        if copy {
-            ui.ctx().copy_text(report.to_text());
-            self.copied = true;
-        }
-        if self.copied {
-            ui.label("Copied to the clipboard.");
-        }
-        if let Some(html) = save {
-            self.start_save(cx, html);
-        }
-        match &self.save {
-            Phase::Done(p) => {
-                ui.label(format!("Saved to {}", p.display()));
-            }
-            Phase::Failed(e) => {
-                ui.colored_label(RED, e);
-            }
-            _ => {}
+        let ready = report.devices.iter().filter(|d| d.ready).count();
+        ui.label(
+            RichText::new(format!(
+                "Devices: {ready} of {} ready",
+                report.devices.len()
+            ))
+            .strong(),
+        );
+        for d in &report.devices {
+            ui.horizontal_wrapped(|ui| {
+                verdict_mark(
+                    ui,
+                    if d.ready {
+                        Verdict::Pass
+                    } else {
+                        Verdict::Fail
+                    },
+                );
+                ui.label(RichText::new(&d.serial).strong());
+                widgets::worded(
+                    ui,
+                    words::assignment_status(&d.status_raw),
+                    "deploymentProfileAssignmentStatus",
+                    &d.status_raw,
+                );
+                if d.ready {
+                    ui.label(d.profile_name.as_deref().unwrap_or("-"));
+                } else {
+                    ui.add(egui::Label::new(d.reason.as_str()).wrap());
+                }
+            });
         }
     }
 }
@@ -275,8 +324,7 @@ impl Page for ValidatePage {
         ui.heading("Validate");
         ui.label(
             "Checks every part of the setup live against the tenant. Deploy only when the verdict \
-             is READY: every device must show the profile as Assigned, with a date assigned, and \
-             the expected profile.",
+             is READY: every device has the expected profile, assigned with a date.",
         );
         let have_inputs = self.inputs(cx).is_some();
         if !have_inputs {
@@ -284,6 +332,18 @@ impl Page for ValidatePage {
                 "Finish the Deployment profile and Device group steps first: the checklist \
                  checks what they set up.",
             );
+        }
+        self.check_outdated(cx);
+        // Shown again after step 6 changed: check again by itself, once per change.
+        let latest = cx.outcomes.assignment.as_ref().and_then(|a| a.checked_at);
+        if self.outdated.is_some()
+            && have_inputs
+            && cx.graph().is_some()
+            && !self.report.is_running()
+            && self.rechecked_for != latest
+        {
+            self.rechecked_for = latest;
+            self.start_check(cx);
         }
         let running = self.report.is_running();
         ui.horizontal(|ui| {
@@ -310,13 +370,20 @@ impl Page for ValidatePage {
                 ui.label(what.as_str());
             }
             Phase::Failed(e) => {
-                ui.colored_label(RED, e.as_str());
+                widgets::error_message(ui, e.as_str());
             }
             _ => {}
         }
+        self.verdict_ui(ui, cx);
+        ui.separator();
         egui::ScrollArea::vertical()
             .id_salt("validate-page")
-            .show(ui, |ui| self.report_ui(ui, cx));
+            .auto_shrink([false, true])
+            .show(ui, |ui| self.details_ui(ui));
+    }
+
+    fn tick(&mut self, _ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        self.check_outdated(cx);
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
@@ -335,16 +402,18 @@ impl Page for ValidatePage {
         }
     }
 
+    /// From the latest read-backs: a report that step 6's newer read-back contradicts is not
+    /// Done any more (see [`ValidatePage::check_outdated`]).
     fn status(&self) -> StepStatus {
         match &self.report {
             Phase::Idle => StepStatus::NotStarted,
             Phase::Running { .. } => StepStatus::InProgress,
-            Phase::Done(r) if r.ready => StepStatus::Done,
+            Phase::Done(r) if r.ready && self.outdated.is_none() => StepStatus::Done,
             Phase::Done(_) | Phase::Failed(_) => StepStatus::NeedsAttention,
         }
     }
 
     fn validated(&self) -> bool {
-        self.report.done().is_some_and(|r| r.ready)
+        self.outdated.is_none() && self.report.done().is_some_and(|r| r.ready)
     }
 }

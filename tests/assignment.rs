@@ -12,14 +12,15 @@ use autopilot_wizard::board::{
 };
 use autopilot_wizard::sim::directory;
 use autopilot_wizard::steps::assignment::{self as steps, AssignmentError, Progress, WaitOptions};
-use autopilot_wizard::ui::assignment::{AssignmentPage, FixedSavePath};
-use autopilot_wizard::ui::{Page, PageCx, Session};
+use autopilot_wizard::ui::assignment::{AssignmentPage, CheckPlan, FixedSavePath};
+use autopilot_wizard::ui::{Page, PageCx, Session, StepStatus};
 use chrono::Utc;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use support::tenant::{
     SALES_RULE, add_device, add_group, add_profile, empty_config, fast_wait, object_id_of, target,
 };
+use support::ui::{ASYNC_TIMEOUT, step_until};
 
 #[tokio::test]
 async fn static_group_waits_for_the_late_entra_object_then_adds_and_reads_back() {
@@ -512,4 +513,307 @@ fn export_writes_the_filtered_rows_as_csv() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("Serial number,"));
     assert!(lines[1].starts_with("PC-P1,"));
+}
+
+// ---- issue 9: statuses that never go stale, fixes where the problem is named ------------------
+
+fn assignment_msg(m: autopilot_wizard::ui::Msg) -> Option<autopilot_wizard::ui::assignment::Msg> {
+    match m {
+        autopilot_wizard::ui::Msg::Assignment(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Checks in milliseconds, so the tests see several automatic checks.
+fn quick_checks() -> CheckPlan {
+    CheckPlan {
+        first: Duration::from_millis(60),
+        max: Duration::from_millis(200),
+        settled: Duration::from_millis(300),
+        after_change: Duration::from_secs(30),
+    }
+}
+
+#[test]
+fn a_device_that_falls_back_leaves_done_on_the_next_automatic_check() {
+    let rt = support::ui::runtime();
+    let (sim, graph) = rt.block_on(support::signed_in_sim(empty_config()));
+    let (group, profile) = sim.with_state(|s| {
+        let (_, did) = add_device(s, "STALE-0001", "", true);
+        let obj = s.directory.device_by_device_id(&did).unwrap().id.clone();
+        let group = add_group(s, "Autopilot static", None, vec![obj]);
+        let profile = add_profile(s, "User-driven", 2025, &[&group]);
+        (group, profile)
+    });
+    let mut page = AssignmentPage::new(Some(target(
+        &group,
+        GroupMembership::Static,
+        &profile,
+        "User-driven",
+    )));
+    page.checks = CheckPlan {
+        // Settled boards are still checked; nothing else may bring the regression in.
+        after_change: Duration::ZERO,
+        ..quick_checks()
+    };
+    let mut h = support::page::page_harness(
+        page,
+        graph,
+        Default::default(),
+        rt.handle().clone(),
+        assignment_msg,
+    );
+    step_until(
+        &mut h,
+        "the device is assigned and step 6 is Done",
+        |h| h.state().page.status() == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+    assert!(h.state().page.validated());
+    // The next check is announced beside "Check now".
+    h.get_by_label("Check now");
+    h.get_by_label_contains("Next check in");
+
+    // The profile's assignment is removed in the tenant. No click from here on.
+    sim.with_state(|s| s.profiles.assignments.clear());
+    step_until(
+        &mut h,
+        "step 6 leaves Done on an automatic check",
+        |h| h.state().page.status() != StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+    assert!(!h.state().page.validated());
+    let outcome = h.state().outcomes.assignment.clone().expect("read-back");
+    assert!(!outcome.all_ready, "{outcome:?}");
+    h.get_by_label_contains("Not ready: STALE-0001");
+}
+
+#[test]
+fn checks_stay_within_the_cap_while_nothing_moves() {
+    let rt = support::ui::runtime();
+    let (sim, graph) = rt.block_on(support::signed_in_sim(empty_config()));
+    let (group, profile) = sim.with_state(|s| {
+        // Not in any group: "not assigned", so the board keeps checking.
+        add_device(s, "IDLE-0001", "", true);
+        let group = add_group(s, "Autopilot static", None, vec![]);
+        let profile = add_profile(s, "User-driven", 2025, &[&group]);
+        (group, profile)
+    });
+    let mut page = AssignmentPage::new(Some(target(
+        &group,
+        GroupMembership::Static,
+        &profile,
+        "User-driven",
+    )));
+    page.checks = quick_checks();
+    let plan = page.checks.clone();
+    let mut h = support::page::page_harness(
+        page,
+        graph,
+        Default::default(),
+        rt.handle().clone(),
+        assignment_msg,
+    );
+    support::ui::wait_for_text(&mut h, "Not ready: IDLE-0001");
+    let started = std::time::Instant::now();
+    let mut seen = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        h.step();
+        if let Some(next) = h.state().page.next_check_in() {
+            seen += 1;
+            assert!(next <= plan.max, "next check in {next:?}, over the cap");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(seen > 0, "no automatic check was ever planned");
+}
+
+#[test]
+fn the_fix_on_the_problem_line_retags_and_the_board_sees_it_soon() {
+    let rt = support::ui::runtime();
+    let (sim, graph) = rt.block_on(support::signed_in_sim(empty_config()));
+    let (group, profile, dev) = sim.with_state(|s| {
+        let (dev, _) = add_device(s, "RETAG-0001", "HQ", true);
+        let group = add_group(s, "Sales devices", Some(SALES_RULE), vec![]);
+        let profile = add_profile(s, "Sales user-driven", 2025, &[&group]);
+        (group, profile, dev)
+    });
+    let mut page = AssignmentPage::new(Some(target(
+        &group,
+        GroupMembership::Dynamic {
+            rule: SALES_RULE.into(),
+        },
+        &profile,
+        "Sales user-driven",
+    )));
+    // The default cap, but the first interval short: the test waits for real checks.
+    page.checks = CheckPlan {
+        first: Duration::from_millis(100),
+        ..CheckPlan::default()
+    };
+    let mut h = support::page::page_harness(
+        page,
+        graph,
+        Default::default(),
+        rt.handle().clone(),
+        assignment_msg,
+    );
+    support::ui::wait_for_text(&mut h, "Not ready: RETAG-0001");
+    // The fix is a button on the line that names the problem; no row has to be found first.
+    support::ui::click(&mut h, "Set group tag to SALES");
+    support::ui::wait_for_text(&mut h, "Saved");
+    let tag = sim.with_state(|s| {
+        s.autopilot
+            .devices
+            .iter()
+            .find(|d| d.id == dev)
+            .map(|d| d.group_tag.clone())
+    });
+    assert_eq!(tag.as_deref(), Some("SALES"));
+    let next = h.state().page.next_check_in().expect("a check is planned");
+    assert!(next <= Duration::from_millis(100), "next check in {next:?}");
+    step_until(
+        &mut h,
+        "the board sees the retagged device get the profile by itself",
+        |h| h.state().page.status() == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+}
+
+fn board_harness_at(page: AssignmentPage, size: egui::Vec2) -> Harness<'static, PageState> {
+    let mut h = board_harness(page);
+    h.set_size(size);
+    h.run();
+    h
+}
+
+#[test]
+fn a_click_on_a_rows_text_opens_its_details_without_moving_it() {
+    let mut h = board_harness_at(
+        AssignmentPage::new(None).with_board(mixed_board()),
+        egui::vec2(870.0, 720.0),
+    );
+    let before = h.get_by_label("PC-N1").rect();
+    assert!(h.query_by_label("Device PC-N1").is_none());
+    h.get_by_label("PC-N1").click();
+    h.run();
+    h.get_by_label("Device PC-N1");
+    let after = h.get_by_label("PC-N1").rect();
+    assert_eq!(before.min.y, after.min.y, "the clicked row moved");
+    // The row's other text opens it too, and a right click as well.
+    h.get_by_label("Close").click();
+    h.run();
+    assert!(h.query_by_label("Device PC-N1").is_none());
+    h.get_by_label("HL-F1").click_secondary();
+    h.run();
+    h.get_by_label("Device HL-F1");
+}
+
+#[test]
+fn graph_values_show_as_words_with_the_raw_value_kept_for_support() {
+    let mut page = AssignmentPage::new(None).with_board(mixed_board());
+    page.select_serial("PC-A1");
+    let mut h = board_harness(page);
+    h.run();
+    assert!(h.query_all_by_label("Not contacted yet").count() >= 1);
+    h.get_by_label("Assigned, in sync");
+    for raw in ["notContacted", "assignedInSync", "notAssigned", "pending"] {
+        assert!(
+            h.query_by_label(raw).is_none(),
+            "{raw} is shown as it came from Graph"
+        );
+    }
+}
+
+#[test]
+fn the_board_columns_fit_a_laptop_window_with_the_serial_first() {
+    // The central area of the wizard at 1100 px (the step list takes 230).
+    let mut h = board_harness_at(
+        AssignmentPage::new(None).with_board(mixed_board()),
+        egui::vec2(870.0, 720.0),
+    );
+    let serial = h.get_by_label("Serial number ^").rect();
+    let date = h.get_by_label("Date assigned").rect();
+    assert!(serial.min.x < date.min.x);
+    assert!(date.max.x <= 870.0, "Date assigned is cut: {date:?}");
+    // The last row is above the window's bottom edge.
+    let last = h.get_by_label("PC-P1").rect();
+    assert!(last.max.y <= 720.0, "{last:?}");
+    // With the details open the table narrows; the serial stays, nothing spills.
+    h.get_by_label("PC-P1").click();
+    h.run();
+    let serial = h.get_by_label("Serial number ^").rect();
+    assert!(serial.min.x < 20.0, "{serial:?}");
+    let close = h.get_by_label("Close").rect();
+    assert!(close.max.x <= 870.0, "{close:?}");
+}
+
+fn import_of(serials: &[&str]) -> autopilot_wizard::steps::import::ImportJob {
+    use autopilot_wizard::steps::import::{ImportJob, ImportRow};
+    ImportJob::new(
+        serials
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ImportRow {
+                serial: s.to_string(),
+                file: "devices.csv".into(),
+                line: i + 2,
+                ..ImportRow::default()
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
+    let mut h = board_harness(AssignmentPage::new(None).with_board(mixed_board()));
+    h.state_mut().outcomes.import = Some(import_of(&["PC-A1", "PC-A2"]));
+    h.run();
+    // Bar, legend, ready line and filter all count the two imported devices.
+    h.get_by_label("2 of 2 devices imported in step 5 ready");
+    h.get_by_label("Assigned: 2");
+    h.get_by_label_contains("Ready (assigned \"User-driven\" with a date): 2 of 2");
+    h.get_by_label("All (2)");
+    h.get_by_label("Add 2 devices to the group and wait");
+    h.get_by_label("Show all devices in the tenant").click();
+    h.run();
+    h.get_by_label("All (5)");
+    h.get_by_label("2 of 2 devices imported in step 5 ready");
+
+    support::ui::type_into(&mut h, "Search serial", "nothing-like-this");
+    h.get_by_label("No devices match");
+    h.get_by_label("Show all").click();
+    h.run();
+    assert_eq!(h.state_mut().page.visible_serials().len(), 5);
+}
+
+#[test]
+fn a_retag_is_offered_only_for_devices_of_the_import() {
+    let mut board = mixed_board();
+    board.target.membership = GroupMembership::Dynamic {
+        rule: SALES_RULE.into(),
+    };
+    for r in &mut board.rows {
+        r.membership = MemberState::NotMember;
+    }
+    let mut page = AssignmentPage::new(None).with_board(board);
+    page.select_serial("PC-N1");
+    let mut h = board_harness(page);
+    h.state_mut().outcomes.import = Some(import_of(&["PC-P1"]));
+    h.run();
+    h.get_by_label("Device PC-N1");
+    assert!(
+        h.query_by_label("Set group tag to SALES").is_none() || {
+            // The problem line (PC-P1, in the import) may offer it; the details of PC-N1 must not.
+            h.query_all_by_label("Set group tag to SALES").count() == 1
+        }
+    );
+    h.get_by_label_contains("not part of the import of step 5");
+    h.get_by_label("Show all devices in the tenant").click();
+    h.run();
+    h.get_by_label("PC-P1").click();
+    h.run();
+    h.get_by_label("Device PC-P1");
+    // Problem line and details both offer the fix for the imported device.
+    assert_eq!(h.query_all_by_label("Set group tag to SALES").count(), 2);
 }

@@ -548,7 +548,7 @@ impl AssignmentPage {
     fn start_edit(&mut self, cx: &mut PageCx<'_>, id: String, edit: DeviceEdit) {
         let Some(graph) = cx.graph() else { return };
         self.edit_phase = Phase::Running {
-            what: "Saving".into(),
+            what: "Saving the change to the device".into(),
         };
         cx.spawn("Update device properties", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
@@ -996,21 +996,6 @@ impl AssignmentPage {
 
     fn edit_ui(&mut self, ui: &mut egui::Ui, action: &mut Option<DetailAction>) {
         let Some(form) = &mut self.edit else {
-            match &self.edit_phase {
-                Phase::Done(m) => {
-                    widgets::success_message(ui, m.as_str());
-                }
-                Phase::Failed(e) => {
-                    widgets::error_message(ui, e.as_str());
-                }
-                Phase::Running { what } => {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label(what.as_str());
-                    });
-                }
-                Phase::Idle => {}
-            }
             return;
         };
         ui.separator();
@@ -1362,6 +1347,24 @@ impl Page for AssignmentPage {
                 }
                 Phase::Idle => {}
             }
+        }
+        // Edits and fixes report here, where they were started from (the problem line or the
+        // details), not only inside the details panel.
+        match &self.edit_phase {
+            Phase::Done(m) => {
+                widgets::success_message(ui, m.as_str());
+            }
+            // An open form shows its own error next to the fields.
+            Phase::Failed(e) if self.edit.is_none() => {
+                widgets::error_message(ui, e.as_str());
+            }
+            Phase::Running { what } => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(what.as_str());
+                });
+            }
+            Phase::Failed(_) | Phase::Idle => {}
         }
         if self.run.is_running()
             && let Some(p) = &self.progress

@@ -340,10 +340,10 @@ pub fn validate<S: AsRef<str>>(
     }
 }
 
-/// `os-default`, or a locale tag such as `en-US`, `de-DE`, `sr-Latn-RS`.
+/// `os-default`, `user-select`, or a locale tag such as `en-US`, `de-DE`, `sr-Latn-RS`.
 fn check_language(lang: &str) -> Result<(), String> {
     let l = lang.trim();
-    if l.is_empty() || l == LANGUAGE_OS_DEFAULT {
+    if l.is_empty() || l == LANGUAGE_OS_DEFAULT || l == "user-select" {
         return Ok(());
     }
     let parts: Vec<&str> = l.split('-').collect();

@@ -317,36 +317,47 @@ impl ProfilePage {
                 reload = ui.button("Reload list").clicked();
             }
             Phase::Done(list) => {
-                egui::Grid::new("existing_profiles")
-                    .striped(true)
-                    .num_columns(5)
+                // A fixed-height box: a profile created below joins the list without pushing
+                // the form (and the button just clicked) down.
+                egui::ScrollArea::vertical()
+                    .id_salt("existing_profiles_scroll")
+                    .max_height(150.0)
+                    .auto_shrink([false, false])
                     .show(ui, |ui| {
-                        ui.strong("Name");
-                        ui.strong("Mode");
-                        ui.strong("Join type");
-                        ui.strong("Created");
-                        ui.label("");
-                        ui.end_row();
-                        for p in list {
-                            ui.label(p.display_name.as_str());
-                            ui.label(p.mode().label());
-                            ui.label(p.join_type().label());
-                            ui.label(
-                                p.created
-                                    .map(|d| d.format("%Y-%m-%d").to_string())
-                                    .unwrap_or_default(),
-                            );
-                            if ui
-                                .add_enabled(
-                                    !busy,
-                                    egui::Button::new(format!("Use \"{}\"", p.display_name)),
-                                )
-                                .clicked()
-                            {
-                                pick = Some(p.id.clone());
-                            }
-                            ui.end_row();
-                        }
+                        egui::Grid::new("existing_profiles")
+                            .striped(true)
+                            .num_columns(5)
+                            .show(ui, |ui| {
+                                ui.strong("Name");
+                                ui.strong("Mode");
+                                ui.strong("Join type");
+                                ui.strong("Created");
+                                ui.label("");
+                                ui.end_row();
+                                for p in list {
+                                    ui.label(p.display_name.as_str());
+                                    ui.label(p.mode().label());
+                                    ui.label(p.join_type().label());
+                                    ui.label(
+                                        p.created
+                                            .map(|d| d.format("%Y-%m-%d").to_string())
+                                            .unwrap_or_default(),
+                                    );
+                                    if ui
+                                        .add_enabled(
+                                            !busy,
+                                            egui::Button::new(format!(
+                                                "Use \"{}\"",
+                                                p.display_name
+                                            )),
+                                        )
+                                        .clicked()
+                                    {
+                                        pick = Some(p.id.clone());
+                                    }
+                                    ui.end_row();
+                                }
+                            });
                     });
                 reload = ui.button("Reload list").clicked();
             }
@@ -370,7 +381,11 @@ impl ProfilePage {
         ui.text_edit_singleline(&mut self.form.name)
             .labelled_by(label.id);
         self.show_errors(ui, ProfileField::Name);
-        if let Some(p) = self.existing_with_form_name() {
+        let chosen_id = self.chosen.as_ref().map(|c| c.profile().id.clone());
+        if let Some(p) = self
+            .existing_with_form_name()
+            .filter(|p| Some(&p.id) != chosen_id.as_ref())
+        {
             let id = p.id.clone();
             let text = format!("Use the existing profile \"{}\"", p.display_name);
             if ui

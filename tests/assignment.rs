@@ -817,3 +817,75 @@ fn a_retag_is_offered_only_for_devices_of_the_import() {
     // Problem line and details both offer the fix for the imported device.
     assert_eq!(h.query_all_by_label("Set group tag to SALES").count(), 2);
 }
+
+/// Where no save dialog can open, "Export CSV" says so at once (not "cancelled") and offers a
+/// path in the Documents folder that saves without any dialog.
+#[test]
+fn export_without_a_save_dialog_offers_a_path_that_works() {
+    use autopilot_wizard::ui::{NoDialog, NoDialogPicker};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typed.csv");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut h = board_harness(
+        AssignmentPage::new(None)
+            .with_board(mixed_board())
+            .with_save_picker(Arc::new(NoDialogPicker(NoDialog {
+                why: "there is no desktop session bus (D-Bus) and zenity is not installed".into(),
+            }))),
+    );
+    h.run();
+    h.get_by_label("Export CSV").click();
+    h.run();
+    assert!(
+        h.state().jobs.is_empty(),
+        "nothing waits for a dialog that cannot open"
+    );
+    h.get_by_label_contains("No file dialog can open here");
+    h.get_by_label_contains("zenity");
+    assert!(h.query_by_label_contains("cancelled").is_none());
+    let field = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Export to");
+    let default = field.value().unwrap_or_default();
+    assert!(
+        default.contains("autopilot-devices-") && default.ends_with(".csv"),
+        "a sensible default file name: {default}"
+    );
+    field.focus();
+    h.run();
+    for _ in 0..default.chars().count() + 2 {
+        h.key_press(egui::Key::Backspace);
+    }
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Export to")
+        .type_text(&path.display().to_string());
+    h.run();
+    h.get_by_label("Save here").click();
+    h.run();
+    let jobs = std::mem::take(&mut h.state_mut().jobs);
+    assert_eq!(jobs.len(), 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ctx = egui::Context::default();
+    for job in jobs {
+        rt.block_on((job.run)(autopilot_wizard::ui::Outbox::new(
+            tx.clone(),
+            ctx.clone(),
+        )));
+    }
+    let autopilot_wizard::ui::Msg::Assignment(m) = rx.try_recv().expect("export message") else {
+        panic!("wrong page");
+    };
+    {
+        let s = h.state_mut();
+        let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+        s.page.on_msg(m, &mut cx);
+    }
+    h.run();
+    h.get_by_label_contains("Exported to");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("Serial number,")
+    );
+    assert!(
+        h.query_by_label_contains("No file dialog can open here")
+            .is_none()
+    );
+}

@@ -433,6 +433,11 @@ mod page_ui {
         let button = format!("Assign profile \"{}\"", profile.display_name);
         click(&mut h, &button);
         wait_for_text(&mut h, "confirmed by reading the assignments back");
+        // The demo's old "all devices" profile is older and wins: Next stays closed until the
+        // person says they will fix it in Intune.
+        assert!(!h.state().page.validated());
+        assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+        click(&mut h, "I will remove that assignment in Intune, continue");
         assert!(h.state().page.validated());
         assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
         let stored = h.state().outcomes.group.clone().expect("group saved");
@@ -471,5 +476,118 @@ mod page_ui {
                 .is_some()
         );
         assert!(!h.state().page.validated());
+    }
+
+    /// The wizard's own assignment on a group where an older profile wins can be undone: the
+    /// assignment it created is deleted and read back gone.
+    #[test]
+    fn the_assignment_the_wizard_made_can_be_undone() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        let profile = rt.block_on(user_driven_profile(&graph));
+        let outcomes = Outcomes {
+            profile: Some(profile.clone()),
+            ..Outcomes::default()
+        };
+        let mut h = support::page::page_harness(
+            GroupPage::new(),
+            graph,
+            outcomes,
+            rt.handle().clone(),
+            extract,
+        );
+        h.run_ok();
+        type_into(&mut h, "Group name", "Autopilot - Wrong group");
+        click(&mut h, "Create group");
+        wait_for_text(&mut h, "Read back from Microsoft Entra and as expected.");
+        click(
+            &mut h,
+            &format!("Assign profile \"{}\"", profile.display_name),
+        );
+        wait_for_text(&mut h, "confirmed by reading the assignments back");
+        let assigned = |sim: &autopilot_wizard::sim::SimHandle| {
+            sim.with_state(|s| {
+                s.profiles
+                    .assignments
+                    .iter()
+                    .filter(|a| a.profile_id == profile.id)
+                    .count()
+            })
+        };
+        assert_eq!(assigned(&sim), 1);
+        assert!(!h.state().page.validated());
+        click(&mut h, "Undo: remove the assignment this wizard made");
+        wait_for_text(&mut h, "that this wizard made; read back, it is gone");
+        assert_eq!(assigned(&sim), 0, "the assignment was deleted");
+        assert!(!h.state().page.validated());
+        assert!(
+            h.query_by_label("I will remove that assignment in Intune, continue")
+                .is_none()
+        );
+    }
+
+    /// Search offers only groups that can hold devices; Microsoft 365, mail-only and
+    /// user-rule groups are listed as such, without a "Use" button.
+    #[test]
+    fn only_groups_that_can_hold_devices_are_offered() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        sim.with_state(|s| {
+            let base = s.directory.groups[0].clone();
+            let mk = |id: &str, name: &str| {
+                let mut g = base.clone();
+                g.id = id.into();
+                g.display_name = name.into();
+                g.mail_nickname = id.into();
+                g.members.clear();
+                g.group_types.clear();
+                g.membership_rule = None;
+                g.membership_rule_processing_state = None;
+                g
+            };
+            let mut m365 = mk("11111111-0000-0000-0000-000000000001", "Sales team");
+            m365.group_types = vec!["Unified".into()];
+            m365.mail_enabled = true;
+            let mut list = mk("11111111-0000-0000-0000-000000000002", "Sales mailing list");
+            list.security_enabled = false;
+            list.mail_enabled = true;
+            let mut users = mk("11111111-0000-0000-0000-000000000003", "Sales staff");
+            users.group_types = vec!["DynamicMembership".into()];
+            users.membership_rule = Some("(user.department -eq \"Sales\")".into());
+            users.membership_rule_processing_state = Some("On".into());
+            let devices = mk("11111111-0000-0000-0000-000000000004", "Sales laptops");
+            s.directory.groups.extend([m365, list, users, devices]);
+        });
+        let mut h = support::page::page_harness(
+            GroupPage::new(),
+            graph,
+            Outcomes::default(),
+            rt.handle().clone(),
+            extract,
+        );
+        h.run_ok();
+        click(&mut h, "Use an existing group");
+        type_into(&mut h, "Search groups", "sales");
+        click(&mut h, "Find groups");
+        wait_for_text(&mut h, "Not device groups (cannot be used)");
+        assert!(h.query_by_label("Use Sales laptops").is_some());
+        for name in ["Sales team", "Sales mailing list", "Sales staff"] {
+            assert!(
+                h.query_by_label(&format!("Use {name}")).is_none(),
+                "{name} is offered"
+            );
+        }
+        assert!(
+            h.query_by_label_contains("Sales team is a Microsoft 365 group")
+                .is_some()
+        );
+        assert!(
+            h.query_by_label_contains("Sales mailing list is not a security group")
+                .is_some()
+        );
+        assert!(
+            h.query_by_label_contains("Sales staff collects users by its rule")
+                .is_some()
+        );
     }
 }

@@ -599,7 +599,10 @@ mod page {
     use super::*;
     use autopilot_wizard::steps::Outcomes;
     use autopilot_wizard::ui::import::ImportPage;
-    use autopilot_wizard::ui::{self, FixedFilePicker, Job, Outbox, Page, PageCx, Session};
+    use autopilot_wizard::ui::{
+        self, FilePicker, FixedFilePicker, Job, NoDialog, NoDialogPicker, Outbox, Page, PageCx,
+        Session,
+    };
     use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable;
     use support::ui::{click, step_until, visible_labels, wait_for_text};
@@ -610,7 +613,7 @@ mod page {
         session: Session,
         outcomes: Outcomes,
         jobs: Vec<Job>,
-        picker: Arc<FixedFilePicker>,
+        picker: Arc<dyn FilePicker>,
         tx: std::sync::mpsc::Sender<ui::Msg>,
         rx: std::sync::mpsc::Receiver<ui::Msg>,
         rt: tokio::runtime::Handle,
@@ -643,6 +646,20 @@ mod page {
         outcomes: Outcomes,
         path: std::path::PathBuf,
     ) -> Harness<'static, Host> {
+        harness_with(
+            rt,
+            graph,
+            outcomes,
+            Arc::new(FixedFilePicker { paths: vec![path] }),
+        )
+    }
+
+    fn harness_with(
+        rt: &tokio::runtime::Runtime,
+        graph: GraphClient,
+        outcomes: Outcomes,
+        picker: Arc<dyn FilePicker>,
+    ) -> Harness<'static, Host> {
         let (tx, rx) = std::sync::mpsc::channel();
         let host = Host {
             page: ImportPage::new(opts()),
@@ -652,7 +669,7 @@ mod page {
             },
             outcomes,
             jobs: Vec::new(),
-            picker: Arc::new(FixedFilePicker { paths: vec![path] }),
+            picker,
             tx,
             rx,
             rt: rt.handle().clone(),
@@ -760,6 +777,73 @@ mod page {
                 })
             },
             support::ui::ASYNC_TIMEOUT,
+        );
+        drop(h);
+        drop(sim);
+    }
+
+    /// Where no file dialog can open, "Choose CSV files…" says so at once with what to install,
+    /// and typed paths (Enter adds them) read the files.
+    #[test]
+    fn without_a_file_dialog_the_page_says_so_and_typed_paths_work() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typed.csv");
+        std::fs::write(
+            &path,
+            csv(&[(
+                "SN-TYPED-1",
+                &hash("SN-TYPED-1", "Contoso", "Laptop 7", 1),
+                "HQ",
+            )]),
+        )
+        .unwrap();
+        let picker = Arc::new(NoDialogPicker(NoDialog {
+            why: "there is no desktop session bus (D-Bus) and zenity is not installed".into(),
+        }));
+        let mut h = harness_with(&rt, graph, Outcomes::default(), picker);
+        click(&mut h, "Choose CSV files…");
+        // At once: no job was needed to find out.
+        assert!(h.state().jobs.is_empty());
+        assert!(
+            h.query_by_label_contains("No file dialog can open here")
+                .is_some(),
+            "visible:\n{}",
+            visible_labels(&h)
+        );
+        assert!(
+            h.query_by_label_contains("xdg-desktop-portal-gtk or zenity")
+                .is_some()
+        );
+        assert!(h.query_by_label_contains("cancelled").is_none());
+
+        // A path that does not exist is named; a real one is read.
+        let field = || (egui::accesskit::Role::TextInput, "CSV file paths");
+        h.get_by_role_and_label(field().0, field().1).focus();
+        h.run_ok();
+        h.get_by_role_and_label(field().0, field().1)
+            .type_text("/nowhere/missing.csv");
+        h.key_press(egui::Key::Enter);
+        h.run_ok();
+        assert!(
+            h.query_by_label_contains("There is no file at /nowhere/missing.csv")
+                .is_some()
+        );
+        h.get_by_role_and_label(field().0, field().1).focus();
+        h.run_ok();
+        for _ in 0..40 {
+            h.key_press(egui::Key::Backspace);
+        }
+        h.get_by_role_and_label(field().0, field().1)
+            .type_text(&format!("\"{}\"", path.display()));
+        h.key_press(egui::Key::Enter);
+        h.run_ok();
+        wait_for_text(&mut h, "1 rows:");
+        wait_for_text(&mut h, "SN-TYPED-1: Ready to import");
+        assert!(
+            h.query_by_label_contains("No file dialog can open here")
+                .is_none()
         );
         drop(h);
         drop(sim);

@@ -987,8 +987,15 @@ mod page {
             )
             .is_some()
         );
-        assert!(h.state().page.validated());
+        // A self-deploying profile does not fit a user-driven wizard: Next stays closed, the
+        // page says why, and step 4 is not handed the profile.
+        assert!(!h.state().page.validated());
         assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+        assert!(h.state().outcomes.profile.is_none());
+        assert!(
+            h.query_by_label_contains("This profile does not fit: Next stays closed")
+                .is_some()
+        );
 
         // Typing an existing name offers that profile instead of a second create.
         set_text(&mut h, "Name", "default profile - all devices");
@@ -1017,6 +1024,124 @@ mod page {
             Some("Default profile - all devices")
         );
         assert_eq!(d._sim.with_state(|s| s.profiles.creates), 0);
+    }
+
+    /// A hybrid-join profile (user-driven, but on-premises join) keeps Next closed too.
+    #[test]
+    fn picking_a_hybrid_join_profile_keeps_next_closed() {
+        let (d, mut h) = start(Seed::Demo);
+        d._sim.with_state(|s| {
+            let mut p = s.profiles.profiles[0].clone();
+            p.id = "hybrid-1".into();
+            p.display_name = Some("Hybrid laptops".into());
+            p.odata_type =
+                "microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile".into();
+            s.profiles.profiles.push(p);
+        });
+        pump(&d, &mut h);
+        h.get_by_label("Use \"Hybrid laptops\"").click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label_contains(
+                "joins devices to on-premises Active Directory (hybrid join)"
+            )
+            .is_some(),
+            "the page says why"
+        );
+        assert!(!h.state().page.validated());
+        assert!(h.state().outcomes.profile.is_none());
+        // A fitting profile opens Next again.
+        h.get_by_label("Use \"Default profile - all devices\"")
+            .click();
+        pump(&d, &mut h);
+        assert!(h.state().page.validated());
+    }
+
+    /// A field error goes as soon as the field is fixed (before "Create profile" is pressed
+    /// again), and the page does not move the button when the result arrives.
+    #[test]
+    fn field_errors_go_when_fixed_and_the_page_does_not_jump() {
+        let (d, mut h) = start(Seed::Demo);
+        pump(&d, &mut h);
+        set_text(&mut h, "Name", "");
+        set_text(&mut h, "Device name template", "CONTOSO-%SERIAL%");
+        h.get_by_label("Create profile").click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label_contains("Enter a name for the profile")
+                .is_some()
+        );
+        assert!(
+            h.query_by_label_contains("this template can produce 20")
+                .is_some()
+        );
+        set_text(&mut h, "Device name template", "CT-%SERIAL%");
+        assert!(
+            h.query_by_label_contains("this template can produce")
+                .is_none(),
+            "the template error went when the template was fixed"
+        );
+        assert!(
+            h.query_by_label_contains("Enter a name for the profile")
+                .is_some(),
+            "the name error stays until the name is fixed"
+        );
+        set_text(&mut h, "Name", "No jump");
+        assert!(
+            h.query_by_label_contains("Enter a name for the profile")
+                .is_none()
+        );
+
+        let before = h.get_by_label("Create profile").rect();
+        h.get_by_label("Create profile").click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label("Created the profile \"No jump\".")
+                .is_some()
+        );
+        let after = h.get_by_label("Create profile").rect();
+        assert_eq!(
+            before.top(),
+            after.top(),
+            "the button stayed where it was clicked"
+        );
+    }
+
+    /// The language list has "User select", "OS default" and Windows' languages, and
+    /// "User select" is sent as `user-select`.
+    #[test]
+    fn language_list_offers_user_select_and_every_windows_language() {
+        let (d, mut h) = start(Seed::Demo);
+        pump(&d, &mut h);
+        let languages = autopilot_wizard::ui::profile::LANGUAGES;
+        assert_eq!(languages.len(), 40, "38 Windows languages plus two choices");
+        for tag in [
+            "ar-SA",
+            "he-IL",
+            "sr-Latn-RS",
+            "uk-UA",
+            "zh-TW",
+            "pt-PT",
+            "fr-CA",
+        ] {
+            assert!(languages.iter().any(|(v, _)| *v == tag), "{tag}");
+        }
+        set_text(&mut h, "Name", "Pick language");
+        h.get_by_label("Language (Region)").click();
+        h.run_steps(3);
+        h.get_by_label("User select").click();
+        h.run_steps(3);
+        h.get_by_label("Create profile").click();
+        pump(&d, &mut h);
+        assert!(h.state().page.validated(), "created");
+        let stored = d._sim.with_state(|s| {
+            s.profiles
+                .profiles
+                .iter()
+                .find(|p| p.display_name.as_deref() == Some("Pick language"))
+                .and_then(|p| p.locale.clone())
+        });
+        assert_eq!(stored.as_deref(), Some("user-select"));
     }
 }
 

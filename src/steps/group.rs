@@ -600,21 +600,47 @@ pub fn validate(read: &ReadBack, expected: &GroupKind) -> Result<(), String> {
     }
 }
 
-/// Whether an existing group can serve as the Autopilot device group, and what to watch for.
-pub fn assess_existing(g: &Group) -> Result<Option<String>, String> {
-    if g.security_enabled == Some(false) {
-        return Err(format!(
-            "{} is not a security group, so a profile cannot be assigned to it. Choose or create a security group.",
-            g.name()
-        ));
-    }
+/// Why a group cannot hold the Autopilot devices, or `None` when it can: a profile is assigned
+/// to a security group of devices, so mail-only (`securityEnabled` false) and Microsoft 365
+/// (`groupTypes` "Unified") groups are out, and so is a dynamic group whose `membershipRule`
+/// selects users (a user rule never matches a device).
+pub fn device_group_problem(g: &Group) -> Option<String> {
     if g.group_types
         .iter()
         .any(|t| t.eq_ignore_ascii_case("Unified"))
     {
-        return Err(format!(
+        return Some(format!(
             "{} is a Microsoft 365 group; Autopilot needs a security group of devices.",
             g.name()
+        ));
+    }
+    if g.security_enabled == Some(false) {
+        return Some(format!(
+            "{} is not a security group (mail only), so a profile cannot be assigned to it.",
+            g.name()
+        ));
+    }
+    if g.is_dynamic() {
+        let rule = g
+            .membership_rule
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if rule.contains("user.") && !rule.contains("device.") {
+            return Some(format!(
+                "{} collects users by its rule, not devices.",
+                g.name()
+            ));
+        }
+    }
+    None
+}
+
+/// Whether an existing group can serve as the Autopilot device group, and what to watch for.
+pub fn assess_existing(g: &Group) -> Result<Option<String>, String> {
+    if let Some(why) = device_group_problem(g) {
+        return Err(format!(
+            "{why} Choose or create a security group of devices."
         ));
     }
     if g.is_dynamic() {

@@ -340,10 +340,10 @@ pub fn validate<S: AsRef<str>>(
     }
 }
 
-/// `os-default`, or a locale tag such as `en-US`, `de-DE`, `sr-Latn-RS`.
+/// `os-default`, `user-select`, or a locale tag such as `en-US`, `de-DE`, `sr-Latn-RS`.
 fn check_language(lang: &str) -> Result<(), String> {
     let l = lang.trim();
-    if l.is_empty() || l == LANGUAGE_OS_DEFAULT {
+    if l.is_empty() || l == LANGUAGE_OS_DEFAULT || l == "user-select" {
         return Ok(());
     }
     let parts: Vec<&str> = l.split('-').collect();
@@ -891,6 +891,39 @@ pub async fn assign_to_group(
             detail: format!("the profile's assignments do not include group {group_id}"),
         }),
     }
+}
+
+/// Removes one assignment of the profile (used to undo an assignment this wizard made on the
+/// wrong group) and confirms by reading the assignments back. An assignment already gone
+/// counts as removed.
+pub async fn remove_assignment(
+    graph: &GraphClient,
+    profile_id: &str,
+    assignment_id: &str,
+) -> Result<(), ProfileError> {
+    let path = format!(
+        "{PROFILES_PATH}/{}/assignments/{}",
+        crate::graph::client::encode(profile_id),
+        crate::graph::client::encode(assignment_id)
+    );
+    match graph.delete(ApiVersion::Beta, &path).await {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            return Err(ProfileError::from_graph(
+                e,
+                "remove Autopilot profile assignments",
+                "request",
+            ));
+        }
+    }
+    let after = list_assignments(graph, profile_id).await?;
+    if after.iter().any(|a| a.id == assignment_id) {
+        return Err(ProfileError::NotConfirmed {
+            detail: format!("the assignment {assignment_id} is still listed"),
+        });
+    }
+    Ok(())
 }
 
 /// How another profile reaches the group's devices.

@@ -6,9 +6,7 @@
 //! stops when nothing is pending: the page then asks for no repaints at all.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,53 +33,11 @@ pub enum Msg {
     Finished(Result<Box<Board>, String>),
     Edited(Result<String, String>),
     Synced(Result<SyncNow, String>),
-    Exported(Result<PathBuf, String>),
+    Exported(Result<PathBuf, SaveFailure>),
 }
 
-/// Asks where to save a file. Injectable so tests never open a dialog.
-pub trait SavePicker: Send + Sync {
-    fn save_file(
-        &self,
-        title: &str,
-        default_name: &str,
-        filter: (&str, &[&str]),
-    ) -> Pin<Box<dyn Future<Output = Option<PathBuf>> + Send>>;
-}
-
-/// The system save dialog through `rfd`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RfdSavePicker;
-
-impl SavePicker for RfdSavePicker {
-    fn save_file(
-        &self,
-        title: &str,
-        default_name: &str,
-        filter: (&str, &[&str]),
-    ) -> Pin<Box<dyn Future<Output = Option<PathBuf>> + Send>> {
-        let dialog = rfd::AsyncFileDialog::new()
-            .set_title(title)
-            .set_file_name(default_name)
-            .add_filter(filter.0, filter.1);
-        Box::pin(async move { dialog.save_file().await.map(|f| f.path().to_path_buf()) })
-    }
-}
-
-/// Always the same path: tests and scripted runs.
-#[derive(Debug, Clone)]
-pub struct FixedSavePath(pub PathBuf);
-
-impl SavePicker for FixedSavePath {
-    fn save_file(
-        &self,
-        _title: &str,
-        _default_name: &str,
-        _filter: (&str, &[&str]),
-    ) -> Pin<Box<dyn Future<Output = Option<PathBuf>> + Send>> {
-        let p = self.0.clone();
-        Box::pin(async move { Some(p) })
-    }
-}
+pub use super::widgets::{FixedSavePath, RfdSavePicker, SavePicker};
+use super::widgets::{SaveFailure, SaveFallback, save_to};
 
 /// The fill colour of a chip.
 pub fn chip_color(chip: Chip) -> Color32 {
@@ -292,6 +248,8 @@ pub struct AssignmentPage {
     sync: Phase<String>,
     sync_allowed_at: Option<Instant>,
     export: Phase<PathBuf>,
+    /// The path row shown when no save dialog can open.
+    export_fallback: SaveFallback,
     save_picker: Arc<dyn SavePicker>,
     pub wait: WaitOptions,
     /// The manual-sync window (Microsoft's 10 minutes; the demo scales it with its clock).
@@ -333,6 +291,7 @@ impl AssignmentPage {
             sync: Phase::Idle,
             sync_allowed_at: None,
             export: Phase::Idle,
+            export_fallback: SaveFallback::default(),
             save_picker: Arc::new(RfdSavePicker),
             // The assign-and-wait run polls no further apart than the board does.
             wait: WaitOptions {
@@ -585,10 +544,22 @@ impl AssignmentPage {
         });
     }
 
-    fn start_export(&mut self, cx: &mut PageCx<'_>) {
+    fn export_name(board: &Board) -> String {
+        format!(
+            "autopilot-devices-{}.csv",
+            board.loaded_at.format("%Y%m%d-%H%M")
+        )
+    }
+
+    /// `typed`: a path from the no-dialog row; `None` asks the save dialog.
+    fn start_export(&mut self, cx: &mut PageCx<'_>, typed: Option<PathBuf>) {
         let Some(board) = self.board.clone() else {
             return;
         };
+        let name = Self::export_name(&board);
+        if typed.is_none() && !self.export_fallback.check(&*self.save_picker, &name) {
+            return;
+        }
         self.refresh_view();
         let order = self.view.clone();
         let picker = self.save_picker.clone();
@@ -596,28 +567,26 @@ impl AssignmentPage {
             what: "Exporting".into(),
         };
         cx.spawn("Export CSV", move |out, _cancel| async move {
-            let name = format!(
-                "autopilot-devices-{}.csv",
-                board.loaded_at.format("%Y%m%d-%H%M")
-            );
-            let path = picker
-                .save_file("Export the device board", &name, ("CSV files", &["csv"]))
-                .await;
-            let r = match path {
-                None => Err("Export cancelled.".to_string()),
-                Some(path) => {
-                    let mut buf = Vec::new();
-                    match crate::board::export_csv(
-                        &board,
-                        order.iter().map(|&i| &board.rows[i]),
-                        &mut buf,
-                    ) {
-                        Ok(()) => tokio::fs::write(&path, buf)
-                            .await
-                            .map(|_| path.clone())
-                            .map_err(|e| format!("Could not write {}: {e}", path.display())),
-                        Err(e) => Err(e.to_string()),
-                    }
+            let mut buf = Vec::new();
+            let r = match crate::board::export_csv(
+                &board,
+                order.iter().map(|&i| &board.rows[i]),
+                &mut buf,
+            ) {
+                Err(e) => Err(SaveFailure::Write {
+                    path: name.clone(),
+                    error: e.to_string(),
+                }),
+                Ok(()) => {
+                    save_to(
+                        &*picker,
+                        typed,
+                        "Export the device board",
+                        &name,
+                        ("CSV files", &["csv"]),
+                        buf,
+                    )
+                    .await
                 }
             };
             out.send(super::Msg::Assignment(Msg::Exported(r)));
@@ -1205,7 +1174,7 @@ impl AssignmentPage {
                 }
             }
             DetailAction::Refresh => self.start_load(cx),
-            DetailAction::Export => self.start_export(cx),
+            DetailAction::Export => self.start_export(cx, None),
             DetailAction::ClearFilter => {
                 self.query.chip = None;
                 self.query.search.clear();
@@ -1371,6 +1340,9 @@ impl Page for AssignmentPage {
         {
             ui.label(p.as_str());
         }
+        if let Some(path) = self.export_fallback.ui(ui, "Export to") {
+            self.start_export(cx, Some(path));
+        }
         match &self.export {
             Phase::Done(p) => {
                 ui.label(format!("Exported to {}", p.display()));
@@ -1499,8 +1471,17 @@ impl Page for AssignmentPage {
             }
             Msg::Exported(r) => {
                 self.export = match r {
-                    Ok(p) => Phase::Done(p),
-                    Err(e) => Phase::Failed(e),
+                    Ok(p) => {
+                        self.export_fallback.close();
+                        Phase::Done(p)
+                    }
+                    Err(SaveFailure::NoDialog(e)) => {
+                        if let Some(b) = &self.board {
+                            self.export_fallback.show(e, &Self::export_name(b));
+                        }
+                        Phase::Idle
+                    }
+                    Err(e) => Phase::Failed(e.to_string()),
                 }
             }
         }

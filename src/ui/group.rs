@@ -18,6 +18,8 @@ pub enum Msg {
     Created(Result<CreateOutcome, String>),
     ReadBack(Result<ReadBack, String>),
     Assigned(Result<(AssignmentOutcome, Vec<Conflict>), String>),
+    /// The assignment this wizard made was removed again (and read back gone).
+    Unassigned(Result<(), String>),
 }
 
 fn send(out: &crate::ui::Outbox, msg: Msg) {
@@ -91,6 +93,10 @@ pub struct GroupPage {
     /// Advice about an existing group chosen from search.
     existing_note: Option<String>,
     assign: Phase<(AssignmentOutcome, Vec<Conflict>)>,
+    /// "I will remove that assignment in Intune, continue": Next opens although an older
+    /// profile wins (step 7 still reports it, it reads the assignments itself).
+    acknowledged: bool,
+    undo: Phase<()>,
 }
 
 fn field_error(ui: &mut egui::Ui, errors: &[FieldError], field: Field) {
@@ -199,6 +205,8 @@ impl GroupPage {
         ) else {
             return;
         };
+        self.acknowledged = false;
+        self.undo = Phase::Idle;
         self.assign = Phase::Running {
             what: format!(
                 "Assigning \"{}\" to \"{}\"…",
@@ -217,6 +225,34 @@ impl GroupPage {
             .map_err(|e| e.to_string());
             send(&out, Msg::Assigned(r));
         });
+    }
+
+    /// Deletes the assignment this wizard created (never one it found), then reads back.
+    fn start_undo(&mut self, cx: &mut PageCx<'_>) {
+        let (Some(graph), Some(profile)) = (cx.graph(), cx.outcomes.profile.clone()) else {
+            return;
+        };
+        let Some((AssignmentOutcome::Created { assignment_id }, _)) = self.assign.done() else {
+            return;
+        };
+        let assignment_id = assignment_id.clone();
+        self.undo = Phase::Running {
+            what: "Removing the assignment this wizard made…".into(),
+        };
+        cx.spawn("Undo the assignment", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = profile::remove_assignment(&graph, &profile.id, &assignment_id)
+                .await
+                .map_err(|e| e.to_string());
+            send(&out, Msg::Unassigned(r));
+        });
+    }
+
+    /// An older profile reaches the group's devices and wins over ours.
+    fn older_profile_wins(&self) -> bool {
+        self.assign
+            .done()
+            .is_some_and(|(_, conflicts)| conflicts.iter().any(|c| c.other_wins))
     }
 
     fn create_form_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
@@ -350,7 +386,13 @@ impl GroupPage {
                 ui.label("No group found. Try the start of a word of its name, or create one.");
             }
             Phase::Done(groups) => {
-                for g in groups {
+                let (fit, unfit): (Vec<&Group>, Vec<&Group>) = groups
+                    .iter()
+                    .partition(|g| step::device_group_problem(g).is_none());
+                if fit.is_empty() {
+                    ui.label("None of the groups found can hold devices. Create one instead.");
+                }
+                for g in fit {
                     ui.horizontal(|ui| {
                         if ui.button(format!("Use {}", g.name())).clicked() {
                             pick = Some(g.clone());
@@ -362,6 +404,13 @@ impl GroupPage {
                         };
                         ui.label(RichText::new(kind).weak());
                     });
+                }
+                if !unfit.is_empty() {
+                    ui.label(RichText::new("Not device groups (cannot be used):").weak());
+                    for g in unfit {
+                        let why = step::device_group_problem(g).unwrap_or_default();
+                        ui.label(RichText::new(format!("Not usable: {why}")).weak());
+                    }
                 }
             }
         }
@@ -459,6 +508,45 @@ impl GroupPage {
             }
             Phase::Idle => {}
         }
+        let mut undo = false;
+        if self.older_profile_wins() {
+            ui.label(
+                "Next stays closed while an older profile wins. Remove that assignment in Intune and \
+                 assign again to re-check, or continue and fix it there (the Validate step keeps \
+                 reporting it until it is fixed).",
+            );
+            ui.checkbox(
+                &mut self.acknowledged,
+                "I will remove that assignment in Intune, continue",
+            );
+            if matches!(
+                self.assign.done(),
+                Some((AssignmentOutcome::Created { .. }, _))
+            ) {
+                undo = ui
+                    .add_enabled(
+                        !self.undo.is_running(),
+                        egui::Button::new("Undo: remove the assignment this wizard made"),
+                    )
+                    .clicked();
+            }
+        }
+        match &self.undo {
+            Phase::Running { what } => running(ui, what),
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Phase::Done(()) => {
+                ui.label(format!(
+                    "Removed the assignment of \"{}\" that this wizard made; read back, it is gone.",
+                    p.display_name
+                ));
+            }
+            Phase::Idle => {}
+        }
+        if undo {
+            self.start_undo(cx);
+        }
         if !self.assign.is_running()
             && ui
                 .button(format!("Assign profile \"{}\"", p.display_name))
@@ -530,22 +618,23 @@ impl Page for GroupPage {
                     Err(e) => Phase::Failed(e),
                 }
             }
+            Msg::Unassigned(Ok(())) => {
+                self.undo = Phase::Done(());
+                self.assign = Phase::Idle;
+                self.acknowledged = false;
+            }
+            Msg::Unassigned(Err(e)) => self.undo = Phase::Failed(e),
         }
     }
 
     fn status(&self) -> StepStatus {
-        // Assigned, but an older profile reaches the same devices and wins: Next stays open
-        // (the fix is in Intune), the stepper flags it.
-        let loses = self
-            .assign
-            .done()
-            .is_some_and(|(_, conflicts)| conflicts.iter().any(|c| c.other_wins));
+        // An older profile wins: Next opens only after the acknowledgement, and the stepper
+        // flags the step either way (the fix is in Intune).
+        if self.older_profile_wins() {
+            return StepStatus::NeedsAttention;
+        }
         if self.validated() {
-            return if loses {
-                StepStatus::NeedsAttention
-            } else {
-                StepStatus::Done
-            };
+            return StepStatus::Done;
         }
         let failed = matches!(self.create, Phase::Failed(_))
             || matches!(self.read, Phase::Failed(_))
@@ -561,7 +650,10 @@ impl Page for GroupPage {
     }
 
     fn validated(&self) -> bool {
-        self.read.done().is_some() && self.read_problem.is_none() && self.assign.done().is_some()
+        self.read.done().is_some()
+            && self.read_problem.is_none()
+            && self.assign.done().is_some()
+            && (!self.older_profile_wins() || self.acknowledged)
     }
 
     fn save_state(&self) -> Option<serde_json::Value> {

@@ -8,6 +8,7 @@ use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 use tokio_util::sync::CancellationToken;
 
+use super::widgets::{OpenAction, OpenFilesField};
 use super::{Outbox, Page, PageCx, StepStatus};
 use crate::hwid::{self, CheckOptions, CheckReport, RowStatus};
 use crate::steps::import::{
@@ -18,7 +19,7 @@ use crate::steps::import::{
 /// Messages from this page's background jobs.
 #[derive(Debug)]
 pub enum Msg {
-    Picked(Vec<PathBuf>),
+    Picked(super::Picked),
     Read(Box<CheckReport>),
     Prechecked(Result<Box<ImportJob>, String>),
     Event(ImportEvent),
@@ -71,6 +72,8 @@ pub struct ImportPage {
     notes: Vec<String>,
     cancel: Option<CancellationToken>,
     options: ImportOptions,
+    /// The choose button and the path field (the way that works without a dialog).
+    open_field: OpenFilesField,
 }
 
 impl Default for ImportPage {
@@ -134,6 +137,7 @@ impl ImportPage {
             notes: Vec::new(),
             cancel: None,
             options,
+            open_field: OpenFilesField::default(),
         }
     }
 
@@ -153,12 +157,10 @@ impl ImportPage {
         cx.spawn(
             "Choosing CSV files",
             move |out: Outbox, _cancel| async move {
-                let paths = picker
+                let picked = picker
                     .pick_files("Hardware-hash CSV files", ("CSV files", &["csv"]))
                     .await;
-                if !paths.is_empty() {
-                    out.send(super::Msg::Import(Msg::Picked(paths)));
-                }
+                out.send(super::Msg::Import(Msg::Picked(picked)));
             },
         );
     }
@@ -311,15 +313,15 @@ impl ImportPage {
 
     fn toolbar(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
         let busy = matches!(self.stage, Stage::Importing | Stage::Checking(_));
-        ui.horizontal(|ui| {
-            if ui
-                .add_enabled(!busy, egui::Button::new("Choose CSV files…"))
-                .clicked()
-            {
-                self.pick(cx);
-            }
-            ui.label("or drop .csv files on this window.");
-        });
+        let picker = cx.file_picker();
+        match self
+            .open_field
+            .ui(ui, &*picker, "Choose CSV files…", "CSV file paths", !busy)
+        {
+            OpenAction::None => {}
+            OpenAction::Dialog => self.pick(cx),
+            OpenAction::Paths(paths) => self.read(paths, cx),
+        }
     }
 
     fn preview_table(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
@@ -627,7 +629,12 @@ impl Page for ImportPage {
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
         match msg {
-            Msg::Picked(paths) => self.read(paths, cx),
+            Msg::Picked(picked) => {
+                self.open_field.dialog_result(&picked);
+                if let super::Picked::Files(paths) = picked {
+                    self.read(paths, cx);
+                }
+            }
             Msg::Read(report) => {
                 self.job = None;
                 cx.outcomes.import = None;

@@ -243,47 +243,11 @@ pub trait Page {
     fn load_state(&mut self, _state: serde_json::Value) {}
 }
 
-/// Files the user picked, or none when the dialog was cancelled.
-pub type PickedFiles = std::pin::Pin<Box<dyn Future<Output = Vec<std::path::PathBuf>> + Send>>;
-
-/// Asks the user for files. Injectable so tests never open a dialog.
-pub trait FilePicker: Send + Sync {
-    /// `filter` is a name and extensions without dots, e.g. `("CSV files", &["csv"])`.
-    fn pick_files(&self, title: &str, filter: (&str, &[&str])) -> PickedFiles;
-}
-
-/// The system file dialog through `rfd` (xdg-desktop-portal or zenity on Linux). Await it inside
-/// a job, never in `ui()`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RfdFilePicker;
-
-impl FilePicker for RfdFilePicker {
-    fn pick_files(&self, title: &str, filter: (&str, &[&str])) -> PickedFiles {
-        let dialog = rfd::AsyncFileDialog::new()
-            .set_title(title)
-            .add_filter(filter.0, filter.1);
-        Box::pin(async move {
-            dialog
-                .pick_files()
-                .await
-                .map(|files| files.iter().map(|f| f.path().to_path_buf()).collect())
-                .unwrap_or_default()
-        })
-    }
-}
-
-/// Returns the same paths every time: for tests and scripted runs.
-#[derive(Debug, Default, Clone)]
-pub struct FixedFilePicker {
-    pub paths: Vec<std::path::PathBuf>,
-}
-
-impl FilePicker for FixedFilePicker {
-    fn pick_files(&self, _title: &str, _filter: (&str, &[&str])) -> PickedFiles {
-        let paths = self.paths.clone();
-        Box::pin(async move { paths })
-    }
-}
+// The file pickers live in `widgets` (open and save, with "no dialog" told apart from
+// "cancelled"); re-exported here where pages and the app have always found them.
+pub use widgets::{
+    FilePicker, FixedFilePicker, NoDialog, NoDialogPicker, Picked, PickedFiles, RfdFilePicker,
+};
 
 /// The phase of a page's running work. `T` is what a finished run produced.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -3,7 +3,9 @@
 
 use egui::{Color32, RichText};
 
-use crate::graph::models::profile::{DeploymentProfile, LANGUAGE_OS_DEFAULT};
+use crate::graph::models::profile::{
+    DeploymentMode, DeploymentProfile, JoinType, LANGUAGE_OS_DEFAULT,
+};
 use crate::steps::profile::{
     self as step, CreateOutcome, FieldError, PickedProfile, ProfileError, ProfileField,
     ProfileForm, ProfileRef, UserAccountType,
@@ -46,25 +48,72 @@ impl Chosen {
             Chosen::Created(c) => &c.warnings,
         }
     }
+
+    /// This wizard sets up user-driven deployment with Microsoft Entra join; any other kind
+    /// (self-deploying/kiosk, pre-provisioning-only, hybrid join) cannot carry the next steps.
+    pub fn fits(&self) -> bool {
+        let p = self.profile();
+        p.mode() == DeploymentMode::UserDriven && p.join_type() == JoinType::EntraJoin
+    }
 }
 
-/// Common locales offered in the language list (value, label).
-const LANGUAGES: &[(&str, &str)] = &[
+/// Where the last pick or create was started, so its result shows right there (below the
+/// clicked button) and nothing above it moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Origin {
+    #[default]
+    List,
+    Form,
+}
+
+/// Value of the language setting that lets the person choose during setup (reference §3.1).
+pub const LANGUAGE_USER_SELECT: &str = "user-select";
+
+/// The language list: "Operating system default", "User select", then every language Windows
+/// setup offers as a full language pack — the 38 languages of Microsoft's "Available language
+/// packs for Windows" (learn.microsoft.com/windows-hardware/manufacture/desktop/
+/// available-language-packs-for-windows), with their language/region tags.
+pub const LANGUAGES: &[(&str, &str)] = &[
     (LANGUAGE_OS_DEFAULT, "Operating system default"),
+    (LANGUAGE_USER_SELECT, "User select"),
+    ("ar-SA", "Arabic (Saudi Arabia)"),
+    ("bg-BG", "Bulgarian (Bulgaria)"),
+    ("zh-CN", "Chinese (Simplified, China)"),
+    ("zh-TW", "Chinese (Traditional, Taiwan)"),
+    ("hr-HR", "Croatian (Croatia)"),
+    ("cs-CZ", "Czech (Czech Republic)"),
+    ("da-DK", "Danish (Denmark)"),
+    ("nl-NL", "Dutch (Netherlands)"),
     ("en-US", "English (United States)"),
     ("en-GB", "English (United Kingdom)"),
-    ("de-DE", "German (Germany)"),
-    ("fr-FR", "French (France)"),
-    ("es-ES", "Spanish (Spain)"),
-    ("it-IT", "Italian (Italy)"),
-    ("nl-NL", "Dutch (Netherlands)"),
-    ("pt-BR", "Portuguese (Brazil)"),
-    ("sv-SE", "Swedish (Sweden)"),
-    ("da-DK", "Danish (Denmark)"),
-    ("nb-NO", "Norwegian Bokmål (Norway)"),
+    ("et-EE", "Estonian (Estonia)"),
     ("fi-FI", "Finnish (Finland)"),
-    ("pl-PL", "Polish (Poland)"),
+    ("fr-CA", "French (Canada)"),
+    ("fr-FR", "French (France)"),
+    ("de-DE", "German (Germany)"),
+    ("el-GR", "Greek (Greece)"),
+    ("he-IL", "Hebrew (Israel)"),
+    ("hu-HU", "Hungarian (Hungary)"),
+    ("it-IT", "Italian (Italy)"),
     ("ja-JP", "Japanese (Japan)"),
+    ("ko-KR", "Korean (Korea)"),
+    ("lv-LV", "Latvian (Latvia)"),
+    ("lt-LT", "Lithuanian (Lithuania)"),
+    ("nb-NO", "Norwegian Bokmål (Norway)"),
+    ("pl-PL", "Polish (Poland)"),
+    ("pt-BR", "Portuguese (Brazil)"),
+    ("pt-PT", "Portuguese (Portugal)"),
+    ("ro-RO", "Romanian (Romania)"),
+    ("ru-RU", "Russian (Russia)"),
+    ("sr-Latn-RS", "Serbian (Latin, Serbia)"),
+    ("sk-SK", "Slovak (Slovakia)"),
+    ("sl-SI", "Slovenian (Slovenia)"),
+    ("es-MX", "Spanish (Mexico)"),
+    ("es-ES", "Spanish (Spain)"),
+    ("sv-SE", "Swedish (Sweden)"),
+    ("th-TH", "Thai (Thailand)"),
+    ("tr-TR", "Turkish (Türkiye)"),
+    ("uk-UA", "Ukrainian (Ukraine)"),
 ];
 
 fn language_label(value: &str) -> String {
@@ -82,7 +131,11 @@ pub struct ProfilePage {
     field_errors: Vec<FieldError>,
     /// The pick or create running, or how it failed.
     action: Phase<()>,
+    origin: Origin,
     chosen: Option<Chosen>,
+    /// Errors Graph gave for a field, with the form they were about: they go when the form
+    /// changes.
+    rejected: Option<(FieldError, ProfileForm)>,
 }
 
 const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
@@ -114,8 +167,9 @@ impl ProfilePage {
         });
     }
 
-    fn pick(&mut self, id: String, cx: &mut PageCx<'_>) {
+    fn pick(&mut self, id: String, origin: Origin, cx: &mut PageCx<'_>) {
         let Some(graph) = cx.graph() else { return };
+        self.origin = origin;
         self.start_action("Reading the profile back from Graph…", cx);
         cx.spawn("Read Autopilot profile", move |out, cancel| async move {
             let g = graph.with_cancel(cancel);
@@ -135,6 +189,7 @@ impl ProfilePage {
             Ok(valid) => {
                 self.field_errors.clear();
                 let Some(graph) = cx.graph() else { return };
+                self.origin = Origin::Form;
                 self.start_action("Creating the profile and reading it back…", cx);
                 cx.spawn("Create Autopilot profile", move |out, cancel| async move {
                     let g = graph.with_cancel(cancel);
@@ -156,9 +211,72 @@ impl ProfilePage {
     fn errors_for(&self, field: ProfileField) -> Vec<&str> {
         self.field_errors
             .iter()
+            .chain(self.rejected.as_ref().map(|(e, _)| e))
             .filter(|e| e.field == field)
             .map(|e| e.message.as_str())
             .collect()
+    }
+
+    /// Live validation once errors show: an error goes as soon as its field is fixed (and no
+    /// new ones appear until the next "Create profile").
+    fn revalidate(&mut self) {
+        if self
+            .rejected
+            .as_ref()
+            .is_some_and(|(_, form)| *form != self.form)
+        {
+            self.rejected = None;
+        }
+        if self.field_errors.is_empty() {
+            return;
+        }
+        let names: Vec<String> = self
+            .list
+            .done()
+            .map(|l| l.iter().map(|p| p.display_name.clone()).collect())
+            .unwrap_or_default();
+        let now = step::validate(&self.form, &names).err().unwrap_or_default();
+        let shown: Vec<ProfileField> = self.field_errors.iter().map(|e| e.field).collect();
+        self.field_errors = now
+            .into_iter()
+            .filter(|e| shown.contains(&e.field))
+            .collect();
+    }
+
+    /// One line that is always there (so the page never jumps): what is chosen, or what is
+    /// running.
+    fn status_line(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let (text, colour) = match (&self.action, &self.chosen) {
+                (Phase::Running { what }, _) => {
+                    ui.spinner();
+                    (what.clone(), ui.visuals().text_color())
+                }
+                (Phase::Failed(_), _) => (
+                    "The last attempt failed; see the message below.".to_string(),
+                    ERROR,
+                ),
+                (_, Some(c)) if c.fits() => (
+                    format!(
+                        "Chosen: \"{}\" (user-driven, Microsoft Entra join), read back from Graph.",
+                        c.profile().display_name
+                    ),
+                    GOOD,
+                ),
+                (_, Some(c)) => (
+                    format!(
+                        "\"{}\" does not fit this wizard; Next stays closed.",
+                        c.profile().display_name
+                    ),
+                    ERROR,
+                ),
+                (_, None) => (
+                    "No profile chosen yet: use one from the list or create one below.".to_string(),
+                    ui.visuals().weak_text_color(),
+                ),
+            };
+            ui.add(egui::Label::new(RichText::new(text).color(colour)).truncate());
+        });
     }
 
     fn show_errors(&self, ui: &mut egui::Ui, field: ProfileField) {
@@ -199,36 +317,47 @@ impl ProfilePage {
                 reload = ui.button("Reload list").clicked();
             }
             Phase::Done(list) => {
-                egui::Grid::new("existing_profiles")
-                    .striped(true)
-                    .num_columns(5)
+                // A fixed-height box: a profile created below joins the list without pushing
+                // the form (and the button just clicked) down.
+                egui::ScrollArea::vertical()
+                    .id_salt("existing_profiles_scroll")
+                    .max_height(150.0)
+                    .auto_shrink([false, false])
                     .show(ui, |ui| {
-                        ui.strong("Name");
-                        ui.strong("Mode");
-                        ui.strong("Join type");
-                        ui.strong("Created");
-                        ui.label("");
-                        ui.end_row();
-                        for p in list {
-                            ui.label(p.display_name.as_str());
-                            ui.label(p.mode().label());
-                            ui.label(p.join_type().label());
-                            ui.label(
-                                p.created
-                                    .map(|d| d.format("%Y-%m-%d").to_string())
-                                    .unwrap_or_default(),
-                            );
-                            if ui
-                                .add_enabled(
-                                    !busy,
-                                    egui::Button::new(format!("Use \"{}\"", p.display_name)),
-                                )
-                                .clicked()
-                            {
-                                pick = Some(p.id.clone());
-                            }
-                            ui.end_row();
-                        }
+                        egui::Grid::new("existing_profiles")
+                            .striped(true)
+                            .num_columns(5)
+                            .show(ui, |ui| {
+                                ui.strong("Name");
+                                ui.strong("Mode");
+                                ui.strong("Join type");
+                                ui.strong("Created");
+                                ui.label("");
+                                ui.end_row();
+                                for p in list {
+                                    ui.label(p.display_name.as_str());
+                                    ui.label(p.mode().label());
+                                    ui.label(p.join_type().label());
+                                    ui.label(
+                                        p.created
+                                            .map(|d| d.format("%Y-%m-%d").to_string())
+                                            .unwrap_or_default(),
+                                    );
+                                    if ui
+                                        .add_enabled(
+                                            !busy,
+                                            egui::Button::new(format!(
+                                                "Use \"{}\"",
+                                                p.display_name
+                                            )),
+                                        )
+                                        .clicked()
+                                    {
+                                        pick = Some(p.id.clone());
+                                    }
+                                    ui.end_row();
+                                }
+                            });
                     });
                 reload = ui.button("Reload list").clicked();
             }
@@ -237,7 +366,7 @@ impl ProfilePage {
             self.load_list(cx);
         }
         if let Some(id) = pick {
-            self.pick(id, cx);
+            self.pick(id, Origin::List, cx);
         }
     }
 
@@ -252,7 +381,11 @@ impl ProfilePage {
         ui.text_edit_singleline(&mut self.form.name)
             .labelled_by(label.id);
         self.show_errors(ui, ProfileField::Name);
-        if let Some(p) = self.existing_with_form_name() {
+        let chosen_id = self.chosen.as_ref().map(|c| c.profile().id.clone());
+        if let Some(p) = self
+            .existing_with_form_name()
+            .filter(|p| Some(&p.id) != chosen_id.as_ref())
+        {
             let id = p.id.clone();
             let text = format!("Use the existing profile \"{}\"", p.display_name);
             if ui
@@ -260,7 +393,7 @@ impl ProfilePage {
                 .clicked()
             {
                 self.field_errors.clear();
-                self.pick(id, cx);
+                self.pick(id, Origin::Form, cx);
             }
         }
 
@@ -429,8 +562,18 @@ impl ProfilePage {
                 }
             }
         }
+        let colour = if chosen.fits() { WARN } else { ERROR };
         for w in chosen.warnings() {
-            ui.label(RichText::new(format!("Warning: {w}")).color(WARN));
+            ui.label(RichText::new(format!("Warning: {w}")).color(colour));
+        }
+        if !chosen.fits() {
+            ui.label(
+                RichText::new(
+                    "This profile does not fit: Next stays closed until you use or create a \
+                     user-driven, Microsoft Entra join profile.",
+                )
+                .color(ERROR),
+            );
         }
     }
 }
@@ -442,17 +585,25 @@ impl Page for ProfilePage {
         if matches!(self.list, Phase::Idle) && cx.graph().is_some() {
             self.load_list(cx);
         }
-        // The app scrolls the page; the outcome goes first so it is seen without scrolling.
+        // The outcome shows below the button that started it; the one status line at the top
+        // keeps its height, so nothing under the cursor moves when a result arrives.
         ui.heading("Deployment profile");
         ui.label(
             "Windows Autopilot applies a deployment profile to each registered device. Pick an existing \
              user-driven, Microsoft Entra join profile, or create one.",
         );
-        self.result_ui(ui);
+        self.revalidate();
+        self.status_line(ui);
         ui.add_space(6.0);
         self.existing_ui(ui, cx);
+        if self.origin == Origin::List {
+            self.result_ui(ui);
+        }
         ui.separator();
         self.form_ui(ui, cx);
+        if self.origin == Origin::Form {
+            self.result_ui(ui);
+        }
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
@@ -465,12 +616,16 @@ impl Page for ProfilePage {
             Unboxed::Listed(Ok(list)) => self.list = Phase::Done(list),
             Unboxed::Listed(Err(e)) => self.list = Phase::Failed(e.to_string()),
             Unboxed::Picked(Ok(picked)) => {
-                cx.outcomes.profile = Some(ProfileRef::from(&picked.profile));
+                let chosen = Chosen::Picked(picked);
+                // A profile of the wrong kind is never handed to step 4.
+                cx.outcomes.profile = chosen.fits().then(|| ProfileRef::from(chosen.profile()));
                 self.action = Phase::Done(());
-                self.chosen = Some(Chosen::Picked(picked));
+                self.chosen = Some(chosen);
             }
             Unboxed::Created(Ok(outcome)) => {
-                cx.outcomes.profile = Some(ProfileRef::from(&outcome.profile));
+                cx.outcomes.profile = Chosen::Created(outcome.clone())
+                    .fits()
+                    .then(|| ProfileRef::from(&outcome.profile));
                 // The list is stale now: the new profile belongs in it.
                 if let Phase::Done(list) = &mut self.list
                     && !list.iter().any(|p| p.id == outcome.profile.id)
@@ -485,10 +640,13 @@ impl Page for ProfilePage {
                     field: Some(field), ..
                 } = &e
                 {
-                    self.field_errors.push(FieldError {
-                        field: *field,
-                        message: e.to_string(),
-                    });
+                    self.rejected = Some((
+                        FieldError {
+                            field: *field,
+                            message: e.to_string(),
+                        },
+                        self.form.clone(),
+                    ));
                 }
                 self.action = Phase::Failed(e.to_string());
             }
@@ -499,7 +657,7 @@ impl Page for ProfilePage {
         match (&self.chosen, &self.action) {
             (_, Phase::Running { .. }) => StepStatus::InProgress,
             (_, Phase::Failed(_)) => StepStatus::NeedsAttention,
-            (Some(c), _) if !c.warnings().is_empty() => StepStatus::NeedsAttention,
+            (Some(c), _) if !c.fits() || !c.warnings().is_empty() => StepStatus::NeedsAttention,
             (Some(_), _) => StepStatus::Done,
             (None, _) if matches!(self.list, Phase::Failed(_)) => StepStatus::NeedsAttention,
             (None, _) => StepStatus::NotStarted,
@@ -507,6 +665,6 @@ impl Page for ProfilePage {
     }
 
     fn validated(&self) -> bool {
-        self.chosen.is_some() && !self.action.is_running()
+        self.chosen.as_ref().is_some_and(Chosen::fits) && !self.action.is_running()
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use egui::{Color32, RichText};
 
-use super::assignment::{RfdSavePicker, SavePicker};
-use super::widgets::{self, palette};
+use super::widgets::{
+    self, RfdSavePicker, SaveFailure, SaveFallback, SavePicker, palette, save_to,
+};
 use super::{Page, PageCx, Phase, StepStatus};
 use crate::board::words;
 use crate::steps::validate::{self as steps, Report, ValidateInputs, ValidationOutcome, Verdict};
@@ -16,7 +17,7 @@ use crate::steps::validate::{self as steps, Report, ValidateInputs, ValidationOu
 #[derive(Debug)]
 pub enum Msg {
     Checked(Result<Box<Report>, String>),
-    Saved(Result<PathBuf, String>),
+    Saved(Result<PathBuf, SaveFailure>),
 }
 
 /// A painted check mark, cross or question mark (the default fonts have no ✔/✘ glyphs),
@@ -68,6 +69,9 @@ pub struct ValidatePage {
     pub inputs: Option<ValidateInputs>,
     report: Phase<Report>,
     save: Phase<PathBuf>,
+    /// The path row shown when no save dialog can open, and the format it saves.
+    save_fallback: SaveFallback,
+    save_html: bool,
     copied: bool,
     save_picker: Arc<dyn SavePicker>,
     /// Why the report no longer describes the tenant (a later read-back of step 6 disagrees
@@ -90,6 +94,8 @@ impl ValidatePage {
             inputs,
             report: Phase::Idle,
             save: Phase::Idle,
+            save_fallback: SaveFallback::default(),
+            save_html: true,
             copied: false,
             save_picker: Arc::new(RfdSavePicker),
             outdated: None,
@@ -134,39 +140,51 @@ impl ValidatePage {
         });
     }
 
-    fn start_save(&mut self, cx: &mut PageCx<'_>, html: bool) {
+    /// File name, filter and body of the report in the chosen format.
+    fn save_parts(
+        report: &Report,
+        html: bool,
+    ) -> (String, (&'static str, &'static [&'static str]), String) {
+        let stamp = report.generated_at.format("%Y%m%d-%H%M");
+        if html {
+            (
+                format!("autopilot-validation-{stamp}.html"),
+                ("HTML", &["html"][..]),
+                report.to_html(),
+            )
+        } else {
+            (
+                format!("autopilot-validation-{stamp}.json"),
+                ("JSON", &["json"][..]),
+                report.to_json(),
+            )
+        }
+    }
+
+    /// `typed`: a path from the no-dialog row; `None` asks the save dialog.
+    fn start_save(&mut self, cx: &mut PageCx<'_>, html: bool, typed: Option<PathBuf>) {
         let Some(report) = self.report.done().cloned() else {
             return;
         };
+        let (name, filter, body) = Self::save_parts(&report, html);
+        self.save_html = html;
+        if typed.is_none() && !self.save_fallback.check(&*self.save_picker, &name) {
+            return;
+        }
         let picker = self.save_picker.clone();
         self.save = Phase::Running {
             what: "Saving".into(),
         };
         cx.spawn("Save report", move |out, _cancel| async move {
-            let stamp = report.generated_at.format("%Y%m%d-%H%M");
-            let (name, filter, body) = if html {
-                (
-                    format!("autopilot-validation-{stamp}.html"),
-                    ("HTML", &["html"][..]),
-                    report.to_html(),
-                )
-            } else {
-                (
-                    format!("autopilot-validation-{stamp}.json"),
-                    ("JSON", &["json"][..]),
-                    report.to_json(),
-                )
-            };
-            let r = match picker
-                .save_file("Save the validation report", &name, filter)
-                .await
-            {
-                None => Err("Saving cancelled.".to_string()),
-                Some(path) => tokio::fs::write(&path, body)
-                    .await
-                    .map(|_| path.clone())
-                    .map_err(|e| format!("Could not write {}: {e}", path.display())),
-            };
+            let r = save_to(
+                &*picker,
+                typed,
+                "Save the validation report",
+                &name,
+                filter,
+                body.into_bytes(),
+            )
+            .await;
             out.send(super::Msg::Validate(Msg::Saved(r)));
         });
     }
@@ -248,7 +266,10 @@ impl ValidatePage {
             self.copied = true;
         }
         if let Some(html) = save {
-            self.start_save(cx, html);
+            self.start_save(cx, html, None);
+        }
+        if let Some(path) = self.save_fallback.ui(ui, "Save report to") {
+            self.start_save(cx, self.save_html, Some(path));
         }
     }
 
@@ -395,8 +416,18 @@ impl Page for ValidatePage {
             Msg::Checked(Err(e)) => self.report = Phase::Failed(e),
             Msg::Saved(r) => {
                 self.save = match r {
-                    Ok(p) => Phase::Done(p),
-                    Err(e) => Phase::Failed(e),
+                    Ok(p) => {
+                        self.save_fallback.close();
+                        Phase::Done(p)
+                    }
+                    Err(SaveFailure::NoDialog(e)) => {
+                        if let Some(report) = self.report.done() {
+                            let (name, _, _) = Self::save_parts(report, self.save_html);
+                            self.save_fallback.show(e, &name);
+                        }
+                        Phase::Idle
+                    }
+                    Err(e) => Phase::Failed(e.to_string()),
                 }
             }
         }

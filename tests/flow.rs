@@ -268,11 +268,13 @@ fn the_whole_procedure_by_clicking() {
     wait_shown(&mut h, "confirmed by reading the assignments back");
     let group = h.state().outcomes().group.clone().expect("group outcome");
     assert_eq!(group.display_name, GROUP);
-    // The demo tenant's older "all devices" profile would win over ours: the page says so and
-    // flags the step, but lets the user go on (the fix is in Intune).
+    // The demo tenant's older "all devices" profile would win over ours: the page says so,
+    // flags the step and keeps Next closed until the user says they will fix it in Intune.
     wait_shown(&mut h, "the oldest profile wins");
     assert_eq!(status_of(&h, StepId::Group), StepStatus::NeedsAttention);
-    assert!(is_enabled(&h, "Next"), "Next once the group is read back");
+    assert!(!is_enabled(&h, "Next"), "Next while an older profile wins");
+    press(&mut h, "I will remove that assignment in Intune, continue");
+    assert!(is_enabled(&h, "Next"), "Next after the acknowledgement");
     // The fix, as the user would make it in Intune: remove the older profile's assignment.
     tenant(&shared, |s| {
         let before = s.profiles.assignments.len();

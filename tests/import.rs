@@ -849,6 +849,189 @@ mod page {
         drop(sim);
     }
 
+    fn tag_group(tag: &str) -> Outcomes {
+        use autopilot_wizard::steps::group::{GroupKind, GroupRef, RuleSpec, build_rule};
+        Outcomes {
+            group: Some(GroupRef {
+                id: "g-hq".into(),
+                display_name: "Autopilot - HQ".into(),
+                kind: GroupKind::Dynamic {
+                    rule: build_rule(&RuleSpec::GroupTags(vec![tag.into()])).unwrap(),
+                },
+            }),
+            ..Outcomes::default()
+        }
+    }
+
+    /// Step 4's group goes by group tag: rows that would stay out are flagged before upload,
+    /// empty tags get the group's tag by default (sent in the import row), a different tag is
+    /// the person's choice, and the step is Done only once every device can reach the group —
+    /// including a registered device whose file had no tag at all.
+    #[test]
+    fn rows_the_group_tag_keeps_out_are_tagged_or_left_out_knowingly() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        sim.with_state(|s| {
+            let mut d = sim::autopilot::AutopilotDevice::new("ztd-reg".into(), "SN-T-REG".into());
+            d.group_tag = "Old".into();
+            s.autopilot.devices.push(d);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.csv");
+        std::fs::write(
+            &path,
+            csv(&[
+                (
+                    "SN-T-EMPTY",
+                    &hash("SN-T-EMPTY", "Contoso", "Laptop 7", 1),
+                    "",
+                ),
+                (
+                    "SN-T-USE",
+                    &hash("SN-T-USE", "Contoso", "Laptop 7", 2),
+                    "Other",
+                ),
+                (
+                    "SN-T-KEEP",
+                    &hash("SN-T-KEEP", "Contoso", "Laptop 7", 3),
+                    "Lab",
+                ),
+                ("SN-T-HQ", &hash("SN-T-HQ", "Contoso", "Laptop 7", 4), "HQ"),
+                ("SN-T-REG", &hash("SN-T-REG", "Contoso", "Laptop 7", 5), ""),
+            ]),
+        )
+        .unwrap();
+        let mut h = harness(&rt, graph, tag_group("HQ"), path);
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "5 rows:");
+        assert!(
+            h.query_by_label("Give these 1 devices the group tag HQ")
+                .is_some(),
+            "visible:\n{}",
+            visible_labels(&h)
+        );
+        assert!(
+            h.query_by_label_contains("SN-T-USE has the group tag \"Other\"")
+                .is_some()
+        );
+        assert!(
+            !support::ui::is_enabled(&h, "Import"),
+            "a different tag needs a choice first"
+        );
+        click(&mut h, "Use HQ for SN-T-USE");
+        assert!(!support::ui::is_enabled(&h, "Import"));
+        click(&mut h, "Keep \"Lab\" for SN-T-KEEP (not in the group)");
+        assert!(support::ui::is_enabled(&h, "Import"));
+        click(&mut h, "Import");
+        step_until(
+            &mut h,
+            "the import to finish",
+            |h| h.query_by_label_contains("Import finished").is_some(),
+            support::ui::ASYNC_TIMEOUT,
+        );
+        sim.with_state(|s| {
+            let tag = |serial: &str| {
+                s.autopilot
+                    .device_by_serial(serial)
+                    .unwrap()
+                    .group_tag
+                    .clone()
+            };
+            assert_eq!(tag("SN-T-EMPTY"), "HQ", "sent in the import row");
+            assert_eq!(tag("SN-T-USE"), "HQ");
+            assert_eq!(tag("SN-T-KEEP"), "Lab", "kept, as chosen");
+            assert_eq!(tag("SN-T-HQ"), "HQ");
+        });
+        // The registered device (its file had no tag) still keeps it out: not Done.
+        wait_for_text(
+            &mut h,
+            "1 devices cannot reach the group \"Autopilot - HQ\"",
+        );
+        assert!(!h.state().page.validated());
+        assert!(
+            h.query_by_label("Set group tag of SN-T-REG to HQ")
+                .is_some()
+        );
+        click(&mut h, "Give these 1 devices the group tag HQ");
+        step_until(
+            &mut h,
+            "the registered device retagged and the step validated",
+            |h| h.state().page.validated(),
+            support::ui::ASYNC_TIMEOUT,
+        );
+        assert_eq!(
+            sim.with_state(|s| s
+                .autopilot
+                .device_by_serial("SN-T-REG")
+                .unwrap()
+                .group_tag
+                .clone()),
+            "HQ"
+        );
+        drop(h);
+        drop(sim);
+    }
+
+    /// Choosing the files again after an 808 does not upload that device again: it keeps the
+    /// earlier result and its way out.
+    #[test]
+    fn choosing_the_files_again_keeps_the_earlier_808() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        sim.with_state(|s| {
+            s.autopilot
+                .settings
+                .other_tenant_serials
+                .push("SN-808".into());
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("808.csv");
+        std::fs::write(
+            &path,
+            csv(&[
+                ("SN-808", &hash("SN-808", "Contoso", "Laptop 7", 1), "HQ"),
+                (
+                    "SN-808-OK",
+                    &hash("SN-808-OK", "Contoso", "Laptop 7", 2),
+                    "HQ",
+                ),
+            ]),
+        )
+        .unwrap();
+        let mut h = harness(&rt, graph, Outcomes::default(), path);
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "2 rows:");
+        click(&mut h, "Import");
+        step_until(
+            &mut h,
+            "the import to finish",
+            |h| h.query_by_label_contains("Import finished").is_some(),
+            support::ui::ASYNC_TIMEOUT,
+        );
+        wait_for_text(&mut h, "SN-808: Registered to another organisation (808)");
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "already failed with 808 earlier in this job");
+        assert!(
+            h.query_by_label_contains("SN-808: Registered to another organisation (808)")
+                .is_some(),
+            "visible:\n{}",
+            visible_labels(&h)
+        );
+        assert!(
+            h.query_by_label_contains("SN-808: Ready to import")
+                .is_none()
+        );
+        assert!(
+            h.query_by_label_contains("not uploaded again. Ask the previous owner or the reseller")
+                .is_some()
+        );
+        let job = h.state().page.job().unwrap();
+        assert_eq!(job.counts().ready, 0, "nothing goes out again");
+        assert!(!support::ui::is_enabled(&h, "Import"));
+        drop(h);
+        drop(sim);
+    }
+
     /// Once signed in, an Assigned User outside the tenant's verified domains is an error on
     /// its row before anything is sent (Intune's only check of that column).
     #[test]

@@ -200,3 +200,61 @@ fn the_page_shows_not_ready_with_the_reason() {
     assert!(!h.state().page.validated());
     assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
 }
+
+/// Where no save dialog can open, "Save report" says so at once (never "cancelled") and saves
+/// to a typed path.
+#[test]
+fn save_report_without_a_dialog_offers_a_path_that_works() {
+    use autopilot_wizard::ui::{NoDialog, NoDialogPicker};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    let page = ValidatePage::new(None)
+        .with_report(sample_report(true))
+        .with_save_picker(std::sync::Arc::new(NoDialogPicker(NoDialog {
+            why: "xdg-desktop-portal is not installed and neither is zenity".into(),
+        })));
+    let mut h = page_harness(page);
+    h.run();
+    h.get_by_label("Save report (HTML)").click();
+    h.run();
+    assert!(h.state().jobs.is_empty());
+    h.get_by_label_contains("No file dialog can open here");
+    assert!(h.query_by_label_contains("cancelled").is_none());
+    let field = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Save report to");
+    let default = field.value().unwrap_or_default();
+    assert!(
+        default.contains("autopilot-validation-") && default.ends_with(".html"),
+        "{default}"
+    );
+    field.focus();
+    h.run();
+    for _ in 0..default.chars().count() + 2 {
+        h.key_press(egui::Key::Backspace);
+    }
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Save report to")
+        .type_text(&path.display().to_string());
+    h.run();
+    h.get_by_label("Save here").click();
+    h.run();
+    let jobs = std::mem::take(&mut h.state_mut().jobs);
+    assert_eq!(jobs.len(), 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for job in jobs {
+        rt.block_on((job.run)(autopilot_wizard::ui::Outbox::new(
+            tx.clone(),
+            egui::Context::default(),
+        )));
+    }
+    let autopilot_wizard::ui::Msg::Validate(m) = rx.try_recv().expect("saved message") else {
+        panic!("wrong page");
+    };
+    {
+        let s = h.state_mut();
+        let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+        s.page.on_msg(m, &mut cx);
+    }
+    h.run();
+    h.get_by_label_contains("Saved to");
+    assert!(std::fs::read_to_string(&path).unwrap().contains("VAL-0001"));
+}

@@ -135,6 +135,10 @@ pub struct RowState {
     pub outcome: RowOutcome,
     /// Set when the precheck repaired the Base64 padding.
     pub hash_fixed: bool,
+    /// The person chose to leave this device out of step 4's group (its group tag keeps it
+    /// out, knowingly).
+    #[serde(default)]
+    pub outside_group: bool,
 }
 
 /// Progress of one upload (at most `chunk_size` rows).
@@ -263,6 +267,7 @@ impl ImportJob {
                     row,
                     outcome: RowOutcome::Ready,
                     hash_fixed: false,
+                    outside_group: false,
                 })
                 .collect(),
             chunks: Vec::new(),
@@ -370,6 +375,82 @@ impl ImportJob {
             r.outcome = outcome.clone();
             events.event(ImportEvent::Row { index, outcome });
         }
+    }
+}
+
+/// Whether a group tag lets a device into a group that collects `tags` (Entra compares the
+/// rule's `-eq` without regard to case).
+pub fn tag_matches(tag: &str, tags: &[String]) -> bool {
+    tags.iter().any(|t| t.eq_ignore_ascii_case(tag.trim()))
+}
+
+impl ImportJob {
+    /// The group tag a row's device has (registered) or will have (uploaded).
+    pub fn effective_tag(&self, index: usize) -> Option<&str> {
+        let r = self.rows.get(index)?;
+        Some(match &r.outcome {
+            RowOutcome::AlreadyRegistered { group_tag, .. } => group_tag.as_str(),
+            _ => r.row.group_tag.as_str(),
+        })
+    }
+
+    /// Rows whose device is (or will be) in this tenant but whose group tag keeps it out of a
+    /// group that collects `tags`, and that the person did not knowingly leave out. Empty when
+    /// every device can reach the group.
+    pub fn kept_out_of_group(&self, tags: &[String]) -> Vec<usize> {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                matches!(
+                    r.outcome,
+                    RowOutcome::Ready
+                        | RowOutcome::Submitted { .. }
+                        | RowOutcome::Imported { .. }
+                        | RowOutcome::Registered { .. }
+                        | RowOutcome::AlreadyRegistered { .. }
+                ) && !r.outside_group
+            })
+            .filter(|(i, _)| !tag_matches(self.effective_tag(*i).unwrap_or(""), tags))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Carries over rows that failed with 808 (registered to another organisation) in
+    /// `earlier`, matched by serial: uploading them again cannot succeed, so they keep the
+    /// earlier result (and its way out) instead of going out again. Returns how many.
+    pub fn keep_earlier_808(&mut self, earlier: &ImportJob) -> usize {
+        let mut n = 0;
+        for r in &mut self.rows {
+            if r.outcome != RowOutcome::Ready {
+                continue;
+            }
+            let prior = earlier.rows.iter().find(|e| {
+                e.row
+                    .serial
+                    .trim()
+                    .eq_ignore_ascii_case(r.row.serial.trim())
+                    && is_808(&e.outcome)
+            });
+            if let Some(e) = prior {
+                r.outcome = e.outcome.clone();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Failed (or left out after failing) because another organisation has the device.
+pub fn is_808(o: &RowOutcome) -> bool {
+    match o {
+        RowOutcome::Failed { code, name, .. } => {
+            *code == 808
+                || name.eq_ignore_ascii_case("ZtdDeviceAssignedToOtherTenant")
+                || name.eq_ignore_ascii_case("ZtdDeviceAssignedToAnotherTenant")
+        }
+        RowOutcome::Excluded { reason } => reason.contains("(808)"),
+        _ => false,
     }
 }
 

@@ -74,6 +74,42 @@ pub struct ImportPage {
     options: ImportOptions,
     /// The choose button and the path field (the way that works without a dialog).
     open_field: OpenFilesField,
+    /// The job before the files were chosen again (its 808 results are kept).
+    earlier: Option<ImportJob>,
+    /// How many rows kept an earlier 808 result instead of being uploaded again.
+    kept_808: usize,
+    /// The group tags step 4's group collects (`None`: the group does not go by tag).
+    group_tags: Option<Vec<String>>,
+    /// "Give these N devices the group tag X" for rows without a tag (on by default).
+    retag_empty: bool,
+    /// For rows that carry a different tag: use the group's tag (true) or keep theirs.
+    tag_choice: std::collections::HashMap<usize, bool>,
+}
+
+/// What step 4's group needs from a device to collect it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupNeed {
+    Tags { group: String, tags: Vec<String> },
+    PurchaseOrder { group: String, po: String },
+}
+
+fn group_need(outcomes: &crate::steps::Outcomes) -> Option<GroupNeed> {
+    use crate::steps::group::{GroupKind, RuleSpec, parse_rule};
+    let group = outcomes.group.as_ref()?;
+    let GroupKind::Dynamic { rule } = &group.kind else {
+        return None;
+    };
+    match parse_rule(rule).ok()? {
+        RuleSpec::GroupTags(tags) => Some(GroupNeed::Tags {
+            group: group.display_name.clone(),
+            tags,
+        }),
+        RuleSpec::PurchaseOrder(po) => Some(GroupNeed::PurchaseOrder {
+            group: group.display_name.clone(),
+            po,
+        }),
+        RuleSpec::AllAutopilot => None,
+    }
 }
 
 impl Default for ImportPage {
@@ -138,6 +174,11 @@ impl ImportPage {
             cancel: None,
             options,
             open_field: OpenFilesField::default(),
+            earlier: None,
+            kept_808: 0,
+            group_tags: None,
+            retag_empty: true,
+            tag_choice: Default::default(),
         }
     }
 
@@ -258,6 +299,29 @@ impl ImportPage {
                 }
             }
         }
+        if job.phase == ImportPhase::Prechecked
+            && let Some(tags) = &self.group_tags
+            && let Some(wanted) = tags.first()
+        {
+            // The tag goes in the import row itself (`groupTag`), so the device is registered
+            // with it and joins the group without a second step.
+            for i in job.kept_out_of_group(tags) {
+                let r = &mut job.rows[i];
+                if r.outcome != RowOutcome::Ready {
+                    continue;
+                }
+                let use_group_tag = if r.row.group_tag.trim().is_empty() {
+                    self.retag_empty
+                } else {
+                    self.tag_choice.get(&i).copied().unwrap_or(false)
+                };
+                if use_group_tag {
+                    r.row.group_tag = wanted.clone();
+                } else {
+                    r.outside_group = true;
+                }
+            }
+        }
         self.job = Some(job.clone());
         self.stage = Stage::Importing;
         self.notes.clear();
@@ -324,6 +388,177 @@ impl ImportPage {
         }
     }
 
+    /// Before the upload: which rows the group's tag keeps out, and the choices for them.
+    /// Returns true while a choice is still open (the import waits for it).
+    fn group_tag_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) -> bool {
+        let Some(need) = group_need(cx.outcomes) else {
+            return false;
+        };
+        let (group, tags) = match need {
+            GroupNeed::PurchaseOrder { group, po } => {
+                ui.label(format!(
+                    "The group \"{group}\" collects devices from purchase order {po}. An import cannot \
+                     set a purchase order (Microsoft Graph's import row has no such field; only the \
+                     OEM's or reseller's registration carries it), so devices you import here join \
+                     that group only if their registration already has that purchase order. Use a \
+                     group-tag group in step 4 if they do not."
+                ));
+                return false;
+            }
+            GroupNeed::Tags { group, tags } => (group, tags),
+        };
+        let Some(job) = &self.job else { return false };
+        let wanted = tags.first().cloned().unwrap_or_default();
+        let kept_out = job.kept_out_of_group(&tags);
+        let empty: Vec<usize> = kept_out
+            .iter()
+            .copied()
+            .filter(|&i| {
+                job.rows[i].outcome == RowOutcome::Ready
+                    && job.rows[i].row.group_tag.trim().is_empty()
+            })
+            .collect();
+        let differ: Vec<(usize, String, String)> = kept_out
+            .iter()
+            .copied()
+            .filter(|&i| {
+                job.rows[i].outcome == RowOutcome::Ready
+                    && !job.rows[i].row.group_tag.trim().is_empty()
+            })
+            .map(|i| {
+                (
+                    i,
+                    job.rows[i].row.serial.clone(),
+                    job.rows[i].row.group_tag.clone(),
+                )
+            })
+            .collect();
+        let registered: Vec<usize> = kept_out
+            .iter()
+            .copied()
+            .filter(|&i| matches!(job.rows[i].outcome, RowOutcome::AlreadyRegistered { .. }))
+            .collect();
+        if empty.is_empty() && differ.is_empty() && registered.is_empty() {
+            return false;
+        }
+        ui.separator();
+        ui.label(
+            RichText::new(format!(
+                "The group \"{group}\" collects devices with the group tag {wanted}; these devices would \
+                 not join it:"
+            ))
+            .strong(),
+        );
+        if !empty.is_empty() {
+            ui.checkbox(
+                &mut self.retag_empty,
+                format!("Give these {} devices the group tag {wanted}", empty.len()),
+            );
+            let serials: Vec<&str> = empty
+                .iter()
+                .map(|&i| job.rows[i].row.serial.as_str())
+                .collect();
+            ui.label(RichText::new(format!("Without a tag: {}", serials.join(", "))).weak());
+        }
+        let mut open = 0;
+        for (i, serial, tag) in &differ {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(format!("{serial} has the group tag \"{tag}\":"));
+                let mut choice = self.tag_choice.get(i).copied();
+                ui.radio_value(
+                    &mut choice,
+                    Some(true),
+                    format!("Use {wanted} for {serial}"),
+                );
+                ui.radio_value(
+                    &mut choice,
+                    Some(false),
+                    format!("Keep \"{tag}\" for {serial} (not in the group)"),
+                );
+                match choice {
+                    Some(c) => {
+                        self.tag_choice.insert(*i, c);
+                    }
+                    None => open += 1,
+                }
+            });
+        }
+        if open > 0 {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Choose a group tag for the {open} devices above before importing."),
+            );
+        }
+        if !registered.is_empty() {
+            ui.label(format!(
+                "{} devices your tenant already has carry another group tag; give them {wanted} with \
+                 the button on their row below, or after the import.",
+                registered.len()
+            ));
+        }
+        open > 0
+    }
+
+    /// After the import: devices that cannot reach the group, with the way to fix each.
+    fn kept_out_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        let (Some(tags), Some(job)) = (self.group_tags.clone(), &self.job) else {
+            return;
+        };
+        let kept_out = job.kept_out_of_group(&tags);
+        if kept_out.is_empty() {
+            return;
+        }
+        let wanted = tags.first().cloned().unwrap_or_default();
+        let group = cx
+            .outcomes
+            .group
+            .as_ref()
+            .map(|g| g.display_name.clone())
+            .unwrap_or_default();
+        let serials: Vec<String> = kept_out
+            .iter()
+            .map(|&i| job.rows[i].row.serial.clone())
+            .collect();
+        ui.colored_label(
+            ui.visuals().error_fg_color,
+            format!(
+                "{} devices cannot reach the group \"{group}\": their group tag is not {wanted} ({}).",
+                kept_out.len(),
+                serials.join(", ")
+            ),
+        );
+        let retag: Vec<(usize, String)> = kept_out
+            .iter()
+            .filter_map(|&i| match &job.rows[i].outcome {
+                RowOutcome::AlreadyRegistered { device_id, .. }
+                | RowOutcome::Registered { device_id } => Some((i, device_id.clone())),
+                _ => None,
+            })
+            .collect();
+        ui.horizontal(|ui| {
+            if !retag.is_empty()
+                && ui
+                    .button(format!(
+                        "Give these {} devices the group tag {wanted}",
+                        retag.len()
+                    ))
+                    .clicked()
+            {
+                for (i, id) in &retag {
+                    self.update_tag(*i, id.clone(), wanted.clone(), cx);
+                }
+            }
+            if ui.button("Leave them out of the group").clicked()
+                && let Some(j) = &mut self.job
+            {
+                for i in kept_out {
+                    j.rows[i].outside_group = true;
+                }
+                cx.outcomes.import = Some(j.clone());
+            }
+        });
+    }
+
     fn preview_table(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
         let job_rows = self
             .job
@@ -331,6 +566,7 @@ impl ImportPage {
             .map(|j| j.rows.clone())
             .unwrap_or_default();
         let mut tag_update: Option<(usize, String, String)> = None;
+        let group_tags = self.group_tags.clone();
         let n = self.preview.len().max(job_rows.len());
         TableBuilder::new(ui)
             .id_salt("import-rows")
@@ -424,7 +660,15 @@ impl ImportPage {
                                     ..
                                 } = o
                                 {
-                                    let wanted = j.map(|j| j.row.group_tag.trim()).unwrap_or("");
+                                    let csv_tag = j.map(|j| j.row.group_tag.trim()).unwrap_or("");
+                                    // The group's tag when the device's own keeps it out of
+                                    // step 4's group; otherwise the one the file asks for.
+                                    let wanted = match &group_tags {
+                                        Some(tags) if !import::tag_matches(group_tag, tags) => {
+                                            tags.first().map(String::as_str).unwrap_or(csv_tag)
+                                        }
+                                        _ => csv_tag,
+                                    };
                                     if !wanted.is_empty()
                                         && wanted != group_tag
                                         && ui
@@ -480,6 +724,10 @@ impl Page for ImportPage {
             self.read(dropped, cx);
         }
 
+        self.group_tags = match group_need(cx.outcomes) {
+            Some(GroupNeed::Tags { tags, .. }) => Some(tags),
+            _ => None,
+        };
         ui.heading("Import devices");
         ui.label(
             "Choose the hardware-hash CSV files (from Get-WindowsAutopilotInfo). The wizard checks \
@@ -544,7 +792,19 @@ impl Page for ImportPage {
                 if errors > 0 && !resuming {
                     ui.checkbox(&mut self.exclude_errors, "Exclude rows with errors");
                 }
-                let blocked = errors > 0 && !self.exclude_errors && !resuming;
+                let tag_choice_open = !resuming && self.group_tag_ui(ui, cx);
+                if self.kept_808 > 0 {
+                    ui.colored_label(
+                        Color32::from_rgb(200, 40, 40),
+                        format!(
+                            "{} devices already failed with 808 earlier in this job (registered to another \
+                             organisation) and are not uploaded again. {}",
+                            self.kept_808,
+                            import::explain(808, "").action
+                        ),
+                    );
+                }
+                let blocked = (errors > 0 && !self.exclude_errors && !resuming) || tag_choice_open;
                 if blocked {
                     ui.colored_label(
                         Color32::from_rgb(200, 40, 40),
@@ -610,6 +870,7 @@ impl Page for ImportPage {
                         }
                     });
                 }
+                self.kept_out_ui(ui, cx);
                 if self.validated() {
                     ui.colored_label(
                         Color32::from_rgb(30, 130, 60),
@@ -636,11 +897,20 @@ impl Page for ImportPage {
                 }
             }
             Msg::Read(report) => {
-                self.job = None;
+                // The earlier job of this session (or the saved one) keeps its 808 results.
+                if let Some(j) = self.job.take().or_else(|| cx.outcomes.import.clone()) {
+                    self.earlier = Some(j);
+                }
+                self.kept_808 = 0;
+                self.tag_choice.clear();
+                self.retag_empty = true;
                 cx.outcomes.import = None;
                 self.precheck(&report, cx);
             }
-            Msg::Prechecked(Ok(job)) => {
+            Msg::Prechecked(Ok(mut job)) => {
+                if let Some(earlier) = &self.earlier {
+                    self.kept_808 = job.keep_earlier_808(earlier);
+                }
                 self.counts = job.counts();
                 self.job = Some(*job);
                 self.stage = Stage::Ready;
@@ -675,10 +945,12 @@ impl Page for ImportPage {
             Msg::GroupTag { row, result } => match result {
                 Ok(tag) => {
                     if let Some(j) = &mut self.job
-                        && let Some(RowOutcome::AlreadyRegistered { group_tag, .. }) =
-                            j.rows.get_mut(row).map(|r| &mut r.outcome)
+                        && let Some(r) = j.rows.get_mut(row)
                     {
-                        *group_tag = tag;
+                        match &mut r.outcome {
+                            RowOutcome::AlreadyRegistered { group_tag, .. } => *group_tag = tag,
+                            _ => r.row.group_tag = tag,
+                        }
                     }
                     self.save(cx);
                 }
@@ -692,7 +964,8 @@ impl Page for ImportPage {
             StepStatus::Done
         } else if matches!(self.stage, Stage::Importing | Stage::Checking(_)) {
             StepStatus::InProgress
-        } else if self.counts.failed > 0 || matches!(self.stage, Stage::Failed(_)) {
+        } else if self.counts.failed > 0 || matches!(self.stage, Stage::Failed(_) | Stage::Finished)
+        {
             StepStatus::NeedsAttention
         } else {
             StepStatus::NotStarted
@@ -700,7 +973,15 @@ impl Page for ImportPage {
     }
 
     fn validated(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| j.is_validated())
+        // Registered is not enough: every device must also be able to join step 4's group
+        // (or have been left out of it on purpose).
+        self.job.as_ref().is_some_and(|j| {
+            j.is_validated()
+                && self
+                    .group_tags
+                    .as_ref()
+                    .is_none_or(|tags| j.kept_out_of_group(tags).is_empty())
+        })
     }
 }
 

@@ -768,6 +768,9 @@ impl AssignmentPage {
                 ui.label("Checking…");
             } else {
                 match self.next_check_in() {
+                    Some(d) if d.is_zero() => {
+                        ui.label("Checking in a moment");
+                    }
                     Some(d) => {
                         ui.label(format!("Next check in {} s", d.as_secs_f32().ceil() as u64));
                         // The countdown ticks once a second, not every frame.

@@ -2,8 +2,11 @@
 //! as devices get the profile, a virtualised table (10,000 rows stay smooth), a details panel
 //! with the reason and the one thing to do, edits, Sync now, and CSV export.
 //!
-//! Refreshing is automatic while the service is still working (backing off up to a minute) and
-//! stops when nothing is pending: the page then asks for no repaints at all.
+//! The board checks the tenant by itself, whichever page is open ([`Page::tick`]): every few
+//! seconds after the person changed something, backing off to at most [`CheckPlan::max`] while
+//! devices still move, and once a minute when everything holds, so a device that falls back
+//! takes the step out of Done without anyone pressing a button. The toolbar says when the next
+//! check is.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -447,7 +450,8 @@ impl AssignmentPage {
             .is_some_and(|t| t.elapsed() < plan.after_change);
         let interval = if just_changed {
             plan.first
-        } else if self.scoped.settled() {
+        } else if self.validated() {
+            // Everything holds: look again now and then, so a fall-back shows.
             plan.settled
         } else {
             match (self.auto, before) {
@@ -1153,6 +1157,10 @@ impl AssignmentPage {
             if scope != self.scope {
                 self.scope = scope;
                 self.rescope();
+                // Devices were imported (or left out) since the board was read: read it soon.
+                if self.board.is_some() {
+                    self.note_change();
+                }
             }
         }
         let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
@@ -1294,11 +1302,10 @@ impl Page for AssignmentPage {
 
     fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
         self.follow_outcomes(cx);
+        // The first read happens when the page is first shown (in `ui`); from then on the
+        // automatic checks run whichever page is open.
         if self.target.is_none() || cx.graph().is_none() {
             return;
-        }
-        if self.board.is_none() && matches!(self.load, Phase::Idle) {
-            self.start_load(cx);
         }
         let Some(a) = self.auto.filter(|_| self.auto_refresh) else {
             return;
@@ -1333,6 +1340,9 @@ impl Page for AssignmentPage {
                 crate::board::GroupMembership::Static => "assigned membership".into(),
             }
         ));
+        if self.board.is_none() && matches!(self.load, Phase::Idle) && cx.graph().is_some() {
+            self.start_load(cx);
+        }
         let mut action = None;
         self.summary_ui(ui);
         self.first_problem_ui(ui, &mut action);

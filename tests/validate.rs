@@ -258,3 +258,185 @@ fn save_report_without_a_dialog_offers_a_path_that_works() {
     h.get_by_label_contains("Saved to");
     assert!(std::fs::read_to_string(&path).unwrap().contains("VAL-0001"));
 }
+
+// ---- issue 9: the verdict stays in view, names the failing check, and never goes stale --------
+
+fn report_with_devices(n: usize) -> Report {
+    let items = CheckId::ALL
+        .iter()
+        .map(|&id| {
+            CheckItem::new(
+                id,
+                Verdict::Pass,
+                vec![
+                    format!("first evidence for {id:?}"),
+                    format!("second evidence for {id:?}"),
+                    format!("third evidence for {id:?}"),
+                ],
+                None,
+            )
+        })
+        .collect();
+    let devices = (0..n)
+        .map(|i| DeviceVerdict {
+            id: format!("d{i}"),
+            serial: format!("VAL-{i:04}"),
+            ready: true,
+            status_raw: "assignedInSync".into(),
+            profile_name: Some("User-driven".into()),
+            assigned_at: Some(chrono::Utc::now()),
+            in_group: true,
+            reason: String::new(),
+        })
+        .collect();
+    Report::new(
+        "Contoso",
+        "User-driven",
+        "Autopilot devices",
+        items,
+        devices,
+    )
+}
+
+/// The page as the wizard shows it: inside the window's scroll area, at 1100x720 minus the
+/// step list.
+fn laptop_harness(page: ValidatePage) -> Harness<'static, PageState> {
+    Harness::builder()
+        .with_size(egui::vec2(870.0, 720.0))
+        .build_ui_state(
+            |ui, s: &mut PageState| {
+                egui::ScrollArea::vertical()
+                    .auto_shrink([false, false])
+                    .show(ui, |ui| {
+                        let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                        s.page.ui(ui, &mut cx);
+                    });
+            },
+            PageState {
+                page,
+                session: Session::default(),
+                outcomes: Default::default(),
+                jobs: Vec::new(),
+            },
+        )
+}
+
+#[test]
+fn the_verdict_and_its_actions_stay_at_the_top() {
+    let mut h = laptop_harness(ValidatePage::new(None).with_report(report_with_devices(60)));
+    h.run();
+    let verdict = h.get_by_label("READY: devices can be deployed").rect();
+    for label in ["Save report (HTML)", "Save report (JSON)", "Copy as text"] {
+        let r = h.get_by_label(label).rect();
+        assert!(r.max.y <= 720.0, "{label} is out of view: {r:?}");
+        assert!(r.min.y > verdict.min.y, "{label} is above the verdict");
+    }
+    // The details come after the actions.
+    let first_item = h
+        .get_by_label("The deploying users may join devices to Microsoft Entra")
+        .rect();
+    assert!(first_item.min.y > h.get_by_label("Copy as text").rect().max.y);
+    // Statuses in words; the raw value only in the tooltip.
+    assert!(h.query_all_by_label("Assigned, in sync").count() > 0);
+    assert!(h.query_by_label("assignedInSync").is_none());
+}
+
+#[test]
+fn the_headline_names_the_failing_check_and_the_cause() {
+    use autopilot_wizard::board::{Board, BoardRow, Chip, GroupSnapshot, MemberState};
+    let target = target(
+        "g",
+        GroupMembership::Dynamic {
+            rule: support::tenant::SALES_RULE.into(),
+        },
+        "p",
+        "User-driven",
+    );
+    let row = |serial: &str| BoardRow {
+        id: serial.to_lowercase(),
+        serial: serial.into(),
+        manufacturer: "Contoso".into(),
+        model: "Laptop 7".into(),
+        group_tag: "HQ".into(),
+        display_name: String::new(),
+        user_principal_name: String::new(),
+        entra_device_id: Some(format!("e-{serial}")),
+        membership: MemberState::NotMember,
+        profile_id: None,
+        profile_name: None,
+        intended_profile_id: None,
+        intended_profile_name: None,
+        status_raw: "notAssigned".into(),
+        chip: Chip::NotAssigned,
+        detailed_status: "none".into(),
+        assigned_at: None,
+        enrollment_state: "notContacted".into(),
+        last_contact: None,
+        remediation_state: "noRemediationRequired".into(),
+    };
+    let board = Board {
+        target,
+        rows: vec![row("TAG-1"), row("TAG-2")],
+        group: GroupSnapshot::default(),
+        loaded_at: chrono::Utc::now(),
+    };
+    let devices = validate::devices_item(&board, &["TAG-1".into(), "TAG-2".into()]);
+    assert_eq!(devices.verdict, Verdict::Fail);
+    let fix = devices.fix.clone().unwrap();
+    assert!(
+        fix.contains("2 devices have a group tag") && fix.contains("\"SALES\""),
+        "{fix}"
+    );
+    assert!(!fix.contains("only need more time"), "{fix}");
+    let mut items: Vec<CheckItem> = CheckId::ALL
+        .iter()
+        .filter(|&&id| id != CheckId::Devices)
+        .map(|&id| CheckItem::new(id, Verdict::Pass, vec!["ok".into()], None))
+        .collect();
+    items.push(devices);
+    let report = Report::new("Contoso", "User-driven", "Sales", items, vec![]);
+    let mut h = laptop_harness(ValidatePage::new(None).with_report(report));
+    h.run();
+    h.get_by_label("NOT READY");
+    let reason = h.get_by_label_contains("Reason: Every device is registered");
+    assert!(
+        h.query_all_by_label_contains("2 devices have a group tag that keeps them out of")
+            .any(|n| n.rect() == reason.rect()),
+        "the headline does not name the cause"
+    );
+    assert!(reason.rect().max.y <= 720.0);
+}
+
+#[test]
+fn a_newer_board_read_back_takes_a_ready_report_out_of_done() {
+    use autopilot_wizard::board::Summary;
+    use autopilot_wizard::steps::assignment::AssignmentOutcome;
+    let mut h = laptop_harness(ValidatePage::new(None).with_report(report_with_devices(1)));
+    h.run();
+    assert_eq!(h.state().page.status(), StepStatus::Done);
+    // Step 6 reads the devices again after the check (an edit on the board): one fell back.
+    h.state_mut().outcomes.assignment = Some(AssignmentOutcome {
+        summary: Summary {
+            total: 1,
+            not_assigned: 1,
+            ..Summary::default()
+        },
+        all_ready: false,
+        checked_at: Some(chrono::Utc::now() + chrono::Duration::seconds(1)),
+    });
+    h.state_mut().outcomes.validation = Some(Default::default());
+    h.run();
+    assert_ne!(h.state().page.status(), StepStatus::Done);
+    assert!(!h.state().page.validated());
+    assert!(h.state().outcomes.validation.is_none());
+    h.get_by_label_contains("no longer holds");
+    // An older read-back (from before the check) does not.
+    let mut h = laptop_harness(ValidatePage::new(None).with_report(report_with_devices(1)));
+    h.state_mut().outcomes.assignment = Some(AssignmentOutcome {
+        summary: Summary::default(),
+        all_ready: false,
+        checked_at: Some(chrono::Utc::now() - chrono::Duration::seconds(60)),
+    });
+    h.run();
+    assert_eq!(h.state().page.status(), StepStatus::Done);
+}

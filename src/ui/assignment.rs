@@ -2,8 +2,11 @@
 //! as devices get the profile, a virtualised table (10,000 rows stay smooth), a details panel
 //! with the reason and the one thing to do, edits, Sync now, and CSV export.
 //!
-//! Refreshing is automatic while the service is still working (backing off up to a minute) and
-//! stops when nothing is pending: the page then asks for no repaints at all.
+//! The board checks the tenant by itself, whichever page is open ([`Page::tick`]): every few
+//! seconds after the person changed something, backing off to at most [`CheckPlan::max`] while
+//! devices still move, and once a minute when everything holds, so a device that falls back
+//! takes the step out of Done without anyone pressing a button. The toolbar says when the next
+//! check is.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -406,7 +409,8 @@ impl AssignmentPage {
             .is_some_and(|t| t.elapsed() < plan.after_change);
         let interval = if just_changed {
             plan.first
-        } else if self.scoped.settled() {
+        } else if self.validated() {
+            // Everything holds: look again now and then, so a fall-back shows.
             plan.settled
         } else {
             match (self.auto, before) {
@@ -737,6 +741,9 @@ impl AssignmentPage {
                 ui.label("Checking…");
             } else {
                 match self.next_check_in() {
+                    Some(d) if d.is_zero() => {
+                        ui.label("Checking in a moment");
+                    }
                     Some(d) => {
                         ui.label(format!("Next check in {} s", d.as_secs_f32().ceil() as u64));
                         // The countdown ticks once a second, not every frame.
@@ -1119,6 +1126,10 @@ impl AssignmentPage {
             if scope != self.scope {
                 self.scope = scope;
                 self.rescope();
+                // Devices were imported (or left out) since the board was read: read it soon.
+                if self.board.is_some() {
+                    self.note_change();
+                }
             }
         }
         let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
@@ -1260,11 +1271,10 @@ impl Page for AssignmentPage {
 
     fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
         self.follow_outcomes(cx);
+        // The first read happens when the page is first shown (in `ui`); from then on the
+        // automatic checks run whichever page is open.
         if self.target.is_none() || cx.graph().is_none() {
             return;
-        }
-        if self.board.is_none() && matches!(self.load, Phase::Idle) {
-            self.start_load(cx);
         }
         let Some(a) = self.auto.filter(|_| self.auto_refresh) else {
             return;
@@ -1299,6 +1309,9 @@ impl Page for AssignmentPage {
                 crate::board::GroupMembership::Static => "assigned membership".into(),
             }
         ));
+        if self.board.is_none() && matches!(self.load, Phase::Idle) && cx.graph().is_some() {
+            self.start_load(cx);
+        }
         let mut action = None;
         self.summary_ui(ui);
         self.first_problem_ui(ui, &mut action);

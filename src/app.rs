@@ -868,11 +868,59 @@ impl WizardApp {
         {
             self.offer_simulated_tenant(ui);
         }
+        self.resume_note(ui);
         let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
             .with_file_picker(self.file_picker.clone());
         if let Some(page) = self.pages.get_mut(self.current) {
             page.ui(ui, &mut cx);
         }
+    }
+
+    /// While a restored session walks back to the step it was on: which step, and what it waits
+    /// for (the sign-in, or the earlier steps being checked again).
+    fn resume_note(&self, ui: &mut egui::Ui) {
+        let Some(target) = self.resume_to else { return };
+        let Some(index) = self.pages.iter().position(|p| p.id() == target) else {
+            return;
+        };
+        if index == self.current {
+            return;
+        }
+        let where_ = format!("step {}, {}", index + 1, target.title());
+        let views = self.step_views();
+        let blocking = views[..index]
+            .iter()
+            .enumerate()
+            .find(|(i, _)| !self.pages[*i].validated());
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            if self.session.graph.is_none() {
+                ui.label(format!("Sign in to pick up where you left off ({where_})."));
+                return;
+            }
+            match blocking {
+                Some((i, v)) if v.status == StepStatus::NeedsAttention => {
+                    ui.label(format!(
+                        "Picking up where you left off ({where_}): step {} needs attention \
+                         first.",
+                        i + 1
+                    ));
+                }
+                Some((i, v)) => {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.spinner();
+                        ui.label(format!(
+                            "Picking up where you left off ({where_}): checking step {}, {} \
+                             again…",
+                            i + 1,
+                            v.step.title()
+                        ));
+                    });
+                }
+                None => {}
+            }
+        });
+        ui.add_space(6.0);
     }
 
     /// Lets someone without a tenant (or without admin rights yet) try the whole procedure.

@@ -304,3 +304,300 @@ fn without_a_sign_in_the_restored_steps_wait_instead_of_showing_progress() {
     );
     assert_eq!(field_value(&h, "Group name"), GROUP);
 }
+
+#[test]
+fn ctrl_q_closes_the_window_so_eframe_saves_first() {
+    let rt = runtime();
+    let mut h = Harness::builder()
+        .with_size([1100.0, 720.0])
+        .build_ui_state(
+            |ui, app: &mut WizardApp| app.show(ui),
+            WizardApp::new(AppConfig::default(), rt.handle().clone()),
+        );
+    h.run_ok();
+    // One event, one frame: the frame that sees the key is the one whose output is read.
+    h.event(egui::Event::Key {
+        key: egui::Key::Q,
+        pressed: true,
+        modifiers: egui::Modifiers::COMMAND,
+        repeat: false,
+        physical_key: None,
+    });
+    h.step();
+    let closes = h
+        .output()
+        .viewport_output
+        .values()
+        .any(|v| v.commands.contains(&egui::ViewportCommand::Close));
+    assert!(closes, "Ctrl+Q asks the window to close");
+}
+
+/// The real binary on a state directory, in a virtual X server: started on the state a run at
+/// step 4 left (here written by the same app in-process), it reopens step 4 after signing in;
+/// Ctrl+Q quits and saves, and a second start reopens step 4 again. Needs Xvfb and xdotool
+/// (`.ci/run` installs them).
+mod process {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    const TITLE: &str = "Autopilot wizard";
+
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A virtual X server on a free display; returns it and the display name.
+    fn xvfb() -> (Killed, String) {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1100x720x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb runs (apt-get install xvfb xdotool; .ci/run installs them)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let display = format!(":{}", line.trim());
+        (Killed(child), display)
+    }
+
+    fn xdotool(display: &str, args: &[&str]) -> String {
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", display)
+            .output()
+            .expect("xdotool runs (apt-get install xdotool)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Writes `storage` where eframe reads it for `app_id` under `data_home` (RON: a map of
+    /// string keys to string values).
+    fn write_app_ron(data_home: &Path, storage: &MemoryStorage) -> PathBuf {
+        let dir = data_home.join("autopilot-wizard");
+        std::fs::create_dir_all(&dir).unwrap();
+        let quote = |s: &str| {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        };
+        let body: Vec<String> = storage
+            .0
+            .iter()
+            .map(|(k, v)| format!("    {}: {},", quote(k), quote(v)))
+            .collect();
+        let path = dir.join("app.ron");
+        std::fs::write(&path, format!("{{\n{}\n}}\n", body.join("\n"))).unwrap();
+        path
+    }
+
+    fn wait_for(what: &str, max: Duration, mut check: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !check() {
+            assert!(started.elapsed() < max, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// One run of the binary: waits for its window, clicks "Sign in with a code" at `click`
+    /// (window coordinates) until step 4 opens, screenshots, quits with Ctrl+Q.
+    fn run_once(
+        display: &str,
+        state: &Path,
+        sim_url: &str,
+        click: egui::Pos2,
+        shot: &Path,
+    ) -> String {
+        let log = state.join(format!(
+            "run-{}.log",
+            shot.file_stem().unwrap().to_string_lossy()
+        ));
+        let runtime_dir = state.join("runtime");
+        std::fs::create_dir_all(&runtime_dir).unwrap();
+        let mut app = Killed(
+            Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"))
+                .args(["--graph-url", sim_url, "--login-url", sim_url])
+                .args(["--sim-speed", "test"])
+                .env("DISPLAY", display)
+                .env("XDG_DATA_HOME", state.join("data"))
+                .env("XDG_CONFIG_HOME", state.join("config"))
+                .env("XDG_RUNTIME_DIR", &runtime_dir)
+                .env("RUST_LOG", "info")
+                .env_remove("WAYLAND_DISPLAY")
+                .env_remove("DBUS_SESSION_BUS_ADDRESS")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        let mut window = String::new();
+        wait_for("the window", Duration::from_secs(60), || {
+            assert!(
+                app.0.try_wait().unwrap().is_none(),
+                "the app exited:\n{}",
+                read_log()
+            );
+            window = xdotool(
+                display,
+                &["search", "--onlyvisible", "--name", &format!("^{TITLE}")],
+            )
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+            !window.is_empty()
+        });
+        let geometry = xdotool(display, &["getwindowgeometry", "--shell", &window]);
+        let coord = |key: &str| -> f32 {
+            geometry
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        let (x, y) = (coord("X") + click.x, coord("Y") + click.y);
+        let opened = |log: &str| {
+            log.lines()
+                .any(|l| l.contains("step opened") && l.contains("Device group"))
+        };
+        wait_for(
+            "step 4 to open after signing in",
+            Duration::from_secs(90),
+            || {
+                assert!(
+                    app.0.try_wait().unwrap().is_none(),
+                    "the app exited:\n{}",
+                    read_log()
+                );
+                if opened(&read_log()) {
+                    return true;
+                }
+                // The button is disabled while the silent sign-in runs: click until it took.
+                xdotool(
+                    display,
+                    &[
+                        "mousemove",
+                        "--sync",
+                        &x.to_string(),
+                        &y.to_string(),
+                        "click",
+                        "1",
+                    ],
+                );
+                std::thread::sleep(Duration::from_secs(2));
+                opened(&read_log())
+            },
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = Command::new("import")
+            .args(["-window", "root"])
+            .arg(shot)
+            .env("DISPLAY", display)
+            .status();
+        // No window manager: give the window the keyboard focus first.
+        xdotool(display, &["windowfocus", "--sync", &window]);
+        xdotool(display, &["key", "ctrl+q"]);
+        let mut exited = None;
+        wait_for("the app to quit on Ctrl+Q", Duration::from_secs(30), || {
+            exited = app.0.try_wait().unwrap();
+            exited.is_some()
+        });
+        assert!(exited.unwrap().success(), "{}", read_log());
+        read_log()
+    }
+
+    #[test]
+    fn the_real_binary_reopens_step_4_after_a_restart() {
+        let rt = runtime();
+        let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let mut storage = MemoryStorage::default();
+        {
+            let mut h = harness(WizardApp::new(
+                real_config(&sim, &store),
+                rt.handle().clone(),
+            ));
+            walk_to_the_group_step(&mut h);
+            h.state().save_to(&mut storage);
+        }
+        // Where "Sign in with a code" is in the 1100×720 window: the same app with the same
+        // state at the same size lays out the same (kittest adds an 8-point margin).
+        const MARGIN: f32 = 8.0;
+        let empty: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let mut twin = Harness::builder()
+            .with_size([1100.0 + 2.0 * MARGIN, 720.0 + 2.0 * MARGIN])
+            .with_accessibility_check(false)
+            .build_ui_state(
+                |ui, app: &mut WizardApp| app.show(ui),
+                WizardApp::with_storage(
+                    real_config(&sim, &empty),
+                    rt.handle().clone(),
+                    Some(&storage),
+                ),
+            );
+        step_until(
+            &mut twin,
+            "the twin's sign-in page",
+            |h| {
+                h.query_by_label("Sign in with a code")
+                    .is_some_and(|n| !n.accesskit_node().is_disabled())
+            },
+            ASYNC_TIMEOUT,
+        );
+        let click =
+            twin.get_by_label("Sign in with a code").rect().center() - egui::vec2(MARGIN, MARGIN);
+        drop(twin);
+
+        let state = tempfile::tempdir().unwrap();
+        let ron = write_app_ron(&state.path().join("data"), &storage);
+        let (_x, display) = xvfb();
+        let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let first = run_once(
+            &display,
+            state.path(),
+            &sim.url(),
+            click,
+            &shots.join("resume-first.png"),
+        );
+        assert!(first.contains("checking the step again"), "{first}");
+
+        // What the binary saved on Ctrl+Q still names step 4 and its form.
+        let saved = std::fs::read_to_string(&ron).unwrap();
+        assert!(saved.contains("Group"), "{saved}");
+        assert!(saved.contains(GROUP), "{saved}");
+        assert!(saved.contains(TEMPLATE), "{saved}");
+
+        let second = run_once(
+            &display,
+            state.path(),
+            &sim.url(),
+            click,
+            &shots.join("resume-second.png"),
+        );
+        assert!(second.contains("wizard started"), "{second}");
+    }
+}

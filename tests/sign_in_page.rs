@@ -45,7 +45,13 @@ fn harness(
         ui::Msg::SignIn(m) => Some::<Msg>(m),
         _ => None,
     };
-    let mut h = page_harness(page, graph, Outcomes::default(), rt.handle().clone(), extract);
+    let mut h = page_harness(
+        page,
+        graph,
+        Outcomes::default(),
+        rt.handle().clone(),
+        extract,
+    );
     // The sign-in page puts the Graph client there itself.
     h.state_mut().session.graph = None;
     h.run_ok();
@@ -148,20 +154,21 @@ fn cancelling_says_so_in_normal_text_and_the_store_note_is_said_once_in_words() 
     wait_for_text(&mut h, "Sign-in cancelled.");
     let cancelled = h.get_by_label("Sign-in cancelled.");
     let height = cancelled.rect().height();
-    let body = h.get_by_label_contains("no credential store").rect().height();
+    let body = h
+        .get_by_label_contains("no credential store")
+        .rect()
+        .height();
     // One line of body text (the note wraps to more), not the small print it was before.
-    assert!(height >= 14.0, "cancelled note is {height} high, body {body}");
+    assert!(
+        height >= 14.0,
+        "cancelled note is {height} high, body {body}"
+    );
 
     click(&mut h, "Sign in with a code");
     wait_for_text(&mut h, "Signed in as");
     let sentences = h
         .query_all_by_label_contains("sign in again next time")
         .count();
-    assert_eq!(
-        sentences,
-        1,
-        "said once; visible:\n{}",
-        visible_labels(&h)
-    );
+    assert_eq!(sentences, 1, "said once; visible:\n{}", visible_labels(&h));
     no_raw_text(&h);
 }

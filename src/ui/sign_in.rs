@@ -453,7 +453,9 @@ impl SignInPage {
                 (Some(why), _) => (why.clone(), None),
                 (None, Some(n)) => (n.message.clone(), Some(n.detail.clone())),
                 (None, None) if self.simulated => (
-                    "Sign-ins to the simulated tenant are not remembered.".to_string(),
+                    "Sign-ins to the simulated tenant are kept in memory only: you will sign \
+                     in again next time."
+                        .to_string(),
                     None,
                 ),
                 (None, None) => (

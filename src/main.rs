@@ -42,7 +42,8 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
     sim_speed: SpeedArg,
     /// Scripted runs: "Choose CSV files…" in step 5 takes these files instead of opening a
-    /// file dialog. Repeat for more files. (`--pick` is the old name.)
+    /// file dialog. Repeat for more files.
+    // `--pick` is the old name, kept (hidden) for the scripts that use it.
     #[arg(long = "choose-csv", alias = "pick", value_name = "FILE")]
     choose_csv: Vec<PathBuf>,
     #[command(subcommand)]

@@ -601,3 +601,56 @@ mod process {
         assert!(second.contains("wizard started"), "{second}");
     }
 }
+
+/// `--choose-csv` is documented in `--help`; the old `--pick` still works for existing scripts.
+#[test]
+fn choose_csv_is_in_the_help_and_pick_still_works() {
+    let bin = env!("CARGO_BIN_EXE_autopilot-wizard");
+    let help = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--choose-csv <FILE>"), "{help}");
+    assert!(help.contains("instead of opening a"), "{help}");
+    assert!(
+        !help.contains("--pick"),
+        "the old name stays hidden: {help}"
+    );
+
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/csv/01-utf16-plain-hp.csv");
+    for flag in ["--pick", "--choose-csv"] {
+        let out = std::process::Command::new(bin)
+            .arg(flag)
+            .arg(&sample)
+            .arg("check-csv")
+            .arg(&sample)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `--demo` says on every page that nothing is kept, and keeps nothing but the settings.
+#[test]
+fn the_demo_says_nothing_is_kept_and_keeps_nothing() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let mut h = harness(WizardApp::new(
+        AppConfig::default().with_sim(sim),
+        rt.handle().clone(),
+    ));
+    h.run_ok();
+    press(&mut h, "Sign in with a code");
+    wait_shown(&mut h, "Signed in as");
+    wait_shown(&mut h, "is gone when the wizard closes");
+    let mut storage = MemoryStorage::default();
+    h.state().save_to(&mut storage);
+    let keys: Vec<&String> = storage.0.keys().collect();
+    assert_eq!(keys, ["settings"], "only the settings are written");
+}

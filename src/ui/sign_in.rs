@@ -311,13 +311,18 @@ impl SignInPage {
     /// opened, and the code sign-in as the way that always works.
     fn browser_wait_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>, wait: &BrowserWait) {
         let left = wait.deadline.saturating_duration_since(Instant::now());
+        let waiting = format!(
+            "waiting {}:{:02} more",
+            left.as_secs() / 60,
+            left.as_secs() % 60
+        );
         ui.horizontal(|ui| {
             ui.spinner();
-            ui.label(format!(
-                "Finish the sign-in in your web browser, then come back here (waiting {}:{:02} more).",
-                left.as_secs() / 60,
-                left.as_secs() % 60
-            ));
+            ui.label(if wait.no_browser.is_some() {
+                format!("Waiting for the sign-in ({waiting}).")
+            } else {
+                format!("Finish the sign-in in your web browser, then come back here ({waiting}).")
+            });
         });
         // The countdown moves although nothing else happens.
         ui.ctx().request_repaint_after(Duration::from_secs(1));

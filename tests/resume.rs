@@ -654,3 +654,48 @@ fn the_demo_says_nothing_is_kept_and_keeps_nothing() {
     let keys: Vec<&String> = storage.0.keys().collect();
     assert_eq!(keys, ["settings"], "only the settings are written");
 }
+
+/// Checking step 4 again only reads: an assignment removed in Intune meanwhile is reported, not
+/// silently made again, and the wizard stays on the step before it.
+#[test]
+fn a_removed_assignment_is_reported_after_a_restart_not_recreated() {
+    use autopilot_wizard::sim::profiles::StoredTarget;
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let mut storage = MemoryStorage::default();
+    let group_id = {
+        let mut h = harness(WizardApp::new(
+            real_config(&sim, &store),
+            rt.handle().clone(),
+        ));
+        walk_to_the_group_step(&mut h);
+        h.state().save_to(&mut storage);
+        h.state().outcomes().group.clone().unwrap().id
+    };
+    let ours = |s: &autopilot_wizard::sim::SimState| {
+        s.profiles
+            .assignments
+            .iter()
+            .filter(|a| a.target == StoredTarget::Group(group_id.clone()))
+            .count()
+    };
+    sim.with_state(|s| {
+        s.profiles
+            .assignments
+            .retain(|a| a.target != StoredTarget::Group(group_id.clone()))
+    });
+    let mut h = harness(WizardApp::with_storage(
+        real_config(&sim, &store),
+        rt.handle().clone(),
+        Some(&storage),
+    ));
+    wait_shown(&mut h, "is no longer assigned to this group");
+    assert_eq!(
+        sim.with_state(|s| ours(s)),
+        0,
+        "nothing was assigned by itself"
+    );
+    assert_eq!(status_of(&h, StepId::Group), StepStatus::NeedsAttention);
+    assert!(!is_enabled(&h, "Next"));
+}

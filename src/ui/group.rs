@@ -96,6 +96,32 @@ pub struct GroupPage {
     recheck_assignment: bool,
 }
 
+/// Whether `profile` is still assigned to `group`, and what competes with it. Reads only: a
+/// step checked again must not assign what someone removed meanwhile.
+async fn read_assignment(
+    graph: &crate::graph::GraphClient,
+    profile: &crate::steps::profile::ProfileRef,
+    group: &GroupRef,
+) -> Result<(AssignmentOutcome, Vec<Conflict>), String> {
+    let found = profile::assignment_to_group(graph, &profile.id, &group.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(assignment_id) = found else {
+        return Err(format!(
+            "The profile \"{}\" is no longer assigned to this group (it may have been removed \
+             in Intune). Assign it again below.",
+            profile.display_name
+        ));
+    };
+    let conflicts = profile::conflicts_for_group(graph, &group.id, &profile.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        AssignmentOutcome::AlreadyAssigned { assignment_id },
+        conflicts,
+    ))
+}
+
 fn field_error(ui: &mut egui::Ui, errors: &[FieldError], field: Field) {
     for e in errors.iter().filter(|e| e.field == field) {
         ui.colored_label(ui.visuals().error_fg_color, &e.message);
@@ -241,25 +267,7 @@ impl GroupPage {
             "Check the profile assignment",
             move |out, cancel| async move {
                 let graph = graph.with_cancel(cancel);
-                let r = async {
-                match profile::assignment_to_group(&graph, &profile.id, &group.id).await? {
-                    Some(assignment_id) => {
-                        let conflicts =
-                            profile::conflicts_for_group(&graph, &group.id, &profile.id).await?;
-                        Ok(Ok((
-                            AssignmentOutcome::AlreadyAssigned { assignment_id },
-                            conflicts,
-                        )))
-                    }
-                    None => Ok(Err(format!(
-                        "The profile \"{}\" is no longer assigned to this group (someone may have \
-                         removed the assignment in Intune). Assign it again below.",
-                        profile.display_name
-                    ))),
-                }
-            }
-            .await
-            .unwrap_or_else(|e: profile::ProfileError| Err(e.to_string()));
+                let r = read_assignment(&graph, &profile, &group).await;
                 send(&out, Msg::Assigned(r));
             },
         );

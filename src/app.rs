@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::graph::auth::{AuthConfig, Opener, browser_opener};
 use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
-use crate::graph::token_store::{MemoryStore, TokenStore};
+use crate::graph::token_store::{MemoryStore, StoreNotice, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
 use crate::steps::import::ImportOptions;
@@ -108,7 +108,7 @@ pub struct AppConfig {
     /// Where refresh tokens are kept (the system credential store, or memory).
     pub token_store: Arc<dyn TokenStore>,
     /// Why sign-ins will not be remembered, when `token_store` is memory only.
-    pub token_store_note: Option<String>,
+    pub token_store_note: Option<StoreNotice>,
     /// Opens the browser for the browser sign-in (tests follow the URL themselves).
     pub opener: Opener,
     /// Where the log panel reads from ([`logging::init`] returns the one the subscriber fills).
@@ -166,6 +166,7 @@ trait Slot {
     fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>);
     fn save_state(&self) -> Option<serde_json::Value>;
     fn load_state(&mut self, state: serde_json::Value);
+    fn revalidate(&mut self, cx: &mut PageCx<'_>);
 }
 
 struct PageSlot<P: Page> {
@@ -216,6 +217,21 @@ impl<P: Page> Slot for PageSlot<P> {
     fn load_state(&mut self, state: serde_json::Value) {
         self.page.load_state(state)
     }
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        self.page.revalidate(cx)
+    }
+}
+
+/// A step as the stepper shows it: the page's own status, unless a step before it no longer
+/// validates, in which case whatever the page last saw no longer counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepView {
+    pub step: StepId,
+    pub status: StepStatus,
+    /// The status in words, as the stepper shows it.
+    pub word: String,
+    /// The step can be opened (every step before it validated).
+    pub reachable: bool,
 }
 
 /// A job the app spawned and can still cancel.
@@ -260,7 +276,7 @@ pub struct WizardApp {
     app_rx: Receiver<AppEvent>,
     file_picker: Arc<dyn FilePicker>,
     token_store: Arc<dyn TokenStore>,
-    token_store_note: Option<String>,
+    token_store_note: Option<StoreNotice>,
     opener: Opener,
     /// The pages' `start` hooks ran (again after the pages are rebuilt).
     started: bool,
@@ -271,6 +287,9 @@ pub struct WizardApp {
     log_open: bool,
     /// The step open when the app was last closed, until it is reachable again.
     resume_to: Option<StepId>,
+    /// Steps already asked to read their result back since the current sign-in; cleared when
+    /// the Graph session goes away, so the next sign-in checks everything again.
+    revalidation_asked: Vec<StepId>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
     /// The step shown last frame, to log when another one opens.
@@ -356,6 +375,7 @@ impl WizardApp {
             last_statuses: Vec::new(),
             last_step: None,
             resume_to: None,
+            revalidation_asked: Vec::new(),
         };
         app.build_pages();
         // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
@@ -406,6 +426,7 @@ impl WizardApp {
                     store: self.token_store.clone(),
                     store_notice: self.token_store_note.clone(),
                     opener: self.opener.clone(),
+                    browser_timeout: crate::ui::sign_in::BROWSER_TIMEOUT,
                 };
                 Some(Box::new(PageSlot {
                     id: step,
@@ -511,9 +532,45 @@ impl WizardApp {
         self.started = false;
     }
 
-    /// Each step in the stepper with its status, in order.
+    /// Each step in the stepper with the status it shows, in order.
     pub fn step_statuses(&self) -> Vec<(StepId, StepStatus)> {
-        self.pages.iter().map(|p| (p.id(), p.status())).collect()
+        self.step_views()
+            .into_iter()
+            .map(|v| (v.step, v.status))
+            .collect()
+    }
+
+    /// What the stepper shows for each step. A step's status is the page's verdict on its latest
+    /// read-back; a step after one that does not validate (any more) waits for it instead of
+    /// keeping an old "Done", and a step shown Done can always be opened.
+    pub fn step_views(&self) -> Vec<StepView> {
+        let mut blocked_by: Option<usize> = None;
+        let mut views = Vec::with_capacity(self.pages.len());
+        for (i, page) in self.pages.iter().enumerate() {
+            let own = page.status();
+            let (status, word) = match blocked_by {
+                Some(j) => (
+                    StepStatus::NotStarted,
+                    format!("Waiting for step {}", j + 1),
+                ),
+                // Done is a promise that the next step can open: only a validated page keeps it.
+                None if own == StepStatus::Done && !page.validated() => (
+                    StepStatus::InProgress,
+                    status_word(StepStatus::InProgress).to_string(),
+                ),
+                None => (own, status_word(own).to_string()),
+            };
+            views.push(StepView {
+                step: page.id(),
+                status,
+                word,
+                reachable: blocked_by.is_none(),
+            });
+            if blocked_by.is_none() && !page.validated() {
+                blocked_by = Some(i);
+            }
+        }
+        views
     }
 
     /// The steps shown in the stepper, in order.
@@ -570,13 +627,45 @@ impl WizardApp {
         }
     }
 
+    /// After a sign-in (the silent one at start included) each step reads its result back by
+    /// itself, in order: a step is asked once every step before it validated, so a restored
+    /// session walks forward to where it was without anyone clicking.
+    fn revalidate_in_order(&mut self) {
+        if self.session.graph.is_none() {
+            self.revalidation_asked.clear();
+            return;
+        }
+        let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
+            .with_file_picker(self.file_picker.clone());
+        for i in 1..self.pages.len() {
+            if !self.pages[i - 1].validated() {
+                break;
+            }
+            let page = &mut self.pages[i];
+            let step = page.id();
+            if self.revalidation_asked.contains(&step) {
+                continue;
+            }
+            self.revalidation_asked.push(step);
+            if !page.validated() {
+                tracing::info!(step = step.title(), "checking the step again");
+                page.revalidate(&mut cx);
+            }
+        }
+    }
+
     /// Draws one frame. Never blocks: work runs on the runtime and comes back as messages.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        // Ctrl+Q (Cmd+Q) closes the window like its close button: eframe saves the state first,
+        // so scripts and keyboard users can quit without losing where they were.
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Q)) {
+            tracing::info!("quit with the keyboard");
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         self.drain_app_events();
         self.drain_messages();
         self.prune_jobs();
-        self.resume();
         if !self.started {
             self.started = true;
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
@@ -592,6 +681,8 @@ impl WizardApp {
                 page.tick(&ctx, &mut cx);
             }
         }
+        self.revalidate_in_order();
+        self.resume();
 
         if self.connection.simulated {
             egui::Panel::top("simulated_banner")
@@ -670,21 +761,24 @@ impl WizardApp {
         ui.weak("Windows Autopilot user-driven mode, Microsoft Entra join");
         ui.add_space(8.0);
         let mut go_to = None;
-        for (i, page) in self.pages.iter().enumerate() {
-            let status = page.status();
-            let word = status_word(status);
-            let reachable = self.reachable(i);
+        for (i, view) in self.step_views().into_iter().enumerate() {
+            let StepView {
+                step,
+                status,
+                word,
+                reachable,
+            } = view;
             let response = ui
                 .horizontal(|ui| {
                     status_icon(ui, status);
-                    let text = format!("{}. {}", i + 1, page.id().title());
+                    let text = format!("{}. {}", i + 1, step.title());
                     ui.add_enabled(reachable, egui::Button::selectable(i == self.current, text))
-                        .on_hover_text(word)
+                        .on_hover_text(&word)
                         .on_disabled_hover_text(format!("{word}. Finish the steps above first."))
                 })
                 .inner;
             ui.indent(("step_status", i), |ui| {
-                ui.weak(word);
+                ui.weak(&word);
             });
             ui.add_space(2.0);
             if response.clicked() {
@@ -709,9 +803,10 @@ impl WizardApp {
                 self.resume_to = None;
             }
             let has_next = self.current + 1 < self.pages.len();
-            let validated = self.pages.get(self.current).is_some_and(|p| p.validated());
+            // Not only this step: an earlier one that stopped validating closes the way too.
+            let open = self.reachable(self.current + 1);
             let next = ui
-                .add_enabled(has_next && validated, egui::Button::new("Next"))
+                .add_enabled(has_next && open, egui::Button::new("Next"))
                 .on_disabled_hover_text(if has_next {
                     "Finish this step first: Next opens once its result was read back from \
                      Microsoft 365 and matched."
@@ -784,11 +879,59 @@ impl WizardApp {
         {
             self.offer_simulated_tenant(ui);
         }
+        self.resume_note(ui);
         let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
             .with_file_picker(self.file_picker.clone());
         if let Some(page) = self.pages.get_mut(self.current) {
             page.ui(ui, &mut cx);
         }
+    }
+
+    /// While a restored session walks back to the step it was on: which step, and what it waits
+    /// for (the sign-in, or the earlier steps being checked again).
+    fn resume_note(&self, ui: &mut egui::Ui) {
+        let Some(target) = self.resume_to else { return };
+        let Some(index) = self.pages.iter().position(|p| p.id() == target) else {
+            return;
+        };
+        if index == self.current {
+            return;
+        }
+        let where_ = format!("step {}, {}", index + 1, target.title());
+        let views = self.step_views();
+        let blocking = views[..index]
+            .iter()
+            .enumerate()
+            .find(|(i, _)| !self.pages[*i].validated());
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            if self.session.graph.is_none() {
+                ui.label(format!("Sign in to pick up where you left off ({where_})."));
+                return;
+            }
+            match blocking {
+                Some((i, v)) if v.status == StepStatus::NeedsAttention => {
+                    ui.label(format!(
+                        "Picking up where you left off ({where_}): step {} needs attention \
+                         first.",
+                        i + 1
+                    ));
+                }
+                Some((i, v)) => {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.spinner();
+                        ui.label(format!(
+                            "Picking up where you left off ({where_}): checking step {}, {} \
+                             again…",
+                            i + 1,
+                            v.step.title()
+                        ));
+                    });
+                }
+                None => {}
+            }
+        });
+        ui.add_space(6.0);
     }
 
     /// Lets someone without a tenant (or without admin rights yet) try the whole procedure.

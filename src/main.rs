@@ -41,9 +41,11 @@ struct Cli {
     /// How fast the simulated tenant's background work runs.
     #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
     sim_speed: SpeedArg,
-    /// Answer "Choose CSV files…" with these files instead of opening a dialog (scripted runs).
-    #[arg(long = "pick", value_name = "FILE", hide = true)]
-    pick: Vec<PathBuf>,
+    /// Scripted runs: "Choose CSV files…" in step 5 takes these files instead of opening a
+    /// file dialog. Repeat for more files.
+    // `--pick` is the old name, kept (hidden) for the scripts that use it.
+    #[arg(long = "choose-csv", alias = "pick", value_name = "FILE")]
+    choose_csv: Vec<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -166,10 +168,12 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
             login_url: cli.login_url,
         },
         sim_speed: cli.sim_speed.into(),
-        file_picker: if cli.pick.is_empty() {
+        file_picker: if cli.choose_csv.is_empty() {
             Arc::new(RfdFilePicker)
         } else {
-            Arc::new(FixedFilePicker { paths: cli.pick })
+            Arc::new(FixedFilePicker {
+                paths: cli.choose_csv,
+            })
         },
         token_store,
         token_store_note,

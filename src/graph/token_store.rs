@@ -29,19 +29,41 @@ impl StoreKey {
     }
 }
 
+/// A credential store failure in words; the store's own message (often a raw D-Bus or OS error)
+/// stays in the variant for the log and tooltips ([`TokenStoreError::detail`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenStoreError {
     #[error(
-        "The system credential store refused access ({0}). Unlock the keyring (or Keychain) and try again; \
-         until then you will have to sign in at every start."
+        "The system credential store refused access. Unlock the keyring (or Keychain) and try \
+         again; until then you will have to sign in at every start."
     )]
     NoAccess(String),
-    #[error("The system credential store failed ({0}). You will have to sign in at every start.")]
+    #[error(
+        "The system credential store did not work, so you will have to sign in at every start."
+    )]
     Platform(String),
     #[error(
         "The saved sign-in in the system credential store is damaged; it was ignored. Sign in again."
     )]
     Damaged,
+}
+
+impl TokenStoreError {
+    /// The store's own words, for the log and a tooltip (never a stored secret).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            TokenStoreError::NoAccess(d) | TokenStoreError::Platform(d) => Some(d),
+            TokenStoreError::Damaged => None,
+        }
+    }
+}
+
+/// Why sign-ins will not be remembered on this computer: a sentence for the page and the raw
+/// reason for its tooltip and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreNotice {
+    pub message: String,
+    pub detail: String,
 }
 
 /// Keeps refresh tokens. Implementations must never log or print the tokens they hold.
@@ -211,7 +233,7 @@ fn map_err(e: keyring_core::Error) -> TokenStoreError {
 
 /// The store the app uses: the platform credential store when there is one, otherwise memory,
 /// with the sentence to show the user about why sign-ins will not be remembered.
-pub fn open_default_store() -> (Arc<dyn TokenStore>, Option<String>) {
+pub fn open_default_store() -> (Arc<dyn TokenStore>, Option<StoreNotice>) {
     match KeyringStore::platform() {
         Ok(store) => {
             tracing::info!(store = ?store, "refresh tokens are kept in the system credential store");
@@ -219,14 +241,19 @@ pub fn open_default_store() -> (Arc<dyn TokenStore>, Option<String>) {
         }
         Err(why) => {
             tracing::warn!(reason = %why, "no system credential store; sign-ins are kept in memory only");
-            (
-                Arc::new(MemoryStore::new()),
-                Some(format!(
-                    "This computer has no usable credential store ({why}), so the sign-in will not be \
-                     remembered: you will sign in again next time you start the wizard."
-                )),
-            )
+            (Arc::new(MemoryStore::new()), Some(no_store_notice(why)))
         }
+    }
+}
+
+/// What the sign-in page says when there is no credential store (`why` is the raw reason).
+pub fn no_store_notice(why: impl Into<String>) -> StoreNotice {
+    StoreNotice {
+        message: "This computer has no credential store the wizard can use (such as the Secret \
+                  Service of a desktop session), so the sign-in is kept in memory only: you will \
+                  sign in again next time you start the wizard."
+            .into(),
+        detail: why.into(),
     }
 }
 

@@ -836,6 +836,20 @@ fn excludes_group(a: &ProfileAssignment, group_id: &str) -> bool {
     matches!(&a.target, AssignmentTarget::ExcludedGroup(g) if g.eq_ignore_ascii_case(group_id))
 }
 
+/// The id of the profile's assignment to the group, if there is one. A read only: checking a
+/// step again after a restart must not assign what someone removed meanwhile.
+pub async fn assignment_to_group(
+    graph: &GraphClient,
+    profile_id: &str,
+    group_id: &str,
+) -> Result<Option<String>, ProfileError> {
+    let assignments = list_assignments(graph, profile_id).await?;
+    Ok(assignments
+        .iter()
+        .find(|a| includes_group(a, group_id))
+        .map(|a| a.id.clone()))
+}
+
 /// Assigns the profile to the group, unless it already is, and confirms by reading the
 /// assignments back.
 pub async fn assign_to_group(

@@ -3,12 +3,17 @@
 //! granted permissions with the ones the wizard needs and says how to fix what is missing, and
 //! files the refresh token under the tenant and account.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::graph::auth::{AuthConfig, AuthError, Authenticator};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+pub use crate::graph::auth::{AuthConfig, AuthError, DeviceCodePrompt, Opener, browser_opener};
+use crate::graph::auth::{Authenticator, DeviceCode, SignInFlows};
 use crate::graph::cloud::{Cloud, REQUIRED_SCOPES, short_scope};
 use crate::graph::models::identity::{Me, Organization};
-use crate::graph::token_store::StoreKey;
+use crate::graph::token_store::{StoreKey, TokenStore, TokenStoreError};
 use crate::graph::{ApiVersion, GraphClient, GraphError};
 
 /// Who is signed in to which tenant, and what is missing. Plain data, kept across restarts
@@ -61,6 +66,176 @@ pub enum SignInError {
         "Signed in, but Microsoft Graph returned no organization for this account. Sign in with a work account of the tenant (not a personal Microsoft account)."
     )]
     NoOrganization,
+}
+
+impl SignInError {
+    /// The person cancelled: nothing to report.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, SignInError::Auth(AuthError::Cancelled))
+    }
+}
+
+/// A checked sign-in: the Graph client the next steps use, who signed in, and the tokens
+/// behind it (kept here so signing out removes the saved one).
+pub struct Session {
+    pub graph: GraphClient,
+    pub signed_in: SignedIn,
+    auth: Authenticator,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("signed_in", &self.signed_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Forgets the tokens and removes the saved sign-in.
+    pub async fn sign_out(&self) -> Result<(), TokenStoreError> {
+        self.auth.sign_out().await
+    }
+}
+
+/// The browser sign-in's address, reported as soon as it exists (`opened: None`) and again once
+/// the system said whether a browser opened. Where none opens (remote session, locked-down PC)
+/// the person copies the address into a browser on this computer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserAddress {
+    pub url: String,
+    /// `Some(Err(why))`: the system could not open a browser (the raw reason, for the log).
+    pub opened: Option<Result<(), String>>,
+}
+
+/// A started device-code sign-in: what to show, and what [`Flows::finish_device_code`] needs.
+pub struct CodeSignIn {
+    pub prompt: DeviceCodePrompt,
+    code: DeviceCode,
+}
+
+impl std::fmt::Debug for CodeSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeSignIn")
+            .field("prompt", &self.prompt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ways to sign in for one configuration, each ending in a checked [`Session`].
+#[derive(Clone)]
+pub struct Flows {
+    flows: SignInFlows,
+    opener: Opener,
+}
+
+impl std::fmt::Debug for Flows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flows")
+            .field("flows", &self.flows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Flows {
+    pub fn new(config: AuthConfig, store: Arc<dyn TokenStore>, opener: Opener) -> Self {
+        Flows {
+            flows: SignInFlows::new(config, store),
+            opener,
+        }
+    }
+
+    /// How long the browser sign-in waits for the browser's answer.
+    pub fn with_browser_timeout(mut self, timeout: Duration) -> Self {
+        self.flows = self.flows.with_browser_timeout(timeout);
+        self
+    }
+
+    /// Signs in from the refresh token saved under `key`; `Ok(None)` when nothing is saved.
+    pub async fn silent(&self, key: &StoreKey) -> Result<Option<Session>, SignInError> {
+        match self.flows.silent(key).await? {
+            Some(auth) => Ok(Some(complete_session(auth).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Browser sign-in. `on_address` hears the sign-in address at once and again when the
+    /// system said whether a browser opened. Opening a browser can block for good (seen under
+    /// Wine) or do nothing, so it runs on its own thread and the wait for the answer, bounded by
+    /// the browser timeout, starts at once.
+    pub async fn browser(
+        &self,
+        on_address: impl Fn(BrowserAddress) + Send + Sync + 'static,
+        cancel: &CancellationToken,
+    ) -> Result<Session, SignInError> {
+        let real = self.opener.clone();
+        let report = Arc::new(on_address);
+        let runtime = tokio::runtime::Handle::current();
+        let opener: Opener = Arc::new(move |url: &str| {
+            report(BrowserAddress {
+                url: url.to_string(),
+                opened: None,
+            });
+            let (real, report, runtime, url) = (
+                real.clone(),
+                report.clone(),
+                runtime.clone(),
+                url.to_string(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name("open-browser".into())
+                .spawn(move || {
+                    let _rt = runtime.enter();
+                    let opened = real(&url);
+                    if let Err(why) = &opened {
+                        tracing::warn!(reason = %why, "no browser opened for the sign-in");
+                    }
+                    report(BrowserAddress {
+                        url,
+                        opened: Some(opened),
+                    });
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start the thread that opens the browser");
+            }
+            Ok(())
+        });
+        let auth = self
+            .flows
+            .clone()
+            .with_opener(opener)
+            .browser(cancel)
+            .await?;
+        complete_session(auth).await
+    }
+
+    /// Asks for a device code to show.
+    pub async fn start_device_code(&self) -> Result<CodeSignIn, SignInError> {
+        let code = self.flows.start_device_code().await?;
+        Ok(CodeSignIn {
+            prompt: code.prompt.clone(),
+            code,
+        })
+    }
+
+    /// Waits until the person finished the device-code sign-in elsewhere.
+    pub async fn finish_device_code(
+        &self,
+        code: &CodeSignIn,
+        cancel: &CancellationToken,
+    ) -> Result<Session, SignInError> {
+        let auth = self.flows.finish_device_code(&code.code, cancel).await?;
+        complete_session(auth).await
+    }
+}
+
+async fn complete_session(auth: Authenticator) -> Result<Session, SignInError> {
+    let (graph, signed_in) = complete(auth.clone()).await?;
+    Ok(Session {
+        graph,
+        signed_in,
+        auth,
+    })
 }
 
 impl From<GraphError> for SignInError {
@@ -183,6 +358,7 @@ pub async fn complete(auth: Authenticator) -> Result<(GraphClient, SignedIn), Si
         not_remembered_reason: None,
     };
     if let Err(e) = auth.remember_as(signed.store_key()).await {
+        tracing::warn!(error = ?e, "the sign-in could not be saved");
         signed.remembered = false;
         signed.not_remembered_reason = Some(e.to_string());
     }

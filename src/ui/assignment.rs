@@ -1534,6 +1534,14 @@ impl Page for AssignmentPage {
             self.auto_refresh = s.auto_refresh;
         }
     }
+
+    /// The board is read again for the profile and group of steps 3 and 4.
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        self.follow_outcomes(cx);
+        if self.board.is_none() && !self.load.is_running() {
+            self.start_load(cx);
+        }
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -97,6 +97,35 @@ pub struct GroupPage {
     /// profile wins (step 7 still reports it, it reads the assignments itself).
     acknowledged: bool,
     undo: Phase<()>,
+    /// Checking the step again (after a restart or sign-in): once the group reads back, look
+    /// up its assignment instead of making one.
+    recheck_assignment: bool,
+}
+
+/// Whether `profile` is still assigned to `group`, and what competes with it. Reads only: a
+/// step checked again must not assign what someone removed meanwhile.
+async fn read_assignment(
+    graph: &crate::graph::GraphClient,
+    profile: &crate::steps::profile::ProfileRef,
+    group: &GroupRef,
+) -> Result<(AssignmentOutcome, Vec<Conflict>), String> {
+    let found = profile::assignment_to_group(graph, &profile.id, &group.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(assignment_id) = found else {
+        return Err(format!(
+            "The profile \"{}\" is no longer assigned to this group (it may have been removed \
+             in Intune). Assign it again below.",
+            profile.display_name
+        ));
+    };
+    let conflicts = profile::conflicts_for_group(graph, &group.id, &profile.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        AssignmentOutcome::AlreadyAssigned { assignment_id },
+        conflicts,
+    ))
 }
 
 fn field_error(ui: &mut egui::Ui, errors: &[FieldError], field: Field) {
@@ -253,6 +282,31 @@ impl GroupPage {
         self.assign
             .done()
             .is_some_and(|(_, conflicts)| conflicts.iter().any(|c| c.other_wins))
+    }
+
+    /// Whether the profile of step 3 is still assigned to the group, and what competes with it.
+    fn start_assignment_check(&mut self, cx: &mut PageCx<'_>) {
+        let (Some(graph), Some(profile), Some(group)) = (
+            cx.graph(),
+            cx.outcomes.profile.clone(),
+            self.read.done().map(|r| r.group.clone()),
+        ) else {
+            return;
+        };
+        self.assign = Phase::Running {
+            what: format!(
+                "Checking that \"{}\" is still assigned to \"{}\"…",
+                profile.display_name, group.display_name
+            ),
+        };
+        cx.spawn(
+            "Check the profile assignment",
+            move |out, cancel| async move {
+                let graph = graph.with_cancel(cancel);
+                let r = read_assignment(&graph, &profile, &group).await;
+                send(&out, Msg::Assigned(r));
+            },
+        );
     }
 
     fn create_form_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
@@ -600,7 +654,10 @@ impl Page for GroupPage {
                     self.create = Phase::Done(outcome);
                 }
             }
-            Msg::ReadBack(Err(e)) => self.read = Phase::Failed(e),
+            Msg::ReadBack(Err(e)) => {
+                self.recheck_assignment = false;
+                self.read = Phase::Failed(e)
+            }
             Msg::ReadBack(Ok(r)) => {
                 let expected = self
                     .expected
@@ -611,6 +668,9 @@ impl Page for GroupPage {
                     cx.outcomes.group = Some(r.group.clone());
                 }
                 self.read = Phase::Done(r);
+                if std::mem::take(&mut self.recheck_assignment) && self.read_problem.is_none() {
+                    self.start_assignment_check(cx);
+                }
             }
             Msg::Assigned(r) => {
                 self.assign = match r {
@@ -664,5 +724,18 @@ impl Page for GroupPage {
         if let Ok(f) = serde_json::from_value::<Form>(state) {
             self.form = f;
         }
+    }
+
+    /// The group chosen last time is read back, then its assignment looked up (reads only).
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        let Some(group) = cx.outcomes.group.clone() else {
+            return;
+        };
+        if self.read.is_running() || self.create.is_running() || self.assign.is_running() {
+            return;
+        }
+        self.expected = Some(group.kind.clone());
+        self.recheck_assignment = true;
+        self.start_read_back(cx, group.id);
     }
 }

@@ -182,6 +182,21 @@ impl ImportPage {
         }
     }
 
+    /// Takes up a job persisted by an earlier run (finished or not).
+    fn restore_saved_job(&mut self, cx: &PageCx<'_>) {
+        if self.job.is_none()
+            && let Some(saved) = cx.outcomes.import.clone()
+        {
+            self.counts = saved.counts();
+            self.stage = if saved.phase == ImportPhase::Done {
+                Stage::Finished
+            } else {
+                Stage::Ready
+            };
+            self.job = Some(saved);
+        }
+    }
+
     pub fn job(&self) -> Option<&ImportJob> {
         self.job.as_ref()
     }
@@ -700,18 +715,7 @@ impl Page for ImportPage {
     type Msg = Msg;
 
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
-        // A job persisted by an earlier run that did not finish.
-        if self.job.is_none()
-            && let Some(saved) = cx.outcomes.import.clone()
-        {
-            self.counts = saved.counts();
-            self.stage = if saved.phase == ImportPhase::Done {
-                Stage::Finished
-            } else {
-                Stage::Ready
-            };
-            self.job = Some(saved);
-        }
+        self.restore_saved_job(cx);
         let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
             i.raw
                 .dropped_files
@@ -983,6 +987,43 @@ impl Page for ImportPage {
                     .is_none_or(|tags| j.kept_out_of_group(tags).is_empty())
         })
     }
+
+    fn save_state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(Saved {
+            files: self.files.clone(),
+            exclude_errors: self.exclude_errors,
+        })
+        .ok()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) {
+        if let Ok(s) = serde_json::from_value::<Saved>(state) {
+            self.files = s.files;
+            self.exclude_errors = s.exclude_errors;
+        }
+    }
+
+    /// The import job of an earlier run comes back as it was; files chosen but not imported yet
+    /// are read and checked against the tenant again (reads only; nothing is uploaded).
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        self.restore_saved_job(cx);
+        let busy = matches!(self.stage, Stage::Importing | Stage::Checking(_));
+        if self.job.is_none() && !busy && !self.files.is_empty() {
+            let files: Vec<PathBuf> = self.files.iter().filter(|f| f.exists()).cloned().collect();
+            if !files.is_empty() {
+                self.read(files, cx);
+            }
+        }
+    }
+}
+
+/// What the page keeps across restarts: the files chosen (paths only) and the choice about rows
+/// with problems.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Saved {
+    files: Vec<PathBuf>,
+    exclude_errors: bool,
 }
 
 /// The group tags the device group of step 4 collects (from its `[OrderID]:` rule), said where

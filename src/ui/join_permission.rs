@@ -355,4 +355,11 @@ impl Page for JoinPermissionPage {
             self.deployers = s.deployers;
         }
     }
+
+    /// The deployers chosen earlier are checked again as they are.
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        if !self.deployers.is_empty() && !self.check.is_running() {
+            self.start_check(cx);
+        }
+    }
 }

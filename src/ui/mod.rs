@@ -241,6 +241,12 @@ pub trait Page {
     /// Restores what [`Page::save_state`] returned in an earlier run. Must accept older shapes
     /// (use `#[serde(default)]`) and ignore what it cannot read.
     fn load_state(&mut self, _state: serde_json::Value) {}
+
+    /// Reads the step's result back from Graph again without anyone clicking (what was restored
+    /// from an earlier run, or what a new sign-in may see differently), showing its progress as
+    /// usual. The app calls it once per sign-in, in step order, as soon as every step before this
+    /// one validated; a page with nothing to check again does nothing.
+    fn revalidate(&mut self, _cx: &mut PageCx<'_>) {}
 }
 
 // The file pickers live in `widgets` (open and save, with "no dialog" told apart from

@@ -136,6 +136,8 @@ pub struct ProfilePage {
     /// Errors Graph gave for a field, with the form they were about: they go when the form
     /// changes.
     rejected: Option<(FieldError, ProfileForm)>,
+    /// The profile chosen in an earlier run, until it is read back again.
+    saved_choice: Option<String>,
 }
 
 const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
@@ -667,4 +669,46 @@ impl Page for ProfilePage {
     fn validated(&self) -> bool {
         self.chosen.as_ref().is_some_and(Chosen::fits) && !self.action.is_running()
     }
+
+    fn save_state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(Saved {
+            form: self.form.clone(),
+            // A choice that could not be read back yet (offline at start) is kept for next time.
+            chosen_id: self
+                .chosen
+                .as_ref()
+                .map(|c| c.profile().id.clone())
+                .or_else(|| self.saved_choice.clone()),
+        })
+        .ok()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) {
+        if let Ok(s) = serde_json::from_value::<Saved>(state) {
+            self.form = s.form;
+            self.saved_choice = s.chosen_id;
+        }
+    }
+
+    /// The profile chosen last time is read back again (a read: nothing is created).
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        if self.chosen.is_some() || self.action.is_running() {
+            return;
+        }
+        let id = self
+            .saved_choice
+            .clone()
+            .or_else(|| cx.outcomes.profile.as_ref().map(|p| p.id.clone()));
+        if let Some(id) = id {
+            self.pick(id, Origin::List, cx);
+        }
+    }
+}
+
+/// What the page keeps across restarts: the form as typed and which profile was chosen.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Saved {
+    form: ProfileForm,
+    chosen_id: Option<String>,
 }

@@ -2,17 +2,20 @@
 //! who is signed in, which permissions are missing and how to fix that; sign out.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Outbox, Page, PageCx, StepStatus};
-use crate::graph::GraphClient;
-use crate::graph::auth::{
-    AuthConfig, AuthError, Authenticator, DeviceCodePrompt, Opener, SignInFlows, browser_opener,
-};
 use crate::graph::cloud::{ClientApp, Cloud, Endpoints, GRAPH_CLI_CLIENT_ID};
-use crate::graph::token_store::TokenStore;
-use crate::steps::sign_in::{self as step, SignedIn};
+use crate::graph::token_store::{StoreNotice, TokenStore};
+use crate::steps::sign_in::{
+    self as step, AuthConfig, BrowserAddress, DeviceCodePrompt, Flows, Opener, SignInError,
+    SignedIn, browser_opener,
+};
+
+/// How long "Sign in with browser" waits for the browser's answer before it gives up and says so.
+pub const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What the page needs from the app, given once at construction.
 #[derive(Clone)]
@@ -27,8 +30,10 @@ pub struct SignInConfig {
     pub simulated: bool,
     pub store: Arc<dyn TokenStore>,
     /// Why sign-ins will not be remembered, from [`crate::graph::token_store::open_default_store`].
-    pub store_notice: Option<String>,
+    pub store_notice: Option<StoreNotice>,
     pub opener: Opener,
+    /// How long the browser sign-in waits ([`BROWSER_TIMEOUT`]; tests shorten it).
+    pub browser_timeout: Duration,
 }
 
 impl SignInConfig {
@@ -42,8 +47,20 @@ impl SignInConfig {
             store,
             store_notice: None,
             opener: browser_opener(),
+            browser_timeout: BROWSER_TIMEOUT,
         }
     }
+}
+
+/// The browser sign-in while it waits for the browser's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrowserWait {
+    /// The sign-in address, to copy where no browser opened.
+    pub address: Option<String>,
+    /// The system's reason when it could not open a browser (raw, for the tooltip).
+    pub no_browser: Option<String>,
+    /// When the wait ends with a message.
+    pub deadline: Instant,
 }
 
 /// Where the page stands.
@@ -53,11 +70,9 @@ pub enum SignInPhase {
     Idle,
     /// Signing in again from the saved refresh token.
     Resuming,
-    WaitingForBrowser,
+    WaitingForBrowser(BrowserWait),
     RequestingCode,
     WaitingForCode(DeviceCodePrompt),
-    /// Tokens arrived; reading the account and tenant back.
-    Checking,
     SignedIn(Box<SignedIn>),
     Failed(String),
 }
@@ -67,10 +82,9 @@ impl SignInPhase {
         matches!(
             self,
             SignInPhase::Resuming
-                | SignInPhase::WaitingForBrowser
+                | SignInPhase::WaitingForBrowser(_)
                 | SignInPhase::RequestingCode
                 | SignInPhase::WaitingForCode(_)
-                | SignInPhase::Checking
         )
     }
 }
@@ -85,35 +99,21 @@ struct FormState {
     cloud: Option<Cloud>,
 }
 
-/// A finished sign-in, handed from the job to the page.
-pub struct Completed {
-    pub graph: GraphClient,
-    pub signed_in: SignedIn,
-    pub auth: Authenticator,
-}
-
-impl std::fmt::Debug for Completed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Completed")
-            .field("signed_in", &self.signed_in)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Messages from this page's background jobs. `run` tells apart a job that was cancelled or
 /// replaced from the current one.
 #[derive(Debug)]
 pub enum Msg {
+    BrowserAddress {
+        run: u64,
+        address: BrowserAddress,
+    },
     DeviceCode {
         run: u64,
         prompt: DeviceCodePrompt,
     },
-    Checking {
-        run: u64,
-    },
     Done {
         run: u64,
-        done: Box<Completed>,
+        session: Box<step::Session>,
     },
     /// Silent sign-in found nothing saved.
     NothingSaved {
@@ -136,12 +136,13 @@ pub struct SignInPage {
     client_id: String,
     simulated: bool,
     store: Arc<dyn TokenStore>,
-    store_notice: Option<String>,
+    store_notice: Option<StoreNotice>,
     opener: Opener,
+    browser_timeout: Duration,
     phase: SignInPhase,
     run: u64,
     cancel: Option<CancellationToken>,
-    auth: Option<Authenticator>,
+    session: Option<Arc<step::Session>>,
     note: Option<String>,
 }
 
@@ -162,10 +163,11 @@ impl SignInPage {
             store: config.store,
             store_notice: config.store_notice,
             opener: config.opener,
+            browser_timeout: config.browser_timeout,
             phase: SignInPhase::Idle,
             run: 0,
             cancel: None,
-            auth: None,
+            session: None,
             note: None,
         }
     }
@@ -187,8 +189,9 @@ impl SignInPage {
         }
     }
 
-    fn flows(&self, config: AuthConfig) -> SignInFlows {
-        SignInFlows::new(config, self.store.clone()).with_opener(self.opener.clone())
+    fn flows(&self) -> Flows {
+        Flows::new(self.auth_config(), self.store.clone(), self.opener.clone())
+            .with_browser_timeout(self.browser_timeout)
     }
 
     fn next_run(&mut self) -> u64 {
@@ -215,7 +218,7 @@ impl SignInPage {
         if self.own_app {
             self.client_id = client.client_id().to_string();
         }
-        let flows = self.flows(self.auth_config());
+        let flows = self.flows();
         let run = self.next_run();
         self.phase = SignInPhase::Resuming;
         let key = prev.store_key();
@@ -225,30 +228,36 @@ impl SignInPage {
                 r = flows.silent(&key) => r,
             };
             match result {
-                Ok(Some(auth)) => finish(out, run, Ok(auth), &cancel).await,
+                Ok(Some(session)) => finish(&out, run, Ok(session)),
                 Ok(None) => send(&out, Msg::NothingSaved { run }),
-                Err(e) => finish(out, run, Err(e), &cancel).await,
+                Err(e) => finish(&out, run, Err(e)),
             }
         });
         self.cancel = Some(token);
     }
 
     fn start_browser(&mut self, cx: &mut PageCx<'_>) {
-        let flows = self.flows(self.auth_config());
+        let flows = self.flows();
         let run = self.next_run();
-        self.phase = SignInPhase::WaitingForBrowser;
+        self.phase = SignInPhase::WaitingForBrowser(BrowserWait {
+            address: None,
+            no_browser: None,
+            deadline: Instant::now() + self.browser_timeout,
+        });
         let token = cx.spawn(
             "Signing in with the browser",
             move |out, cancel| async move {
-                let result = flows.browser(&cancel).await;
-                finish(out, run, result, &cancel).await;
+                let events = out.clone();
+                let on_address = move |address| send(&events, Msg::BrowserAddress { run, address });
+                let result = flows.browser(on_address, &cancel).await;
+                finish(&out, run, result);
             },
         );
         self.cancel = Some(token);
     }
 
     fn start_device_code(&mut self, cx: &mut PageCx<'_>) {
-        let flows = self.flows(self.auth_config());
+        let flows = self.flows();
         let run = self.next_run();
         self.phase = SignInPhase::RequestingCode;
         let token = cx.spawn("Signing in with a code", move |out, cancel| async move {
@@ -258,16 +267,7 @@ impl SignInPage {
             };
             let code = match code {
                 Ok(c) => c,
-                Err(e) => {
-                    send(
-                        &out,
-                        Msg::Failed {
-                            run,
-                            error: e.to_string(),
-                        },
-                    );
-                    return;
-                }
+                Err(e) => return finish(&out, run, Err(e)),
             };
             send(
                 &out,
@@ -277,7 +277,7 @@ impl SignInPage {
                 },
             );
             let result = flows.finish_device_code(&code, &cancel).await;
-            finish(out, run, result, &cancel).await;
+            finish(&out, run, result);
         });
         self.cancel = Some(token);
     }
@@ -296,11 +296,66 @@ impl SignInPage {
         cx.outcomes.signed_in = None;
         self.next_run();
         self.phase = SignInPhase::Idle;
-        if let Some(auth) = self.auth.take() {
+        if let Some(session) = self.session.take() {
             cx.spawn("Signing out", move |out, _cancel| async move {
-                let warning = auth.sign_out().await.err().map(|e| e.to_string());
+                let warning = session.sign_out().await.err().map(|e| {
+                    tracing::warn!(error = ?e, "the saved sign-in could not be removed");
+                    e.to_string()
+                });
                 send(&out, Msg::SignedOut { warning });
             });
+        }
+    }
+
+    /// Waiting for the browser: how long it still waits, the address to copy where no browser
+    /// opened, and the code sign-in as the way that always works.
+    fn browser_wait_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>, wait: &BrowserWait) {
+        let left = wait.deadline.saturating_duration_since(Instant::now());
+        let waiting = format!(
+            "waiting {}:{:02} more",
+            left.as_secs() / 60,
+            left.as_secs() % 60
+        );
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(if wait.no_browser.is_some() {
+                format!("Waiting for the sign-in ({waiting}).")
+            } else {
+                format!("Finish the sign-in in your web browser, then come back here ({waiting}).")
+            });
+        });
+        // The countdown moves although nothing else happens.
+        ui.ctx().request_repaint_after(Duration::from_secs(1));
+        if let Some(why) = &wait.no_browser {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "No web browser opened on this computer.",
+            )
+            .on_hover_text(format!("The system said: {why}"));
+        }
+        if let Some(address) = &wait.address {
+            ui.label(
+                "No browser window? Copy the sign-in address into a web browser on this \
+                 computer (the answer comes back to this computer), or sign in with a code \
+                 from any device instead.",
+            );
+            ui.horizontal(|ui| {
+                if ui.button("Copy sign-in address").clicked() {
+                    ui.ctx().copy_text(address.clone());
+                    self.note = Some("Sign-in address copied.".into());
+                }
+                let mut shown = address.as_str();
+                let label = ui.label("Sign-in address");
+                ui.add(
+                    egui::TextEdit::singleline(&mut shown)
+                        .desired_width(ui.available_width().min(520.0))
+                        .font(egui::TextStyle::Monospace),
+                )
+                .labelled_by(label.id);
+            });
+        }
+        if ui.button("Sign in with a code instead").clicked() {
+            self.start_device_code(cx);
         }
     }
 
@@ -398,12 +453,27 @@ impl SignInPage {
             }
         }
         if !s.remembered {
-            let why = s
-                .not_remembered_reason
-                .clone()
-                .or_else(|| self.store_notice.clone())
-                .unwrap_or_else(|| "This computer keeps the sign-in in memory only.".to_string());
-            ui.label(format!("{why} You will sign in again next time."));
+            // One sentence, each source already says that the next start asks again.
+            let (why, detail) = match (&s.not_remembered_reason, &self.store_notice) {
+                (Some(why), _) => (why.clone(), None),
+                (None, Some(n)) => (n.message.clone(), Some(n.detail.clone())),
+                (None, None) if self.simulated => (
+                    "Sign-ins to the simulated tenant are kept in memory only: you will sign \
+                     in again next time."
+                        .to_string(),
+                    None,
+                ),
+                (None, None) => (
+                    "This computer keeps the sign-in in memory only: you will sign in again \
+                     next time you start the wizard."
+                        .to_string(),
+                    None,
+                ),
+            };
+            let r = ui.label(why);
+            if let Some(d) = detail {
+                r.on_hover_text(format!("Credential store: {d}"));
+            }
         }
         ui.add_space(8.0);
         if ui.button("Sign out").clicked() {
@@ -416,47 +486,23 @@ fn send(out: &Outbox, msg: Msg) {
     out.send(super::Msg::SignIn(msg));
 }
 
-/// Reads the account back after tokens arrived and reports the outcome.
-async fn finish(
-    out: Outbox,
-    run: u64,
-    result: Result<Authenticator, AuthError>,
-    cancel: &CancellationToken,
-) {
-    let auth = match result {
-        Ok(a) => a,
-        Err(AuthError::Cancelled) => return,
+/// Reports how a sign-in ended; a cancelled one says nothing (the page already moved on).
+fn finish(out: &Outbox, run: u64, result: Result<step::Session, SignInError>) {
+    let msg = match result {
+        Ok(session) => Msg::Done {
+            run,
+            session: Box::new(session),
+        },
+        Err(e) if e.is_cancelled() => return,
         Err(e) => {
-            send(
-                &out,
-                Msg::Failed {
-                    run,
-                    error: e.to_string(),
-                },
-            );
-            return;
+            tracing::warn!(error = ?e, "sign-in failed");
+            Msg::Failed {
+                run,
+                error: e.to_string(),
+            }
         }
     };
-    send(&out, Msg::Checking { run });
-    let checked = tokio::select! {
-        _ = cancel.cancelled() => return,
-        r = step::complete(auth.clone()) => r,
-    };
-    let msg = match checked {
-        Ok((graph, signed_in)) => Msg::Done {
-            run,
-            done: Box::new(Completed {
-                graph,
-                signed_in,
-                auth,
-            }),
-        },
-        Err(e) => Msg::Failed {
-            run,
-            error: e.to_string(),
-        },
-    };
-    send(&out, msg);
+    send(out, msg);
 }
 
 impl Page for SignInPage {
@@ -489,8 +535,9 @@ impl Page for SignInPage {
                 }
             });
         });
-        if let Some(note) = &self.store_notice {
-            ui.small(note.as_str());
+        if let Some(notice) = &self.store_notice {
+            ui.label(notice.message.as_str())
+                .on_hover_text(format!("Credential store: {}", notice.detail));
         }
         ui.add_space(8.0);
 
@@ -509,12 +556,7 @@ impl Page for SignInPage {
                     ui.label("Signing in with the saved sign-in…");
                 });
             }
-            SignInPhase::WaitingForBrowser => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Finish the sign-in in your web browser, then come back here.");
-                });
-            }
+            SignInPhase::WaitingForBrowser(wait) => self.browser_wait_ui(ui, cx, &wait),
             SignInPhase::RequestingCode => {
                 ui.horizontal(|ui| {
                     ui.spinner();
@@ -551,12 +593,6 @@ impl Page for SignInPage {
                     ui.label("Waiting for you to finish signing in…");
                 });
             }
-            SignInPhase::Checking => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Signed in; reading your account and tenant…");
-                });
-            }
             SignInPhase::Failed(e) => {
                 ui.colored_label(ui.visuals().error_fg_color, e);
             }
@@ -565,29 +601,33 @@ impl Page for SignInPage {
         if running && ui.button("Cancel").clicked() {
             self.cancel();
         }
+        // Outcomes ("Sign-in cancelled.", "Signed out…") are read, not fine print.
         if let Some(n) = &self.note {
-            ui.small(n.as_str());
+            ui.label(n.as_str());
         }
     }
 
     fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
         let current = |run: u64| run == self.run;
         match msg {
+            Msg::BrowserAddress { run, address } if current(run) => {
+                if let SignInPhase::WaitingForBrowser(wait) = &mut self.phase {
+                    wait.address = Some(address.url);
+                    if let Some(Err(why)) = address.opened {
+                        wait.no_browser = Some(why);
+                    }
+                }
+            }
             Msg::DeviceCode { run, prompt } if current(run) => {
                 self.phase = SignInPhase::WaitingForCode(prompt);
             }
-            Msg::Checking { run } if current(run) => self.phase = SignInPhase::Checking,
-            Msg::Done { run, done } if current(run) => {
-                let Completed {
-                    graph,
-                    signed_in,
-                    auth,
-                } = *done;
-                cx.session.graph = Some(graph);
-                cx.outcomes.signed_in = Some(signed_in.clone());
-                self.auth = Some(auth);
+            Msg::Done { run, session } if current(run) => {
+                let session = Arc::new(*session);
+                cx.session.graph = Some(session.graph.clone());
+                cx.outcomes.signed_in = Some(session.signed_in.clone());
                 self.cancel = None;
-                self.phase = SignInPhase::SignedIn(Box::new(signed_in));
+                self.phase = SignInPhase::SignedIn(Box::new(session.signed_in.clone()));
+                self.session = Some(session);
             }
             Msg::NothingSaved { run } if current(run) => {
                 self.cancel = None;
@@ -648,6 +688,6 @@ impl Page for SignInPage {
     }
 
     fn validated(&self) -> bool {
-        matches!(self.phase, SignInPhase::SignedIn(_)) && self.auth.is_some()
+        matches!(self.phase, SignInPhase::SignedIn(_)) && self.session.is_some()
     }
 }

@@ -157,6 +157,9 @@ fn walk_to_the_group_step(h: &mut H) {
     wait_shown(h, "Read back from Microsoft Entra and as expected.");
     press(h, &format!("Assign profile \"{PROFILE}\""));
     wait_shown(h, "confirmed by reading the assignments back");
+    // The test tenant's older All-devices profile wins: the person takes it on knowingly, and
+    // that decision is part of what a restart must keep.
+    press(h, "I will remove that assignment in Intune, continue");
     assert_eq!(h.state().current_step(), Some(StepId::Group));
 }
 

@@ -717,11 +717,19 @@ impl Page for GroupPage {
     }
 
     fn save_state(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(&self.form).ok()
+        serde_json::to_value(SavedGroupPage {
+            form: self.form.clone(),
+            acknowledged: self.acknowledged,
+        })
+        .ok()
     }
 
     fn load_state(&mut self, state: serde_json::Value) {
-        if let Ok(f) = serde_json::from_value::<Form>(state) {
+        // Older saves hold the bare form.
+        if let Ok(s) = serde_json::from_value::<SavedGroupPage>(state.clone()) {
+            self.form = s.form;
+            self.acknowledged = s.acknowledged;
+        } else if let Ok(f) = serde_json::from_value::<Form>(state) {
             self.form = f;
         }
     }
@@ -738,4 +746,12 @@ impl Page for GroupPage {
         self.recheck_assignment = true;
         self.start_read_back(cx, group.id);
     }
+}
+
+/// What the page keeps across restarts: the form, and the person's explicit "I will remove that
+/// assignment in Intune" (a decision, not a read-back: the conflict itself is read again).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SavedGroupPage {
+    form: Form,
+    acknowledged: bool,
 }

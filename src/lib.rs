@@ -7,6 +7,7 @@
 //!   reading it back. No UI.
 //! - [`hwid`]: the hardware-hash CSV reader. No UI, no network.
 //! - [`ui`]: one page per step plus shared widgets; pages call `steps`, never Graph directly.
+//! - [`plan`], [`run`]: `run --plan`, the same steps from a plan file without a window.
 //! - [`app`]: the eframe application, the only place that knows pages, tasks and persistence.
 //! - [`sim`]: the simulated tenant (an axum server speaking Graph's wire format). It shares no
 //!   types with `graph`, on purpose: two independent readings of the reference.
@@ -14,6 +15,8 @@
 pub mod app;
 pub mod graph;
 pub mod hwid;
+pub mod plan;
+pub mod run;
 pub mod sim;
 pub mod steps;
 pub mod ui;

@@ -1075,10 +1075,40 @@ impl Engine<'_> {
         let Some(inputs) = validate::inputs_from_outcomes(&self.state.outcomes) else {
             return Err(StepError::input("the profile and group steps did not finish"));
         };
-        let report = validate::run(&self.graph(), &inputs).await;
-        if self.cancel.is_cancelled() {
-            return Err(StepError::new(Exit::Interrupted, "Cancelled."));
-        }
+        // The checks only read, and one that could not be made (still throttled, connection
+        // lost) says nothing about the tenant: check again before calling it NOT READY.
+        let mut attempt = 1;
+        let report = loop {
+            let report = validate::run(&self.graph(), &inputs).await;
+            if self.cancel.is_cancelled() {
+                return Err(StepError::new(Exit::Interrupted, "Cancelled."));
+            }
+            let unknown: Vec<&str> = report
+                .items
+                .iter()
+                .filter(|i| i.verdict == validate::Verdict::Unknown)
+                .map(|i| i.title.as_str())
+                .collect();
+            if unknown.is_empty() || attempt >= self.config.step_attempts {
+                break report;
+            }
+            self.warn(
+                Step::Validate,
+                format!(
+                    "Could not check: {}. Checking again ({} of {}).",
+                    unknown.join(", "),
+                    attempt + 1,
+                    self.config.step_attempts
+                ),
+            );
+            attempt += 1;
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(StepError::new(Exit::Interrupted, "Cancelled."));
+                }
+                _ = tokio::time::sleep(self.config.step_retry_delay) => {}
+            }
+        };
         self.state.outcomes.validation = Some(ValidationOutcome::from_report(&report));
         self.save();
         let mut files = Vec::new();

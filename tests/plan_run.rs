@@ -165,9 +165,12 @@ fn five_hundred_devices_through_throttling_outages_and_dropped_connections() {
             elapsed >= waited.mul_f64(0.9),
             "{elapsed:?} is shorter than the Retry-After waits ({waited:?})"
         );
+        // Above the waits: the client's own backoff after each dropped connection (≤ 0.5 s
+        // the first time) and 3000 requests of a debug build on a shared machine.
+        let bound = waited + Duration::from_millis(1000) * dropped as u32 + Duration::from_secs(480);
         assert!(
-            elapsed <= waited + Duration::from_secs(120),
-            "{elapsed:?} is far longer than the Retry-After waits ({waited:?})"
+            elapsed <= bound,
+            "{elapsed:?} is far longer than the Retry-After waits ({waited:?}) and backoffs"
         );
     });
 }

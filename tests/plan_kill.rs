@@ -26,17 +26,24 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn wizard(plan: &Path, data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"));
-    c.args(["run", "--json", "--device-code", "--wait-scale", "0.0005", "--plan"])
-        .arg(plan)
-        .arg("--state-dir")
-        .arg(data.join("state"))
-        .env("XDG_DATA_HOME", data)
-        .env("HOME", data)
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        "run",
+        "--json",
+        "--device-code",
+        "--wait-scale",
+        "0.0005",
+        "--plan",
+    ])
+    .arg(plan)
+    .arg("--state-dir")
+    .arg(data.join("state"))
+    .env("XDG_DATA_HOME", data)
+    .env("HOME", data)
+    .env_remove("DISPLAY")
+    .env_remove("WAYLAND_DISPLAY")
+    .env_remove("RUST_LOG")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     c
 }
 
@@ -105,23 +112,37 @@ fn scenario(name: &str, prepare: impl FnOnce(&SimHandle), kill_when: impl Fn(&Va
     prepare(&sim);
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("devices.csv");
-    let serials = write_csv(&csv, &format!("K{}", &name[..3].to_uppercase()), 150, "Kill");
+    let serials = write_csv(
+        &csv,
+        &format!("K{}", &name[..3].to_uppercase()),
+        150,
+        "Kill",
+    );
     let plan = write_plan(dir.path(), name, &sim.url(), &csv, "Kill");
 
     let seen = run_and_kill(&plan, dir.path(), kill_when);
     let killed_at = seen.last().cloned().unwrap_or_default();
     let (code, events) = run_to_end(&plan, dir.path());
     let last = events.last().cloned().unwrap_or_default();
-    assert_eq!(code, 0, "{name}: killed at {killed_at}; rerun ended {last:#}");
+    assert_eq!(
+        code, 0,
+        "{name}: killed at {killed_at}; rerun ended {last:#}"
+    );
     assert_eq!(last["event"], "finished");
     assert_eq!(last["verdict"], "READY");
     assert_eq!(last["report"]["ready"], true);
     assert!(
-        events.iter().any(|e| e["event"] == "run_started" && e["resumed"] == true),
+        events
+            .iter()
+            .any(|e| e["event"] == "run_started" && e["resumed"] == true),
         "{name}: the rerun continued the saved state"
     );
     assert_each_uploaded_once(&sim, &serials);
-    assert_eq!(creates(&sim), (1, 1), "{name}: one profile and one group created");
+    assert_eq!(
+        creates(&sim),
+        (1, 1),
+        "{name}: one profile and one group created"
+    );
 }
 
 #[test]

@@ -9,8 +9,10 @@ use autopilot_wizard::steps::group::RuleSpec;
 use proptest::prelude::*;
 
 fn example() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/example-plan.toml"))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/example-plan.toml"),
+    )
+    .unwrap()
 }
 
 fn parse(text: &str) -> Result<plan::Plan, plan::PlanError> {
@@ -29,7 +31,13 @@ fn the_shipped_example_plan_loads_with_its_files() {
     assert_eq!(p.csv_files.len(), 2);
     assert!(p.csv_files.iter().all(|f| f.is_file()));
     assert_eq!(p.assignment_wait, Duration::from_secs(4 * 3600));
-    assert!(p.report.html.as_ref().unwrap().ends_with("packaging/example-report.html"));
+    assert!(
+        p.report
+            .html
+            .as_ref()
+            .unwrap()
+            .ends_with("packaging/example-report.html")
+    );
 }
 
 #[test]
@@ -49,8 +57,14 @@ fn group_kinds() {
     );
     let existing = example()
         .replace("membership = \"assigned\"", "membership = \"existing\"")
-        .replace("description = \"Autopilot devices of the Contoso office\"\n", "");
-    assert!(matches!(parse(&existing).unwrap().group, GroupPlan::Existing { .. }));
+        .replace(
+            "description = \"Autopilot devices of the Contoso office\"\n",
+            "",
+        );
+    assert!(matches!(
+        parse(&existing).unwrap().group,
+        GroupPlan::Existing { .. }
+    ));
 }
 
 fn error(text: &str) -> plan::PlanError {
@@ -71,7 +85,10 @@ fn unknown_keys_are_refused_with_the_line_and_the_keys_it_takes() {
     assert_eq!(e.file, "p.toml");
     assert_eq!(e.line, line_of(&text, "hide_eul ="));
     assert!(e.message.contains("unknown field `hide_eul`"), "{e}");
-    assert!(e.message.contains("hide_eula"), "names what to write instead: {e}");
+    assert!(
+        e.message.contains("hide_eula"),
+        "names what to write instead: {e}"
+    );
     let shown = e.to_string();
     assert!(shown.starts_with(&format!("p.toml:{}:", e.line)), "{shown}");
 }
@@ -79,14 +96,54 @@ fn unknown_keys_are_refused_with_the_line_and_the_keys_it_takes() {
 #[test]
 fn bad_values_are_refused_with_the_line_and_what_to_write() {
     let cases: &[(&str, &str, &str, &str)] = &[
-        ("cloud = \"global\"", "cloud = \"mars\"", "cloud =", "usgov-high"),
-        ("membership = \"assigned\"", "membership = \"dynamic\"", "membership =", "group-tag"),
-        ("assignment_wait = \"4h\"", "assignment_wait = \"soon\"", "assignment_wait", "30m"),
-        ("membership = \"assigned\"", "membership = \"group-tag\"", "membership =", "group_tags"),
-        ("device_name_template = \"CON-%RAND:5%\"", "device_name_template = \"THIS-NAME-IS-FAR-TOO-LONG\"", "device_name_template", "15"),
-        ("hide_eula = true", "hide_eula = \"yes\"", "hide_eula", "bool"),
-        ("# client_id = \"00000000-0000-0000-0000-000000000000\"", "client_id = \"my-app\"", "client_id =", "GUID"),
-        ("groups = [\"IT Technicians\"]", "groups = []", "[deployers]", "users ="),
+        (
+            "cloud = \"global\"",
+            "cloud = \"mars\"",
+            "cloud =",
+            "usgov-high",
+        ),
+        (
+            "membership = \"assigned\"",
+            "membership = \"dynamic\"",
+            "membership =",
+            "group-tag",
+        ),
+        (
+            "assignment_wait = \"4h\"",
+            "assignment_wait = \"soon\"",
+            "assignment_wait",
+            "30m",
+        ),
+        (
+            "membership = \"assigned\"",
+            "membership = \"group-tag\"",
+            "membership =",
+            "group_tags",
+        ),
+        (
+            "device_name_template = \"CON-%RAND:5%\"",
+            "device_name_template = \"THIS-NAME-IS-FAR-TOO-LONG\"",
+            "device_name_template",
+            "15",
+        ),
+        (
+            "hide_eula = true",
+            "hide_eula = \"yes\"",
+            "hide_eula",
+            "bool",
+        ),
+        (
+            "# client_id = \"00000000-0000-0000-0000-000000000000\"",
+            "client_id = \"my-app\"",
+            "client_id =",
+            "GUID",
+        ),
+        (
+            "groups = [\"IT Technicians\"]",
+            "groups = []",
+            "[deployers]",
+            "users =",
+        ),
     ];
     for (from, to, line_with, says) in cases {
         let text = example().replace(from, to);

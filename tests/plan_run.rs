@@ -37,8 +37,8 @@ fn sim_config(page_size: usize) -> SimConfig {
 }
 
 fn config(state: &Path) -> RunConfig {
-    let mut c = RunConfig::new(state.to_path_buf(), Arc::new(MemoryStore::new()))
-        .scaled(Speed::TEST.scale);
+    let mut c =
+        RunConfig::new(state.to_path_buf(), Arc::new(MemoryStore::new())).scaled(Speed::TEST.scale);
     c.step_attempts = 10;
     c
 }
@@ -72,13 +72,22 @@ fn example_plan_runs_ready_and_a_rerun_only_reads() {
         let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
         let text = example
             .replace("../tests/fixtures/csv", &csv.display().to_string())
-            .replace("example-report", &dir.path().join("report").display().to_string());
+            .replace(
+                "example-report",
+                &dir.path().join("report").display().to_string(),
+            );
         let path = dir.path().join("example.toml");
         std::fs::write(&path, text).unwrap();
         let config = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
 
         let (r, events) = run(&path, &config).await;
-        assert_eq!(r.exit, Exit::Ready, "{:?} {:?}", r.error, r.report.map(|r| r.to_text()));
+        assert_eq!(
+            r.exit,
+            Exit::Ready,
+            "{:?} {:?}",
+            r.error,
+            r.report.map(|r| r.to_text())
+        );
         for step in [
             Step::SignIn,
             Step::JoinPermission,
@@ -89,11 +98,20 @@ fn example_plan_runs_ready_and_a_rerun_only_reads() {
             Step::Validate,
         ] {
             assert!(
-                events.iter().any(|e| matches!(e, Event::StepFinished { step: s, ok: true, .. } if *s == step)),
+                events.iter().any(
+                    |e| matches!(e, Event::StepFinished { step: s, ok: true, .. } if *s == step)
+                ),
                 "{step:?} finished ok: {events:#?}"
             );
         }
-        assert!(matches!(events.last(), Some(Event::Finished { exit_code: 0, report: Some(_), .. })));
+        assert!(matches!(
+            events.last(),
+            Some(Event::Finished {
+                exit_code: 0,
+                report: Some(_),
+                ..
+            })
+        ));
         let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
         assert!(html.contains("READY"), "{html}");
         let json: serde_json::Value =
@@ -105,7 +123,11 @@ fn example_plan_runs_ready_and_a_rerun_only_reads() {
         sim.clear_requests();
         let (r, _) = run(&path, &config).await;
         assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
-        assert_eq!(writes(&sim), Vec::<String>::new(), "a rerun that holds only reads");
+        assert_eq!(
+            writes(&sim),
+            Vec::<String>::new(),
+            "a rerun that holds only reads"
+        );
     });
 }
 

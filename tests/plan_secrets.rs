@@ -59,7 +59,10 @@ fn a_traced_plan_run_writes_no_token_anywhere() {
                 s.extend(st.core.refresh_tokens.keys().cloned());
                 // Once the run is under way, end its access token so it renews with the
                 // refresh token (a rotation) mid-run.
-                if !forced && started.elapsed() > Duration::from_millis(800) && !st.core.access_tokens.is_empty() {
+                if !forced
+                    && started.elapsed() > Duration::from_millis(800)
+                    && !st.core.access_tokens.is_empty()
+                {
                     let now = std::time::Instant::now();
                     for g in st.core.access_tokens.values_mut() {
                         g.expires_at = now;
@@ -86,18 +89,48 @@ fn a_traced_plan_run_writes_no_token_anywhere() {
     collector.abort();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", &stderr[stderr.len().saturating_sub(3000)..]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        &stderr[stderr.len().saturating_sub(3000)..]
+    );
     assert!(stderr.contains("TRACE"), "trace logging was on");
 
     let tokens = seen.lock().unwrap().clone();
-    let refreshes = sim.with_state(|s| s.identity.token_requests.get("refresh_token").copied().unwrap_or(0));
-    assert!(tokens.len() >= 3 && refreshes >= 1, "{} tokens, {refreshes} refreshes", tokens.len());
+    let refreshes = sim.with_state(|s| {
+        s.identity
+            .token_requests
+            .get("refresh_token")
+            .copied()
+            .unwrap_or(0)
+    });
+    assert!(
+        tokens.len() >= 3 && refreshes >= 1,
+        "{} tokens, {refreshes} refreshes",
+        tokens.len()
+    );
 
     let mut files = Vec::new();
     files_under(dir.path(), &mut files);
-    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "log")), "a log file: {files:?}");
-    assert!(files.iter().any(|f| f.to_string_lossy().contains("/state/")), "a state file: {files:?}");
-    assert!(files.iter().any(|f| f.to_string_lossy().ends_with("-report.html")), "a report: {files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "log")),
+        "a log file: {files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("/state/")),
+        "a state file: {files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with("-report.html")),
+        "a report: {files:?}"
+    );
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![
         ("stdout".into(), out.stdout.clone()),
         ("stderr".into(), out.stderr.clone()),

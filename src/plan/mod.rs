@@ -256,9 +256,7 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
 /// With `check_files`, every CSV file must exist (the fuzz tests turn it off).
 pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<Plan, PlanError> {
     let at = |span: Option<std::ops::Range<usize>>, message: String, hint: Option<String>| {
-        let (line, column) = span
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
+        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         PlanError {
             file: file.to_string(),
             line,
@@ -278,7 +276,10 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
         return Err(at(
             Some(raw.tenant.id.span()),
             "the tenant id is empty".into(),
-            Some("Write the primary domain or the tenant id, e.g. id = \"contoso.onmicrosoft.com\".".into()),
+            Some(
+                "Write the primary domain or the tenant id, e.g. id = \"contoso.onmicrosoft.com\"."
+                    .into(),
+            ),
         ));
     }
     let url = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, PlanError> {
@@ -330,7 +331,10 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             return Err(at(
                 Some(u.span()),
                 format!("\"{v}\" is not a user principal name"),
-                Some("List deploying users by sign-in name, e.g. users = [\"rowan@contoso.com\"].".into()),
+                Some(
+                    "List deploying users by sign-in name, e.g. users = [\"rowan@contoso.com\"]."
+                        .into(),
+                ),
             ));
         }
         deployers.users.push(v.to_string());
@@ -408,7 +412,11 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             };
             return Err(at(
                 span,
-                format!("profile setting \"{}\": {}", first.field.label(), first.message),
+                format!(
+                    "profile setting \"{}\": {}",
+                    first.field.label(),
+                    first.message
+                ),
                 None,
             ));
         }
@@ -509,7 +517,9 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
                 return Err(at(
                     find_key(text, "description"),
                     "description does not apply to an existing group".into(),
-                    Some("Remove description, or choose a membership that creates the group.".into()),
+                    Some(
+                        "Remove description, or choose a membership that creates the group.".into(),
+                    ),
                 ));
             }
             GroupPlan::Existing { name: group_name }
@@ -549,7 +559,10 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             at(
                 Some(w.span()),
                 format!("assignment_wait \"{}\" is not a duration", w.get_ref()),
-                Some("Write a number with s, m or h, e.g. assignment_wait = \"30m\" or \"4h\".".into()),
+                Some(
+                    "Write a number with s, m or h, e.g. assignment_wait = \"30m\" or \"4h\"."
+                        .into(),
+                ),
             )
         })?,
     };

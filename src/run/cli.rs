@@ -46,9 +46,22 @@ pub struct RunArgs {
 
 /// One line per plan: the table printed at the end.
 pub fn summary_table(results: &[RunResult]) -> String {
-    let w = results.iter().map(|r| r.plan.len()).max().unwrap_or(4).max(4);
-    let t = results.iter().map(|r| r.tenant.len()).max().unwrap_or(6).max(6);
-    let mut out = format!("{:<w$}  {:<t$}  {:<30}  {:>4}  {}\n", "plan", "tenant", "result", "exit", "report / problem");
+    let w = results
+        .iter()
+        .map(|r| r.plan.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let t = results
+        .iter()
+        .map(|r| r.tenant.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let mut out = format!(
+        "{:<w$}  {:<t$}  {:<30}  {:>4}  {}\n",
+        "plan", "tenant", "result", "exit", "report / problem"
+    );
     for r in results {
         let detail = match (&r.error, r.report_files.first()) {
             (Some(e), _) => e.lines().next().unwrap_or_default().to_string(),
@@ -108,7 +121,9 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
         }
     }
     let Some(state_dir) = args.state_dir.clone().or_else(super::state::default_dir) else {
-        eprintln!("This system has no data directory for the plan state; give one with --state-dir.");
+        eprintln!(
+            "This system has no data directory for the plan state; give one with --state-dir."
+        );
         return Exit::BadInput.code();
     };
 
@@ -173,7 +188,9 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
             let cancel = cancel.clone();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("Interrupted: stopping cleanly; run the same plan again to continue.");
+                    eprintln!(
+                        "Interrupted: stopping cleanly; run the same plan again to continue."
+                    );
                     cancel.cancel();
                 }
             });

@@ -23,9 +23,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::auth::{
-    AuthConfig, AuthError, Opener, SignInFlows, Sleeper, tokio_sleeper,
-};
+use crate::graph::auth::{AuthConfig, AuthError, Opener, SignInFlows, Sleeper, tokio_sleeper};
 use crate::graph::cloud::{ClientApp, Endpoints};
 use crate::graph::token_store::TokenStore;
 use crate::graph::{GraphClient, GraphError};
@@ -102,9 +100,9 @@ impl StepError {
         let (exit, transient) = match e {
             GraphError::Cancelled => (Exit::Interrupted, false),
             GraphError::Auth(_) => (Exit::SignIn, false),
-            GraphError::Service { status, .. } if matches!(status, 401 | 403) => {
-                (Exit::SignIn, false)
-            }
+            GraphError::Service {
+                status: 401 | 403, ..
+            } => (Exit::SignIn, false),
             GraphError::Service { status, .. } if *status >= 500 || *status == 429 => {
                 (Exit::Service, true)
             }
@@ -157,13 +155,11 @@ impl From<ProfileError> for StepError {
             ProfileError::Rejected { .. }
             | ProfileError::TenantLimit { .. }
             | ProfileError::GroupExcluded { .. } => StepError::input(e.to_string()),
-            ProfileError::ProfileNotFound { .. } | ProfileError::NotConfirmed { .. } => {
-                StepError {
-                    exit: Exit::Service,
-                    transient: true,
-                    message: e.to_string(),
-                }
-            }
+            ProfileError::ProfileNotFound { .. } | ProfileError::NotConfirmed { .. } => StepError {
+                exit: Exit::Service,
+                transient: true,
+                message: e.to_string(),
+            },
             ProfileError::Graph(g) => StepError::from_graph(g, e.to_string()),
         }
     }
@@ -518,7 +514,11 @@ impl Engine<'_> {
         let report = hwid::check_files(&self.plan.csv_files, &options);
         let mut problems = Vec::new();
         for f in &report.files {
-            for x in f.findings.iter().filter(|x| x.severity == hwid::Severity::Error) {
+            for x in f
+                .findings
+                .iter()
+                .filter(|x| x.severity == hwid::Severity::Error)
+            {
                 problems.push(format!("{}: {}", f.path, x.message));
             }
             for r in &f.rows {
@@ -616,7 +616,10 @@ impl Engine<'_> {
             ));
         }
         if let Some(why) = &signed.not_remembered_reason {
-            self.warn(Step::SignIn, format!("The sign-in will not be remembered: {why}"));
+            self.warn(
+                Step::SignIn,
+                format!("The sign-in will not be remembered: {why}"),
+            );
         }
         let summary = format!(
             "{} ({}) in {}",
@@ -629,7 +632,10 @@ impl Engine<'_> {
         Ok(())
     }
 
-    async fn interactive(&self, flows: &SignInFlows) -> Result<crate::graph::auth::Authenticator, StepError> {
+    async fn interactive(
+        &self,
+        flows: &SignInFlows,
+    ) -> Result<crate::graph::auth::Authenticator, StepError> {
         if self.config.browser.is_some() {
             match flows.browser(self.cancel).await {
                 Ok(a) => return Ok(a),
@@ -762,7 +768,11 @@ impl Engine<'_> {
         let summary = format!(
             "\"{}\" {}",
             profile.display_name,
-            if created { "created and read back" } else { "found and read back" }
+            if created {
+                "created and read back"
+            } else {
+                "found and read back"
+            }
         );
         self.state.outcomes.profile = Some(profile);
         self.save();
@@ -912,7 +922,14 @@ impl Engine<'_> {
                 let graph = self.graph();
                 let result = {
                     let observer = Observer { engine: &*self };
-                    import::run(&graph, &mut job, &self.config.import, &observer, self.cancel).await
+                    import::run(
+                        &graph,
+                        &mut job,
+                        &self.config.import,
+                        &observer,
+                        self.cancel,
+                    )
+                    .await
                 };
                 self.state.outcomes.import = Some(job.clone());
                 self.save();
@@ -947,7 +964,10 @@ impl Engine<'_> {
         let c = job.counts();
         self.stats = Some(job.stats.clone());
         for r in &job.rows {
-            if let RowOutcome::Failed { summary, action, .. } = &r.outcome {
+            if let RowOutcome::Failed {
+                summary, action, ..
+            } = &r.outcome
+            {
                 self.warn(
                     Step::Import,
                     format!("{}: {summary} {action}", r.row.serial),
@@ -997,7 +1017,9 @@ impl Engine<'_> {
             self.state.outcomes.profile.clone(),
             self.state.outcomes.group.clone(),
         ) else {
-            return Err(StepError::input("the profile and group steps did not finish"));
+            return Err(StepError::input(
+                "the profile and group steps did not finish",
+            ));
         };
         let target = Target::from_steps(&profile, &group);
         let serials = self.expected_serials();
@@ -1032,8 +1054,7 @@ impl Engine<'_> {
             .await;
         match result {
             Ok(Some(board)) => {
-                let outcome =
-                    assignment::AssignmentOutcome::from_board_in(&board, Some(&serials));
+                let outcome = assignment::AssignmentOutcome::from_board_in(&board, Some(&serials));
                 for r in &board.rows {
                     self.emit(Event::Device {
                         plan: self.name.clone(),
@@ -1047,7 +1068,7 @@ impl Engine<'_> {
                         detail: r.chip.label().into(),
                     });
                 }
-                let s = outcome.summary.clone();
+                let s = outcome.summary;
                 self.state.outcomes.assignment = Some(outcome);
                 self.save();
                 self.finished(
@@ -1073,7 +1094,9 @@ impl Engine<'_> {
     async fn validate(&mut self) -> Result<(Report, Vec<PathBuf>), StepError> {
         self.started(Step::Validate);
         let Some(inputs) = validate::inputs_from_outcomes(&self.state.outcomes) else {
-            return Err(StepError::input("the profile and group steps did not finish"));
+            return Err(StepError::input(
+                "the profile and group steps did not finish",
+            ));
         };
         // The checks only read, and one that could not be made (still throttled, connection
         // lost) says nothing about the tenant: check again before calling it NOT READY.
@@ -1260,7 +1283,11 @@ impl WaitTracker {
         }
         let (done, total) = match p {
             P::ResolvingEntraObjects { found, total } => (*found, *total),
-            P::AddingMembers { added, already, total } => (added + already, *total),
+            P::AddingMembers {
+                added,
+                already,
+                total,
+            } => (added + already, *total),
             P::Membership { members, total, .. } => (*members, *total),
             P::Assignment { summary } => (summary.ready, summary.total),
         };

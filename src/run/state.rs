@@ -34,11 +34,22 @@ pub fn path_for(dir: &Path, plan: &Plan, graph_url: &str) -> PathBuf {
     h.update(plan.tenant.id.to_ascii_lowercase().as_bytes());
     h.update(b"\n");
     h.update(graph_url.as_bytes());
-    let hash: String = h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let hash: String = h
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let name: String = plan
         .name()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     dir.join(format!("{name}-{hash}.json"))
@@ -48,7 +59,14 @@ pub fn path_for(dir: &Path, plan: &Plan, graph_url: &str) -> PathBuf {
 pub fn rows_fingerprint(rows: &[ImportRow]) -> String {
     let mut keys: Vec<String> = rows
         .iter()
-        .map(|r| format!("{}\u{1f}{}\u{1f}{}", r.serial.trim().to_ascii_uppercase(), r.group_tag, r.assigned_user))
+        .map(|r| {
+            format!(
+                "{}\u{1f}{}\u{1f}{}",
+                r.serial.trim().to_ascii_uppercase(),
+                r.group_tag,
+                r.assigned_user
+            )
+        })
         .collect();
     keys.sort();
     let mut h = Sha256::new();

@@ -8,11 +8,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::events::{Event, EventSink, Step};
 
+/// Done, total and message of a progress line.
+type Shown = (u64, u64, String);
+
 pub struct Terminal {
     multi: MultiProgress,
     bars: Mutex<HashMap<(String, Step), ProgressBar>>,
     /// Without a terminal, the last progress printed per plan and step: only changes print.
-    last: Mutex<HashMap<(String, Step), (u64, u64, String)>>,
+    last: Mutex<HashMap<(String, Step), Shown>>,
     /// Prefix lines with the plan name (several plans at once).
     prefix: bool,
 }

@@ -16,7 +16,8 @@ pub const DEPLOYERS: &str = "IT Technicians";
 /// A hardware-hash CSV of `count` devices (serials `{prefix}00000`…), UTF-16 LE with BOM as
 /// Get-WindowsAutopilotInfo writes it, with a Group Tag column. Returns the serials.
 pub fn write_csv(path: &Path, prefix: &str, count: usize, tag: &str) -> Vec<String> {
-    let mut text = String::from("Device Serial Number,Windows Product ID,Hardware Hash,Group Tag\r\n");
+    let mut text =
+        String::from("Device Serial Number,Windows Product ID,Hardware Hash,Group Tag\r\n");
     let mut serials = Vec::new();
     for i in 0..count {
         let serial = format!("{prefix}{i:05}");
@@ -85,7 +86,10 @@ pub fn assert_each_uploaded_once(sim: &SimHandle, serials: &[String]) {
     let uploads = uploads_per_serial(sim);
     let twice: Vec<_> = uploads.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "uploaded more than once: {twice:?}");
-    let missing: Vec<_> = serials.iter().filter(|s| !uploads.contains_key(*s)).collect();
+    let missing: Vec<_> = serials
+        .iter()
+        .filter(|s| !uploads.contains_key(*s))
+        .collect();
     assert!(missing.is_empty(), "never uploaded: {missing:?}");
 }
 
@@ -95,9 +99,7 @@ pub fn creates(sim: &SimHandle) -> (usize, usize) {
     let created = |suffix: &str| {
         reqs.iter()
             .filter(|r| {
-                r.method == http::Method::POST
-                    && r.status == 201
-                    && r.path.ends_with(suffix)
+                r.method == http::Method::POST && r.status == 201 && r.path.ends_with(suffix)
             })
             .count()
     };

@@ -121,8 +121,17 @@ fn example_plan_runs_ready_and_a_rerun_only_reads() {
 
         // The same plan again: everything holds, so nothing is written to the tenant.
         sim.clear_requests();
-        let (r, _) = run(&path, &config).await;
+        let (r, events) = run(&path, &config).await;
         assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::DeviceCode { .. })),
+            "the second run signs in silently with the refresh token kept in the store"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::RunStarted { resumed: true, .. }))
+        );
         assert_eq!(
             writes(&sim),
             Vec::<String>::new(),

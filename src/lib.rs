@@ -9,6 +9,7 @@
 //!   edit form). No UI, no network.
 //! - [`hwid`]: the hardware-hash CSV reader. No UI, no network.
 //! - [`ui`]: one page per step plus shared widgets; pages call `steps`, never Graph directly.
+//! - [`plan`], [`run`]: `run --plan`, the same steps from a plan file without a window.
 //! - [`app`]: the eframe application, the only place that knows pages, tasks and persistence.
 //! - [`sim`]: the simulated tenant (an axum server speaking Graph's wire format). It shares no
 //!   types with `graph`, on purpose: two independent readings of the reference.
@@ -17,6 +18,8 @@ pub mod app;
 pub mod board;
 pub mod graph;
 pub mod hwid;
+pub mod plan;
+pub mod run;
 pub mod sim;
 pub mod steps;
 pub mod ui;

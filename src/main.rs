@@ -61,6 +61,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
         speed: SpeedArg,
     },
+    /// Run the procedure from plan files, without a window (exit code 0: READY).
+    Run(autopilot_wizard::run::cli::RunArgs),
     /// Check hardware-hash CSV files before importing them (exit code 0: all importable).
     CheckCsv {
         /// The CSV files, as Get-WindowsAutopilotInfo or the OEM wrote them.
@@ -121,6 +123,9 @@ fn main() -> ExitCode {
         let code = hwid::run_check_csv(files, *json, &mut std::io::stdout().lock());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    if matches!(cli.command, Some(Command::Run(_))) {
+        autopilot_wizard::run::cli::init_logging();
+    }
     let log = app::logging::init(app::APP_ID);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -145,6 +150,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Some(Command::Run(mut args)) = cli.command {
+        args.demo |= cli.demo;
+        args.graph_url = args.graph_url.or(cli.graph_url);
+        args.login_url = args.login_url.or(cli.login_url);
+        let code = autopilot_wizard::run::cli::main(args, &runtime, cli.sim_speed.into());
+        return ExitCode::from(code);
     }
     run_gui(cli, &runtime, log)
 }

@@ -213,6 +213,9 @@ pub struct AutopilotState {
     pub requests: BTreeMap<String, u64>,
     /// Rows received through `import` and single creates, in total.
     pub rows_received: u64,
+    /// Serial number of every row accepted, in arrival order (a serial uploaded twice shows
+    /// twice), for tests that prove nothing is uploaded twice.
+    pub serials_received: Vec<String>,
 }
 
 impl AutopilotState {
@@ -668,6 +671,8 @@ fn accept_rows(
         });
     }
     ap.rows_received += out.len() as u64;
+    ap.serials_received
+        .extend(out.iter().map(|r| r.serial_number.clone()));
     ap.imports.extend(out.iter().cloned());
     Ok(out)
 }

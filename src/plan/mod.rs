@@ -1,0 +1,696 @@
+//! The plan file of `autopilot-wizard run --plan PLAN.toml`: the whole procedure (steps 2–7) for
+//! one tenant, written down once and replayed without a window.
+//!
+//! Parsing refuses unknown keys and bad values before anything is sent, with the file, the line
+//! and what to write instead: serde's own messages name the accepted keys and values, and the
+//! checks serde cannot express (a group tag rule without tags, a missing CSV file) point at the
+//! value through its span.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::graph::cloud::Cloud;
+use crate::steps::group::{self, RuleSpec};
+use crate::steps::profile::{ProfileForm, UserAccountType};
+
+/// A problem in a plan file, worded for the person who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}{}", hint.as_ref().map(|h| format!("\n  {h}")).unwrap_or_default())]
+pub struct PlanError {
+    pub file: String,
+    /// 1-based; 0 when the problem is the file as a whole (unreadable).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// What to write instead, when there is a better sentence than the message's own.
+    pub hint: Option<String>,
+}
+
+/// The plan as written, before the checks serde cannot make. Every table refuses keys it does
+/// not know, so a typo is an error instead of a silently ignored setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    tenant: RawTenant,
+    deployers: RawDeployers,
+    profile: RawProfile,
+    group: RawGroup,
+    devices: RawDevices,
+    #[serde(default)]
+    report: RawReport,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    /// Primary domain or tenant id.
+    id: Spanned<String>,
+    #[serde(default)]
+    cloud: CloudName,
+    #[serde(default)]
+    client_id: Option<Spanned<String>>,
+    #[serde(default)]
+    graph_url: Option<Spanned<String>>,
+    #[serde(default)]
+    login_url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum CloudName {
+    #[default]
+    Global,
+    UsgovHigh,
+    UsgovDod,
+    China,
+}
+
+impl From<CloudName> for Cloud {
+    fn from(c: CloudName) -> Cloud {
+        match c {
+            CloudName::Global => Cloud::Global,
+            CloudName::UsgovHigh => Cloud::UsGovHigh,
+            CloudName::UsgovDod => Cloud::UsGovDod,
+            CloudName::China => Cloud::China,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployers {
+    #[serde(default)]
+    users: Vec<Spanned<String>>,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Spanned<String>,
+    /// Create the profile with the settings below when none has this name.
+    #[serde(default)]
+    create: bool,
+    description: Option<String>,
+    convert_all_targeted: Option<bool>,
+    language: Option<String>,
+    configure_keyboard_automatically: Option<bool>,
+    hide_privacy_settings: Option<bool>,
+    hide_eula: Option<bool>,
+    hide_change_account_options: Option<bool>,
+    user_account_type: Option<AccountType>,
+    allow_preprovisioning: Option<bool>,
+    device_name_template: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum AccountType {
+    Standard,
+    Administrator,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    membership: Spanned<Membership>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    group_tags: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    purchase_order: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Membership {
+    Existing,
+    GroupTag,
+    AllAutopilot,
+    PurchaseOrder,
+    Assigned,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevices {
+    csv: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    assignment_wait: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    html: Option<String>,
+    json: Option<String>,
+    text: Option<String>,
+}
+
+/// The tenant a plan works on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantPlan {
+    /// Primary domain or tenant id, as the sign-in takes it.
+    pub id: String,
+    pub cloud: Cloud,
+    /// Own app registration; `None` is Microsoft Graph Command Line Tools.
+    pub client_id: Option<String>,
+    pub graph_url: Option<String>,
+    pub login_url: Option<String>,
+}
+
+/// Who will deploy: users by UPN, groups by display name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct DeployersPlan {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// The deployment profile: picked by name, or created with `form` when `create` is set and no
+/// profile has the name.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProfilePlan {
+    pub name: String,
+    pub create: bool,
+    pub form: ProfileForm,
+}
+
+/// How the device group gets its members.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum GroupPlan {
+    /// A group that exists already, by display name.
+    Existing { name: String },
+    /// Create (or reuse by name) a group; `rule` `None` is an assigned (static) group.
+    Create {
+        name: String,
+        description: String,
+        rule: Option<RuleSpec>,
+    },
+}
+
+impl GroupPlan {
+    pub fn name(&self) -> &str {
+        match self {
+            GroupPlan::Existing { name } | GroupPlan::Create { name, .. } => name,
+        }
+    }
+}
+
+/// Where to write the validation report (paths already resolved against the plan's folder).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ReportPlan {
+    pub html: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub text: Option<PathBuf>,
+}
+
+/// A checked plan: every value valid, every path resolved against the plan's folder.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plan {
+    /// The plan file, as given.
+    pub path: PathBuf,
+    pub tenant: TenantPlan,
+    pub deployers: DeployersPlan,
+    pub profile: ProfilePlan,
+    pub group: GroupPlan,
+    pub csv_files: Vec<PathBuf>,
+    /// How long to wait for each phase of the assignment (membership, profile).
+    pub assignment_wait: Duration,
+    pub report: ReportPlan,
+}
+
+impl Plan {
+    /// A short name for messages and the summary table: the file name without `.toml`.
+    pub fn name(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+}
+
+/// The default wait for assignment when the plan does not say.
+pub const DEFAULT_ASSIGNMENT_WAIT: Duration = Duration::from_secs(4 * 3600);
+
+/// Reads and checks a plan file.
+pub fn load(path: &Path) -> Result<Plan, PlanError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PlanError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("the plan could not be read: {e}"),
+        hint: Some("Check the path given to --plan.".into()),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, &file, base, true)
+}
+
+/// Parses plan text. `file` names it in errors; relative paths are resolved against `base`.
+/// With `check_files`, every CSV file must exist (the fuzz tests turn it off).
+pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<Plan, PlanError> {
+    let at = |span: Option<std::ops::Range<usize>>, message: String, hint: Option<String>| {
+        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        PlanError {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+            hint,
+        }
+    };
+    let raw: RawPlan = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        let hint = hint_for(&message);
+        at(e.span(), message, hint)
+    })?;
+
+    let tenant_id = raw.tenant.id.get_ref().trim().to_string();
+    if tenant_id.is_empty() {
+        return Err(at(
+            Some(raw.tenant.id.span()),
+            "the tenant id is empty".into(),
+            Some(
+                "Write the primary domain or the tenant id, e.g. id = \"contoso.onmicrosoft.com\"."
+                    .into(),
+            ),
+        ));
+    }
+    let url = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, PlanError> {
+        match v {
+            None => Ok(None),
+            Some(s) => {
+                let u = s.get_ref().trim();
+                match url::Url::parse(u) {
+                    Ok(p) if matches!(p.scheme(), "http" | "https") => {
+                        Ok(Some(u.trim_end_matches('/').to_string()))
+                    }
+                    _ => Err(at(
+                        Some(s.span()),
+                        format!("{key} \"{u}\" is not an http(s) URL"),
+                        Some(format!(
+                            "Write a full URL such as {key} = \"https://graph.microsoft.com\", or leave {key} out to use the cloud's."
+                        )),
+                    )),
+                }
+            }
+        }
+    };
+    let client_id = match &raw.tenant.client_id {
+        None => None,
+        Some(c) => {
+            let v = c.get_ref().trim();
+            if uuid::Uuid::parse_str(v).is_err() {
+                return Err(at(
+                    Some(c.span()),
+                    format!("client_id \"{v}\" is not an application (client) id"),
+                    Some("Copy the Application (client) ID of your app registration (a GUID), or leave client_id out to use Microsoft Graph Command Line Tools.".into()),
+                ));
+            }
+            Some(v.to_string())
+        }
+    };
+    let tenant = TenantPlan {
+        id: tenant_id,
+        cloud: raw.tenant.cloud.into(),
+        client_id,
+        graph_url: url(&raw.tenant.graph_url, "graph_url")?,
+        login_url: url(&raw.tenant.login_url, "login_url")?,
+    };
+
+    let mut deployers = DeployersPlan::default();
+    for u in &raw.deployers.users {
+        let v = u.get_ref().trim();
+        if !v.contains('@') || v.starts_with('@') || v.ends_with('@') {
+            return Err(at(
+                Some(u.span()),
+                format!("\"{v}\" is not a user principal name"),
+                Some(
+                    "List deploying users by sign-in name, e.g. users = [\"rowan@contoso.com\"]."
+                        .into(),
+                ),
+            ));
+        }
+        deployers.users.push(v.to_string());
+    }
+    for g in &raw.deployers.groups {
+        let v = g.get_ref().trim();
+        if v.is_empty() {
+            return Err(at(
+                Some(g.span()),
+                "a deploying group name is empty".into(),
+                Some("Write the group's display name, e.g. groups = [\"IT Technicians\"].".into()),
+            ));
+        }
+        deployers.groups.push(v.to_string());
+    }
+    if deployers.users.is_empty() && deployers.groups.is_empty() {
+        return Err(at(
+            find_key(text, "[deployers]"),
+            "no deploying users or groups are named".into(),
+            Some("Add users = [\"someone@contoso.com\"] or groups = [\"IT Technicians\"] under [deployers]: the check of who may join devices needs them.".into()),
+        ));
+    }
+
+    let p = &raw.profile;
+    let profile_name = p.name.get_ref().trim().to_string();
+    if profile_name.is_empty() {
+        return Err(at(
+            Some(p.name.span()),
+            "the profile name is empty".into(),
+            Some("Write the name of the deployment profile to use or create.".into()),
+        ));
+    }
+    let defaults = ProfileForm::default();
+    let form = ProfileForm {
+        name: profile_name.clone(),
+        description: p.description.clone().unwrap_or(defaults.description),
+        convert_all_targeted: p
+            .convert_all_targeted
+            .unwrap_or(defaults.convert_all_targeted),
+        language: p.language.clone().unwrap_or(defaults.language),
+        configure_keyboard_automatically: p
+            .configure_keyboard_automatically
+            .unwrap_or(defaults.configure_keyboard_automatically),
+        hide_privacy_settings: p
+            .hide_privacy_settings
+            .unwrap_or(defaults.hide_privacy_settings),
+        hide_eula: p.hide_eula.unwrap_or(defaults.hide_eula),
+        hide_change_account_options: p
+            .hide_change_account_options
+            .unwrap_or(defaults.hide_change_account_options),
+        user_account_type: match p.user_account_type {
+            Some(AccountType::Administrator) => UserAccountType::Administrator,
+            Some(AccountType::Standard) => UserAccountType::Standard,
+            None => defaults.user_account_type,
+        },
+        allow_preprovisioning: p
+            .allow_preprovisioning
+            .unwrap_or(defaults.allow_preprovisioning),
+        device_name_template: p
+            .device_name_template
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or(defaults.device_name_template),
+    };
+    if p.create {
+        // The same checks as the profile page, minus the ones that need the tenant's list.
+        if let Err(errors) = crate::steps::profile::validate(&form, &[] as &[&str]) {
+            let first = &errors[0];
+            let span = match first.field {
+                crate::steps::profile::ProfileField::DeviceNameTemplate => {
+                    p.device_name_template.as_ref().map(|t| t.span())
+                }
+                crate::steps::profile::ProfileField::Name => Some(p.name.span()),
+                _ => find_key(text, "[profile]"),
+            };
+            return Err(at(
+                span,
+                format!(
+                    "profile setting \"{}\": {}",
+                    first.field.label(),
+                    first.message
+                ),
+                None,
+            ));
+        }
+    } else if p.description.is_some()
+        || p.convert_all_targeted.is_some()
+        || p.language.is_some()
+        || p.device_name_template.is_some()
+        || p.user_account_type.is_some()
+        || p.allow_preprovisioning.is_some()
+        || p.hide_eula.is_some()
+        || p.hide_privacy_settings.is_some()
+        || p.hide_change_account_options.is_some()
+        || p.configure_keyboard_automatically.is_some()
+    {
+        return Err(at(
+            find_key(text, "[profile]"),
+            "profile settings are given, but create is not set".into(),
+            Some("Add create = true to create the profile with these settings when none has this name, or remove the settings to only pick an existing profile.".into()),
+        ));
+    }
+    let profile = ProfilePlan {
+        name: profile_name,
+        create: p.create,
+        form,
+    };
+
+    let g = &raw.group;
+    let group_name = g.name.get_ref().trim().to_string();
+    if group_name.is_empty() {
+        return Err(at(
+            Some(g.name.span()),
+            "the group name is empty".into(),
+            Some("Write the display name of the device group.".into()),
+        ));
+    }
+    let membership = *g.membership.get_ref();
+    let unused = |present: bool, key: &str, span: Option<std::ops::Range<usize>>| {
+        if present {
+            Err(at(
+                span,
+                format!("{key} does not apply to membership = \"{}\"", membership_name(membership)),
+                Some(match key {
+                    "group_tags" => "Use membership = \"group-tag\" for a dynamic group by group tag, or remove group_tags.".into(),
+                    _ => "Use membership = \"purchase-order\" for a dynamic group by purchase order, or remove purchase_order.".into(),
+                }),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    if membership != Membership::GroupTag {
+        unused(
+            g.group_tags.is_some(),
+            "group_tags",
+            g.group_tags.as_ref().map(|t| t.span()),
+        )?;
+    }
+    if membership != Membership::PurchaseOrder {
+        unused(
+            g.purchase_order.is_some(),
+            "purchase_order",
+            g.purchase_order.as_ref().map(|t| t.span()),
+        )?;
+    }
+    let rule = match membership {
+        Membership::Existing | Membership::Assigned => None,
+        Membership::AllAutopilot => Some(RuleSpec::AllAutopilot),
+        Membership::GroupTag => {
+            let Some(tags) = &g.group_tags else {
+                return Err(at(
+                    Some(g.membership.span()),
+                    "membership = \"group-tag\" needs the group tags".into(),
+                    Some("Add group_tags = [\"HQ\"] under [group] (the tags in the CSV's Group Tag column).".into()),
+                ));
+            };
+            Some((RuleSpec::GroupTags(tags.get_ref().clone()), tags.span()))
+                .map(|(r, span)| check_rule(r, span, &at))
+                .transpose()?
+        }
+        Membership::PurchaseOrder => {
+            let Some(po) = &g.purchase_order else {
+                return Err(at(
+                    Some(g.membership.span()),
+                    "membership = \"purchase-order\" needs the purchase order".into(),
+                    Some("Add purchase_order = \"PO-1234\" under [group].".into()),
+                ));
+            };
+            Some(check_rule(
+                RuleSpec::PurchaseOrder(po.get_ref().clone()),
+                po.span(),
+                &at,
+            )?)
+        }
+    };
+    let group = match membership {
+        Membership::Existing => {
+            if g.description.is_some() {
+                return Err(at(
+                    find_key(text, "description"),
+                    "description does not apply to an existing group".into(),
+                    Some(
+                        "Remove description, or choose a membership that creates the group.".into(),
+                    ),
+                ));
+            }
+            GroupPlan::Existing { name: group_name }
+        }
+        _ => GroupPlan::Create {
+            description: g
+                .description
+                .clone()
+                .unwrap_or_else(|| "Autopilot devices (created by autopilot-wizard)".into()),
+            name: group_name,
+            rule,
+        },
+    };
+
+    let mut csv_files = Vec::new();
+    if raw.devices.csv.get_ref().is_empty() {
+        return Err(at(
+            Some(raw.devices.csv.span()),
+            "no CSV files are listed".into(),
+            Some("List the hardware-hash files, e.g. csv = [\"devices.csv\"] (paths relative to the plan).".into()),
+        ));
+    }
+    for c in raw.devices.csv.get_ref() {
+        let p = base.join(c.get_ref());
+        if check_files && !p.is_file() {
+            return Err(at(
+                Some(c.span()),
+                format!("the CSV file {} does not exist", p.display()),
+                Some("Paths are relative to the plan file's folder; check the name.".into()),
+            ));
+        }
+        csv_files.push(p);
+    }
+    let assignment_wait = match &raw.devices.assignment_wait {
+        None => DEFAULT_ASSIGNMENT_WAIT,
+        Some(w) => parse_duration(w.get_ref()).ok_or_else(|| {
+            at(
+                Some(w.span()),
+                format!("assignment_wait \"{}\" is not a duration", w.get_ref()),
+                Some(
+                    "Write a number with s, m or h, e.g. assignment_wait = \"30m\" or \"4h\"."
+                        .into(),
+                ),
+            )
+        })?,
+    };
+    let resolve = |p: &Option<String>| p.as_ref().map(|p| base.join(p));
+    let report = ReportPlan {
+        html: resolve(&raw.report.html),
+        json: resolve(&raw.report.json),
+        text: resolve(&raw.report.text),
+    };
+    Ok(Plan {
+        path: PathBuf::from(file),
+        tenant,
+        deployers,
+        profile,
+        group,
+        csv_files,
+        assignment_wait,
+        report,
+    })
+}
+
+fn check_rule(
+    rule: RuleSpec,
+    span: std::ops::Range<usize>,
+    at: &impl Fn(Option<std::ops::Range<usize>>, String, Option<String>) -> PlanError,
+) -> Result<RuleSpec, PlanError> {
+    match group::build_rule(&rule) {
+        Ok(_) => Ok(rule),
+        Err(e) => Err(at(Some(span), e.message, None)),
+    }
+}
+
+fn membership_name(m: Membership) -> &'static str {
+    match m {
+        Membership::Existing => "existing",
+        Membership::GroupTag => "group-tag",
+        Membership::AllAutopilot => "all-autopilot",
+        Membership::PurchaseOrder => "purchase-order",
+        Membership::Assigned => "assigned",
+    }
+}
+
+/// A better "what to write instead" for serde's messages, which already list the accepted keys
+/// and values.
+fn hint_for(message: &str) -> Option<String> {
+    if message.starts_with("missing field") {
+        Some("Add the key; the example plan (packaging/example-plan.toml) shows every key with a comment.".into())
+    } else if message.starts_with("unknown field") {
+        Some("Check the spelling; keys are lower case with underscores.".into())
+    } else {
+        None
+    }
+}
+
+/// The span of the first occurrence of `needle` in `text`, to point at a table or key serde
+/// did not keep a span for.
+fn find_key(text: &str, needle: &str) -> Option<std::ops::Range<usize>> {
+    text.find(needle).map(|i| i..i + needle.len())
+}
+
+/// 1-based line and column of byte `offset`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let mut cut = offset;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let before = &text[..cut];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// `90s`, `30m`, `4h`, `1h30m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    if !num.is_empty() || total == 0 {
+        return None;
+    }
+    Some(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("4x"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("0m"), None);
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("a\nbc\n", 3), (2, 2));
+        assert_eq!(line_col("é\nx", 1), (1, 1));
+    }
+}

@@ -1,0 +1,163 @@
+//! What a plan run reports while it works: one [`Event`] per happening, printed as one JSON
+//! line each with `--json`, or drawn as step lines and progress bars on a terminal.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The steps of a plan run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Plan,
+    SignIn,
+    JoinPermission,
+    Profile,
+    Group,
+    Import,
+    Assignment,
+    Validate,
+}
+
+impl Step {
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Plan => "Read the plan",
+            Step::SignIn => "Sign in",
+            Step::JoinPermission => "Who may join devices",
+            Step::Profile => "Deployment profile",
+            Step::Group => "Device group and profile assignment",
+            Step::Import => "Import hardware hashes",
+            Step::Assignment => "Group membership and profile assignment",
+            Step::Validate => "Validate",
+        }
+    }
+}
+
+/// One happening of a run. Serialised with an `event` tag; `plan` names the plan it belongs to
+/// (several plans can run at once).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        plan: String,
+        tenant: String,
+        resumed: bool,
+    },
+    StepStarted {
+        plan: String,
+        step: Step,
+        title: String,
+    },
+    StepFinished {
+        plan: String,
+        step: Step,
+        ok: bool,
+        summary: String,
+    },
+    /// Sign in on another device: open `url`, type `code`.
+    DeviceCode {
+        plan: String,
+        url: String,
+        code: String,
+        message: String,
+    },
+    /// A step's progress, `done` of `total`.
+    Progress {
+        plan: String,
+        step: Step,
+        done: u64,
+        total: u64,
+        message: String,
+    },
+    /// A wait for the service, with when it looks again.
+    Waiting {
+        plan: String,
+        step: Step,
+        message: String,
+        next_check: DateTime<Utc>,
+    },
+    /// One device's outcome changed (import) or settled (assignment).
+    Device {
+        plan: String,
+        step: Step,
+        serial: String,
+        outcome: String,
+        detail: String,
+    },
+    Warning {
+        plan: String,
+        step: Step,
+        message: String,
+    },
+    /// The run ends: the verdict, the exit code and the same report the GUI's validate page
+    /// makes (absent when the run stopped before validating).
+    Finished {
+        plan: String,
+        verdict: String,
+        exit_code: u8,
+        error: Option<String>,
+        report: Option<serde_json::Value>,
+        report_files: Vec<String>,
+    },
+}
+
+impl Event {
+    pub fn plan(&self) -> &str {
+        match self {
+            Event::RunStarted { plan, .. }
+            | Event::StepStarted { plan, .. }
+            | Event::StepFinished { plan, .. }
+            | Event::DeviceCode { plan, .. }
+            | Event::Progress { plan, .. }
+            | Event::Waiting { plan, .. }
+            | Event::Device { plan, .. }
+            | Event::Warning { plan, .. }
+            | Event::Finished { plan, .. } => plan,
+        }
+    }
+
+    /// The JSON line of `--json`.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"event":"error","message":"event not serialisable: {e}"}}"#)
+        })
+    }
+}
+
+/// Receives the events of one or more runs. Implementations must not block for long: they are
+/// called from the run's task.
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: Event);
+}
+
+/// Collects events in memory (tests).
+#[derive(Default)]
+pub struct Collect(pub std::sync::Mutex<Vec<Event>>);
+
+impl EventSink for Collect {
+    fn emit(&self, event: Event) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+}
+
+impl Collect {
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Writes each event as one JSON line to stdout.
+pub struct JsonLines;
+
+impl EventSink for JsonLines {
+    fn emit(&self, event: Event) {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", event.to_json_line());
+        let _ = out.flush();
+        if let Event::DeviceCode { message, .. } = &event {
+            // A person still has to read the code, and stdout belongs to the script.
+            eprintln!("{message}");
+        }
+    }
+}

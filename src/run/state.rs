@@ -1,0 +1,101 @@
+//! The state of one plan between runs: the same [`Outcomes`] the GUI persists (ids, names, the
+//! import job; never a token), in `<data dir>/plans/<name>-<hash>.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plan::Plan;
+use crate::steps::Outcomes;
+use crate::steps::import::ImportRow;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanState {
+    /// The plan file this state belongs to (for people looking at the folder).
+    pub plan_file: String,
+    /// Which devices the saved import job is about (see [`rows_fingerprint`]).
+    pub csv_fingerprint: Option<String>,
+    pub outcomes: Outcomes,
+}
+
+/// The default folder of the state files.
+pub fn default_dir() -> Option<PathBuf> {
+    eframe::storage_dir(crate::app::APP_ID).map(|d| d.join("plans"))
+}
+
+/// One file per plan file and Graph root: the same plan against another tenant keeps its own.
+pub fn path_for(dir: &Path, plan: &Plan, graph_url: &str) -> PathBuf {
+    let canonical = std::fs::canonicalize(&plan.path).unwrap_or_else(|_| plan.path.clone());
+    let mut h = Sha256::new();
+    h.update(canonical.to_string_lossy().as_bytes());
+    h.update(b"\n");
+    h.update(plan.tenant.id.to_ascii_lowercase().as_bytes());
+    h.update(b"\n");
+    h.update(graph_url.as_bytes());
+    let hash: String = h
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name: String = plan
+        .name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    dir.join(format!("{name}-{hash}.json"))
+}
+
+/// The serials and hashes of the rows, order-independent.
+pub fn rows_fingerprint(rows: &[ImportRow]) -> String {
+    let mut keys: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\u{1f}{}\u{1f}{}",
+                r.serial.trim().to_ascii_uppercase(),
+                r.group_tag,
+                r.assigned_user
+            )
+        })
+        .collect();
+    keys.sort();
+    let mut h = Sha256::new();
+    for k in keys {
+        h.update(k.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads the state; `None` when there is none yet.
+pub fn load(path: &Path) -> Result<Option<PlanState>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Writes the state through a temporary file and a rename, so a run killed mid-write leaves
+/// the previous state intact instead of half a file.
+pub fn save(path: &Path, state: &PlanState) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let body = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, path)
+}

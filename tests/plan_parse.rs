@@ -1,0 +1,195 @@
+//! The plan file: the shipped example parses, mistakes are refused with file, line and what to
+//! write instead, and no input makes the parser panic (proptest).
+
+use std::path::Path;
+use std::time::Duration;
+
+use autopilot_wizard::plan::{self, GroupPlan};
+use autopilot_wizard::steps::group::RuleSpec;
+use proptest::prelude::*;
+
+fn example() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/example-plan.toml"),
+    )
+    .unwrap()
+}
+
+fn parse(text: &str) -> Result<plan::Plan, plan::PlanError> {
+    plan::parse(text, "p.toml", Path::new("/plans"), false)
+}
+
+#[test]
+fn the_shipped_example_plan_loads_with_its_files() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/example-plan.toml");
+    let p = plan::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.tenant.id, "fabrikamdemo.onmicrosoft.com");
+    assert_eq!(p.deployers.groups, vec!["IT Technicians".to_string()]);
+    assert!(p.profile.create);
+    assert_eq!(p.profile.form.device_name_template, "CON-%RAND:5%");
+    assert!(matches!(&p.group, GroupPlan::Create { rule: None, .. }));
+    assert_eq!(p.csv_files.len(), 2);
+    assert!(p.csv_files.iter().all(|f| f.is_file()));
+    assert_eq!(p.assignment_wait, Duration::from_secs(4 * 3600));
+    assert!(
+        p.report
+            .html
+            .as_ref()
+            .unwrap()
+            .ends_with("packaging/example-report.html")
+    );
+}
+
+#[test]
+fn group_kinds() {
+    let tag = example().replace(
+        "membership = \"assigned\"",
+        "membership = \"group-tag\"\ngroup_tags = [\"HQ\", \"Branch\"]",
+    );
+    let p = parse(&tag).unwrap();
+    assert_eq!(
+        p.group,
+        GroupPlan::Create {
+            name: "Autopilot - Contoso office".into(),
+            description: "Autopilot devices of the Contoso office".into(),
+            rule: Some(RuleSpec::GroupTags(vec!["HQ".into(), "Branch".into()])),
+        }
+    );
+    let existing = example()
+        .replace("membership = \"assigned\"", "membership = \"existing\"")
+        .replace(
+            "description = \"Autopilot devices of the Contoso office\"\n",
+            "",
+        );
+    assert!(matches!(
+        parse(&existing).unwrap().group,
+        GroupPlan::Existing { .. }
+    ));
+}
+
+fn error(text: &str) -> plan::PlanError {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn unknown_keys_are_refused_with_the_line_and_the_keys_it_takes() {
+    let text = example().replace("hide_eula = true", "hide_eul = true");
+    let e = error(&text);
+    assert_eq!(e.file, "p.toml");
+    assert_eq!(e.line, line_of(&text, "hide_eul ="));
+    assert!(e.message.contains("unknown field `hide_eul`"), "{e}");
+    assert!(
+        e.message.contains("hide_eula"),
+        "names what to write instead: {e}"
+    );
+    let shown = e.to_string();
+    assert!(shown.starts_with(&format!("p.toml:{}:", e.line)), "{shown}");
+}
+
+#[test]
+fn bad_values_are_refused_with_the_line_and_what_to_write() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "cloud = \"global\"",
+            "cloud = \"mars\"",
+            "cloud =",
+            "usgov-high",
+        ),
+        (
+            "membership = \"assigned\"",
+            "membership = \"dynamic\"",
+            "membership =",
+            "group-tag",
+        ),
+        (
+            "assignment_wait = \"4h\"",
+            "assignment_wait = \"soon\"",
+            "assignment_wait",
+            "30m",
+        ),
+        (
+            "membership = \"assigned\"",
+            "membership = \"group-tag\"",
+            "membership =",
+            "group_tags",
+        ),
+        (
+            "device_name_template = \"CON-%RAND:5%\"",
+            "device_name_template = \"THIS-NAME-IS-FAR-TOO-LONG\"",
+            "device_name_template",
+            "15",
+        ),
+        (
+            "hide_eula = true",
+            "hide_eula = \"yes\"",
+            "hide_eula",
+            "bool",
+        ),
+        (
+            "# client_id = \"00000000-0000-0000-0000-000000000000\"",
+            "client_id = \"my-app\"",
+            "client_id =",
+            "GUID",
+        ),
+        (
+            "groups = [\"IT Technicians\"]",
+            "groups = []",
+            "[deployers]",
+            "users =",
+        ),
+    ];
+    for (from, to, line_with, says) in cases {
+        let text = example().replace(from, to);
+        assert_ne!(text, example(), "{from} is in the example");
+        let e = error(&text);
+        assert_eq!(e.line, line_of(&text, line_with), "{to}: {e}");
+        assert!(e.to_string().contains(says), "{to}: {e}");
+    }
+}
+
+#[test]
+fn missing_csv_files_are_refused_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, example()).unwrap();
+    let e = plan::load(&path).unwrap_err();
+    assert!(e.message.contains("does not exist"), "{e}");
+    assert_eq!(e.line, line_of(&example(), "01-utf16-plain-hp.csv"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn mutated_example_plans_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..4, "\\PC{0,8}"), 1..6)
+    ) {
+        let mut text = example();
+        for (at, kind, insert) in edits {
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) { i -= 1; }
+            match kind {
+                0 => text.insert_str(i, &insert),
+                1 => { let end = (i + insert.len().max(1)).min(text.len()); let mut end = end; while !text.is_char_boundary(end) { end -= 1; } text.replace_range(i..end, ""); }
+                2 => { let line_start = text[..i].rfind('\n').map(|x| x + 1).unwrap_or(0); text.insert(line_start, '#'); }
+                _ => { let mut end = (i + 3).min(text.len()); while !text.is_char_boundary(end) { end -= 1; } text.replace_range(i..end, &insert); }
+            }
+        }
+        if let Err(e) = parse(&text) {
+            // Every error points into the text.
+            prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1) + 1, "{e}");
+        }
+    }
+}

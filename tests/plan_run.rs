@@ -1,0 +1,347 @@
+//! `run --plan` through the engine, in process, against the simulated tenant over real HTTP:
+//! the example plan end to end and again as a no-op, 500 devices through throttling, outages
+//! and dropped connections, access tokens expiring mid-run, two tenants at once, and the
+//! requests per device of the plan path.
+
+mod plan_common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autopilot_wizard::graph::token_store::MemoryStore;
+use autopilot_wizard::plan;
+use autopilot_wizard::run::events::{Collect, Event, Step};
+use autopilot_wizard::run::{Exit, RunConfig, RunResult, run_plan};
+use autopilot_wizard::sim::core::FaultConfig;
+use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
+use http::Method;
+use plan_common::*;
+use tokio_util::sync::CancellationToken;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn sim_config(page_size: usize) -> SimConfig {
+    SimConfig {
+        speed: Speed::TEST,
+        page_size,
+        seed: Seed::Walkthrough,
+        ..SimConfig::default()
+    }
+}
+
+fn config(state: &Path) -> RunConfig {
+    let mut c =
+        RunConfig::new(state.to_path_buf(), Arc::new(MemoryStore::new())).scaled(Speed::TEST.scale);
+    c.step_attempts = 10;
+    c
+}
+
+async fn run(plan_path: &Path, config: &RunConfig) -> (RunResult, Vec<Event>) {
+    let plan = plan::load(plan_path).unwrap_or_else(|e| panic!("{e}"));
+    let sink = Collect::default();
+    let r = run_plan(&plan, config, &sink, &CancellationToken::new()).await;
+    (r, sink.events())
+}
+
+fn writes(sim: &SimHandle) -> Vec<String> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method != Method::GET && !r.path.contains("/oauth2/"))
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect()
+}
+
+#[test]
+fn example_plan_runs_ready_and_a_rerun_only_reads() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // The shipped example, pointed at this tenant, its reports in the temp folder.
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/example-plan.toml"),
+        )
+        .unwrap();
+        let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+        let text = example
+            .replace("../tests/fixtures/csv", &csv.display().to_string())
+            .replace(
+                "example-report",
+                &dir.path().join("report").display().to_string(),
+            );
+        let path = dir.path().join("example.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+
+        let (r, events) = run(&path, &config).await;
+        assert_eq!(
+            r.exit,
+            Exit::Ready,
+            "{:?} {:?}",
+            r.error,
+            r.report.map(|r| r.to_text())
+        );
+        for step in [
+            Step::SignIn,
+            Step::JoinPermission,
+            Step::Profile,
+            Step::Group,
+            Step::Import,
+            Step::Assignment,
+            Step::Validate,
+        ] {
+            assert!(
+                events.iter().any(
+                    |e| matches!(e, Event::StepFinished { step: s, ok: true, .. } if *s == step)
+                ),
+                "{step:?} finished ok: {events:#?}"
+            );
+        }
+        assert!(matches!(
+            events.last(),
+            Some(Event::Finished {
+                exit_code: 0,
+                report: Some(_),
+                ..
+            })
+        ));
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(html.contains("READY"), "{html}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["ready"], true);
+
+        // The same plan again: everything holds, so nothing is written to the tenant.
+        sim.clear_requests();
+        let (r, events) = run(&path, &config).await;
+        assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::DeviceCode { .. })),
+            "the second run signs in silently with the refresh token kept in the store"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::RunStarted { resumed: true, .. }))
+        );
+        assert_eq!(
+            writes(&sim),
+            Vec::<String>::new(),
+            "a rerun that holds only reads"
+        );
+    });
+}
+
+#[test]
+fn five_hundred_devices_through_throttling_outages_and_dropped_connections() {
+    let rt = runtime();
+    rt.block_on(async {
+        let retry_after = Duration::from_millis(40);
+        let sim = sim::spawn(SimConfig {
+            faults: FaultConfig {
+                throttle_rate: 0.20,
+                unavailable_rate: 0.05,
+                drop_rate: 0.02,
+                retry_after,
+                ..FaultConfig::default()
+            },
+            ..sim_config(100)
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        let serials = write_csv(&csv, "FLT", 500, "Faults");
+        let path = write_plan(dir.path(), "faults", &sim.url(), &csv, "Faults");
+        let config = config(&dir.path().join("state"));
+
+        let started = Instant::now();
+        let (r, events) = run(&path, &config).await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            r.exit,
+            Exit::Ready,
+            "{:?}\n{}",
+            r.error,
+            r.report.map(|r| r.to_text()).unwrap_or_default()
+        );
+
+        assert_each_uploaded_once(&sim, &serials);
+        assert_eq!(creates(&sim), (1, 1), "one profile and one group created");
+        let reqs = sim.requests();
+        let with_retry_after = reqs.iter().filter(|r| matches!(r.status, 429 | 503)).count();
+        let dropped = reqs.iter().filter(|r| r.status == 0).count();
+        let step_retries = events
+            .iter()
+            .filter(|e| matches!(e, Event::Warning { message, .. } if message.contains("again") || message.contains("Continuing")))
+            .count();
+        // The client waits out every Retry-After, one request at a time.
+        let waited = retry_after * with_retry_after as u32;
+        println!(
+            "500-device fault run: {} requests, {with_retry_after} answered 429/503 (Retry-After {retry_after:?}), \
+             {dropped} dropped connections, {step_retries} steps repeated, wall time {elapsed:.1?} \
+             (Retry-After total {waited:.1?})",
+            reqs.len()
+        );
+        assert!(with_retry_after > 50 && dropped > 0, "the faults happened");
+        assert!(
+            elapsed >= waited.mul_f64(0.9),
+            "{elapsed:?} is shorter than the Retry-After waits ({waited:?})"
+        );
+        // Above the waits: the client's own backoff after each dropped connection (≤ 0.5 s
+        // the first time) and 3000 requests of a debug build on a shared machine.
+        let bound = waited + Duration::from_millis(1000) * dropped as u32 + Duration::from_secs(480);
+        assert!(
+            elapsed <= bound,
+            "{elapsed:?} is far longer than the Retry-After waits ({waited:?}) and backoffs"
+        );
+    });
+}
+
+#[test]
+fn access_tokens_expiring_mid_run_are_renewed_silently() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        sim.with_state(|s| s.identity.access_token_lifetime = Duration::from_secs(30));
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        let serials = write_csv(&csv, "EXP", 60, "Expiry");
+        let path = write_plan(dir.path(), "expiry", &sim.url(), &csv, "Expiry");
+        let config = config(&dir.path().join("state"));
+
+        // A run at test speed is shorter than 30 s, so the tenant also ends every access token's
+        // life early, over and over, as if the run lasted hours.
+        let shared = sim.shared.clone();
+        let stop = CancellationToken::new();
+        let expirer = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut expired = 0u32;
+                while !stop.is_cancelled() {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    let mut st = shared.lock();
+                    let now = std::time::Instant::now();
+                    for g in st.core.access_tokens.values_mut() {
+                        // Older than half a second (of its 30): as good as expired.
+                        let left = g.expires_at.saturating_duration_since(now);
+                        if left > Duration::ZERO && left < Duration::from_millis(29_500) {
+                            g.expires_at = now;
+                            expired += 1;
+                        }
+                    }
+                }
+                expired
+            })
+        };
+        let (r, events) = run(&path, &config).await;
+        stop.cancel();
+        let expired = expirer.await.unwrap();
+        assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
+        assert_each_uploaded_once(&sim, &serials);
+        let refreshes = sim.with_state(|s| {
+            s.identity
+                .token_requests
+                .get("refresh_token")
+                .copied()
+                .unwrap_or(0)
+        });
+        let unauthorized = sim.requests().iter().filter(|r| r.status == 401).count();
+        println!("token expiry: {expired} tokens ended early, {unauthorized} answers 401, {refreshes} refreshes");
+        assert!(expired >= 2 && refreshes >= 2, "tokens expired and were renewed");
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::DeviceCode { .. }))
+                .count(),
+            1,
+            "signed in once; every later token came from the refresh token"
+        );
+    });
+}
+
+#[test]
+fn two_tenants_at_once_and_one_failure_does_not_stop_the_other() {
+    let rt = runtime();
+    rt.block_on(async {
+        let a = sim::spawn(sim_config(20)).await.unwrap();
+        let b = sim::spawn(sim_config(20)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv_a = dir.path().join("a.csv");
+        let csv_b = dir.path().join("b.csv");
+        let serials_a = write_csv(&csv_a, "TNA", 30, "A");
+        write_csv(&csv_b, "TNB", 30, "B");
+        let plan_a = write_plan(dir.path(), "tenant-a", &a.url(), &csv_a, "A");
+        let plan_b = write_plan(dir.path(), "tenant-b", &b.url(), &csv_b, "B");
+        // Tenant B's plan names a deploying group B does not have: exit 2, before any write.
+        let text = std::fs::read_to_string(&plan_b)
+            .unwrap()
+            .replace(DEPLOYERS, "Nobody Here");
+        std::fs::write(&plan_b, text).unwrap();
+        let config = config(&dir.path().join("state"));
+
+        let ((ra, _), (rb, _)) = tokio::join!(run(&plan_a, &config), run(&plan_b, &config));
+        assert_eq!(ra.exit, Exit::Ready, "{:?}", ra.error);
+        assert_eq!(rb.exit, Exit::BadInput, "{:?}", rb.error);
+        assert!(rb.error.unwrap().contains("Nobody Here"));
+        assert_each_uploaded_once(&a, &serials_a);
+        assert!(uploads_per_serial(&b).is_empty());
+        assert_eq!(writes(&b), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn requests_per_device_through_the_plan_path() {
+    let rt = runtime();
+    rt.block_on(async {
+        const DEVICES: usize = 500;
+        let sim = sim::spawn(SimConfig {
+            page_size: 100,
+            ..sim_config(100)
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        write_csv(&csv, "REQ", DEVICES, "Bench");
+        let path = write_plan(dir.path(), "bench", &sim.url(), &csv, "Bench");
+        let (r, _) = run(&path, &config(&dir.path().join("state"))).await;
+        assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
+        let stats = r.import_stats.expect("import stats");
+        let graph: Vec<_> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/v1.0/") || r.path.starts_with("/beta/"))
+            .collect();
+        let per = |n: usize| n as f64 / DEVICES as f64;
+        println!("requests per device through run --plan ({DEVICES} devices, page size 100):");
+        for (name, n) in [
+            ("precheck", stats.precheck),
+            ("import", stats.import),
+            ("poll", stats.poll),
+            ("cleanup", stats.cleanup),
+            ("sync", stats.sync),
+            ("wait", stats.wait),
+            ("import total", stats.total()),
+        ] {
+            println!("  {name:<13} {n:>5} {:>7.3}", per(n as usize));
+        }
+        println!(
+            "  whole plan    {:>5} {:>7.3}  (sign-in reads, steps 2–4, import, assignment wait, validation)",
+            graph.len(),
+            per(graph.len())
+        );
+        assert!(
+            per(stats.total() as usize) <= 0.2,
+            "the import through the plan path stays cheap: {stats:?}"
+        );
+    });
+}

@@ -68,6 +68,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read this PC's hardware hash (Windows 10/11, as administrator): print it, write it as
+    /// Get-WindowsAutopilotInfo does (--out), or upload it from the first setup screen (--upload).
+    Harvest(autopilot_wizard::steps::this_pc::HarvestArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -117,6 +120,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckCsv { files, json }) = &cli.command {
         let code = hwid::run_check_csv(files, *json, &mut std::io::stdout().lock());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    if let Some(Command::Harvest(args)) = cli.command {
+        let code = autopilot_wizard::steps::this_pc::run_command(args);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let log = app::logging::init(app::APP_ID);

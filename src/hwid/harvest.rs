@@ -15,8 +15,7 @@ use super::check::check_bytes;
 use super::cli::{JsonFinding, JsonRow};
 use super::hash;
 use super::model::{
-    COL_HASH, CheckOptions, DOCUMENTED_COLUMNS, FileFormat, Finding, RowReport,
-    RowStatus, Severity,
+    COL_HASH, CheckOptions, DOCUMENTED_COLUMNS, FileFormat, Finding, RowReport, RowStatus, Severity,
 };
 
 /// What the file column of the import page shows for a harvested row.
@@ -441,12 +440,14 @@ pub enum AppendError {
 /// script writes files. The header widens when the new row needs a group tag or user column.
 pub fn append_row(path: &str, existing: &[u8], new: &CsvRow) -> Result<Vec<u8>, AppendError> {
     let report = check_bytes(path, existing, &CheckOptions::default());
-    let file = report.files.into_iter().next().ok_or_else(|| {
-        AppendError::NotHardwareHash {
+    let file = report
+        .files
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppendError::NotHardwareHash {
             path: path.to_owned(),
             reason: "not read".into(),
-        }
-    })?;
+        })?;
     if let Some(e) = file.findings.iter().find(|f| f.severity == Severity::Error) {
         return Err(AppendError::NotHardwareHash {
             path: path.to_owned(),
@@ -606,13 +607,14 @@ fn write_file(path: &Path, append: bool, h: &Harvested) -> Result<(), WriteError
         }
     };
     let bytes = if append && path.exists() {
-        let existing = super::text::read_capped(path, super::DEFAULT_MAX_FILE_BYTES).map_err(
-            |e| WriteError::Io {
-                path: name.clone(),
-                verb: "read",
-                source: std::io::Error::other(e.to_string()),
-            },
-        )?;
+        let existing =
+            super::text::read_capped(path, super::DEFAULT_MAX_FILE_BYTES).map_err(|e| {
+                WriteError::Io {
+                    path: name.clone(),
+                    verb: "read",
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
         append_row(&name, &existing, &h.csv_row)?
     } else {
         h.csv_bytes()
@@ -622,7 +624,12 @@ fn write_file(path: &Path, append: bool, h: &Harvested) -> Result<(), WriteError
 
 fn write_summary(h: &Harvested, cmd: &HarvestCommand, out: &mut dyn Write) -> std::io::Result<()> {
     let r = &h.row;
-    writeln!(out, "This PC: {} (serial number {})", h.device_name(), r.serial)?;
+    writeln!(
+        out,
+        "This PC: {} (serial number {})",
+        h.device_name(),
+        r.serial
+    )?;
     writeln!(
         out,
         "Hardware hash: {} characters, checked: {}",

@@ -51,7 +51,8 @@ fn query<T: serde::de::DeserializeOwned>(
     class: &str,
     wql: &str,
 ) -> Result<Vec<T>, WmiError> {
-    let con = WMIConnection::with_namespace_path(namespace).map_err(|e| map(namespace, class, e))?;
+    let con =
+        WMIConnection::with_namespace_path(namespace).map_err(|e| map(namespace, class, e))?;
     con.raw_query(wql).map_err(|e| map(namespace, class, e))
 }
 
@@ -140,7 +141,9 @@ impl WmiSource for WindowsWmi {
 /// Whether harvesting can work here at all: the MDM bridge namespace exists (reading it may
 /// still need elevation). Wine and Windows Server/PE end here.
 pub fn probe() -> Result<WindowsWmi, HarvestError> {
-    match WMIConnection::with_namespace_path(MDM_NAMESPACE).map_err(|e| map(MDM_NAMESPACE, MDM_CLASS, e)) {
+    match WMIConnection::with_namespace_path(MDM_NAMESPACE)
+        .map_err(|e| map(MDM_NAMESPACE, MDM_CLASS, e))
+    {
         Ok(_) | Err(WmiError::AccessDenied) => Ok(WindowsWmi),
         Err(e) => Err(HarvestError::NoMdmBridge {
             detail: e.to_string(),

@@ -217,9 +217,11 @@ async fn wait_for_profile(
     let started = Instant::now();
     let mut interval = opts.first_poll;
     let mut last = String::new();
-    say("Waiting for the Autopilot service to assign a deployment profile (usually minutes, \
+    say(
+        "Waiting for the Autopilot service to assign a deployment profile (usually minutes, \
          sometimes longer)…"
-        .into());
+            .into(),
+    );
     loop {
         let d = assignment::get_device_expanded(graph, device_id).await?;
         let raw = d
@@ -396,4 +398,146 @@ pub async fn run_upload(
             1
         }
     }
+}
+
+/// `autopilot-wizard harvest`: read this PC's hardware hash (Windows, as administrator), check
+/// it, then print it, write it as Get-WindowsAutopilotInfo does, or upload it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HarvestArgs {
+    /// Write the row to this CSV (UTF-16 with BOM, as Get-WindowsAutopilotInfo writes it).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<std::path::PathBuf>,
+    /// Add the row to the --out file instead of replacing it (refuses a serial already there).
+    #[arg(long, requires = "out")]
+    pub append: bool,
+    /// Group tag (the [OrderID] a dynamic device group selects on).
+    #[arg(long, value_name = "TAG")]
+    pub group_tag: Option<String>,
+    /// User principal name to pre-fill at the sign-in screen of setup.
+    #[arg(long, value_name = "UPN")]
+    pub assigned_user: Option<String>,
+    /// Print the checked row as JSON (never the hash itself).
+    #[arg(long)]
+    pub json: bool,
+    /// Sign in with a device code, upload this PC and wait until it has its deployment profile
+    /// (the path for a PC at its first setup screen: Shift+F10).
+    #[arg(long, conflicts_with_all = ["out", "json"])]
+    pub upload: bool,
+    /// Tenant for --upload: a domain such as contoso.onmicrosoft.com, or its id.
+    #[arg(long, requires = "upload")]
+    pub tenant: Option<String>,
+    /// Application (client) id of your own app registration, for --upload.
+    #[arg(long, requires = "upload")]
+    pub client_id: Option<String>,
+    /// Graph root URL (overrides the global cloud's), for --upload.
+    #[arg(long, hide = true)]
+    pub graph_url: Option<String>,
+    /// Login root URL (overrides the global cloud's), for --upload.
+    #[arg(long, hide = true)]
+    pub login_url: Option<String>,
+    /// Without administrator rights, restart as administrator first (the UAC prompt).
+    #[arg(long)]
+    pub elevate: bool,
+    /// Answer the WMI reads from a JSON recording instead of this PC (tests, demonstrations).
+    #[arg(long, value_name = "FILE.json", hide = true)]
+    pub wmi_recording: Option<std::path::PathBuf>,
+}
+
+impl HarvestArgs {
+    fn options(&self) -> HarvestOptions {
+        HarvestOptions {
+            group_tag: self.group_tag.clone().unwrap_or_default(),
+            assigned_user: self.assigned_user.clone().unwrap_or_default(),
+            check: crate::hwid::CheckOptions::default(),
+        }
+    }
+
+    fn source(&self) -> Result<Box<dyn WmiSource>, HarvestError> {
+        match &self.wmi_recording {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| HarvestError::Wmi {
+                    what: "the WMI recording",
+                    detail: format!("{}: {e}", path.display()),
+                })?;
+                let rec: harvest::RecordedWmi =
+                    serde_json::from_str(&text).map_err(|e| HarvestError::Wmi {
+                        what: "the WMI recording",
+                        detail: format!("{}: {e}", path.display()),
+                    })?;
+                Ok(Box::new(rec))
+            }
+            None => harvest::system_source(),
+        }
+    }
+}
+
+/// Runs `harvest`; returns the exit code (see [`harvest::run_harvest`] and [`run_upload`]).
+pub fn run_command(args: HarvestArgs) -> i32 {
+    let source = args.source();
+    if args.elevate
+        && let Ok(s) = &source
+        && s.elevated() == Some(false)
+    {
+        return match harvest::restart_elevated() {
+            Ok(()) => {
+                println!("Continuing in the administrator window that just opened.");
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                2
+            }
+        };
+    }
+    if !args.upload {
+        let cmd = harvest::HarvestCommand {
+            out: args.out.clone(),
+            append: args.append,
+            json: args.json,
+            options: args.options(),
+        };
+        return harvest::run_harvest(
+            &cmd,
+            source,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Could not start the background workers: {e}");
+            return 2;
+        }
+    };
+    let config = crate::graph::auth::AuthConfig {
+        endpoints: crate::graph::cloud::Endpoints::with_overrides(
+            crate::graph::cloud::Cloud::Global,
+            args.graph_url.clone(),
+            args.login_url.clone(),
+        ),
+        tenant: args.tenant.clone().unwrap_or_default(),
+        client: crate::graph::cloud::ClientApp::from_client_id(
+            args.client_id.as_deref().unwrap_or_default(),
+        ),
+    };
+    // A PC at its first setup screen is about to be reset by setup: nothing is remembered.
+    let store = Arc::new(crate::graph::token_store::MemoryStore::new());
+    let flows = SignInFlows::new(config, store);
+    let out: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(std::io::stdout()));
+    let mut input = std::io::BufReader::new(std::io::stdin());
+    let ask_tag = args.group_tag.is_none();
+    runtime.block_on(run_upload(
+        args.options(),
+        source,
+        &flows,
+        &UploadOptions::default(),
+        out,
+        &mut input,
+        ask_tag,
+    ))
 }

@@ -178,6 +178,13 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
         } else {
             Arc::new(FixedFilePicker { paths: cli.pick })
         },
+        // Probed on its own thread: WMI initialises COM for the calling thread, and the window's
+        // thread needs it as winit sets it up (drag and drop).
+        harvester: std::thread::spawn(hwid::harvest::system_source)
+            .join()
+            .ok()
+            .and_then(Result::ok)
+            .map(Arc::from),
         token_store,
         token_store_note,
         log,

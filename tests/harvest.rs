@@ -554,3 +554,186 @@ fn computer_system_defaults_when_windows_does_not_say() {
     assert_eq!(h.system, ComputerSystem::default());
     assert!(h.device_name().starts_with("HP"), "{}", h.device_name());
 }
+
+// ---- "Add this PC" on the import page ----
+
+mod page {
+    use super::*;
+    use autopilot_wizard::graph::GraphClient;
+    use autopilot_wizard::hwid::harvest::WmiSource;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::steps::group::{GroupKind, GroupRef};
+    use autopilot_wizard::ui::import::ImportPage;
+    use autopilot_wizard::ui::{self, FixedFilePicker, Job, Outbox, Page, PageCx, Session};
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use support::ui::{click, visible_labels, wait_for_text};
+
+    /// The import page with the app's job plumbing and an injected harvester.
+    struct Host {
+        page: ImportPage,
+        session: Session,
+        outcomes: Outcomes,
+        jobs: Vec<Job>,
+        picker: Arc<FixedFilePicker>,
+        harvester: Option<Arc<dyn WmiSource>>,
+        tx: std::sync::mpsc::Sender<ui::Msg>,
+        rx: std::sync::mpsc::Receiver<ui::Msg>,
+        rt: tokio::runtime::Handle,
+    }
+
+    impl Host {
+        fn cx(&mut self) -> PageCx<'_> {
+            PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs)
+                .with_file_picker(self.picker.clone())
+                .with_harvester(self.harvester.clone())
+        }
+
+        fn show(&mut self, ui: &mut egui::Ui) {
+            while let Ok(msg) = self.rx.try_recv() {
+                if let ui::Msg::Import(m) = msg {
+                    let mut page = std::mem::take(&mut self.page);
+                    page.on_msg(m, &mut self.cx());
+                    self.page = page;
+                }
+            }
+            let mut page = std::mem::take(&mut self.page);
+            page.ui(ui, &mut self.cx());
+            self.page = page;
+            for job in self.jobs.drain(..) {
+                let out = Outbox::new(self.tx.clone(), ui.ctx().clone());
+                self.rt.spawn((job.run)(out));
+            }
+        }
+    }
+
+    fn harness(
+        rt: &tokio::runtime::Runtime,
+        graph: GraphClient,
+        outcomes: Outcomes,
+        picked: Vec<PathBuf>,
+        harvester: Option<Arc<dyn WmiSource>>,
+    ) -> Harness<'static, Host> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = Host {
+            page: ImportPage::new(fast_upload().import),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes,
+            jobs: Vec::new(),
+            picker: Arc::new(FixedFilePicker { paths: picked }),
+            harvester,
+            tx,
+            rx,
+            rt: rt.handle().clone(),
+        };
+        let mut h = Harness::builder()
+            .with_size([1100.0, 720.0])
+            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
+        h.run_ok();
+        h
+    }
+
+    fn sales_group() -> Outcomes {
+        Outcomes {
+            group: Some(GroupRef {
+                id: "g-1".into(),
+                display_name: "Sales devices".into(),
+                kind: GroupKind::Dynamic {
+                    rule: SALES_RULE.into(),
+                },
+            }),
+            ..Outcomes::default()
+        }
+    }
+
+    #[test]
+    fn add_this_pc_adds_a_row_next_to_the_files_and_imports_it() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(support::signed_in_sim(empty_config()));
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        let (serial, hash, _) = sample("03-utf16-plain-lenovo.csv");
+        std::fs::write(
+            &csv,
+            harvest::write_csv(&[CsvRow {
+                serial: serial.clone(),
+                hash,
+                group_tag: "SALES".into(),
+                ..CsvRow::default()
+            }]),
+        )
+        .unwrap();
+        let this_hash = synthetic("PC-HERE-01", "Contoso", "Laptop 7");
+        let harvester: Arc<dyn WmiSource> = Arc::new(RecordedWmi::answering(
+            &this_hash,
+            "PC-HERE-01",
+            "Contoso",
+            "Laptop 7",
+        ));
+        let mut h = harness(&rt, graph, sales_group(), vec![csv], Some(harvester));
+
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "1 rows:");
+        click(&mut h, "Add this PC");
+        wait_for_text(&mut h, "2 rows: 2 ready");
+        // Shown like a CSV row: serial, group tag from step 4's rule, file "this PC".
+        assert!(
+            h.query_by_label("PC-HERE-01").is_some(),
+            "{}",
+            visible_labels(&h)
+        );
+        assert!(
+            h.query_by_label("this PC").is_some(),
+            "{}",
+            visible_labels(&h)
+        );
+        assert!(
+            h.query_by_label_contains("This PC (Contoso Laptop 7, serial number PC-HERE-01)")
+                .is_some()
+        );
+        assert!(h.query_by_label("Read this PC again").is_some());
+        click(&mut h, "Import");
+        wait_for_text(&mut h, "PC-HERE-01: Registered");
+        let tag = sim.with_state(|s| {
+            s.autopilot
+                .devices
+                .iter()
+                .find(|d| d.serial_number == "PC-HERE-01")
+                .map(|d| d.group_tag.clone())
+        });
+        assert_eq!(tag.as_deref(), Some("SALES"));
+    }
+
+    #[test]
+    fn add_this_pc_explains_a_refusal_and_is_absent_without_a_harvester() {
+        let rt = support::ui::runtime();
+        let (_sim, graph) = rt.block_on(support::signed_in_sim(empty_config()));
+        let denied: Arc<dyn WmiSource> = Arc::new(RecordedWmi {
+            device_hardware_data: Err(WmiError::AccessDenied),
+            elevated: Some(false),
+            ..hp()
+        });
+        let mut h = harness(
+            &rt,
+            graph.clone(),
+            Outcomes::default(),
+            vec![],
+            Some(denied),
+        );
+        click(&mut h, "Add this PC");
+        wait_for_text(&mut h, "needs administrator rights");
+        assert!(h.query_by_label_contains("rows:").is_none());
+
+        let mut h = harness(&rt, graph, Outcomes::default(), vec![], None);
+        h.run_ok();
+        assert!(h.query_by_label("Choose CSV files…").is_some());
+        assert!(
+            h.query_by_label("Add this PC").is_none(),
+            "{}",
+            visible_labels(&h)
+        );
+    }
+}

@@ -15,7 +15,8 @@ use super::check::check_bytes;
 use super::cli::{JsonFinding, JsonRow};
 use super::hash;
 use super::model::{
-    COL_HASH, CheckOptions, DOCUMENTED_COLUMNS, FileFormat, Finding, RowReport, RowStatus, Severity,
+    COL_HASH, CheckOptions, CheckReport, DOCUMENTED_COLUMNS, FileFormat, FileReport, Finding,
+    RowReport, RowStatus, Severity, TextEncoding,
 };
 
 /// What the file column of the import page shows for a harvested row.
@@ -334,6 +335,37 @@ pub fn harvest_again(h: &Harvested, opts: &HarvestOptions) -> Result<Harvested, 
         elevated: None,
     };
     harvest(&again, opts)
+}
+
+/// `report` (files the user chose) with this PC added as one more file named [`THIS_PC`], so
+/// the import page shows and sends it like a CSV row; duplicates across both are marked again.
+pub fn include_in_report(report: &CheckReport, h: &Harvested) -> CheckReport {
+    let mut files: Vec<FileReport> = report
+        .files
+        .iter()
+        .filter(|f| f.path != THIS_PC)
+        .cloned()
+        .map(|mut f| {
+            // Duplicate findings are recomputed with this PC among the files.
+            for r in &mut f.rows {
+                r.findings
+                    .retain(|x| x.code != "duplicate-serial" && x.code != "duplicate-hash");
+                r.status = r
+                    .findings
+                    .iter()
+                    .map(|x| RowStatus::from_severity(x.severity))
+                    .max()
+                    .unwrap_or(RowStatus::Ok);
+            }
+            f
+        })
+        .collect();
+    let mut this = FileReport::new(THIS_PC);
+    this.encoding = TextEncoding::Utf16LeBom;
+    this.format = FileFormat::HardwareHash;
+    this.rows.push(h.row.clone());
+    files.push(this);
+    super::check::finish(files)
 }
 
 /// The same rules as `check-csv`, by reading the row back as the file it would be.

@@ -28,6 +28,7 @@ pub enum Msg {
         row: usize,
         result: Result<String, String>,
     },
+    ThisPc(super::harvest::Msg),
 }
 
 /// Where the page stands.
@@ -71,6 +72,7 @@ pub struct ImportPage {
     notes: Vec<String>,
     cancel: Option<CancellationToken>,
     options: ImportOptions,
+    this_pc: super::harvest::ThisPc,
 }
 
 impl Default for ImportPage {
@@ -134,6 +136,7 @@ impl ImportPage {
             notes: Vec::new(),
             cancel: None,
             options,
+            this_pc: Default::default(),
         }
     }
 
@@ -319,7 +322,9 @@ impl ImportPage {
                 self.pick(cx);
             }
             ui.label("or drop .csv files on this window.");
+            self.this_pc.ui(ui, cx, busy);
         });
+        self.this_pc.status_ui(ui);
     }
 
     fn preview_table(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
@@ -386,7 +391,12 @@ impl ImportPage {
                             .map(|p| (p.file.clone(), p.line as usize))
                             .or(j.map(|j| (j.row.file.clone(), j.row.line)))
                             .unwrap_or_default();
-                        ui.add(egui::Label::new(format!("{f}:{l}")).truncate());
+                        let place = if f == hwid::harvest::THIS_PC {
+                            f
+                        } else {
+                            format!("{f}:{l}")
+                        };
+                        ui.add(egui::Label::new(place).truncate());
                     });
                     row.col(|ui| {
                         let csv_error = p.filter(|p| p.status == RowStatus::Error);
@@ -631,7 +641,18 @@ impl Page for ImportPage {
             Msg::Read(report) => {
                 self.job = None;
                 cx.outcomes.import = None;
+                let report = self.this_pc.include(*report);
                 self.precheck(&report, cx);
+            }
+            Msg::ThisPc(m) => {
+                if self.this_pc.on_msg(m) {
+                    if self.files.is_empty() {
+                        let empty = hwid::check_sources(&[], &CheckOptions::default());
+                        self.on_msg(Msg::Read(Box::new(empty)), cx);
+                    } else {
+                        self.read(self.files.clone(), cx);
+                    }
+                }
             }
             Msg::Prechecked(Ok(job)) => {
                 self.counts = job.counts();

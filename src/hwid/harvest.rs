@@ -132,9 +132,9 @@ pub enum HarvestError {
     NotWindows { os: &'static str },
     #[error(
         "This Windows does not offer the hardware hash: the MDM bridge ({MDM_CLASS} in \
-         {MDM_NAMESPACE}) is missing. It needs Windows 10 (1703 or later) or Windows 11 Pro, \
-         Enterprise or Education, run as administrator; Windows Server, Windows PE and Wine do not \
-         have it."
+         {MDM_NAMESPACE}) is missing. Harvesting needs Windows 10 or 11 (1703 or later; \
+         Autopilot itself needs Pro, Enterprise or Education), run as administrator; Windows \
+         Server, Windows PE and Wine do not have the bridge."
     )]
     NoMdmBridge { detail: String },
     #[error(
@@ -588,11 +588,11 @@ pub fn run_harvest(
             };
         }
     };
-    if let Some(path) = &cmd.out {
-        if let Err(e) = write_file(path, cmd.append, &harvested) {
-            let _ = writeln!(err, "{e}");
-            return 1;
-        }
+    if let Some(path) = &cmd.out
+        && let Err(e) = write_file(path, cmd.append, &harvested)
+    {
+        let _ = writeln!(err, "{e}");
+        return 1;
     }
     let written = if cmd.json {
         let row = &harvested.row;

@@ -554,6 +554,9 @@ fn computer_system_defaults_when_windows_does_not_say() {
     let h = harvest::harvest(&rec, &HarvestOptions::default()).unwrap();
     assert_eq!(h.system, ComputerSystem::default());
     assert!(h.device_name().starts_with("HP"), "{}", h.device_name());
+    // The model repeats the maker: said once.
+    let h = harvest::harvest(&hp(), &HarvestOptions::default()).unwrap();
+    assert!(!h.device_name().starts_with("HP HP"), "{}", h.device_name());
 }
 
 // ---- "Add this PC" on the import page ----

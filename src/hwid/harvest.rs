@@ -216,7 +216,15 @@ impl Harvested {
             .model
             .clone()
             .unwrap_or_else(|| self.system.model.clone());
-        format!("{make} {model}").trim().to_owned()
+        // "HP" + "HP EliteBook 840 G8": the model often repeats the maker.
+        if model
+            .to_ascii_lowercase()
+            .starts_with(&make.to_ascii_lowercase())
+        {
+            model.trim().to_owned()
+        } else {
+            format!("{make} {model}").trim().to_owned()
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::assignment::{self, AssignmentError, Chip};
 use super::import::{
-    self, FnObserver, ImportError, ImportEvent, ImportJob, ImportOptions, ImportRow, RowOutcome,
+    self, FnObserver, ImportError, ImportEvent, ImportJob, ImportOptions, ImportPhase, ImportRow,
+    RowOutcome,
 };
 use super::sign_in::{self, SignInError};
 use crate::graph::GraphClient;
@@ -172,11 +173,11 @@ pub async fn register(
             summary, action, ..
         } => return Err(ThisPcError::Refused(format!("{summary} {action}"))),
         _ => {
-            say("Uploading the hardware hash…".into());
             let last_phase = Mutex::new(String::new());
             let obs = FnObserver(
                 |e: ImportEvent| match e {
-                    ImportEvent::Phase(p) => {
+                    // "Done" is said below, with what it means for this PC.
+                    ImportEvent::Phase(p) if p != ImportPhase::Done => {
                         let label = p.label().to_string();
                         let mut last = last_phase.lock().unwrap_or_else(|p| p.into_inner());
                         if *last != label {

@@ -105,6 +105,9 @@ pub struct AppConfig {
     /// How fast the simulated tenant runs when the user starts it from the sign-in page.
     pub sim_speed: Speed,
     pub file_picker: Arc<dyn FilePicker>,
+    /// Reads this PC's hardware hash for "Add this PC" (import page); `None` where harvesting
+    /// cannot work, which hides the button.
+    pub harvester: Option<Arc<dyn crate::hwid::harvest::WmiSource>>,
     /// Where refresh tokens are kept (the system credential store, or memory).
     pub token_store: Arc<dyn TokenStore>,
     /// Why sign-ins will not be remembered, when `token_store` is memory only.
@@ -123,6 +126,7 @@ impl Default for AppConfig {
             sim: None,
             sim_speed: Speed::DEMO,
             file_picker: Arc::new(ui::RfdFilePicker),
+            harvester: None,
             token_store: Arc::new(MemoryStore::new()),
             token_store_note: None,
             opener: browser_opener(),
@@ -275,6 +279,7 @@ pub struct WizardApp {
     app_tx: Sender<AppEvent>,
     app_rx: Receiver<AppEvent>,
     file_picker: Arc<dyn FilePicker>,
+    harvester: Option<Arc<dyn crate::hwid::harvest::WmiSource>>,
     token_store: Arc<dyn TokenStore>,
     token_store_note: Option<StoreNotice>,
     opener: Opener,
@@ -363,6 +368,7 @@ impl WizardApp {
             app_tx,
             app_rx,
             file_picker: config.file_picker,
+            harvester: config.harvester,
             token_store: config.token_store,
             token_store_note: config.token_store_note,
             opener: config.opener,
@@ -669,7 +675,8 @@ impl WizardApp {
         if !self.started {
             self.started = true;
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
-                .with_file_picker(self.file_picker.clone());
+                .with_file_picker(self.file_picker.clone())
+                .with_harvester(self.harvester.clone());
             for page in &mut self.pages {
                 page.start(&mut cx);
             }
@@ -881,7 +888,8 @@ impl WizardApp {
         }
         self.resume_note(ui);
         let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
-            .with_file_picker(self.file_picker.clone());
+            .with_file_picker(self.file_picker.clone())
+            .with_harvester(self.harvester.clone());
         if let Some(page) = self.pages.get_mut(self.current) {
             page.ui(ui, &mut cx);
         }
@@ -1026,7 +1034,8 @@ impl WizardApp {
         while let Ok(msg) = self.rx.try_recv() {
             let step = msg.step();
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
-                .with_file_picker(self.file_picker.clone());
+                .with_file_picker(self.file_picker.clone())
+                .with_harvester(self.harvester.clone());
             match self.pages.iter_mut().find(|p| p.id() == step) {
                 Some(page) => page.on_msg(msg, &mut cx),
                 None => tracing::warn!(?step, "a message arrived for a step without a page"),

@@ -72,6 +72,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read this PC's hardware hash (Windows 10/11, as administrator): print it, write it as
+    /// Get-WindowsAutopilotInfo does (--out), or upload it from the first setup screen (--upload).
+    Harvest(autopilot_wizard::steps::this_pc::HarvestArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +124,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckCsv { files, json }) = &cli.command {
         let code = hwid::run_check_csv(files, *json, &mut std::io::stdout().lock());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    if let Some(Command::Harvest(args)) = cli.command {
+        let code = autopilot_wizard::steps::this_pc::run_command(args);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     if matches!(cli.command, Some(Command::Run(_))) {
@@ -187,6 +194,13 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
                 paths: cli.choose_csv,
             })
         },
+        // Probed on its own thread: WMI initialises COM for the calling thread, and the window's
+        // thread needs it as winit sets it up (drag and drop).
+        harvester: std::thread::spawn(hwid::harvest::system_source)
+            .join()
+            .ok()
+            .and_then(Result::ok)
+            .map(Arc::from),
         token_store,
         token_store_note,
         log,

@@ -54,7 +54,7 @@ pub fn check_sources(sources: &[(&str, &[u8])], opts: &CheckOptions) -> CheckRep
     )
 }
 
-fn finish(mut files: Vec<FileReport>) -> CheckReport {
+pub(super) fn finish(mut files: Vec<FileReport>) -> CheckReport {
     mark_duplicates(&mut files);
     CheckReport::from_files(files)
 }

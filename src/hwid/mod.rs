@@ -10,6 +10,9 @@
 
 mod check;
 mod cli;
+pub mod harvest;
+#[cfg(windows)]
+mod harvest_windows;
 pub mod hash;
 mod layout;
 mod model;

@@ -94,7 +94,7 @@ impl RowStatus {
         }
     }
 
-    fn from_severity(s: Severity) -> Self {
+    pub(crate) fn from_severity(s: Severity) -> Self {
         match s {
             Severity::Fixed => RowStatus::Fixed,
             Severity::Warning => RowStatus::Warning,

@@ -135,7 +135,8 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
         } else {
             let (store, note) = token_store::open_default_store();
             if let Some(n) = note {
-                eprintln!("{n}");
+                eprintln!("{}", n.message);
+                tracing::info!(detail = %n.detail, "credential store unavailable");
             }
             store
         };

@@ -8,6 +8,7 @@ pub mod import;
 pub mod join_permission;
 pub mod profile;
 pub mod sign_in;
+pub mod this_pc;
 pub mod validate;
 
 /// The results of the steps, kept across restarts through eframe persistence. Plain data, never

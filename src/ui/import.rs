@@ -29,6 +29,7 @@ pub enum Msg {
         row: usize,
         result: Result<String, String>,
     },
+    ThisPc(super::harvest::Msg),
 }
 
 /// Where the page stands.
@@ -84,6 +85,7 @@ pub struct ImportPage {
     retag_empty: bool,
     /// For rows that carry a different tag: use the group's tag (true) or keep theirs.
     tag_choice: std::collections::HashMap<usize, bool>,
+    this_pc: super::harvest::ThisPc,
 }
 
 /// What step 4's group needs from a device to collect it.
@@ -179,6 +181,7 @@ impl ImportPage {
             group_tags: None,
             retag_empty: true,
             tag_choice: Default::default(),
+            this_pc: Default::default(),
         }
     }
 
@@ -401,6 +404,8 @@ impl ImportPage {
             OpenAction::Dialog => self.pick(cx),
             OpenAction::Paths(paths) => self.read(paths, cx),
         }
+        self.this_pc.ui(ui, cx, busy);
+        self.this_pc.status_ui(ui);
     }
 
     /// Before the upload: which rows the group's tag keeps out, and the choices for them.
@@ -639,7 +644,12 @@ impl ImportPage {
                             .map(|p| (p.file.clone(), p.line as usize))
                             .or(j.map(|j| (j.row.file.clone(), j.row.line)))
                             .unwrap_or_default();
-                        ui.add(egui::Label::new(format!("{f}:{l}")).truncate());
+                        let place = if f == hwid::harvest::THIS_PC {
+                            f
+                        } else {
+                            format!("{f}:{l}")
+                        };
+                        ui.add(egui::Label::new(place).truncate());
                     });
                     row.col(|ui| {
                         let csv_error = p.filter(|p| p.status == RowStatus::Error);
@@ -909,7 +919,18 @@ impl Page for ImportPage {
                 self.tag_choice.clear();
                 self.retag_empty = true;
                 cx.outcomes.import = None;
+                let report = self.this_pc.include(*report);
                 self.precheck(&report, cx);
+            }
+            Msg::ThisPc(m) => {
+                if self.this_pc.on_msg(m) {
+                    if self.files.is_empty() {
+                        let empty = hwid::check_sources(&[], &CheckOptions::default());
+                        self.on_msg(Msg::Read(Box::new(empty)), cx);
+                    } else {
+                        self.read(self.files.clone(), cx);
+                    }
+                }
             }
             Msg::Prechecked(Ok(mut job)) => {
                 if let Some(earlier) = &self.earlier {

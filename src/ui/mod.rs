@@ -17,6 +17,7 @@ use crate::steps::Outcomes;
 
 pub mod assignment;
 pub mod group;
+pub mod harvest;
 pub mod import;
 pub mod join_permission;
 pub mod profile;
@@ -164,6 +165,7 @@ pub struct PageCx<'a> {
     pub outcomes: &'a mut Outcomes,
     jobs: &'a mut Vec<Job>,
     file_picker: Option<std::sync::Arc<dyn FilePicker>>,
+    harvester: Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>>,
 }
 
 impl<'a> PageCx<'a> {
@@ -177,7 +179,22 @@ impl<'a> PageCx<'a> {
             outcomes,
             jobs,
             file_picker: None,
+            harvester: None,
         }
+    }
+
+    /// Where "Add this PC" reads this PC's hardware hash; `None` (the default) hides the button:
+    /// harvesting cannot work here (not Windows, or no MDM bridge).
+    pub fn with_harvester(
+        mut self,
+        harvester: Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>>,
+    ) -> Self {
+        self.harvester = harvester;
+        self
+    }
+
+    pub fn harvester(&self) -> Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>> {
+        self.harvester.clone()
     }
 
     /// Uses `picker` for [`PageCx::file_picker`] (the app passes its configured one; tests a

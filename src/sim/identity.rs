@@ -45,6 +45,8 @@ pub struct IdentityState {
     pub device_code_lifetime: Duration,
     /// Lifetime of new access tokens, wall-clock (reported as `expires_in`).
     pub access_token_lifetime: Duration,
+    /// Lifetime of new refresh tokens, wall-clock.
+    pub refresh_token_lifetime: Duration,
     /// The user declines on the verification page / consent prompt.
     pub decline: bool,
     /// Delegated permissions the tenant has *not* consented (short names), to simulate a
@@ -62,6 +64,7 @@ impl Default for IdentityState {
             slow_down_polls: 0,
             device_code_lifetime: Duration::from_secs(900),
             access_token_lifetime: Duration::from_secs(3599),
+            refresh_token_lifetime: Duration::from_secs(90 * 24 * 3600),
             decline: false,
             withheld_scopes: Vec::new(),
             token_requests: HashMap::new(),
@@ -518,6 +521,15 @@ fn refresh_token(shared: &Shared, client_id: &str, form: &HashMap<String, String
             "The provided authorization code or refresh token has expired due to inactivity or was revoked.",
         );
     };
+    if Instant::now() >= grant.expires_at {
+        st.core.refresh_tokens.remove(rt);
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            700082,
+            "The refresh token has expired due to inactivity.",
+        );
+    }
     if grant.client_id != client_id {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -526,8 +538,9 @@ fn refresh_token(shared: &Shared, client_id: &str, form: &HashMap<String, String
             "The refresh token was issued to a different client id.",
         );
     }
-    // Rotation: the redeemed token stops working.
-    st.core.refresh_tokens.remove(rt);
+    // Entra hands out a new refresh token with every redemption but does not revoke the one
+    // redeemed: it stays usable until it expires or the user's sessions are revoked. A client
+    // that lost the answer (dropped connection, killed process) can redeem it again.
     drop(st);
     // A refresh may ask for fewer scopes, never more than the original grant.
     let requested = field(form, "scope")
@@ -561,6 +574,7 @@ fn issue_for(shared: &Shared, user_id: &str, client_id: &str, scope: &str) -> Re
     let mut st = shared.lock();
     let (scopes, offline) = granted(scope, &st.identity.withheld_scopes);
     let lifetime = st.identity.access_token_lifetime;
+    let refresh_lifetime = st.identity.refresh_token_lifetime;
     let access = random_token(96);
     st.core.access_tokens.insert(
         access.clone(),
@@ -587,6 +601,7 @@ fn issue_for(shared: &Shared, user_id: &str, client_id: &str, scope: &str) -> Re
                 user_id: user_id.to_string(),
                 scopes,
                 client_id: client_id.to_string(),
+                expires_at: Instant::now() + refresh_lifetime,
             },
         );
         if let Value::Object(m) = &mut body {

@@ -863,3 +863,46 @@ fn page_signs_in_with_a_code_then_signs_out_and_resumes_silently() {
         "rotated"
     );
 }
+
+/// The token endpoint sheds load like Graph (429/503 with Retry-After, dropped connections):
+/// the sign-in tries again instead of failing.
+#[tokio::test]
+async fn device_code_sign_in_rides_out_a_busy_login_service() {
+    use autopilot_wizard::sim::core::{Fault, FaultConfig, ScriptedFault};
+    let s = setup(SimConfig {
+        faults: FaultConfig {
+            include_identity: true,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::test()
+    })
+    .await;
+    let quick = Duration::from_millis(20);
+    s.sim.script_faults(vec![
+        ScriptedFault::new(None, "/oauth2/v2.0/devicecode", Fault::DropConnection, 1),
+        ScriptedFault::new(
+            None,
+            "/oauth2/v2.0/token",
+            Fault::Throttle { retry_after: quick },
+            2,
+        ),
+        ScriptedFault::new(
+            None,
+            "/oauth2/v2.0/token",
+            Fault::Unavailable {
+                retry_after: Some(quick),
+            },
+            1,
+        ),
+    ]);
+    let auth = device_sign_in(&s).await;
+    assert!(issued_access(&s.sim).contains(&auth.token(false).await.unwrap()));
+    let statuses: Vec<u16> = s
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/oauth2/"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![0, 200, 429, 429, 503, 200], "{statuses:?}");
+}

@@ -221,6 +221,8 @@ pub struct RefreshGrant {
     pub scopes: Vec<String>,
     pub client_id: String,
     pub expires_at: std::time::Instant,
+    /// The sign-in asked for `openid`: a refresh without `scope` gets an id_token too.
+    pub openid: bool,
 }
 
 /// The signed-in user of a Graph request, put into the request extensions by the bearer check.

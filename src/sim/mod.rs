@@ -185,6 +185,8 @@ pub struct SimShared {
     pub base_url: String,
     /// The open `--request-log` file.
     pub request_log: Option<Mutex<std::fs::File>>,
+    /// The token-signing key, generated on first use (RSA generation takes a moment).
+    pub signing_key: std::sync::OnceLock<identity::SigningKey>,
 }
 
 pub type Shared = Arc<SimShared>;
@@ -359,6 +361,7 @@ pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle
         config,
         base_url: format!("http://{addr}"),
         request_log,
+        signing_key: std::sync::OnceLock::new(),
     });
     // The connection info carries the socket's kill switch, for dropped-connection faults.
     let app = router(shared.clone()).into_make_service_with_connect_info::<core::ConnInfo>();
@@ -400,6 +403,7 @@ pub fn standalone_banner(sim: &SimHandle) -> String {
         "Simulated tenant \"{org}\" (tenant id {tenant}) is running.\n\
          \n  Graph:  {url}/v1.0/  and  {url}/beta/\
          \n  Login:  {url}/{tenant}/oauth2/v2.0/  (\"organizations\" works in place of the tenant id)\
+         \n  OpenID Connect discovery:  {url}/{tenant}/v2.0/.well-known/openid-configuration\
          \n  Signs in as: {admin}\n\
          \nSign in with the device code flow:\
          \n  curl -s {url}/organizations/oauth2/v2.0/devicecode -d client_id={client_id} --data-urlencode \"scope={scope}\"\

@@ -290,7 +290,7 @@ fn an_oversized_answer_is_refused_without_reading_it_all() {
                     }
                     let chunk = vec![b' '; 1 << 20];
                     // Twice the cap at most; the client hangs up long before.
-                    for _ in 0..(2 * MAX_RESPONSE_BYTES >> 20) {
+                    for _ in 0..((2 * MAX_RESPONSE_BYTES) >> 20) {
                         let mut msg = format!("{:x}\r\n", chunk.len()).into_bytes();
                         msg.extend_from_slice(&chunk);
                         msg.extend_from_slice(b"\r\n");

@@ -241,7 +241,7 @@ pub fn sample_csv(count: usize, group_tag: Option<&str>, seed: u64) -> Vec<u8> {
         let (make, model) = MODELS[(splitmix(seed ^ i as u64) % MODELS.len() as u64) as usize];
         let hash = base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
-            super::autopilot::build_hardware_hash(&serial, make, model, seed ^ (i as u64) << 20),
+            super::autopilot::build_hardware_hash(&serial, make, model, seed ^ ((i as u64) << 20)),
         );
         text.push_str(&serial);
         text.push_str(",,");

@@ -53,14 +53,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run only the simulated tenant, for scripts and other tools (Ctrl-C stops it).
-    Sim {
-        /// Port on 127.0.0.1 (0 picks a free one).
-        #[arg(long, default_value_t = 8400)]
-        port: u16,
-        /// How fast its background work runs.
-        #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
-        speed: SpeedArg,
-    },
+    Sim(sim::standalone::SimArgs),
     /// Run the procedure from plan files, without a window (exit code 0: READY).
     Run(autopilot_wizard::run::cli::RunArgs),
     /// Check hardware-hash CSV files before importing them (exit code 0: all importable).
@@ -146,14 +139,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Sim { port, speed }) = cli.command {
-        return match runtime.block_on(sim::run_standalone(port, speed.into())) {
+    if let Some(Command::Sim(args)) = cli.command {
+        return match runtime.block_on(sim::standalone::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!(
-                    "The simulated tenant could not listen on 127.0.0.1:{port} ({e}). \
-                     Is another program using that port? Try another one with --port."
-                );
+                eprintln!("{e}");
                 ExitCode::FAILURE
             }
         };

@@ -889,3 +889,64 @@ fn export_without_a_save_dialog_offers_a_path_that_works() {
             .is_none()
     );
 }
+
+/// 25 devices: two `PATCH /groups/{id}` (20 + 5). A device added by someone else between the
+/// read and the second batch makes Graph refuse that batch whole; those five go one by one.
+#[tokio::test]
+async fn static_members_are_added_twenty_at_a_time_with_per_device_fallback() {
+    let (sim, graph) = support::signed_in_sim(empty_config()).await;
+    let (group, profile, dids) = sim.with_state(|s| {
+        let dids: Vec<String> = (0..25)
+            .map(|i| add_device(s, &format!("BATCH-{i:04}"), "", true).1)
+            .collect();
+        let group = add_group(s, "Static batch", None, vec![]);
+        let profile = add_profile(s, "User-driven", 2025, &[&group]);
+        (group, profile, dids)
+    });
+    let t = target(&group, GroupMembership::Static, &profile, "User-driven");
+    let devices = steps::list_devices(&graph).await.unwrap();
+    // The last device: in the second batch, which the first batch's progress report precedes.
+    let late_object = object_id_of(&sim, &dids[24]);
+    let shared = sim.shared.clone();
+    let group_for_cb = group.clone();
+    let mut raced = false;
+    sim.clear_requests();
+    let report = steps::ensure_static_members(&graph, &t, &devices, &fast_wait(), move |p| {
+        if let Progress::AddingMembers { added: 20, .. } = p
+            && !raced
+        {
+            raced = true;
+            let mut st = shared.lock();
+            let g = st.directory.group_mut(&group_for_cb).unwrap();
+            g.members.push(late_object.clone());
+        }
+    })
+    .await
+    .expect("members added");
+    assert_eq!(report.added.len(), 24, "{report:?}");
+    assert_eq!(report.already_members, vec!["BATCH-0024".to_string()]);
+    assert_eq!(report.confirmed.len(), 25);
+    let reqs = sim.requests();
+    let count = |method: &str, suffix: &str| {
+        reqs.iter()
+            .filter(|r| r.method.as_str() == method && r.path.ends_with(suffix))
+            .count()
+    };
+    let patches: Vec<u16> = reqs
+        .iter()
+        .filter(|r| r.method.as_str() == "PATCH")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        patches,
+        vec![204, 400],
+        "20 accepted, then the raced batch refused"
+    );
+    assert_eq!(
+        count("POST", "/members/$ref"),
+        5,
+        "fallback only for the refused batch"
+    );
+    let members = sim.with_state(|s| s.directory.group(&group).unwrap().members.clone());
+    assert_eq!(members.len(), 25);
+}

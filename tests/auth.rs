@@ -455,7 +455,8 @@ async fn silent_sign_in_rotates_and_saves_the_refresh_token() {
     assert_ne!(rotated, saved, "rotated refresh token saved");
     let live = issued_refresh(&s.sim);
     assert!(live.contains(&rotated));
-    assert!(!live.contains(&saved), "the redeemed token no longer works");
+    // Entra does not revoke a redeemed refresh token: it stays usable until it expires.
+    assert!(live.contains(&saved), "the redeemed token still works");
 
     // Nothing saved for another account: no silent sign-in, no error.
     let none = s
@@ -861,4 +862,307 @@ fn page_signs_in_with_a_code_then_signs_out_and_resumes_silently() {
         refresh,
         "rotated"
     );
+}
+
+/// The token endpoint sheds load like Graph (429/503 with Retry-After, dropped connections):
+/// the sign-in tries again instead of failing.
+#[tokio::test]
+async fn device_code_sign_in_rides_out_a_busy_login_service() {
+    use autopilot_wizard::sim::core::{Fault, FaultConfig, ScriptedFault};
+    let s = setup(SimConfig {
+        faults: FaultConfig {
+            include_identity: true,
+            ..FaultConfig::default()
+        },
+        ..SimConfig::test()
+    })
+    .await;
+    let quick = Duration::from_millis(20);
+    s.sim.script_faults(vec![
+        ScriptedFault::new(None, "/oauth2/v2.0/devicecode", Fault::DropConnection, 1),
+        ScriptedFault::new(
+            None,
+            "/oauth2/v2.0/token",
+            Fault::Throttle { retry_after: quick },
+            2,
+        ),
+        ScriptedFault::new(
+            None,
+            "/oauth2/v2.0/token",
+            Fault::Unavailable {
+                retry_after: Some(quick),
+            },
+            1,
+        ),
+    ]);
+    let auth = device_sign_in(&s).await;
+    assert!(issued_access(&s.sim).contains(&auth.token(false).await.unwrap()));
+    let statuses: Vec<u16> = s
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/oauth2/"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![0, 200, 429, 429, 503, 200], "{statuses:?}");
+}
+
+/// Device-code sign-in over raw HTTP, as a client library other than ours would do it.
+async fn raw_device_sign_in(sim: &SimHandle, scope: &str, client_info: bool) -> serde_json::Value {
+    let http = support::raw_http();
+    let code: serde_json::Value = http
+        .post(format!(
+            "{}/organizations/oauth2/v2.0/devicecode",
+            sim.url()
+        ))
+        .form(&[("client_id", CLIENT), ("scope", scope)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:device_code".to_string(),
+        ),
+        ("client_id", CLIENT.to_string()),
+        (
+            "device_code",
+            code["device_code"].as_str().unwrap().to_string(),
+        ),
+    ];
+    if client_info {
+        form.push(("client_info", "1".to_string()));
+    }
+    let resp = http
+        .post(format!("{}/organizations/oauth2/v2.0/token", sim.url()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn openid_discovery_document_names_every_endpoint() {
+    let sim = sim::spawn(SimConfig::test()).await.unwrap();
+    let tid = sim.tenant_id();
+    let http = support::raw_http();
+    let get = |path: String| http.get(format!("{}{path}", sim.url())).send();
+    let doc: serde_json::Value = get(format!("/{tid}/v2.0/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let base = format!("{}/{tid}", sim.url());
+    assert_eq!(doc["issuer"], format!("{base}/v2.0"));
+    assert_eq!(
+        doc["authorization_endpoint"],
+        format!("{base}/oauth2/v2.0/authorize")
+    );
+    assert_eq!(doc["token_endpoint"], format!("{base}/oauth2/v2.0/token"));
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        format!("{base}/oauth2/v2.0/devicecode")
+    );
+    assert_eq!(
+        doc["end_session_endpoint"],
+        format!("{base}/oauth2/v2.0/logout")
+    );
+    assert_eq!(doc["jwks_uri"], format!("{base}/discovery/v2.0/keys"));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
+    // A domain names the same tenant; "organizations" keeps Entra's issuer placeholder.
+    let by_domain: serde_json::Value =
+        get("/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(by_domain["issuer"], doc["issuer"]);
+    let multi: serde_json::Value =
+        get("/organizations/v2.0/.well-known/openid-configuration".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(multi["issuer"], format!("{}/{{tenantid}}/v2.0", sim.url()));
+    assert_eq!(
+        multi["token_endpoint"],
+        format!("{}/organizations/oauth2/v2.0/token", sim.url())
+    );
+    // The JWKS the document points at has one RSA signing key.
+    let jwks: serde_json::Value = http
+        .get(doc["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kty"], "RSA");
+    assert_eq!(keys[0]["use"], "sig");
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct IdClaims {
+    aud: String,
+    iss: String,
+    tid: String,
+    oid: String,
+    sub: String,
+    preferred_username: String,
+    name: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    ver: String,
+}
+
+#[tokio::test]
+async fn id_token_is_signed_by_the_jwks_key_and_carries_the_usual_claims() {
+    let sim = sim::spawn(SimConfig::test()).await.unwrap();
+    let tid = sim.tenant_id();
+    let admin = sim.admin();
+    let answer = raw_device_sign_in(
+        &sim,
+        "https://graph.microsoft.com/.default openid profile offline_access",
+        true,
+    )
+    .await;
+    let id_token = answer["id_token"].as_str().expect("an id_token for openid");
+
+    let jwks: jsonwebtoken::jwk::JwkSet = support::raw_http()
+        .get(format!("{}/{tid}/discovery/v2.0/keys", sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let kid = header.kid.expect("kid in the header");
+    let jwk = jwks.find(&kid).expect("the kid is in the JWKS");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[CLIENT]);
+    validation.set_issuer(&[format!("{}/{tid}/v2.0", sim.url())]);
+    let data = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation)
+        .expect("the signature verifies against the JWKS");
+    let c = data.claims;
+    assert_eq!(c.aud, CLIENT);
+    assert_eq!(c.iss, format!("{}/{tid}/v2.0", sim.url()));
+    assert_eq!(c.tid, tid);
+    assert_eq!(c.oid, admin.id);
+    assert_eq!(c.preferred_username, admin.user_principal_name);
+    assert_eq!(c.name, admin.display_name);
+    assert_eq!(c.ver, "2.0");
+    assert!(!c.sub.is_empty() && c.sub != c.oid, "sub is pairwise");
+    assert!(c.nbf <= c.iat && c.exp > c.iat);
+
+    // A tampered token does not verify.
+    let mut parts: Vec<String> = id_token.split('.').map(str::to_string).collect();
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(r#"{"aud":"x","iss":"y","tid":"t","oid":"o","sub":"s","preferred_username":"p","name":"n","iat":0,"nbf":0,"exp":9999999999,"ver":"2.0"}"#);
+    parts[1] = forged;
+    assert!(jsonwebtoken::decode::<IdClaims>(&parts.join("."), &key, &validation).is_err());
+
+    // client_info: base64url JSON of the user's object id and the tenant id.
+    let info = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(answer["client_info"].as_str().expect("client_info"))
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["uid"], admin.id.as_str());
+    assert_eq!(info["utid"], tid.as_str());
+
+    // Without openid: no id_token.
+    let plain = raw_device_sign_in(
+        &sim,
+        "https://graph.microsoft.com/.default offline_access",
+        false,
+    )
+    .await;
+    assert!(plain.get("id_token").is_none(), "{plain}");
+}
+
+#[tokio::test]
+async fn a_refresh_token_can_be_redeemed_twice_until_sign_out() {
+    let sim = sim::spawn(SimConfig::test()).await.unwrap();
+    let answer = raw_device_sign_in(
+        &sim,
+        "https://graph.microsoft.com/.default openid offline_access",
+        false,
+    )
+    .await;
+    let refresh = answer["refresh_token"].as_str().unwrap().to_string();
+    let http = support::raw_http();
+    let redeem = || {
+        http.post(format!("{}/organizations/oauth2/v2.0/token", sim.url()))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLIENT),
+                ("refresh_token", refresh.as_str()),
+            ])
+            .send()
+    };
+    for attempt in 1..=2 {
+        let resp = redeem().await.unwrap();
+        assert_eq!(resp.status(), 200, "redemption {attempt}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(body["access_token"].is_string());
+        assert!(body["id_token"].is_string(), "openid kept on refresh");
+        assert_ne!(
+            body["refresh_token"],
+            refresh.as_str(),
+            "a new one every time"
+        );
+    }
+    // Signing out ends every refresh token of the user.
+    let out = http
+        .get(format!("{}/organizations/oauth2/v2.0/logout", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let resp = redeem().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_after_their_lifetime() {
+    let sim = sim::spawn(SimConfig {
+        refresh_token_lifetime: Duration::from_millis(300),
+        ..SimConfig::test()
+    })
+    .await
+    .unwrap();
+    let answer = raw_device_sign_in(&sim, "User.Read offline_access", false).await;
+    let refresh = answer["refresh_token"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let resp = support::raw_http()
+        .post(format!("{}/organizations/oauth2/v2.0/token", sim.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["error_codes"][0] == 700082, "{body}");
 }

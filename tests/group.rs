@@ -591,3 +591,78 @@ mod page_ui {
         );
     }
 }
+
+/// `PATCH /groups/{id}` with `members@odata.bind`: Graph's limits and errors, all or nothing.
+#[tokio::test]
+async fn patch_members_bind_limits_and_errors() {
+    use autopilot_wizard::sim::directory::MAX_LINK_CHANGES;
+    let (sim, _graph) = support::signed_in_sim(support::tenant::empty_config()).await;
+    let token = sim.issue_token(&sim.admin().user_principal_name);
+    let (group, objects) = sim.with_state(|s| {
+        let dids: Vec<String> = (0..22)
+            .map(|i| support::tenant::add_device(s, &format!("PB-{i:03}"), "", true).1)
+            .collect();
+        let group = support::tenant::add_group(s, "Patch bind", None, vec![]);
+        (group, dids)
+    });
+    let objects: Vec<String> = objects
+        .iter()
+        .map(|d| support::tenant::object_id_of(&sim, d))
+        .collect();
+    let url = |id: &str| format!("{}/v1.0/directoryObjects/{id}", sim.url());
+    let http = support::raw_http();
+    let patch = |refs: Vec<String>| {
+        http.patch(format!("{}/v1.0/groups/{group}", sim.url()))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "members@odata.bind": refs }))
+            .send()
+    };
+    let members = || sim.with_state(|s| s.directory.group(&group).unwrap().members.len());
+
+    // More than 20 link changes: refused, nothing added.
+    let too_many: Vec<String> = objects[..MAX_LINK_CHANGES + 1]
+        .iter()
+        .map(|o| url(o))
+        .collect();
+    let resp = patch(too_many).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 20 link changes"),
+        "{body}"
+    );
+    assert_eq!(members(), 0);
+
+    // Twenty: accepted.
+    let twenty: Vec<String> = objects[..20].iter().map(|o| url(o)).collect();
+    assert_eq!(patch(twenty).await.unwrap().status(), 204);
+    assert_eq!(members(), 20);
+
+    // One already a member among new ones: 400, and the new one is not added either.
+    let mixed = vec![url(&objects[20]), url(&objects[0])];
+    let resp = patch(mixed).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exist"),
+        "{body}"
+    );
+    assert_eq!(members(), 20, "all or nothing");
+
+    // An object that does not exist: 404, nothing added.
+    let unknown = vec![
+        url(&objects[21]),
+        url("00000000-0000-4000-8000-000000000000"),
+    ];
+    assert_eq!(patch(unknown).await.unwrap().status(), 404);
+    // A relative reference is not a directory object URL.
+    let relative = vec![format!("directoryObjects/{}", objects[21])];
+    assert_eq!(patch(relative).await.unwrap().status(), 400);
+    assert_eq!(members(), 20);
+}

@@ -831,3 +831,142 @@ proptest! {
         let _ = hwid::normalize_hash(&String::from_utf8_lossy(&bytes));
     }
 }
+
+// ---------------------------------------------------------------- hostile input, whole corpus
+
+/// Every file of the corpus (encodings, Excel and Intune exports, broken headers, binaries)
+/// plus a `sim csv` file with a group tag, as mutation seeds.
+fn corpus() -> &'static Vec<(String, Vec<u8>)> {
+    static CORPUS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let dir = fixture("");
+        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .expect("fixtures")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x != "py"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        out.sort();
+        out.push((
+            "sim.csv".into(),
+            autopilot_wizard::sim::standalone::sample_csv(6, Some("Branch, \"7\""), 3),
+        ));
+        out
+    })
+}
+
+/// Edits that keep a file CSV-shaped enough to get past the header: whole lines duplicated,
+/// dropped or cut, delimiters, quotes, NULs and CR/LF inserted, code units swapped. Applied to
+/// the text in its own encoding (UTF-16 files stay UTF-16).
+fn mutate_structured(bytes: &[u8], edits: &[(prop::sample::Index, u8)]) -> Vec<u8> {
+    let utf16 = bytes.starts_with(&[0xFF, 0xFE]);
+    let unit = if utf16 { 2 } else { 1 };
+    let enc = |s: &str| -> Vec<u8> {
+        if utf16 {
+            s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+        } else {
+            s.as_bytes().to_vec()
+        }
+    };
+    let mut out = bytes.to_vec();
+    for (at, op) in edits {
+        let n = out.len() / unit;
+        if n == 0 {
+            out.extend(enc("a,b\r\n"));
+            continue;
+        }
+        // Edit on code-unit boundaries, never inside the BOM.
+        let start = if utf16 { 1 } else { 0 };
+        let i = (start + at.index(n.saturating_sub(start).max(1))) * unit;
+        let i = i.min(out.len());
+        match op % 8 {
+            0 => {
+                let ins = enc(",");
+                out.splice(i..i, ins);
+            }
+            1 => {
+                let ins = enc("\"");
+                out.splice(i..i, ins);
+            }
+            2 => {
+                let ins = enc("\r\n");
+                out.splice(i..i, ins);
+            }
+            3 => {
+                let ins = vec![0u8; unit];
+                out.splice(i..i, ins);
+            }
+            4 => out.truncate(i),
+            5 => {
+                // Duplicate the rest of the file from here (rows seen twice).
+                let tail = out[i..].to_vec();
+                out.extend(tail);
+            }
+            6 => {
+                let ins = enc(";");
+                out.splice(i..i, ins);
+            }
+            _ => {
+                if i + 2 * unit <= out.len() {
+                    let (a, b) = out[i..i + 2 * unit].split_at_mut(unit);
+                    a.swap_with_slice(b);
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+    /// No panic on any corpus file after structured edits, rows stay consistent, and the
+    /// report stays proportional to the input (no blow-up from quoting or repeated findings).
+    #[test]
+    fn check_bytes_survives_structured_mutations_of_the_whole_corpus(
+        which in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..12),
+    ) {
+        let files = corpus();
+        let (name, bytes) = &files[which.index(files.len())];
+        let mutated = mutate_structured(bytes, &edits);
+        let r = check_bytes(name, &mutated, &CheckOptions::default());
+        prop_assert_eq!(r.files.len(), 1);
+        prop_assert!((0..=2).contains(&r.exit_code()));
+        for f in &r.files {
+            for x in &f.rows {
+                prop_assert_eq!(
+                    x.status == RowStatus::Error,
+                    x.findings.iter().any(|f| f.severity == Severity::Error)
+                );
+            }
+        }
+        let report_size = serde_json::to_vec(&r).unwrap().len();
+        prop_assert!(
+            report_size <= 64 * mutated.len() + 64 * 1024,
+            "{} bytes of report for {} bytes of input", report_size, mutated.len()
+        );
+    }
+}
+
+/// One row with a field of several MiB (a hash pasted a thousand times): read and refused
+/// with a finding; the report keeps the row's values once (no copy per finding).
+#[test]
+fn a_huge_field_is_refused_and_the_report_stays_proportional() {
+    let mut text = String::from("Device Serial Number,Windows Product ID,Hardware Hash\r\n");
+    text.push_str("HUGE-1,,");
+    text.push_str(&"QUJD".repeat(1_000_000));
+    text.push_str("\r\n");
+    let r = check_bytes("huge.csv", text.as_bytes(), &CheckOptions::default());
+    assert_ne!(r.exit_code(), 0, "refused");
+    let size = serde_json::to_vec(&r).unwrap().len();
+    assert!(
+        size < text.len() + 64 * 1024,
+        "{size} bytes of report for {} bytes of input",
+        text.len()
+    );
+}

@@ -471,6 +471,33 @@ fn audit(allowed: &[(String, String, Vec<String>)], graph_base: &str, r: &Rec) -
                 ));
             }
         }
+        ("PATCH", _, Some(b)) if segs.len() == 2 && segs[0] == "groups" => {
+            for e in schema::validate(v, "group", &b) {
+                bad(e);
+            }
+            // Reference §4.2: up to 20 "<graph host>/v1.0/directoryObjects/{id}" per request.
+            if let Some(binds) = b.get("members@odata.bind") {
+                let prefix = format!("{graph_base}/v1.0/directoryObjects/");
+                match binds.as_array() {
+                    Some(list) if !list.is_empty() && list.len() <= 20 => {
+                        for x in list {
+                            let rest = x
+                                .as_str()
+                                .and_then(|s| s.strip_prefix(&prefix))
+                                .unwrap_or("");
+                            if rest.is_empty() || rest.contains('/') {
+                                bad(format!(
+                                    "members@odata.bind item is not {prefix}{{id}}: {x}"
+                                ));
+                            }
+                        }
+                    }
+                    _ => bad(format!(
+                        "members@odata.bind is not an array of 1 to 20 references: {binds}"
+                    )),
+                }
+            }
+        }
         ("POST", "import", Some(b)) => {
             let obj = b.as_object().cloned().unwrap_or_default();
             let rows = obj
@@ -704,7 +731,7 @@ async fn drive_every_step(sim: &SimHandle, graph: &GraphClient) {
     .expect("import");
     assert!(job.is_validated(), "{:#?}", job.rows);
 
-    // Step 6: static group, members/$ref, board, edit, sync.
+    // Step 6: static group, members@odata.bind, board, edit, sync.
     let (dev_a, _) = sim.with_state(|s| tenant::add_device(s, "WIRE-S1", "S", true));
     let static_group = sim.with_state(|s| tenant::add_group(s, "Wire static", None, vec![]));
     let t = tenant::target(&static_group, GroupMembership::Static, &pid, "Wire");
@@ -786,7 +813,7 @@ async fn every_request_the_steps_send_matches_the_reference() {
         "POST /beta/deviceManagement/windowsAutopilotDeploymentProfiles",
         "POST /beta/deviceManagement/windowsAutopilotDeploymentProfiles/{id}/assignments",
         "POST /v1.0/groups",
-        "POST /v1.0/groups/{id}/members/$ref",
+        "PATCH /v1.0/groups/{id}",
         "GET /v1.0/devices",
         "POST /beta/deviceManagement/importedWindowsAutopilotDeviceIdentities/import",
         "POST /beta/$batch",
@@ -894,6 +921,21 @@ fn the_audit_rejects_what_it_is_meant_to_catch() {
             "/v1.0/groups/g1/members/$ref",
             "",
             Some(json!({"@odata.id": "directoryObjects/d1"})),
+        ),
+        // 21 members in one PATCH, and a relative reference.
+        rec(
+            "PATCH",
+            "/v1.0/groups/g1",
+            "",
+            Some(json!({"members@odata.bind": (0..21)
+                .map(|i| format!("http://x/v1.0/directoryObjects/d{i}"))
+                .collect::<Vec<_>>()})),
+        ),
+        rec(
+            "PATCH",
+            "/v1.0/groups/g1",
+            "",
+            Some(json!({"members@odata.bind": ["directoryObjects/d1"]})),
         ),
         // orderIdentifier is obsolete (reference §0.5).
         rec(

@@ -72,6 +72,31 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Largest answer read: Graph's biggest pages (999 objects) are a few MiB; anything far larger is
+/// a broken or hostile server, and reading it whole could exhaust memory.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// Most pages one collection read follows (999 objects each at most, so millions of objects).
+pub const MAX_PAGES: usize = 10_000;
+
+/// The body, or `None` once it passes [`MAX_RESPONSE_BYTES`] (not read further).
+async fn read_capped(mut resp: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out))
+}
+
 /// A successful response with the ids Graph returned.
 #[derive(Debug, Clone)]
 pub struct GraphResponse {
@@ -195,10 +220,22 @@ impl GraphClient {
     ) -> Result<Vec<T>, GraphError> {
         let mut out = Vec::new();
         let mut url = self.url(version, path);
+        let mut seen = std::collections::HashSet::new();
         loop {
             let page: Page<T> = self.get_page_url(&url).await?;
             out.extend(page.value);
+            seen.insert(url);
             match page.next_link {
+                // A link back to a page already read would loop forever.
+                Some(next) if seen.contains(&next) || seen.len() >= MAX_PAGES => {
+                    return Err(GraphError::Decode {
+                        context: format!("GET {}", strip_query(path)),
+                        message: format!(
+                            "the pages do not end (after {} pages, the next link points back)",
+                            seen.len()
+                        ),
+                    });
+                }
                 Some(next) => url = next,
                 None => return Ok(out),
             }
@@ -340,8 +377,17 @@ impl GraphClient {
                 date: header(&resp, "date"),
             };
             let retry_after = header(&resp, "retry-after").and_then(|v| parse_retry_after(&v));
-            let bytes = match resp.bytes().await {
-                Ok(b) => b.to_vec(),
+            let bytes = match read_capped(resp).await {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Err(GraphError::Decode {
+                        context: format!("{method} {}", strip_query(url)),
+                        message: format!(
+                            "the answer is larger than {} MiB, far more than Graph sends",
+                            MAX_RESPONSE_BYTES >> 20
+                        ),
+                    });
+                }
                 Err(e) => {
                     // A body cut off mid-way is a connection fault: same budget as any other.
                     if idempotent && let Some(delay) = self.next_wait(attempt, None, waited) {

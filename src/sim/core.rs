@@ -220,6 +220,9 @@ pub struct RefreshGrant {
     pub user_id: String,
     pub scopes: Vec<String>,
     pub client_id: String,
+    pub expires_at: std::time::Instant,
+    /// The sign-in asked for `openid`: a refresh without `scope` gets an id_token too.
+    pub openid: bool,
 }
 
 /// The signed-in user of a Graph request, put into the request extensions by the bearer check.
@@ -382,13 +385,81 @@ pub struct RequestRecord {
     pub status: u16,
     /// The `client-request-id` the client sent, if any.
     pub client_request_id: Option<String>,
+    /// When the answer was sent (or the connection dropped).
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// For hardware-hash import POSTs: every `serialNumber` in the body, in order.
+    pub serials: Vec<String>,
+    /// The `Retry-After` a fault answered with, in seconds.
+    pub retry_after: Option<f64>,
+}
+
+impl RequestRecord {
+    /// One line of the `--request-log` file.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "time": self.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "method": self.method.as_str(),
+            "path": self.path,
+            "status": self.status,
+        });
+        if let Value::Object(m) = &mut v {
+            if let Some(q) = &self.query {
+                m.insert("query".into(), Value::String(q.clone()));
+            }
+            if let Some(c) = &self.client_request_id {
+                m.insert("client_request_id".into(), Value::String(c.clone()));
+            }
+            if let Some(ra) = self.retry_after {
+                m.insert("retry_after".into(), json!(ra));
+            }
+            if self.is_import_post() {
+                m.insert("serials".into(), json!(self.serials));
+            }
+        }
+        v
+    }
+
+    /// A POST that uploads hardware hashes (one device, the `import` action, or a `$batch`).
+    pub fn is_import_post(&self) -> bool {
+        self.method == Method::POST && is_import_post_path(&self.path)
+    }
+}
+
+fn is_import_post_path(path: &str) -> bool {
+    path.ends_with("/importedWindowsAutopilotDeviceIdentities")
+        || path.ends_with("/importedWindowsAutopilotDeviceIdentities/import")
+        || path.ends_with("/$batch")
+}
+
+/// Every `serialNumber` string anywhere in a JSON body (`$batch` nests request bodies).
+fn serials_in(body: &[u8]) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match x {
+                        Value::String(s) if k == "serialNumber" => out.push(s.clone()),
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        walk(&v, &mut out);
+    }
+    out
 }
 
 #[derive(Debug, Default)]
 pub struct CoreState {
     /// Access token string -> grant. Written by `identity`, checked by the bearer middleware.
     pub access_tokens: HashMap<String, AccessGrant>,
-    /// Refresh token string -> grant. Refresh tokens rotate on use, like Entra's.
+    /// Refresh token string -> grant. Redeeming one issues another and keeps it, as Entra
+    /// does; signing out removes the user's.
     pub refresh_tokens: HashMap<String, RefreshGrant>,
     /// The user interactive sign-ins (browser, device code) authenticate as in the demo.
     pub interactive_user_id: String,
@@ -950,7 +1021,12 @@ pub fn is_graph_path(path: &str) -> bool {
     path == "/v1.0" || path == "/beta" || path.starts_with("/v1.0/") || path.starts_with("/beta/")
 }
 
-fn fault_response(fault: &Fault) -> Response {
+/// The answer to an injected fault: Graph's error body on Graph routes, the identity
+/// platform's OAuth error body on the login routes.
+fn fault_response(fault: &Fault, graph: bool) -> Response {
+    if !graph {
+        return login_fault_response(fault);
+    }
     let (mut resp, retry_after) = match fault {
         Fault::Throttle { retry_after } => (
             odata::error(
@@ -977,6 +1053,34 @@ fn fault_response(fault: &Fault) -> Response {
             None,
         ),
     };
+    if let Some(ra) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&format_seconds(ra))
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// How Entra's token endpoint answers when it sheds load: an OAuth error body with
+/// `temporarily_unavailable` and AADSTS90033, and `Retry-After` on 429/503.
+fn login_fault_response(fault: &Fault) -> Response {
+    let (status, retry_after) = match fault {
+        Fault::Throttle { retry_after } => (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after)),
+        Fault::Unavailable { retry_after } => (StatusCode::SERVICE_UNAVAILABLE, *retry_after),
+        _ => (StatusCode::GATEWAY_TIMEOUT, None),
+    };
+    let trace_id = uuid::Uuid::new_v4().to_string();
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let timestamp = chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let body = json!({
+        "error": "temporarily_unavailable",
+        "error_description": format!("AADSTS90033: A transient error has occurred. Please try again. Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {timestamp}"),
+        "error_codes": [90033],
+        "timestamp": timestamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+    });
+    let mut resp = (status, Json(body)).into_response();
     if let Some(ra) = retry_after
         && let Ok(v) = HeaderValue::from_str(&format_seconds(ra))
     {
@@ -1050,6 +1154,9 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<CurrentUser, Res
     }
 }
 
+/// Largest request body read for the log; axum's own limit for `Bytes` bodies.
+const LOGGED_BODY_LIMIT: usize = 2 << 20;
+
 async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -1057,18 +1164,57 @@ async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) 
     let client_request_id = req.headers().get("client-request-id").cloned();
     let graph = is_graph_path(&path);
 
-    let log = |status: u16| {
-        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.core.requests.push(RequestRecord {
-            method: method.clone(),
-            path: path.clone(),
-            query: query.clone(),
-            status,
-            client_request_id: client_request_id
-                .as_ref()
-                .and_then(|c| c.to_str().ok())
-                .map(str::to_string),
-        });
+    // Import bodies are read here so the log can say which serials each upload carried, even
+    // when a fault answers before the handler sees them.
+    let mut serials = Vec::new();
+    if method == Method::POST && is_import_post_path(&path) {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, LOGGED_BODY_LIMIT).await {
+            Ok(bytes) => {
+                serials = serials_in(&bytes);
+                req = Request::from_parts(parts, Body::from(bytes));
+            }
+            Err(_) => {
+                req = Request::from_parts(parts, Body::empty());
+                let mut resp = odata::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    "The request body is too large.",
+                );
+                finish(&mut resp, client_request_id.as_ref()).await;
+                drop(req);
+                record(
+                    &shared,
+                    RequestRecord {
+                        method,
+                        path,
+                        query,
+                        status: resp.status().as_u16(),
+                        client_request_id: header_text(client_request_id.as_ref()),
+                        time: chrono::Utc::now(),
+                        serials,
+                        retry_after: None,
+                    },
+                );
+                return resp;
+            }
+        }
+    }
+
+    let log = |status: u16, retry_after: Option<Duration>| {
+        record(
+            &shared,
+            RequestRecord {
+                method: method.clone(),
+                path: path.clone(),
+                query: query.clone(),
+                status,
+                client_request_id: header_text(client_request_id.as_ref()),
+                time: chrono::Utc::now(),
+                serials: serials.clone(),
+                retry_after: retry_after.map(|d| d.as_secs_f64()),
+            },
+        );
     };
 
     let faultable = graph || shared.config.faults.include_identity;
@@ -1085,7 +1231,7 @@ async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) 
             None => {}
             Some(Fault::Latency(d)) => tokio::time::sleep(d).await,
             Some(Fault::DropConnection) => {
-                log(0);
+                log(0, None);
                 if let Some(ConnectInfo(conn)) = req.extensions().get::<ConnectInfo<ConnInfo>>() {
                     conn.kill.kill();
                     return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -1095,9 +1241,9 @@ async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) 
                 std::future::pending::<()>().await;
             }
             Some(f) => {
-                let mut resp = fault_response(&f);
+                let mut resp = fault_response(&f, graph);
                 finish(&mut resp, client_request_id.as_ref()).await;
-                log(resp.status().as_u16());
+                log(resp.status().as_u16(), fault_retry_after(&f));
                 return resp;
             }
         }
@@ -1110,7 +1256,7 @@ async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) 
             }
             Err(mut resp) => {
                 finish(&mut resp, client_request_id.as_ref()).await;
-                log(resp.status().as_u16());
+                log(resp.status().as_u16(), None);
                 return resp;
             }
         }
@@ -1121,8 +1267,35 @@ async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) 
         resp = align_error_ids(resp, client_request_id.as_ref()).await;
     }
     finish(&mut resp, client_request_id.as_ref()).await;
-    log(resp.status().as_u16());
+    log(resp.status().as_u16(), None);
     resp
+}
+
+fn header_text(v: Option<&HeaderValue>) -> Option<String> {
+    v.and_then(|c| c.to_str().ok()).map(str::to_string)
+}
+
+fn fault_retry_after(f: &Fault) -> Option<Duration> {
+    match f {
+        Fault::Throttle { retry_after } => Some(*retry_after),
+        Fault::Unavailable { retry_after } => *retry_after,
+        _ => None,
+    }
+}
+
+/// Keeps the record in memory and appends it to the request log file, if there is one. The
+/// line is written in one call so a killed process leaves whole lines behind.
+fn record(shared: &Shared, rec: RequestRecord) {
+    if let Some(file) = &shared.request_log {
+        let mut line = rec.to_json().to_string();
+        line.push('\n');
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = std::io::Write::write_all(&mut *f, line.as_bytes()) {
+            tracing::warn!(error = %e, "request log not written");
+        }
+    }
+    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    state.core.requests.push(rec);
 }
 
 async fn finish(resp: &mut Response, client_request_id: Option<&HeaderValue>) {

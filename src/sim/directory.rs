@@ -718,7 +718,7 @@ pub(crate) fn routes() -> Router<Shared> {
             .route(&format!("{v}/groups"), get(list_groups).post(create_group))
             .route(
                 &format!("{v}/groups/{{id}}"),
-                get(get_group).delete(delete_group),
+                get(get_group).delete(delete_group).patch(patch_group),
             )
             .route(&format!("{v}/groups/{{id}}/members"), get(list_members))
             .route(&format!("{v}/groups/{{id}}/members/$ref"), post(add_member))
@@ -1443,6 +1443,117 @@ async fn add_member(State(shared): State<Shared>, Path(id): Path<String>, body: 
         );
     }
     g.members.push(member);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Most directory links one request may add (`members@odata.bind`), as Graph enforces it.
+pub const MAX_LINK_CHANGES: usize = 20;
+
+/// `PATCH /groups/{id}`: `members@odata.bind` (up to 20 references, all or nothing, as Graph:
+/// one reference already a member, unknown or malformed refuses the whole request),
+/// `displayName` and `description`.
+async fn patch_group(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body = match odata::json_body(&body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return odata::bad_request("BadRequest", "The request body must be a JSON object.");
+        }
+        Err(r) => return r,
+    };
+    let mut binds: Vec<String> = Vec::new();
+    let (mut display_name, mut description) = (None, None);
+    for (key, value) in &body {
+        match key.as_str() {
+            "members@odata.bind" => {
+                let Some(items) = value.as_array() else {
+                    return odata::bad_request(
+                        "BadRequest",
+                        "The value of 'members@odata.bind' must be an array of directory object URLs.",
+                    );
+                };
+                for item in items {
+                    let Some(url) = item.as_str() else {
+                        return odata::bad_request(
+                            "BadRequest",
+                            "The value of 'members@odata.bind' must be an array of directory object URLs.",
+                        );
+                    };
+                    binds.push(url.to_string());
+                }
+            }
+            "displayName" => match value.as_str() {
+                Some(v) if !v.trim().is_empty() => display_name = Some(v.to_string()),
+                _ => {
+                    return odata::bad_request(
+                        "Request_BadRequest",
+                        "Invalid value specified for property 'displayName' of resource 'Group'.",
+                    );
+                }
+            },
+            "description" => description = Some(value.as_str().map(str::to_string)),
+            other => {
+                return odata::bad_request(
+                    "Request_BadRequest",
+                    &format!(
+                        "Property '{other}' does not exist as a declared property or extension property."
+                    ),
+                );
+            }
+        }
+    }
+    if binds.len() > MAX_LINK_CHANGES {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "A resource cannot contain more than 20 link changes.",
+        );
+    }
+    if let Some(bad) = binds.iter().find(|u| !is_object_url(u)) {
+        return odata::bad_request(
+            "Request_BadRequest",
+            &format!(
+                "Invalid URL format specified in @odata.bind for members: '{bad}'. Use the absolute URL of the directory object, for example https://graph.microsoft.com/v1.0/directoryObjects/{{id}}."
+            ),
+        );
+    }
+    let mut state = shared.lock();
+    match state.directory.group(&id).filter(|g| visible(g)) {
+        None => return odata::not_found("group", &id),
+        Some(g) if g.is_dynamic() && !binds.is_empty() => return dynamic_members_error(),
+        Some(_) => {}
+    }
+    let mut members: Vec<String> = Vec::with_capacity(binds.len());
+    for url in &binds {
+        let Some(member) = resolve_ref(&state, url) else {
+            let mid = url.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            return odata::not_found("directoryObject", mid);
+        };
+        members.push(member);
+    }
+    let Some(g) = state.directory.group_mut(&id) else {
+        return odata::not_found("group", &id);
+    };
+    let already = |m: &String| g.members.iter().any(|x| x.eq_ignore_ascii_case(m));
+    let twice = members
+        .iter()
+        .enumerate()
+        .any(|(i, m)| members[..i].iter().any(|x| x.eq_ignore_ascii_case(m)));
+    if twice || members.iter().any(already) {
+        return odata::bad_request(
+            "Request_BadRequest",
+            "One or more added object references already exist for the following modified properties: 'members'.",
+        );
+    }
+    g.members.extend(members);
+    if let Some(n) = display_name {
+        g.display_name = n;
+    }
+    if let Some(d) = description {
+        g.description = d;
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -45,6 +45,8 @@ pub struct IdentityState {
     pub device_code_lifetime: Duration,
     /// Lifetime of new access tokens, wall-clock (reported as `expires_in`).
     pub access_token_lifetime: Duration,
+    /// Lifetime of new refresh tokens, wall-clock.
+    pub refresh_token_lifetime: Duration,
     /// The user declines on the verification page / consent prompt.
     pub decline: bool,
     /// Delegated permissions the tenant has *not* consented (short names), to simulate a
@@ -62,6 +64,7 @@ impl Default for IdentityState {
             slow_down_polls: 0,
             device_code_lifetime: Duration::from_secs(900),
             access_token_lifetime: Duration::from_secs(3599),
+            refresh_token_lifetime: Duration::from_secs(90 * 24 * 3600),
             decline: false,
             withheld_scopes: Vec::new(),
             token_requests: HashMap::new(),
@@ -85,6 +88,8 @@ struct CodeGrant {
     challenge_method: String,
     scopes: Vec<String>,
     expires_at: Instant,
+    /// OpenID Connect `nonce` of the authorize request, echoed in the id_token.
+    nonce: Option<String>,
 }
 
 pub(crate) fn routes() -> Router<Shared> {
@@ -92,6 +97,12 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/{tenant}/oauth2/v2.0/devicecode", post(device_code))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+        .route("/{tenant}/oauth2/v2.0/logout", get(logout))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
 }
 
 fn random_token(bytes: usize) -> String {
@@ -330,6 +341,7 @@ async fn authorize(
                 .map(|s| s.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
             expires_at: Instant::now() + Duration::from_secs(600),
+            nonce: q.get("nonce").cloned(),
         },
     );
     drop(st);
@@ -433,7 +445,7 @@ fn device_code_token(shared: &Shared, client_id: &str, form: &HashMap<String, St
         );
     }
     drop(st);
-    issue(shared, client_id, &grant.scopes.join(" "))
+    issue(shared, client_id, &grant.scopes.join(" "), form, None)
 }
 
 fn code_token(shared: &Shared, client_id: &str, form: &HashMap<String, String>) -> Response {
@@ -502,7 +514,7 @@ fn code_token(shared: &Shared, client_id: &str, form: &HashMap<String, String>) 
     let scope = field(form, "scope")
         .map(str::to_string)
         .unwrap_or_else(|| grant.scopes.join(" "));
-    issue(shared, client_id, &scope)
+    issue(shared, client_id, &scope, form, grant.nonce.as_deref())
 }
 
 fn refresh_token(shared: &Shared, client_id: &str, form: &HashMap<String, String>) -> Response {
@@ -518,6 +530,15 @@ fn refresh_token(shared: &Shared, client_id: &str, form: &HashMap<String, String
             "The provided authorization code or refresh token has expired due to inactivity or was revoked.",
         );
     };
+    if Instant::now() >= grant.expires_at {
+        st.core.refresh_tokens.remove(rt);
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            700082,
+            "The refresh token has expired due to inactivity.",
+        );
+    }
     if grant.client_id != client_id {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -526,13 +547,18 @@ fn refresh_token(shared: &Shared, client_id: &str, form: &HashMap<String, String
             "The refresh token was issued to a different client id.",
         );
     }
-    // Rotation: the redeemed token stops working.
-    st.core.refresh_tokens.remove(rt);
+    // Entra hands out a new refresh token with every redemption but does not revoke the one
+    // redeemed: it stays usable until it expires or the user's sessions are revoked. A client
+    // that lost the answer (dropped connection, killed process) can redeem it again.
     drop(st);
     // A refresh may ask for fewer scopes, never more than the original grant.
-    let requested = field(form, "scope")
-        .map(str::to_string)
-        .unwrap_or_else(|| grant.scopes.join(" "));
+    let requested = field(form, "scope").map(str::to_string).unwrap_or_else(|| {
+        let mut s = grant.scopes.join(" ");
+        if grant.openid {
+            s.push_str(" openid profile");
+        }
+        s
+    });
     let narrowed: Vec<&str> = requested
         .split_whitespace()
         .filter(|s| {
@@ -548,19 +574,67 @@ fn refresh_token(shared: &Shared, client_id: &str, form: &HashMap<String, String
         // The original grant had offline_access (it produced this refresh token).
         scope.push_str(" offline_access");
     }
-    issue_for(shared, &grant.user_id, client_id, &scope)
+    issue_for(shared, &grant.user_id, client_id, &scope, form, None)
 }
 
-fn issue(shared: &Shared, client_id: &str, scope: &str) -> Response {
+fn issue(
+    shared: &Shared,
+    client_id: &str,
+    scope: &str,
+    form: &HashMap<String, String>,
+    nonce: Option<&str>,
+) -> Response {
     let user = shared.lock().core.interactive_user_id.clone();
-    issue_for(shared, &user, client_id, scope)
+    issue_for(shared, &user, client_id, scope, form, nonce)
 }
 
-/// Files new tokens in `core` and answers like Entra's token endpoint.
-fn issue_for(shared: &Shared, user_id: &str, client_id: &str, scope: &str) -> Response {
+/// Files new tokens in `core` and answers like Entra's token endpoint: with an `id_token` and
+/// `client_info` when `openid` was asked for (or `client_info=1`, as MSAL sends it).
+fn issue_for(
+    shared: &Shared,
+    user_id: &str,
+    client_id: &str,
+    scope: &str,
+    form: &HashMap<String, String>,
+    nonce: Option<&str>,
+) -> Response {
+    let openid = scope.split_whitespace().any(|s| short(s) == "openid");
+    let wants_client_info = openid || field(form, "client_info") == Some("1");
+    // Signed outside the state lock: the first signature generates the key.
+    let identity = if openid || wants_client_info {
+        let (user, tid) = {
+            let st = shared.lock();
+            (
+                st.core.user_by_id_or_upn(user_id).cloned(),
+                st.core.tenant_id().to_string(),
+            )
+        };
+        let client_info = wants_client_info.then(|| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(json!({"uid": user_id, "utid": tid}).to_string())
+        });
+        let id_token = match (openid, &user) {
+            (true, Some(u)) => match id_token(shared, u, &tid, client_id, nonce) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    return oauth_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        50000,
+                        &format!("There was an error issuing a token ({e})."),
+                    );
+                }
+            },
+            _ => None,
+        };
+        (id_token, client_info)
+    } else {
+        (None, None)
+    };
     let mut st = shared.lock();
     let (scopes, offline) = granted(scope, &st.identity.withheld_scopes);
     let lifetime = st.identity.access_token_lifetime;
+    let refresh_lifetime = st.identity.refresh_token_lifetime;
     let access = random_token(96);
     st.core.access_tokens.insert(
         access.clone(),
@@ -587,6 +661,8 @@ fn issue_for(shared: &Shared, user_id: &str, client_id: &str, scope: &str) -> Re
                 user_id: user_id.to_string(),
                 scopes,
                 client_id: client_id.to_string(),
+                expires_at: Instant::now() + refresh_lifetime,
+                openid,
             },
         );
         if let Value::Object(m) = &mut body {
@@ -596,7 +672,228 @@ fn issue_for(shared: &Shared, user_id: &str, client_id: &str, scope: &str) -> Re
             }
         }
     }
+    if let Value::Object(m) = &mut body {
+        if let Some(t) = identity.0 {
+            m.insert("id_token".into(), Value::String(t));
+        }
+        if let Some(c) = identity.1 {
+            m.insert("client_info".into(), Value::String(c));
+        }
+    }
     (StatusCode::OK, no_store(), Json(body)).into_response()
+}
+
+// ---- OpenID Connect -------------------------------------------------------------------------
+
+/// The tenant's token-signing key: RSA 2048, generated on first use (per simulated tenant, so
+/// nothing secret ships with the program).
+pub struct SigningKey {
+    /// Key id in JWT headers and the JWKS (base64url SHA-256 of the public key, shortened).
+    pub kid: String,
+    key: aws_lc_rs::rsa::KeyPair,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+/// Why a token could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("the signing key could not be generated")]
+    Generate,
+    #[error("the token could not be signed")]
+    Sign,
+}
+
+impl SigningKey {
+    pub fn generate() -> Result<Self, SigningError> {
+        use aws_lc_rs::signature::KeyPair as _;
+        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(|_| SigningError::Generate)?;
+        let digest = Sha256::digest(key.public_key().as_ref());
+        let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..20]);
+        Ok(SigningKey { kid, key })
+    }
+
+    /// The public key as a JWK (RFC 7517), as Entra publishes its keys.
+    pub fn jwk(&self, issuer: &str) -> Value {
+        use aws_lc_rs::signature::KeyPair as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let public = self.key.public_key();
+        json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": b64(public.modulus().big_endian_without_leading_zero()),
+            "e": b64(public.exponent().big_endian_without_leading_zero()),
+            "issuer": issuer,
+        })
+    }
+
+    /// A compact JWS (RS256) of `claims`.
+    pub fn sign(&self, claims: &Value) -> Result<String, SigningError> {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let header = json!({"typ": "JWT", "alg": "RS256", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut sig = vec![0u8; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .map_err(|_| SigningError::Sign)?;
+        Ok(format!("{input}.{}", b64(&sig)))
+    }
+}
+
+/// The tenant's signing key, generated the first time a token or the JWKS needs it.
+pub fn signing_key(shared: &Shared) -> Result<&SigningKey, SigningError> {
+    if let Some(k) = shared.signing_key.get() {
+        return Ok(k);
+    }
+    let key = SigningKey::generate()?;
+    // Two first requests at once: one key wins, the other is dropped unused.
+    Ok(shared.signing_key.get_or_init(|| key))
+}
+
+/// `{base}/{tid}/v2.0`, as Entra's v2.0 issuer is `https://login.microsoftonline.com/{tid}/v2.0`.
+pub fn issuer(shared: &Shared, tid: &str) -> String {
+    format!("{}/{tid}/v2.0", shared.base_url)
+}
+
+/// ID token lifetime: Entra's is one hour.
+const ID_TOKEN_LIFETIME_SECS: i64 = 3600;
+
+/// An id_token with the claims of Microsoft's "ID token claims reference" (v2.0).
+fn id_token(
+    shared: &Shared,
+    user: &super::core::User,
+    tid: &str,
+    client_id: &str,
+    nonce: Option<&str>,
+) -> Result<String, SigningError> {
+    let now = chrono::Utc::now().timestamp();
+    // `sub` is pairwise: the same user has another subject in another app.
+    let sub = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(&Sha256::digest(format!("{}:{client_id}", user.id).as_bytes())[..24]);
+    let mut claims = json!({
+        "aud": client_id,
+        "iss": issuer(shared, tid),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ID_TOKEN_LIFETIME_SECS,
+        "name": user.display_name,
+        "oid": user.id,
+        "preferred_username": user.user_principal_name,
+        "sub": sub,
+        "tid": tid,
+        "ver": "2.0",
+    });
+    if let (Some(n), Value::Object(m)) = (nonce, &mut claims) {
+        m.insert("nonce".into(), Value::String(n.to_string()));
+    }
+    signing_key(shared)?.sign(&claims)
+}
+
+/// Tenant segments that stand for "any tenant": Entra keeps them in the endpoints and puts a
+/// `{tenantid}` placeholder in the issuer.
+fn is_multi_tenant(segment: &str) -> bool {
+    matches!(
+        segment.to_ascii_lowercase().as_str(),
+        "organizations" | "common" | "consumers"
+    )
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`: what MSAL discovers an authority
+/// from (reference §1.4).
+async fn openid_configuration(
+    State(shared): State<Shared>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let tid = shared.lock().core.tenant_id().to_string();
+    let (segment, issuer) = if is_multi_tenant(&tenant) {
+        (tenant.clone(), issuer(&shared, "{tenantid}"))
+    } else {
+        (tid.clone(), issuer(&shared, &tid))
+    };
+    let base = format!("{}/{segment}", shared.base_url);
+    Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "nonce", "preferred_username", "name", "tid", "oid", "ver"],
+        "code_challenge_methods_supported": ["plain", "S256"],
+        "request_uri_parameter_supported": false,
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "microsoftonline.com",
+        "msgraph_host": shared.base_url.trim_start_matches("http://").trim_start_matches("https://"),
+    }))
+    .into_response()
+}
+
+/// `GET /{tenant}/discovery/v2.0/keys`: the public signing key.
+async fn jwks(State(shared): State<Shared>, Path(_tenant): Path<String>) -> Response {
+    let tid = shared.lock().core.tenant_id().to_string();
+    let issuer = issuer(&shared, &tid);
+    match signing_key(&shared) {
+        Ok(k) => Json(json!({ "keys": [k.jwk(&issuer)] })).into_response(),
+        Err(e) => oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            50000,
+            &format!("The signing keys are not available ({e})."),
+        ),
+    }
+}
+
+/// `GET /{tenant}/oauth2/v2.0/logout`: signs the (simulated) user out everywhere: their refresh
+/// tokens stop working, as after Entra's sign-out or a session revocation.
+async fn logout(
+    State(shared): State<Shared>,
+    Path(_tenant): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    {
+        let mut st = shared.lock();
+        let user = st.core.interactive_user_id.clone();
+        st.core.refresh_tokens.retain(|_, g| g.user_id != user);
+    }
+    match q
+        .get("post_logout_redirect_uri")
+        .and_then(|u| url::Url::parse(u).ok())
+    {
+        Some(u) => (StatusCode::FOUND, [(header::LOCATION, u.to_string())]).into_response(),
+        None => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<html><body><h1>You signed out of your account</h1><p>It's a good idea to close all browser windows.</p></body></html>",
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

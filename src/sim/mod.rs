@@ -27,8 +27,10 @@ pub mod directory;
 pub mod identity;
 pub mod odata;
 pub mod profiles;
+pub mod standalone;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,6 +119,12 @@ pub struct SimConfig {
     pub faults: core::FaultConfig,
     /// Device-code sign-ins are approved after this many polls (the demo approves on the first).
     pub approve_device_code_after_polls: u32,
+    /// Append one JSON line per request to this file (`sim --request-log`).
+    pub request_log: Option<PathBuf>,
+    /// Lifetime of access tokens the token endpoint issues (Entra: about an hour).
+    pub access_token_lifetime: Duration,
+    /// Lifetime of refresh tokens (Entra: 90 days).
+    pub refresh_token_lifetime: Duration,
 }
 
 impl Default for SimConfig {
@@ -127,6 +135,9 @@ impl Default for SimConfig {
             seed: Seed::Walkthrough,
             faults: core::FaultConfig::default(),
             approve_device_code_after_polls: 1,
+            request_log: None,
+            access_token_lifetime: Duration::from_secs(3599),
+            refresh_token_lifetime: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -172,6 +183,10 @@ pub struct SimShared {
     pub config: SimConfig,
     pub state: Mutex<SimState>,
     pub base_url: String,
+    /// The open `--request-log` file.
+    pub request_log: Option<Mutex<std::fs::File>>,
+    /// The token-signing key, generated on first use (RSA generation takes a moment).
+    pub signing_key: std::sync::OnceLock<identity::SigningKey>,
 }
 
 pub type Shared = Arc<SimShared>;
@@ -330,10 +345,23 @@ pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle
     let addr = listener.local_addr()?;
     let mut state = SimState::seeded(config.seed);
     state.core.faults = core::FaultState::new(config.faults.clone());
+    state.identity.access_token_lifetime = config.access_token_lifetime;
+    state.identity.refresh_token_lifetime = config.refresh_token_lifetime;
+    let request_log = match &config.request_log {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        )),
+        None => None,
+    };
     let shared = Arc::new(SimShared {
         state: Mutex::new(state),
         config,
         base_url: format!("http://{addr}"),
+        request_log,
+        signing_key: std::sync::OnceLock::new(),
     });
     // The connection info carries the socket's kill switch, for dropped-connection faults.
     let app = router(shared.clone()).into_make_service_with_connect_info::<core::ConnInfo>();
@@ -357,20 +385,6 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
     spawn_on(config, 0).await
 }
 
-/// Runs the simulated tenant with demo data on 127.0.0.1:`port` until the process is stopped
-/// (Ctrl-C), printing where Graph and the sign-in endpoints are and how to get a token.
-pub async fn run_standalone(port: u16, speed: Speed) -> std::io::Result<()> {
-    let config = SimConfig {
-        speed,
-        ..SimConfig::default()
-    };
-    let sim = spawn_on(config, port).await?;
-    println!("{}", standalone_banner(&sim));
-    // Nothing to clean up: Ctrl-C's default action ends the process, which is the way out.
-    std::future::pending::<()>().await;
-    Ok(())
-}
-
 /// The text `run_standalone` prints: URLs, the admin, device-code sign-in with curl and a
 /// ready-made token.
 pub fn standalone_banner(sim: &SimHandle) -> String {
@@ -389,6 +403,7 @@ pub fn standalone_banner(sim: &SimHandle) -> String {
         "Simulated tenant \"{org}\" (tenant id {tenant}) is running.\n\
          \n  Graph:  {url}/v1.0/  and  {url}/beta/\
          \n  Login:  {url}/{tenant}/oauth2/v2.0/  (\"organizations\" works in place of the tenant id)\
+         \n  OpenID Connect discovery:  {url}/{tenant}/v2.0/.well-known/openid-configuration\
          \n  Signs in as: {admin}\n\
          \nSign in with the device code flow:\
          \n  curl -s {url}/organizations/oauth2/v2.0/devicecode -d client_id={client_id} --data-urlencode \"scope={scope}\"\

@@ -124,3 +124,15 @@ pub struct ObjectRef {
     #[serde(rename = "@odata.id")]
     pub odata_id: String,
 }
+
+/// The body of `PATCH /groups/{id}` that adds several members at once (reference §4.2; at most
+/// [`MAX_MEMBERS_PER_PATCH`] per request, all or nothing).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MembersBind {
+    #[serde(rename = "members@odata.bind")]
+    pub members: Vec<String>,
+}
+
+/// Graph refuses more than 20 link changes in one request ("A resource cannot contain more
+/// than 20 link changes").
+pub const MAX_MEMBERS_PER_PATCH: usize = 20;

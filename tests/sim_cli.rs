@@ -1,0 +1,333 @@
+//! `autopilot-wizard sim` as a separate process: its printed URLs, fault flags, token lifetime,
+//! request log, clean stop on SIGTERM, and `sim csv` (accepted by `check-csv` and imported by
+//! the simulated tenant).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use autopilot_wizard::hwid::{CheckOptions, check_files};
+use autopilot_wizard::ui::import::rows_from_report;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_autopilot-wizard");
+
+/// A `sim` process, killed when dropped (a failing test must not leave it running).
+struct SimProcess {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(args: &[&str]) -> SimProcess {
+    let mut child = Command::new(BIN)
+        .arg("sim")
+        .args(["--port", "0", "--speed", "test"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut url, mut token) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while url.is_none() || token.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the sim prints its URL and a token");
+        if let Some(u) = line.strip_prefix("GRAPH_URL=") {
+            url = Some(u.to_string());
+        }
+        if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
+            token = Some(t.to_string());
+        }
+    }
+    SimProcess {
+        child,
+        url: url.unwrap(),
+        token: token.unwrap(),
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn read_log(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+        .collect()
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the sim did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn faults_retry_after_and_request_log_from_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let mut sim = start_sim(&[
+        "--throttle-rate",
+        "0.3",
+        "--unavailable-rate",
+        "0.2",
+        "--drop-rate",
+        "0.1",
+        "--retry-after",
+        "7",
+        "--request-log",
+        log.to_str().unwrap(),
+    ]);
+    let http = http();
+    let mut seen = std::collections::HashMap::<String, u32>::new();
+    for _ in 0..60 {
+        let outcome = match http
+            .get(format!("{}/v1.0/me", sim.url))
+            .bearer_auth(&sim.token)
+            .send()
+            .await
+        {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                if matches!(status, 429 | 503) {
+                    assert_eq!(
+                        resp.headers()["retry-after"],
+                        "7",
+                        "whole seconds, as Graph sends them"
+                    );
+                }
+                status.to_string()
+            }
+            Err(_) => "dropped".to_string(),
+        };
+        *seen.entry(outcome).or_default() += 1;
+    }
+    for outcome in ["200", "429", "503", "dropped"] {
+        assert!(seen.contains_key(outcome), "{outcome} never seen: {seen:?}");
+    }
+    // The token endpoint sheds load too, with an OAuth error body.
+    let mut login_statuses = HashSet::new();
+    for _ in 0..30 {
+        if let Ok(resp) = http
+            .post(format!("{}/organizations/oauth2/v2.0/token", sim.url))
+            .form(&[("grant_type", "refresh_token"), ("client_id", "x")])
+            .send()
+            .await
+        {
+            let status = resp.status().as_u16();
+            if status == 429 {
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["error"], "temporarily_unavailable");
+            }
+            login_statuses.insert(status);
+        }
+    }
+    assert!(login_statuses.contains(&429), "{login_statuses:?}");
+
+    sigterm(&sim.child);
+    let status = wait_exit(&mut sim.child, Duration::from_secs(10));
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+
+    let lines = read_log(&log);
+    let me: Vec<&Value> = lines.iter().filter(|l| l["path"] == "/v1.0/me").collect();
+    assert_eq!(me.len(), 60, "every request logged, dropped ones included");
+    for l in &me {
+        assert_eq!(l["method"], "GET");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(l["time"].as_str().unwrap()).is_ok(),
+            "{l}"
+        );
+    }
+    let count = |s: u64| me.iter().filter(|l| l["status"] == s).count() as u32;
+    assert_eq!(count(429), seen["429"]);
+    assert_eq!(count(503), seen["503"]);
+    assert_eq!(
+        count(0),
+        seen["dropped"],
+        "a dropped connection is status 0"
+    );
+    assert!(
+        me.iter()
+            .filter(|l| l["status"] == 429)
+            .all(|l| l["retry_after"] == 7.0)
+    );
+}
+
+#[tokio::test]
+async fn token_lifetime_flag_sets_expires_in() {
+    let sim = start_sim(&["--token-lifetime", "30s"]);
+    let http = http();
+    let client_id = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+    let code: Value = http
+        .post(format!("{}/organizations/oauth2/v2.0/devicecode", sim.url))
+        .form(&[
+            ("client_id", client_id),
+            (
+                "scope",
+                "https://graph.microsoft.com/.default offline_access",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token: Value = http
+        .post(format!("{}/organizations/oauth2/v2.0/token", sim.url))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", client_id),
+            ("device_code", code["device_code"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["expires_in"], 30, "{token}");
+}
+
+#[tokio::test]
+async fn sim_csv_passes_check_csv_and_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    let out = Command::new(BIN)
+        .args(["sim", "csv", "--count", "25", "--group-tag", "Branch 7"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(&out.stdout[..2], &[0xFF, 0xFE], "UTF-16 LE with BOM");
+    std::fs::write(&csv, &out.stdout).unwrap();
+    let again = Command::new(BIN)
+        .args(["sim", "csv", "--count", "25", "--group-tag", "Branch 7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, again.stdout, "deterministic");
+
+    let check = Command::new(BIN)
+        .args(["check-csv", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "check-csv accepts it: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let report = check_files(std::slice::from_ref(&csv), &CheckOptions::default());
+    let rows: Vec<_> = rows_from_report(&report)
+        .into_iter()
+        .map(|(r, _, _)| r)
+        .collect();
+    assert_eq!(rows.len(), 25);
+    let serials: HashSet<String> = rows.iter().map(|r| r.serial.clone()).collect();
+    assert_eq!(serials.len(), 25, "unique serials");
+    assert!(rows.iter().all(|r| r.group_tag == "Branch 7"));
+
+    let log = dir.path().join("requests.jsonl");
+    let sim = start_sim(&["--request-log", log.to_str().unwrap()]);
+    let body = json!({
+        "importedWindowsAutopilotDeviceIdentities": rows.iter().map(|r| json!({
+            "serialNumber": r.serial,
+            "productKey": r.product_key,
+            "hardwareIdentifier": r.hash,
+            "groupTag": r.group_tag,
+            "assignedUserPrincipalName": "",
+        })).collect::<Vec<_>>()
+    });
+    let resp = http()
+        .post(format!(
+            "{}/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities/import",
+            sim.url
+        ))
+        .bearer_auth(&sim.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Processing finishes in milliseconds at test speed: every device ends up registered.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list: Value = http()
+            .get(format!(
+                "{}/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities?$top=100",
+                sim.url
+            ))
+            .bearer_auth(&sim.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let done = list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| {
+                serials.contains(v["serialNumber"].as_str().unwrap_or(""))
+                    && v["state"]["deviceImportStatus"] == "complete"
+            })
+            .count();
+        if done == 25 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "imported: {done}/25");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let import: Vec<Value> = read_log(&log)
+        .into_iter()
+        .filter(|l| l["method"] == "POST" && l["path"].as_str().unwrap().ends_with("/import"))
+        .collect();
+    assert_eq!(import.len(), 1);
+    let logged: HashSet<String> = import[0]["serials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(logged, serials, "the log names the serials of the upload");
+}

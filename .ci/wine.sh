@@ -51,7 +51,12 @@ if msiinfo export "$MSI" File | grep -qi bcryptprimitives; then fail "the MSI co
 if unzip -l "$ZIP" | grep -qi bcryptprimitives; then fail "the zip contains the Wine shim"; fi
 
 INSTALL_DIR="$WINEPREFIX/drive_c/Program Files/Autopilot Wizard"
-SHORTCUT="$WINEPREFIX/drive_c/ProgramData/Microsoft/Windows/Start Menu/Programs/Autopilot Wizard.lnk"
+# Windows puts a per-machine shortcut in the all-users Start menu; Wine 8's msi puts it in the
+# installing user's. Either is the Start menu.
+SHORTCUTS=(
+    "$WINEPREFIX/drive_c/ProgramData/Microsoft/Windows/Start Menu/Programs/Autopilot Wizard.lnk"
+    "$WINEPREFIX/drive_c/users/$(id -un)/AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Autopilot Wizard.lnk"
+)
 WIN_EXE='C:\Program Files\Autopilot Wizard\autopilot-wizard.exe'
 MSI_W=$(winepath -w "$MSI")
 
@@ -64,7 +69,12 @@ wineserver -w
 [ -f "$INSTALL_DIR/autopilot-wizard.exe" ] || fail "no autopilot-wizard.exe under Program Files"
 [ -f "$INSTALL_DIR/README.md" ] || fail "no README.md under Program Files"
 cmp -s "$INSTALL_DIR/autopilot-wizard.exe" "$EXE" || fail "the installed exe is not the one built"
-[ -f "$SHORTCUT" ] || fail "no Start-menu shortcut at ${SHORTCUT#"$WINEPREFIX"/}"
+SHORTCUT=""
+for f in "${SHORTCUTS[@]}"; do [ -f "$f" ] && SHORTCUT=$f; done
+[ -n "$SHORTCUT" ] || fail "no Start-menu shortcut 'Autopilot Wizard'"
+strings -a "$SHORTCUT" | grep -qF 'C:\Program Files\Autopilot Wizard\autopilot-wizard.exe' ||
+    fail "the Start-menu shortcut does not point at the installed exe"
+strings -a "$SHORTCUT" | grep -q 'AppIcon.ico' || fail "the Start-menu shortcut has no icon"
 echo "wine: installed under C:\\Program Files\\Autopilot Wizard, Start-menu shortcut present"
 
 step "command-line modes print to stdout"
@@ -112,5 +122,9 @@ wine msiexec /x "$MSI_W" /qn || fail "msiexec /x"
 wineserver -w
 [ ! -e "$INSTALL_DIR/autopilot-wizard.exe" ] || fail "autopilot-wizard.exe left after uninstall"
 [ ! -e "$INSTALL_DIR" ] || fail "the install folder is left after uninstall: $(ls -A "$INSTALL_DIR")"
-[ ! -e "$SHORTCUT" ] || fail "the Start-menu shortcut is left after uninstall"
+for f in "${SHORTCUTS[@]}"; do
+    [ ! -e "$f" ] || fail "the Start-menu shortcut is left after uninstall"
+done
+wine reg query 'HKLM\Software\autopilot-wizard' >/dev/null 2>&1 &&
+    fail "the registry key HKLM\Software\autopilot-wizard is left after uninstall"
 step "OK (installed, ran, uninstalled)"

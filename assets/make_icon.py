@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes icon.png (128x128 RGBA): a blue rounded square with four white panes and a green
-check mark. Standard library only, so anyone can regenerate it: `python3 assets/make_icon.py`."""
+check mark, and icon.ico (16 to 256 px, PNG-compressed entries) for the Windows exe and the MSI
+shortcut. Standard library only, so anyone can regenerate them: `python3 assets/make_icon.py`."""
 import os, struct, zlib
 
 N = 128
@@ -30,14 +31,48 @@ def pixel(x, y):
     return BLUE + (255,)
 
 
-raw = b"".join(b"\0" + b"".join(bytes(pixel(x, y)) for x in range(N)) for y in range(N))
-
-
 def chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", N, N, 8, 6, 0, 0, 0))
-       + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "icon.png"), "wb") as f:
-    f.write(png)
+def png(size, rows):
+    raw = b"".join(b"\0" + b"".join(bytes(p) for p in row) for row in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def scaled(size, k=4):
+    """The drawing at another size: each pixel averages k*k samples of the 128 px design, so
+    small sizes stay smooth (colours premultiplied by alpha so edges do not darken)."""
+    rows = []
+    for y in range(size):
+        row = []
+        for x in range(size):
+            acc = [0, 0, 0, 0]
+            for j in range(k):
+                for i in range(k):
+                    sx = int((x + (i + 0.5) / k) * N / size)
+                    sy = int((y + (j + 0.5) / k) * N / size)
+                    r, g, b, a = pixel(sx, sy)
+                    acc[0] += r * a; acc[1] += g * a; acc[2] += b * a; acc[3] += a
+            a = acc[3]
+            row.append((0, 0, 0, 0) if a == 0 else
+                       (round(acc[0] / a), round(acc[1] / a), round(acc[2] / a), round(a / (k * k))))
+        rows.append(row)
+    return rows
+
+
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "icon.png"), "wb") as f:
+    f.write(png(N, [[pixel(x, y) for x in range(N)] for y in range(N)]))
+
+# ICO: a directory of PNG images (Windows Vista and later, Wine, windres all read them).
+sizes = [16, 24, 32, 48, 64, 128, 256]
+images = [png(s, scaled(s)) for s in sizes]
+ico = struct.pack("<HHH", 0, 1, len(sizes))
+offset = 6 + 16 * len(sizes)
+for s, data in zip(sizes, images):
+    ico += struct.pack("<BBBBHHII", s % 256, s % 256, 0, 0, 1, 32, len(data), offset)
+    offset += len(data)
+with open(os.path.join(here, "icon.ico"), "wb") as f:
+    f.write(ico + b"".join(images))

@@ -16,6 +16,8 @@ use autopilot_wizard::sim::{self, SimConfig, Speed};
 use autopilot_wizard::ui::{FixedFilePicker, RfdFilePicker};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod console;
+
 /// Windows Autopilot user-driven mode with Microsoft Entra join, step by step.
 #[derive(Debug, Parser)]
 #[command(name = "autopilot-wizard", version, about)]
@@ -114,7 +116,18 @@ impl From<SpeedArg> for Speed {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Anything that prints instead of opening the window (a subcommand, --help, --version, a
+    // usage error) needs the shell's console on Windows; the window itself must not take it.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            console::attach_parent();
+            e.exit()
+        }
+    };
+    if cli.command.is_some() {
+        console::attach_parent();
+    }
     if let Some(Command::CheckCsv { files, json }) = &cli.command {
         let code = hwid::run_check_csv(files, *json, &mut std::io::stdout().lock());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));

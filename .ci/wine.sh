@@ -109,6 +109,15 @@ cmp "$OUT/check-csv.linux.json" "$OUT/check-csv.windows.json" || {
 }
 echo "wine: ${#FILES[@]} files, identical JSON ($(wc -c <"$OUT/check-csv.linux.json") bytes), exit code $linux_rc on both"
 
+step "harvest: refused with a clear message where Windows' MDM bridge is missing"
+harvest_rc=0
+wine "$WIN_EXE" harvest >"$OUT/harvest.out" 2>"$OUT/harvest.err" || harvest_rc=$?
+[ "$harvest_rc" -ne 0 ] || fail "harvest succeeded under Wine (exit 0)"
+grep -q "needs Windows 10 or 11" "$OUT/harvest.out" "$OUT/harvest.err" ||
+    fail "harvest did not say what it needs (see $OUT/harvest.err)"
+grep -qi "panicked" "$OUT/harvest.out" "$OUT/harvest.err" && fail "harvest panicked under Wine"
+echo "wine: harvest exits $harvest_rc with: $(grep -h "needs Windows 10 or 11" "$OUT/harvest.out" "$OUT/harvest.err" | head -n 1)"
+
 step "smoke test of the installed exe in Xvfb"
 # The GUI run gets its own wineserver inside the Xvfb display.
 wineserver -k 2>/dev/null || true
@@ -119,6 +128,9 @@ wineserver -w 2>/dev/null || true
 LOGS="$WINEPREFIX/drive_c/users/$(id -un)/AppData/Roaming/autopilot-wizard/data/logs"
 ls "$LOGS"/*.log >/dev/null 2>&1 || fail "no log file under %APPDATA%\\autopilot-wizard\\data\\logs"
 echo "wine: the log file is under %APPDATA%\\autopilot-wizard\\data\\logs"
+grep -q "harvesting this PC: not available here" "$LOGS"/*.log ||
+    fail "the log does not say that \"Add this PC\" is withheld under Wine"
+echo "wine: \"Add this PC\" is not offered (harvesting is not available under Wine)"
 
 step "uninstalling"
 wine msiexec /x "$MSI_W" /qn || fail "msiexec /x"

@@ -199,11 +199,17 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
         },
         // Probed on its own thread: WMI initialises COM for the calling thread, and the window's
         // thread needs it as winit sets it up (drag and drop).
-        harvester: std::thread::spawn(hwid::harvest::system_source)
-            .join()
-            .ok()
-            .and_then(Result::ok)
-            .map(Arc::from),
+        harvester: match std::thread::spawn(hwid::harvest::system_source).join() {
+            Ok(Ok(source)) => {
+                tracing::info!("harvesting this PC: available (\"Add this PC\" is offered)");
+                Some(Arc::from(source))
+            }
+            Ok(Err(e)) => {
+                tracing::info!(reason = %e, "harvesting this PC: not available here");
+                None
+            }
+            Err(_) => None,
+        },
         token_store,
         token_store_note,
         log,

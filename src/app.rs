@@ -742,14 +742,14 @@ impl WizardApp {
     }
 
     fn banner_ui(&mut self, ui: &mut egui::Ui) {
-        let amber = egui::Color32::from_rgb(0xF2, 0xB1, 0x34);
+        let amber = ui::widgets::palette::PENDING;
         egui::Frame::new()
             .fill(amber)
             .inner_margin(egui::Margin::symmetric(8, 4))
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
                 ui.horizontal_wrapped(|ui| {
-                    let dark = egui::Color32::from_rgb(0x20, 0x1A, 0x05);
+                    let dark = ui::widgets::palette::on(amber);
                     ui.label(egui::RichText::new("Simulated tenant").strong().color(dark));
                     ui.label(
                         egui::RichText::new(
@@ -1193,9 +1193,10 @@ fn status_icon(ui: &mut egui::Ui, status: StepStatus) {
     let c = rect.center();
     let r = 6.5;
     let muted = ui.visuals().weak_text_color();
-    let blue = egui::Color32::from_rgb(0x3B, 0x82, 0xF6);
-    let green = egui::Color32::from_rgb(0x22, 0xA0, 0x55);
-    let amber = egui::Color32::from_rgb(0xF2, 0xB1, 0x34);
+    use ui::widgets::palette;
+    let blue = palette::ACTIVE;
+    let green = palette::SUCCESS;
+    let amber = palette::PENDING;
     let white = egui::Color32::WHITE;
     match status {
         StepStatus::NotStarted => {
@@ -1225,7 +1226,7 @@ fn status_icon(ui: &mut egui::Ui, status: StepStatus) {
         }
         StepStatus::NeedsAttention => {
             painter.circle_filled(c, r, amber);
-            let dark = egui::Color32::from_rgb(0x20, 0x1A, 0x05);
+            let dark = palette::on(amber);
             painter.line_segment(
                 [c + egui::vec2(0.0, -3.6), c + egui::vec2(0.0, 1.0)],
                 egui::Stroke::new(1.8, dark),

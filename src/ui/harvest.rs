@@ -3,7 +3,8 @@
 //! CSV row, file "this PC". Shown only where harvesting can work (the app gets no harvester
 //! elsewhere).
 
-use egui::{Color32, RichText};
+use super::widgets::palette;
+use egui::RichText;
 
 use super::{Outbox, PageCx, Phase};
 use crate::hwid::CheckOptions;
@@ -104,7 +105,7 @@ impl ThisPc {
                 });
             }
             Phase::Failed(msg) => {
-                ui.colored_label(Color32::from_rgb(200, 40, 40), msg);
+                ui.colored_label(palette::ERROR, msg);
                 if self.needs_elevation && cfg!(windows) {
                     if ui.button("Restart as administrator").clicked() {
                         match harvest::restart_elevated() {
@@ -113,7 +114,7 @@ impl ThisPc {
                         }
                     }
                     if let Some(e) = &self.restart_error {
-                        ui.colored_label(Color32::from_rgb(200, 40, 40), e);
+                        ui.colored_label(palette::ERROR, e);
                     }
                 }
             }

@@ -1,10 +1,11 @@
 //! The "Import devices" page: pick or drop hardware-hash CSVs, preview what the reader found
 //! and what the tenant already has, import, follow the progress, explain every outcome.
 
+use super::widgets::palette;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use egui::{Color32, RichText};
+use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 use tokio_util::sync::CancellationToken;
 
@@ -660,16 +661,14 @@ impl ImportPage {
                             ) => {
                                 ui.label(
                                     RichText::new(format!("{serial}: {}", p.first_finding))
-                                        .color(Color32::from_rgb(200, 40, 40)),
+                                        .color(palette::ERROR),
                                 );
                             }
                             (Some(o), _) => {
                                 let color = match o {
-                                    RowOutcome::Failed { .. } => Color32::from_rgb(200, 40, 40),
+                                    RowOutcome::Failed { .. } => palette::ERROR,
                                     RowOutcome::Registered { .. }
-                                    | RowOutcome::AlreadyRegistered { .. } => {
-                                        Color32::from_rgb(30, 130, 60)
-                                    }
+                                    | RowOutcome::AlreadyRegistered { .. } => palette::SUCCESS,
                                     _ => ui.visuals().text_color(),
                                 };
                                 let mut text = format!("{serial}: {}", o.label());
@@ -753,7 +752,7 @@ impl Page for ImportPage {
         }
         self.toolbar(ui, cx);
         for p in &self.file_problems {
-            ui.colored_label(Color32::from_rgb(200, 40, 40), p);
+            ui.colored_label(palette::ERROR, p);
         }
 
         match self.stage.clone() {
@@ -765,7 +764,7 @@ impl Page for ImportPage {
                 });
             }
             Stage::Failed(msg) => {
-                ui.colored_label(Color32::from_rgb(200, 40, 40), msg);
+                ui.colored_label(palette::ERROR, msg);
                 if self.job.is_some() && ui.button("Try again").clicked() {
                     self.start(cx);
                 }
@@ -809,7 +808,7 @@ impl Page for ImportPage {
                 let tag_choice_open = !resuming && self.group_tag_ui(ui, cx);
                 if self.kept_808 > 0 {
                     ui.colored_label(
-                        Color32::from_rgb(200, 40, 40),
+                        palette::ERROR,
                         format!(
                             "{} devices already failed with 808 earlier in this job (registered to another \
                              organisation) and are not uploaded again. {}",
@@ -821,7 +820,7 @@ impl Page for ImportPage {
                 let blocked = (errors > 0 && !self.exclude_errors && !resuming) || tag_choice_open;
                 if blocked {
                     ui.colored_label(
-                        Color32::from_rgb(200, 40, 40),
+                        palette::ERROR,
                         "Some rows have errors: fix the file, or choose to exclude them.",
                     );
                 }
@@ -887,7 +886,7 @@ impl Page for ImportPage {
                 self.kept_out_ui(ui, cx);
                 if self.validated() {
                     ui.colored_label(
-                        Color32::from_rgb(30, 130, 60),
+                        palette::SUCCESS,
                         "Every chosen device is registered or deliberately left out.",
                     );
                 }

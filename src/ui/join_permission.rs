@@ -175,7 +175,7 @@ impl JoinPermissionPage {
                 ui.label(
                     RichText::new("Every deploying user may join devices and is enrolled in Intune automatically.")
                         .strong()
-                        .color(egui::Color32::from_rgb(0x22, 0xA0, 0x55)),
+                        .color(crate::ui::widgets::palette::SUCCESS),
                 );
             }
             Err(fixes) => {

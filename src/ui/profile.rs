@@ -140,9 +140,9 @@ pub struct ProfilePage {
     saved_choice: Option<String>,
 }
 
-const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
-const WARN: Color32 = Color32::from_rgb(190, 120, 0);
-const GOOD: Color32 = Color32::from_rgb(30, 130, 60);
+const ERROR: Color32 = crate::ui::widgets::palette::ERROR;
+const WARN: Color32 = crate::ui::widgets::palette::WARNING;
+const GOOD: Color32 = crate::ui::widgets::palette::SUCCESS;
 
 impl ProfilePage {
     pub fn new() -> Self {

@@ -995,19 +995,7 @@ impl Engine<'_> {
             .outcomes
             .import
             .as_ref()
-            .map(|job| {
-                job.rows
-                    .iter()
-                    .filter(|r| {
-                        !matches!(
-                            r.outcome,
-                            RowOutcome::Excluded { .. } | RowOutcome::Duplicate { .. }
-                        )
-                    })
-                    .map(|r| r.row.serial.trim().to_ascii_uppercase())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
+            .map(|job| job.expected_serials().collect())
             .unwrap_or_default()
     }
 

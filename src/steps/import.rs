@@ -257,6 +257,22 @@ impl ImportCounts {
 }
 
 impl ImportJob {
+    /// Serial numbers (trimmed, upper-case) of the devices this job imported or found
+    /// registered: every row but those left out and duplicates. The devices later steps (the
+    /// board, the assignment wait, the report) answer for.
+    pub fn expected_serials(&self) -> impl Iterator<Item = String> + '_ {
+        self.rows
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r.outcome,
+                    RowOutcome::Excluded { .. } | RowOutcome::Duplicate { .. }
+                )
+            })
+            .map(|r| r.row.serial.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+    }
+
     /// A job over `rows` with nothing checked yet (every row `Ready`). [`precheck`] is the
     /// normal way to make one.
     pub fn new(rows: Vec<ImportRow>) -> Self {

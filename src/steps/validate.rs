@@ -384,19 +384,7 @@ pub fn inputs_from_outcomes(o: &Outcomes) -> Option<ValidateInputs> {
     let expected = o
         .import
         .as_ref()
-        .map(|job| {
-            job.rows
-                .iter()
-                .filter(|r| {
-                    !matches!(
-                        r.outcome,
-                        crate::steps::import::RowOutcome::Excluded { .. }
-                            | crate::steps::import::RowOutcome::Duplicate { .. }
-                    )
-                })
-                .map(|r| r.row.serial.trim().to_string())
-                .collect()
-        })
+        .map(|job| job.expected_serials().collect())
         .unwrap_or_default();
     Some(ValidateInputs::new(
         tenant, deployers, profile, group, expected,

@@ -1586,12 +1586,6 @@ fn counts_for_scope(outcome: &crate::steps::import::RowOutcome) -> bool {
 /// rows left out; `None` when nothing was imported.
 fn imported_serials(outcomes: &crate::steps::Outcomes) -> Option<HashSet<String>> {
     let job = outcomes.import.as_ref()?;
-    let serials: HashSet<String> = job
-        .rows
-        .iter()
-        .filter(|r| counts_for_scope(&r.outcome))
-        .map(|r| r.row.serial.trim().to_ascii_uppercase())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let serials: HashSet<String> = job.expected_serials().collect();
     (!serials.is_empty()).then_some(serials)
 }

@@ -448,7 +448,12 @@ mod process {
                 .env("XDG_DATA_HOME", state.join("data"))
                 .env("XDG_CONFIG_HOME", state.join("config"))
                 .env("XDG_RUNTIME_DIR", &runtime_dir)
-                .env("RUST_LOG", "info")
+                // Our code and the HTTP and OAuth libraries at trace: the secrets scan below
+                // must see everything they could log (winit and the renderer stay at info).
+                .env(
+                    "RUST_LOG",
+                    "info,autopilot_wizard=trace,reqwest=trace,hyper=trace,hyper_util=trace,oauth2=trace",
+                )
                 .env_remove("WAYLAND_DISPLAY")
                 .env_remove("DBUS_SESSION_BUS_ADDRESS")
                 .stdout(Stdio::null())
@@ -583,6 +588,21 @@ mod process {
             twin.get_by_label("Sign in with a code").rect().center() - egui::vec2(MARGIN, MARGIN);
         drop(twin);
 
+        // Every token the tenant hands out from here on, refresh tokens that rotate away too.
+        let seen: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+        let collector = {
+            let seen = seen.clone();
+            let shared = sim.shared.clone();
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let st = shared.lock();
+                    let mut s = seen.lock().unwrap();
+                    s.extend(st.core.access_tokens.keys().cloned());
+                    s.extend(st.core.refresh_tokens.keys().cloned());
+                }
+            })
+        };
         let state = tempfile::tempdir().unwrap();
         let ron = write_app_ron(&state.path().join("data"), &storage);
         let (_x, display) = xvfb();
@@ -610,6 +630,44 @@ mod process {
             &shots.join("resume-second.png"),
         );
         assert!(second.contains("wizard started"), "{second}");
+
+        // Two traced GUI runs with sign-ins: no token in the logs, the saved state or stderr
+        // (where a panic would print).
+        collector.abort();
+        let tokens = seen.lock().unwrap().clone();
+        assert!(
+            tokens.len() >= 2,
+            "the runs signed in: {} tokens",
+            tokens.len()
+        );
+        assert!(second.contains("TRACE"), "trace logging was on");
+        let mut files = Vec::new();
+        let mut dirs = vec![state.path().to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().map_while(Result::ok) {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_none_or(|x| x != "png") {
+                    files.push(p);
+                }
+            }
+        }
+        assert!(
+            files.iter().any(|f| f.to_string_lossy().contains("logs")),
+            "the app's log files: {files:?}"
+        );
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            for t in &tokens {
+                let needle = &t.as_bytes()[..24.min(t.len())];
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "token bytes found in {}",
+                    f.display()
+                );
+            }
+        }
     }
 }
 

@@ -511,11 +511,18 @@ impl ImportPage {
             );
         }
         if !registered.is_empty() {
-            ui.label(format!(
-                "{} devices your tenant already has carry another group tag; give them {wanted} with \
-                 the button on their row below, or after the import.",
-                registered.len()
-            ));
+            ui.label(if registered.len() == 1 {
+                format!(
+                    "1 device your tenant already has carries another group tag; give it {wanted} \
+                     with the button on its row below, or after the import."
+                )
+            } else {
+                format!(
+                    "{} devices your tenant already has carry another group tag; give them {wanted} \
+                     with the button on their row below, or after the import.",
+                    registered.len()
+                )
+            });
         }
         open > 0
     }

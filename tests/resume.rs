@@ -377,6 +377,23 @@ mod process {
             .read_line(&mut line)
             .unwrap();
         let display = format!(":{}", line.trim());
+        // Xvfb names its display before every client can connect; wait until one can, so the
+        // app's first connection does not race it on a busy machine.
+        let started = Instant::now();
+        while !Command::new("xdotool")
+            .arg("getdisplaygeometry")
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "Xvfb {display} accepts no client"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         (Killed(child), display)
     }
 

@@ -179,14 +179,17 @@ pub async fn run(args: SimArgs) -> Result<(), StandaloneError> {
     let url = sim.url();
     let tenant = sim.tenant_id();
     // Machine-readable first lines (shell `KEY=value`), then the explanation for people.
-    println!("GRAPH_URL={url}");
-    println!("LOGIN_URL={url}");
-    println!("TENANT_ID={tenant}");
-    println!();
-    println!("{}", standalone_banner(&sim));
-    let _ = std::io::stdout().flush();
+    // Written without println!: a script that read the URLs and closed its end of the pipe must
+    // not bring the tenant down (println! panics on a closed pipe).
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "GRAPH_URL={url}\nLOGIN_URL={url}\nTENANT_ID={tenant}\n\n{}",
+        standalone_banner(&sim)
+    );
+    let _ = out.flush();
     shutdown_signal().await;
-    eprintln!("Stopping the simulated tenant.");
+    let _ = writeln!(std::io::stderr(), "Stopping the simulated tenant.");
     // Dropping the handle stops the server gracefully; the log file has whole lines already.
     drop(sim);
     Ok(())

@@ -3,7 +3,6 @@
 //! CSV row, file "this PC". Shown only where harvesting can work (the app gets no harvester
 //! elsewhere).
 
-use super::widgets::palette;
 use egui::RichText;
 
 use super::{Outbox, PageCx, Phase};
@@ -105,7 +104,7 @@ impl ThisPc {
                 });
             }
             Phase::Failed(msg) => {
-                ui.colored_label(palette::ERROR, msg);
+                super::widgets::error_message(ui, msg.as_str());
                 if self.needs_elevation && cfg!(windows) {
                     if ui.button("Restart as administrator").clicked() {
                         match harvest::restart_elevated() {
@@ -114,7 +113,7 @@ impl ThisPc {
                         }
                     }
                     if let Some(e) = &self.restart_error {
-                        ui.colored_label(palette::ERROR, e);
+                        super::widgets::error_message(ui, e.as_str());
                     }
                 }
             }

@@ -16,15 +16,11 @@ use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
 use crate::graph::token_store::{MemoryStore, StoreNotice, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
-use crate::steps::import::ImportOptions;
-use crate::ui::assignment::AssignmentPage;
-use crate::ui::group::GroupPage;
-use crate::ui::import::ImportPage;
-use crate::ui::join_permission::JoinPermissionPage;
-use crate::ui::profile::ProfilePage;
-use crate::ui::sign_in::{SignInConfig, SignInPage};
-use crate::ui::validate::ValidatePage;
-use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
+use crate::ui::sign_in::SignInConfig;
+use crate::ui::{
+    self, FilePicker, Job, Outbox, Page, PageCx, PageEnv, PageSlot, Session, Slot, StepId,
+    StepStatus,
+};
 
 pub mod logging;
 
@@ -156,74 +152,6 @@ mod keys {
     pub const OUTCOMES: &str = "outcomes";
     pub const PAGES: &str = "pages";
     pub const CURRENT: &str = "current_step";
-}
-
-/// A page as the app sees it, whatever its message type.
-trait Slot {
-    fn id(&self) -> StepId;
-    /// Called once before the page's first frame (e.g. the silent sign-in).
-    fn start(&mut self, cx: &mut PageCx<'_>);
-    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>);
-    fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>);
-    fn status(&self) -> StepStatus;
-    fn validated(&self) -> bool;
-    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>);
-    fn save_state(&self) -> Option<serde_json::Value>;
-    fn load_state(&mut self, state: serde_json::Value);
-    fn revalidate(&mut self, cx: &mut PageCx<'_>);
-}
-
-struct PageSlot<P: Page> {
-    id: StepId,
-    page: P,
-    extract: fn(ui::Msg) -> Option<P::Msg>,
-    start: fn(&mut P, &mut PageCx<'_>),
-}
-
-impl<P: Page + 'static> PageSlot<P> {
-    fn boxed(id: StepId, page: P, extract: fn(ui::Msg) -> Option<P::Msg>) -> Box<dyn Slot> {
-        Box::new(PageSlot {
-            id,
-            page,
-            extract,
-            start: |_, _| {},
-        })
-    }
-}
-
-impl<P: Page> Slot for PageSlot<P> {
-    fn id(&self) -> StepId {
-        self.id
-    }
-    fn start(&mut self, cx: &mut PageCx<'_>) {
-        (self.start)(&mut self.page, cx)
-    }
-    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
-        self.page.ui(ui, cx)
-    }
-    fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>) {
-        if let Some(msg) = (self.extract)(msg) {
-            self.page.on_msg(msg, cx)
-        }
-    }
-    fn status(&self) -> StepStatus {
-        self.page.status()
-    }
-    fn validated(&self) -> bool {
-        self.page.validated()
-    }
-    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
-        self.page.tick(ctx, cx)
-    }
-    fn save_state(&self) -> Option<serde_json::Value> {
-        self.page.save_state()
-    }
-    fn load_state(&mut self, state: serde_json::Value) {
-        self.page.load_state(state)
-    }
-    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
-        self.page.revalidate(cx)
-    }
 }
 
 /// A step as the stepper shows it: the page's own status, unless a step before it no longer
@@ -418,83 +346,27 @@ impl WizardApp {
 
     /// The page for `step`, built from the current endpoints; `None` while the step has no page.
     fn make_page(&self, step: StepId) -> Option<Box<dyn Slot>> {
-        match step {
-            StepId::SignIn => {
-                let auth = &self.connection.auth;
-                let config = SignInConfig {
-                    endpoints: auth.endpoints.clone(),
-                    client_id: match &auth.client {
-                        ClientApp::Own { client_id } => client_id.clone(),
-                        ClientApp::GraphCommandLineTools => String::new(),
-                    },
-                    tenant: auth.tenant.clone(),
-                    simulated: self.connection.simulated,
-                    store: self.token_store.clone(),
-                    store_notice: self.token_store_note.clone(),
-                    opener: self.opener.clone(),
-                    browser_timeout: crate::ui::sign_in::BROWSER_TIMEOUT,
-                };
-                Some(Box::new(PageSlot {
-                    id: step,
-                    page: SignInPage::new(config),
-                    extract: |m| match m {
-                        ui::Msg::SignIn(m) => Some(m),
-                        _ => None,
-                    },
-                    // Signs in again from the saved refresh token, if there is one.
-                    start: |page, cx| page.try_silent(cx),
-                }))
-            }
-            StepId::Profile => Some(PageSlot::boxed(step, ProfilePage::new(), |m| match m {
-                ui::Msg::Profile(m) => Some(m),
-                _ => None,
-            })),
-            StepId::JoinPermission => {
-                Some(PageSlot::boxed(
-                    step,
-                    JoinPermissionPage::new(),
-                    |m| match m {
-                        ui::Msg::JoinPermission(m) => Some(m),
-                        _ => None,
-                    },
-                ))
-            }
-            StepId::Group => Some(PageSlot::boxed(step, GroupPage::new(), |m| match m {
-                ui::Msg::Group(m) => Some(m),
-                _ => None,
-            })),
-            StepId::Import => {
-                let options = match self.sim_speed_in_use() {
-                    Some(speed) => ImportOptions::scaled(speed.scale),
-                    None => ImportOptions::default(),
-                };
-                Some(PageSlot::boxed(
-                    step,
-                    ImportPage::new(options),
-                    |m| match m {
-                        ui::Msg::Import(m) => Some(m),
-                        _ => None,
-                    },
-                ))
-            }
-            StepId::Assignment => {
-                let mut page = AssignmentPage::new(None);
-                if let Some(speed) = self.sim_speed_in_use() {
-                    page.sync_interval = speed.scaled(page.sync_interval);
-                }
-                Some(PageSlot::boxed(step, page, |m| match m {
-                    ui::Msg::Assignment(m) => Some(m),
-                    _ => None,
-                }))
-            }
-            StepId::Validate => Some(PageSlot::boxed(
-                step,
-                ValidatePage::new(None),
-                |m| match m {
-                    ui::Msg::Validate(m) => Some(m),
-                    _ => None,
+        ui::make_page(step, &self.page_env())
+    }
+
+    /// What pages are built from: the sign-in endpoints and the simulated tenant's speed.
+    fn page_env(&self) -> PageEnv {
+        let auth = &self.connection.auth;
+        PageEnv {
+            sign_in: SignInConfig {
+                endpoints: auth.endpoints.clone(),
+                client_id: match &auth.client {
+                    ClientApp::Own { client_id } => client_id.clone(),
+                    ClientApp::GraphCommandLineTools => String::new(),
                 },
-            )),
+                tenant: auth.tenant.clone(),
+                simulated: self.connection.simulated,
+                store: self.token_store.clone(),
+                store_notice: self.token_store_note.clone(),
+                opener: self.opener.clone(),
+                browser_timeout: crate::ui::sign_in::BROWSER_TIMEOUT,
+            },
+            sim_speed: self.sim_speed_in_use(),
         }
     }
 
@@ -557,7 +429,7 @@ impl WizardApp {
             let (status, word) = match blocked_by {
                 Some(j) => (
                     StepStatus::NotStarted,
-                    format!("Waiting for step {}", j + 1),
+                    format!("Waiting for step {}", self.pages[j].id().number()),
                 ),
                 // Done is a promise that the next step can open: only a validated page keeps it.
                 None if own == StepStatus::Done && !page.validated() => (
@@ -778,7 +650,7 @@ impl WizardApp {
             let response = ui
                 .horizontal(|ui| {
                     status_icon(ui, status);
-                    let text = format!("{}. {}", i + 1, step.title());
+                    let text = format!("{}. {}", step.number(), step.title());
                     ui.add_enabled(reachable, egui::Button::selectable(i == self.current, text))
                         .on_hover_text(&word)
                         .on_disabled_hover_text(format!("{word}. Finish the steps above first."))
@@ -905,7 +777,7 @@ impl WizardApp {
         if index == self.current {
             return;
         }
-        let where_ = format!("step {}, {}", index + 1, target.title());
+        let where_ = format!("{}, {}", target.step_n(), target.title());
         let views = self.step_views();
         let blocking = views[..index]
             .iter()
@@ -918,20 +790,20 @@ impl WizardApp {
                 return;
             }
             match blocking {
-                Some((i, v)) if v.status == StepStatus::NeedsAttention => {
+                Some((_, v)) if v.status == StepStatus::NeedsAttention => {
                     ui.label(format!(
                         "Picking up where you left off ({where_}): step {} needs attention \
                          first.",
-                        i + 1
+                        v.step.number()
                     ));
                 }
-                Some((i, v)) => {
+                Some((_, v)) => {
                     ui.horizontal_wrapped(|ui| {
                         ui.spinner();
                         ui.label(format!(
                             "Picking up where you left off ({where_}): checking step {}, {} \
                              again…",
-                            i + 1,
+                            v.step.number(),
                             v.step.title()
                         ));
                     });
@@ -1163,15 +1035,7 @@ fn parse_or_warn<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Optio
 
 /// Position of `step` in the procedure (independent of which steps have pages).
 fn procedure_order(step: StepId) -> usize {
-    match step {
-        StepId::SignIn => 0,
-        StepId::JoinPermission => 1,
-        StepId::Profile => 2,
-        StepId::Group => 3,
-        StepId::Import => 4,
-        StepId::Assignment => 5,
-        StepId::Validate => 6,
-    }
+    step.number() - 1
 }
 
 /// How the stepper names a step status.

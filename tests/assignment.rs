@@ -808,7 +808,7 @@ fn a_retag_is_offered_only_for_devices_of_the_import() {
             h.query_all_by_label("Set group tag to SALES").count() == 1
         }
     );
-    h.get_by_label_contains("not part of the import of step 5");
+    h.get_by_label_contains("not part of the wizard's import");
     h.get_by_label("Show all devices in the tenant").click();
     h.run();
     h.get_by_label("PC-P1").click();

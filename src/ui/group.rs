@@ -9,7 +9,7 @@ use crate::steps::group::{
     ReadBackPolicy, RuleSpec,
 };
 use crate::steps::profile::{self, AssignmentOutcome, Conflict};
-use crate::ui::{Page, PageCx, Phase, StepStatus};
+use crate::ui::{Page, PageCx, Phase, StepId, StepStatus};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
@@ -148,7 +148,7 @@ impl GroupPage {
 
     fn start_search(&mut self, cx: &mut PageCx<'_>) {
         let Some(graph) = cx.graph() else {
-            self.search = Phase::Failed("Sign in first (step 1).".into());
+            self.search = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         let text = self.search_text.clone();
@@ -171,7 +171,7 @@ impl GroupPage {
             return;
         }
         let Some(graph) = cx.graph() else {
-            self.create = Phase::Failed("Sign in first (step 1).".into());
+            self.create = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         self.expected = Some(match &spec.rule {
@@ -196,7 +196,7 @@ impl GroupPage {
 
     fn start_read_back(&mut self, cx: &mut PageCx<'_>, id: String) {
         let Some(graph) = cx.graph() else {
-            self.read = Phase::Failed("Sign in first (step 1).".into());
+            self.read = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         self.read = Phase::Running {
@@ -534,7 +534,10 @@ impl GroupPage {
         ui.add_space(8.0);
         ui.heading("Assign the deployment profile");
         let Some(p) = cx.outcomes.profile.clone() else {
-            ui.label("Choose or create a deployment profile in step 3 first; then come back here.");
+            ui.label(format!(
+                "Choose or create a deployment profile in {} first; then come back here.",
+                StepId::Profile.step_n()
+            ));
             return;
         };
         match &self.assign {

@@ -10,7 +10,7 @@ use egui_extras::{Column, TableBuilder};
 use tokio_util::sync::CancellationToken;
 
 use super::widgets::{OpenAction, OpenFilesField};
-use super::{Outbox, Page, PageCx, StepStatus};
+use super::{Outbox, Page, PageCx, StepId, StepStatus};
 use crate::hwid::{self, CheckOptions, CheckReport, RowStatus};
 use crate::steps::import::{
     self, FnObserver, ImportCounts, ImportEvent, ImportJob, ImportOptions, ImportPhase, ImportRow,
@@ -284,7 +284,7 @@ impl ImportPage {
             })
             .collect();
         let Some(graph) = cx.graph() else {
-            self.stage = Stage::Failed("Sign in first (step 1).".into());
+            self.stage = Stage::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         self.stage = Stage::Checking("Checking which devices your tenant already has…".into());
@@ -308,7 +308,7 @@ impl ImportPage {
             return;
         };
         let Some(graph) = cx.graph() else {
-            self.stage = Stage::Failed("Sign in first (step 1).".into());
+            self.stage = Stage::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         if job.phase == ImportPhase::Prechecked && self.exclude_errors {
@@ -422,7 +422,8 @@ impl ImportPage {
                      set a purchase order (Microsoft Graph's import row has no such field; only the \
                      OEM's or reseller's registration carries it), so devices you import here join \
                      that group only if their registration already has that purchase order. Use a \
-                     group-tag group in step 4 if they do not."
+                     group-tag group in {} if they do not.",
+                    StepId::Group.step_n()
                 ));
                 return false;
             }

@@ -288,7 +288,7 @@ impl ValidatePage {
                 verdict_mark(ui, item.verdict);
                 ui.label(RichText::new(&item.title).strong().color(color));
             });
-            ui.indent(("evidence", item.id as u8), |ui| {
+            ui.indent(("evidence", item.id.key()), |ui| {
                 for e in &item.evidence {
                     ui.add(egui::Label::new(e.as_str()).wrap());
                 }

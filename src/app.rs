@@ -169,6 +169,7 @@ pub struct StepView {
 /// A job the app spawned and can still cancel.
 struct RunningJob {
     label: String,
+    step: Option<StepId>,
     cancel: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -223,6 +224,9 @@ pub struct WizardApp {
     /// Steps already asked to read their result back since the current sign-in; cleared when
     /// the Graph session goes away, so the next sign-in checks everything again.
     revalidation_asked: Vec<StepId>,
+    /// Pages built afresh because an earlier step's outcome changed: they check their step
+    /// against the new inputs when next shown.
+    recheck_on_visit: Vec<StepId>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
     /// The step shown last frame, to log when another one opens.
@@ -310,6 +314,7 @@ impl WizardApp {
             last_step: None,
             resume_to: None,
             revalidation_asked: Vec::new(),
+            recheck_on_visit: Vec::new(),
         };
         app.build_pages();
         // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
@@ -527,8 +532,71 @@ impl WizardApp {
             self.revalidation_asked.push(step);
             if !page.validated() {
                 tracing::info!(step = step.title(), "checking the step again");
+                cx.set_owner(step);
                 page.revalidate(&mut cx);
             }
+        }
+    }
+
+    /// Done follows its inputs, for every step at once. A step's result counts only while the
+    /// outcomes it was computed from (its `depends_on` in the procedure) are the ones the earlier
+    /// steps hold now. When one changed (another group picked in step 4…), every dependent page
+    /// is built afresh: its old read-backs and messages belonged to the old inputs and go with
+    /// it (the form the person filled in stays), its running work is cancelled, and it checks
+    /// its step again with reads only when next shown.
+    fn follow_inputs(&mut self) {
+        for i in 0..self.pages.len() {
+            let step = self.pages[i].id();
+            if self.outcomes.inputs_changed(step) {
+                tracing::info!(
+                    step = step.title(),
+                    "an earlier step changed: this step is checked again"
+                );
+                self.outcomes.inputs.remove(&step);
+                self.rebuild_page(i);
+                self.revalidation_asked.retain(|s| *s != step);
+                if !self.recheck_on_visit.contains(&step) {
+                    self.recheck_on_visit.push(step);
+                }
+            } else if self.pages[i].validated() {
+                // Validated against what the earlier steps hold now: remember it (an input
+                // that was unknown when the result was first recorded is filled in).
+                let now = self.outcomes.current_inputs(step);
+                let merged: Vec<Option<String>> = match self.outcomes.inputs.get(&step) {
+                    Some(was) if was.len() == now.len() => now
+                        .into_iter()
+                        .zip(was)
+                        .map(|(n, w)| n.or_else(|| w.clone()))
+                        .collect(),
+                    _ => now,
+                };
+                if self.outcomes.inputs.get(&step) != Some(&merged) {
+                    self.outcomes.inputs.insert(step, merged);
+                }
+            }
+        }
+    }
+
+    /// Replaces the page at `index` with a fresh one that keeps the form (its saved state) and
+    /// cancels the work the old one started.
+    fn rebuild_page(&mut self, index: usize) {
+        let step = self.pages[index].id();
+        for job in self.jobs_running.iter().filter(|j| j.step == Some(step)) {
+            job.cancel.cancel();
+        }
+        self.jobs_queued.retain(|j| {
+            let mine = j.step == Some(step);
+            if mine {
+                j.cancel.cancel();
+            }
+            !mine
+        });
+        let saved = self.pages[index].save_state();
+        if let Some(mut fresh) = self.make_page(step) {
+            if let Some(state) = saved.or_else(|| self.stored_pages.get(&step).cloned()) {
+                fresh.load_state(state);
+            }
+            self.pages[index] = fresh;
         }
     }
 
@@ -550,6 +618,7 @@ impl WizardApp {
                 .with_file_picker(self.file_picker.clone())
                 .with_harvester(self.harvester.clone());
             for page in &mut self.pages {
+                cx.set_owner(page.id());
                 page.start(&mut cx);
             }
         }
@@ -557,9 +626,11 @@ impl WizardApp {
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
                 .with_file_picker(self.file_picker.clone());
             for page in &mut self.pages {
+                cx.set_owner(page.id());
                 page.tick(&ctx, &mut cx);
             }
         }
+        self.follow_inputs();
         self.revalidate_in_order();
         self.resume();
 
@@ -763,6 +834,15 @@ impl WizardApp {
             .with_file_picker(self.file_picker.clone())
             .with_harvester(self.harvester.clone());
         if let Some(page) = self.pages.get_mut(self.current) {
+            cx.set_owner(page.id());
+            if let Some(i) = self.recheck_on_visit.iter().position(|s| *s == page.id()) {
+                self.recheck_on_visit.remove(i);
+                tracing::info!(
+                    step = page.id().title(),
+                    "checking the step against its new inputs"
+                );
+                page.inputs_changed(&mut cx);
+            }
             page.ui(ui, &mut cx);
         }
     }
@@ -908,6 +988,7 @@ impl WizardApp {
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
                 .with_file_picker(self.file_picker.clone())
                 .with_harvester(self.harvester.clone());
+            cx.set_owner(step);
             match self.pages.iter_mut().find(|p| p.id() == step) {
                 Some(page) => page.on_msg(msg, &mut cx),
                 None => tracing::warn!(?step, "a message arrived for a step without a page"),
@@ -931,6 +1012,7 @@ impl WizardApp {
             });
             self.jobs_running.push(RunningJob {
                 label,
+                step: job.step,
                 cancel: job.cancel,
                 handle,
             });

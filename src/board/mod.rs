@@ -299,7 +299,10 @@ fn summarize<'a>(rows: impl IntoIterator<Item = &'a BoardRow>, expected_profile:
             Chip::NotAssigned => s.not_assigned += 1,
             Chip::Failed => s.failed += 1,
         }
-        if r.is_ready(expected_profile) {
+        // Ready through the group: a device that has the profile through another assignment
+        // but is not a member is not what the group's assignment promises (it loses the profile
+        // when that other assignment goes).
+        if r.is_ready(expected_profile) && r.membership == MemberState::Member {
             s.ready += 1;
         }
     }

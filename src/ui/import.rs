@@ -1035,6 +1035,16 @@ impl Page for ImportPage {
     /// are read and checked against the tenant again (reads only; nothing is uploaded).
     fn revalidate(&mut self, cx: &mut PageCx<'_>) {
         self.restore_saved_job(cx);
+        // An import that was under way when the app closed goes on by itself: the person
+        // started it, and its records are found before anything is uploaded again.
+        let interrupted = self
+            .job
+            .as_ref()
+            .is_some_and(|j| !matches!(j.phase, ImportPhase::Prechecked | ImportPhase::Done));
+        if interrupted && self.stage == Stage::Ready && cx.graph().is_some() {
+            self.start(cx);
+            return;
+        }
         let busy = matches!(self.stage, Stage::Importing | Stage::Checking(_));
         if self.job.is_none() && !busy && !self.files.is_empty() {
             let files: Vec<PathBuf> = self.files.iter().filter(|f| f.exists()).cloned().collect();

@@ -232,6 +232,8 @@ impl Outbox {
 /// Work a page asked for; the app spawns it on the tokio runtime.
 pub struct Job {
     pub label: String,
+    /// The step whose page asked for it (the app cancels it when that page is rebuilt).
+    pub step: Option<StepId>,
     pub cancel: CancellationToken,
     #[allow(clippy::type_complexity)]
     pub run: Box<dyn FnOnce(Outbox) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
@@ -253,6 +255,8 @@ pub struct PageCx<'a> {
     jobs: &'a mut Vec<Job>,
     file_picker: Option<std::sync::Arc<dyn FilePicker>>,
     harvester: Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>>,
+    /// The page being called, so the work it spawns is known to be its own.
+    owner: Option<StepId>,
 }
 
 impl<'a> PageCx<'a> {
@@ -267,6 +271,7 @@ impl<'a> PageCx<'a> {
             jobs,
             file_picker: None,
             harvester: None,
+            owner: None,
         }
     }
 
@@ -278,6 +283,11 @@ impl<'a> PageCx<'a> {
     ) -> Self {
         self.harvester = harvester;
         self
+    }
+
+    /// Marks the jobs spawned from now on as `step`'s page's own.
+    pub fn set_owner(&mut self, step: StepId) {
+        self.owner = Some(step);
     }
 
     pub fn harvester(&self) -> Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>> {
@@ -315,6 +325,7 @@ impl<'a> PageCx<'a> {
         let token = cancel.clone();
         self.jobs.push(Job {
             label: label.into(),
+            step: self.owner,
             cancel: cancel.clone(),
             run: Box::new(move |out| Box::pin(work(out, token))),
         });

@@ -447,4 +447,12 @@ impl Page for ValidatePage {
     fn validated(&self) -> bool {
         self.outdated.is_none() && self.report.done().is_some_and(|r| r.ready)
     }
+
+    /// Opened after an earlier step changed: the old verdict went with the old page, and the
+    /// checklist runs again by itself (it only reads).
+    fn inputs_changed(&mut self, cx: &mut PageCx<'_>) {
+        if !self.report.is_running() {
+            self.start_check(cx);
+        }
+    }
 }

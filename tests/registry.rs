@@ -173,3 +173,19 @@ fn a_change_upstream_reaches_every_dependent_step() {
     }
     assert!(!deps.contains(&StepId::Profile));
 }
+
+#[test]
+fn the_group_tag_of_a_rule_is_read_in_one_place_whatever_the_case() {
+    use autopilot_wizard::board::group_tags_in_rule;
+    assert_eq!(
+        group_tags_in_rule(r#"(device.devicePhysicalIds -any (_ -eq "[orderId]:Contoso-Office"))"#),
+        ["Contoso-Office"]
+    );
+    assert_eq!(
+        group_tags_in_rule(
+            r#"(device.devicePhysicalIds -any (_ -eq "[OrderID]:HR")) -or (device.devicePhysicalIds -any (_ -eq "[ORDERID]:Sales"))"#
+        ),
+        ["HR", "Sales"]
+    );
+    assert!(group_tags_in_rule(r#"(device.devicePhysicalIds -any (_ -eq "[ZTDId]:x"))"#).is_empty());
+}

@@ -65,12 +65,30 @@ impl Target {
         let GroupMembership::Dynamic { rule } = &self.membership else {
             return None;
         };
-        let lower = rule.to_ascii_lowercase();
-        let start = lower.find("[orderid]:")? + "[orderid]:".len();
-        let rest = &rule[start..];
-        let end = rest.find('"')?;
-        Some(rest[..end].to_string())
+        group_tags_in_rule(rule).into_iter().next()
     }
+}
+
+/// The group tags a dynamic membership rule selects (`"[OrderID]:<tag>"`, in the order
+/// written). Entra compares the attribute name without regard to case, so `[orderId]:` counts
+/// too; the tag keeps its case as written.
+pub fn group_tags_in_rule(rule: &str) -> Vec<String> {
+    const KEY: &str = "[orderid]:";
+    // ASCII lower-casing keeps every byte offset, so positions found in `lower` cut `rule`.
+    let lower = rule.to_ascii_lowercase();
+    let mut tags = Vec::new();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(KEY) {
+        let start = from + at + KEY.len();
+        let rest = &rule[start..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        let tag = rest[..end].trim();
+        if !tag.is_empty() {
+            tags.push(tag.to_string());
+        }
+        from = start;
+    }
+    tags
 }
 
 /// Colour category of a `deploymentProfileAssignmentStatus`.

@@ -128,14 +128,7 @@ pub async fn tenant_group_tags(graph: &GraphClient) -> Vec<String> {
         .iter()
         .filter(|g| g.is_dynamic())
         .filter_map(|g| g.membership_rule.as_deref())
-        .flat_map(|rule| {
-            rule.split("[OrderID]:")
-                .skip(1)
-                .filter_map(|rest| rest.split('"').next())
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(crate::board::group_tags_in_rule)
         .collect();
     tags.sort();
     tags.dedup();

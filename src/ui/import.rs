@@ -1071,12 +1071,7 @@ fn group_tag_hint(outcomes: &crate::steps::Outcomes) -> Option<String> {
     let crate::steps::group::GroupKind::Dynamic { rule } = &group.kind else {
         return None;
     };
-    let tags: Vec<&str> = rule
-        .split("[OrderID]:")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let tags = crate::board::group_tags_in_rule(rule);
     let first = tags.first()?;
     Some(format!(
         "The group \"{}\" collects devices with the group tag {}: the files need it in their \

@@ -22,12 +22,11 @@ use crate::ui::{
     StepStatus,
 };
 
-pub mod logging;
+// The log and the app id are the whole program's (`run` uses them too); kept reachable here.
+pub use crate::logging;
+pub use crate::paths::APP_ID;
 
 pub use logging::{LogBuffer, LogLine};
-
-/// The eframe app id: names the persistence file and the data directory of the log files.
-pub const APP_ID: &str = "autopilot-wizard";
 
 /// What the user configured: remembered across runs (never secrets). `None` means "not set",
 /// i.e. the default (global cloud, the built-in client id).

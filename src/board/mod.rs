@@ -42,24 +42,6 @@ pub struct Target {
 }
 
 impl Target {
-    /// The target of the profile from step 3 and the group from step 4.
-    pub fn from_steps(
-        profile: &crate::steps::profile::ProfileRef,
-        group: &crate::steps::group::GroupRef,
-    ) -> Target {
-        use crate::steps::group::GroupKind;
-        Target {
-            group_id: group.id.clone(),
-            group_name: group.display_name.clone(),
-            membership: match &group.kind {
-                GroupKind::Dynamic { rule } => GroupMembership::Dynamic { rule: rule.clone() },
-                GroupKind::Static => GroupMembership::Static,
-            },
-            profile_id: profile.id.clone(),
-            profile_name: profile.display_name.clone(),
-        }
-    }
-
     /// The group tag a dynamic `[OrderID]:<tag>` rule selects, if the rule is of that form.
     pub fn rule_group_tag(&self) -> Option<String> {
         let GroupMembership::Dynamic { rule } = &self.membership else {

@@ -30,7 +30,7 @@ use crate::graph::{GraphClient, GraphError};
 use crate::hwid::{self, CheckOptions};
 use crate::plan::{GroupPlan, Plan};
 use crate::steps::StepId;
-use crate::steps::assignment::{self, AssignmentError, Target, WaitOptions};
+use crate::steps::assignment::{self, AssignmentError, WaitOptions};
 use crate::steps::group::{self, GroupError, GroupKind, GroupSpec, ReadBackPolicy};
 use crate::steps::import::{self, ImportError, ImportEvent, ImportJob, ImportOptions, RowOutcome};
 use crate::steps::join_permission::{self, Deployer, JoinPermissionError, JoinPermissionOutcome};
@@ -626,7 +626,7 @@ impl Engine<'_> {
             }
             return Err(StepError::input(msg));
         }
-        let rows: Vec<import::ImportRow> = crate::ui::import::rows_from_report(&report)
+        let rows: Vec<import::ImportRow> = import::rows_from_report(&report)
             .into_iter()
             .map(|(r, _, _)| r)
             .collect();
@@ -1097,7 +1097,7 @@ impl Engine<'_> {
                 "the profile and group steps did not finish",
             ));
         };
-        let target = Target::from_steps(&profile, &group);
+        let target = assignment::target_of(&profile, &group);
         let serials = self.expected_serials();
         let mut opts = self.config.wait.clone();
         opts.phase_timeout = self.plan.assignment_wait;

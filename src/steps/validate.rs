@@ -406,7 +406,7 @@ impl ValidateInputs {
 
 /// The assignment target of a profile and a group from steps 3 and 4.
 pub fn target_of(profile: &ProfileRef, group: &GroupRef) -> Target {
-    Target::from_steps(profile, group)
+    assignment::target_of(profile, group)
 }
 
 /// The inputs from the persisted outcomes, once the profile and group steps are done.

@@ -1136,7 +1136,7 @@ impl AssignmentPage {
         let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
             return;
         };
-        let wanted = Target::from_steps(profile, group);
+        let wanted = steps::target_of(profile, group);
         if self.target.as_ref() == Some(&wanted) {
             return;
         }

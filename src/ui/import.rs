@@ -121,44 +121,10 @@ impl Default for ImportPage {
     }
 }
 
-/// The rows the import step gets from the reader's report, in report order, each with where it
-/// came from. Rows of unusable files are not included.
-pub fn rows_from_report(report: &CheckReport) -> Vec<(ImportRow, RowStatus, String)> {
-    report
-        .files
-        .iter()
-        .filter(|f| !f.has_file_error())
-        .flat_map(|f| {
-            f.rows.iter().map(move |r| {
-                (
-                    ImportRow {
-                        serial: r.serial.clone(),
-                        product_key: r.product_key.clone(),
-                        hash: r.hash.clone(),
-                        group_tag: r.group_tag.clone(),
-                        assigned_user: r.assigned_user.clone(),
-                        file: file_name(&f.path),
-                        line: r.line as usize,
-                    },
-                    r.status,
-                    r.findings
-                        .iter()
-                        .find(|x| x.severity == hwid::Severity::Error)
-                        .or(r.findings.first())
-                        .map(|x| x.message.clone())
-                        .unwrap_or_default(),
-                )
-            })
-        })
-        .collect()
-}
+// Where the page and `run --plan` have always found it.
+pub use crate::steps::import::rows_from_report;
 
-fn file_name(path: &str) -> String {
-    std::path::Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.to_string())
-}
+use crate::steps::import::file_name;
 
 impl ImportPage {
     /// `options` sets chunk size, poll intervals and the manual sync window (the demo scales it).

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod board;
 pub mod graph;
+pub mod harvest_cli;
 pub mod hwid;
 pub mod logging;
 pub mod paths;

@@ -187,5 +187,7 @@ fn the_group_tag_of_a_rule_is_read_in_one_place_whatever_the_case() {
         ),
         ["HR", "Sales"]
     );
-    assert!(group_tags_in_rule(r#"(device.devicePhysicalIds -any (_ -eq "[ZTDId]:x"))"#).is_empty());
+    assert!(
+        group_tags_in_rule(r#"(device.devicePhysicalIds -any (_ -eq "[ZTDId]:x"))"#).is_empty()
+    );
 }

@@ -665,6 +665,12 @@ impl WizardApp {
             if let Some(step) = step {
                 tracing::info!(step = step.title(), "step opened");
             }
+            // What a page said about an action was for the visit that made it.
+            if let Some(left) = self.last_step
+                && let Some(page) = self.pages.iter_mut().find(|p| p.id() == left)
+            {
+                page.left();
+            }
             self.last_step = step;
         }
         let now = self.step_statuses();

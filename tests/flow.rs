@@ -417,6 +417,13 @@ fn the_whole_procedure_by_clicking() {
         ASYNC_TIMEOUT,
     );
     h.run_ok();
+    // The profile was assigned to the group before, not to this one: step 4 waits for it.
+    assert_ne!(status_of(&h, StepId::Group), StepStatus::Done);
+    assert!(
+        h.query_all_by_label_contains("Removed the assignment")
+            .next()
+            .is_none()
+    );
     for step in [StepId::Assignment, StepId::Validate] {
         assert_ne!(
             status_of(&h, step),

@@ -1521,6 +1521,18 @@ impl Page for AssignmentPage {
         self.scoped.total > 0 && self.scoped.ready == self.scoped.total
     }
 
+    fn left(&mut self) {
+        if !self.sync.is_running() {
+            self.sync = Phase::Idle;
+        }
+        if !self.export.is_running() {
+            self.export = Phase::Idle;
+        }
+        if !self.edit_phase.is_running() {
+            self.edit_phase = Phase::Idle;
+        }
+    }
+
     fn save_state(&self) -> Option<serde_json::Value> {
         serde_json::to_value(SavedState {
             query: self.query.clone(),

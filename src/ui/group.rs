@@ -183,8 +183,11 @@ impl GroupPage {
         self.create = Phase::Running {
             what: "Creating the group…".into(),
         };
+        // The assignment and its messages were about the group shown before.
         self.read = Phase::Idle;
         self.assign = Phase::Idle;
+        self.undo = Phase::Idle;
+        self.acknowledged = false;
         cx.spawn("Create device group", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
             let r = step::create_group(&graph, &spec)
@@ -220,6 +223,14 @@ impl GroupPage {
             }
             Ok(note) => {
                 self.existing_note = note;
+                // Another group: the assignment made (or removed) for the one before, and what
+                // was said about it, do not carry over.
+                if self.read.done().is_none_or(|r| r.group.id != g.id) {
+                    self.assign = Phase::Idle;
+                    self.undo = Phase::Idle;
+                    self.acknowledged = false;
+                    self.create = Phase::Idle;
+                }
                 self.expected = Some(GroupRef::from_group(g).kind);
                 self.start_read_back(cx, g.id.clone());
             }

@@ -147,6 +147,7 @@ pub trait Slot {
     fn load_state(&mut self, state: serde_json::Value);
     fn revalidate(&mut self, cx: &mut PageCx<'_>);
     fn inputs_changed(&mut self, cx: &mut PageCx<'_>);
+    fn left(&mut self);
 }
 
 /// A [`Page`] in a [`Slot`].
@@ -207,6 +208,9 @@ impl<P: Page> Slot for PageSlot<P> {
     }
     fn inputs_changed(&mut self, cx: &mut PageCx<'_>) {
         self.page.inputs_changed(cx)
+    }
+    fn left(&mut self) {
+        self.page.left()
     }
 }
 
@@ -369,6 +373,10 @@ pub trait Page {
     fn inputs_changed(&mut self, cx: &mut PageCx<'_>) {
         self.revalidate(cx)
     }
+
+    /// The person opened another step. A message that reported an action done ("Sync
+    /// requested", "Saved to …") belongs to that visit: forget it here.
+    fn left(&mut self) {}
 }
 
 // The file pickers live in `widgets` (open and save, with "no dialog" told apart from

@@ -133,6 +133,8 @@ impl ValidatePage {
         };
         self.outdated = None;
         self.copied = false;
+        // "Saved to …" was about the report being replaced.
+        self.save = Phase::Idle;
         cx.spawn("Validate", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
             let r = steps::run(&graph, &inputs).await;
@@ -446,6 +448,12 @@ impl Page for ValidatePage {
 
     fn validated(&self) -> bool {
         self.outdated.is_none() && self.report.done().is_some_and(|r| r.ready)
+    }
+
+    fn left(&mut self) {
+        if !self.save.is_running() {
+            self.save = Phase::Idle;
+        }
     }
 
     /// Opened after an earlier step changed: the old verdict went with the old page, and the

@@ -254,6 +254,13 @@ fn split_step_sections(text: &str) -> (String, std::collections::BTreeMap<String
         .map(|d| d.plan_section)
         .filter(|s| !BUILT_IN_SECTIONS.contains(s))
         .collect();
+    split_sections(text, &extra)
+}
+
+fn split_sections(
+    text: &str,
+    extra: &[&str],
+) -> (String, std::collections::BTreeMap<String, toml::Value>) {
     let mut sections = std::collections::BTreeMap::new();
     if extra.is_empty() {
         return (text.to_string(), sections);
@@ -262,7 +269,7 @@ fn split_step_sections(text: &str) -> (String, std::collections::BTreeMap<String
     let Ok(table) = text.parse::<toml::Table>() else {
         return (text.to_string(), sections);
     };
-    for name in &extra {
+    for name in extra {
         if let Some(v) = table.get(*name) {
             sections.insert(name.to_string(), v.clone());
         }
@@ -764,5 +771,28 @@ mod tests {
     fn line_col_counts_from_one() {
         assert_eq!(line_col("a\nbc\n", 3), (2, 2));
         assert_eq!(line_col("é\nx", 1), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::*;
+
+    /// A registered step's table leaves the text the built-in reader sees without moving a
+    /// line, and reaches the step whole.
+    #[test]
+    fn a_step_table_is_split_out_and_every_line_stays_put() {
+        let text = "[tenant]\nid = \"x\"\n\n[esp]\nmode = \"create\"\ntimeout = 60\n[esp.apps]\nx = 1\n\n[group]\nname = \"G\"\n";
+        let (core, sections) = split_sections(text, &["esp"]);
+        assert_eq!(core.len(), text.len());
+        assert_eq!(core.lines().count(), text.lines().count());
+        assert!(!core.contains("esp") && !core.contains("mode"));
+        assert!(core.contains("[group]\nname = \"G\""));
+        let esp = &sections["esp"];
+        assert_eq!(esp["mode"].as_str(), Some("create"));
+        assert_eq!(esp["apps"]["x"].as_integer(), Some(1));
+        let (same, none) = split_sections(text, &[]);
+        assert_eq!(same, text);
+        assert!(none.is_empty());
     }
 }

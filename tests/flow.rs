@@ -358,7 +358,10 @@ fn the_whole_procedure_by_clicking() {
     );
     wait_shown(
         &mut h,
-        &format!("Ready (assigned \"{PROFILE}\" with a date): 2 of 2 devices imported in step 5"),
+        &format!(
+            "Ready (assigned \"{PROFILE}\" with a date): 2 of 2 devices imported in {}",
+            StepId::Import.step_n()
+        ),
     );
     press(&mut h, "Next");
 

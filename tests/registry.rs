@@ -98,8 +98,17 @@ fn a_plan_state_file_of_the_version_before_the_registry_loads_whole() {
         serde_json::to_value(&state.outcomes).unwrap(),
         before["outcomes"]
     );
-    for step in StepId::ALL {
-        assert!(state.outcomes.has(*step), "{step:?} has its outcome");
+    // Every step the file's version had (steps added since have no outcome yet).
+    for step in [
+        StepId::SignIn,
+        StepId::JoinPermission,
+        StepId::Profile,
+        StepId::Group,
+        StepId::Import,
+        StepId::Assignment,
+        StepId::Validate,
+    ] {
+        assert!(state.outcomes.has(step), "{step:?} has its outcome");
     }
     assert!(state.outcomes.import.unwrap().expected_serials().count() > 0);
 }
@@ -125,20 +134,18 @@ fn every_name_derives_from_the_procedure() {
             serde_json::Value::String(def.key.into())
         );
     }
-    // Names saved files and event consumers already know.
-    let keys: Vec<&str> = StepId::ALL.iter().map(|s| s.key()).collect();
-    assert_eq!(
-        &keys[..7],
-        [
-            "sign-in",
-            "join-permission",
-            "profile",
-            "group",
-            "import",
-            "assignment",
-            "validate"
-        ]
-    );
+    // Names saved files and event consumers already know (new steps may come in between).
+    for (step, key) in [
+        (StepId::SignIn, "sign-in"),
+        (StepId::JoinPermission, "join-permission"),
+        (StepId::Profile, "profile"),
+        (StepId::Group, "group"),
+        (StepId::Import, "import"),
+        (StepId::Assignment, "assignment"),
+        (StepId::Validate, "validate"),
+    ] {
+        assert_eq!(step.key(), key);
+    }
     assert_eq!(serde_json::to_value(Step::Plan).unwrap(), "plan");
     assert_eq!(
         serde_json::to_string(&StepId::JoinPermission).unwrap(),

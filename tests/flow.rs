@@ -379,6 +379,68 @@ fn the_whole_procedure_by_clicking() {
         assert_eq!(status, StepStatus::Done, "{step:?} at the end");
     }
 
+    // Another deployer in step 2: the report of step 7 was about the old ones. Steps 3-6 do
+    // not depend on the deployers and stay Done; step 7 leaves Done at once, and opened again
+    // it runs the checklist by itself (no click on "Run validation").
+    // Everyone may join and enroll, so the new deployer is covered too.
+    tenant(&shared, |s| {
+        s.directory.registration_policy.join = JoinScope::All;
+        for p in &mut s.directory.mdm_policies {
+            p.scope = autopilot_wizard::sim::directory::MdmScope::All;
+        }
+    });
+    press(
+        &mut h,
+        &format!("{}. Join permission", StepId::JoinPermission.number()),
+    );
+    type_into(&mut h, "Search users or groups", "dana");
+    press(&mut h, "Search");
+    step_until(
+        &mut h,
+        "a user to add",
+        |h| h.query_all_by_label_contains("Add Dana").next().is_some(),
+        ASYNC_TIMEOUT,
+    );
+    h.query_all_by_label_contains("Add Dana")
+        .next()
+        .unwrap()
+        .click();
+    h.run_ok();
+    press(&mut h, "Check join permission");
+    step_until(
+        &mut h,
+        "the new deployers checked",
+        |h| {
+            h.state()
+                .outcomes()
+                .join_permission
+                .as_ref()
+                .is_some_and(|j| j.deployers.len() == 2)
+        },
+        ASYNC_TIMEOUT,
+    );
+    h.run_ok();
+    assert_ne!(status_of(&h, StepId::Validate), StepStatus::Done);
+    for step in [
+        StepId::Profile,
+        StepId::Group,
+        StepId::Import,
+        StepId::Assignment,
+    ] {
+        assert_eq!(status_of(&h, step), StepStatus::Done, "{step:?}");
+    }
+    assert_eq!(status_of(&h, StepId::JoinPermission), StepStatus::Done);
+    {
+        press(&mut h, &format!("{}. Validate", StepId::Validate.number()));
+        assert!(
+            h.query_by_label("READY: devices can be deployed").is_none(),
+            "the verdict about the old deployers is gone"
+        );
+        // Nobody pressed "Run validation": the fresh page ran it on being opened.
+        wait_shown(&mut h, "READY: devices can be deployed");
+        assert_eq!(status_of(&h, StepId::Validate), StepStatus::Done);
+    }
+
     // Done follows its inputs (issue 14): in step 4 the person switches to another existing
     // group, with none of the devices in it, and assigns the profile there. Every step computed
     // from the old group leaves Done at once, its old messages go with it, and step 7 checks

@@ -103,3 +103,53 @@ impl std::fmt::Debug for StepDef {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The shape a new step's functions take, as its entry in `procedure!` names them.
+    const DUMMY_CHECK: CheckId = CheckId::new("Dummy", "A step added after the registry");
+
+    fn dummy_runner<'a>(cx: PlanCx<'a>) -> BoxFuture<'a, Result<String, StepFailure>> {
+        Box::pin(async move {
+            match cx.section {
+                Some(_) => Ok("configured".into()),
+                None => Err(StepFailure::new(FailureKind::Input, "no table")),
+            }
+        })
+    }
+
+    fn dummy_validate<'a>(
+        _graph: &'a GraphClient,
+        inputs: &'a ValidateInputs,
+    ) -> BoxFuture<'a, Vec<CheckItem>> {
+        Box::pin(async move {
+            vec![CheckItem::new(
+                DUMMY_CHECK,
+                crate::steps::validate::Verdict::Pass,
+                vec![inputs.tenant.clone()],
+                None,
+            )]
+        })
+    }
+
+    static DUMMY: StepDef = StepDef {
+        id: StepId::Validate,
+        key: "dummy",
+        title: "Dummy",
+        run_title: "Dummy",
+        doc_url: "https://learn.microsoft.com/",
+        plan_section: "dummy",
+        depends_on: &[StepId::Group],
+        checks: &[DUMMY_CHECK],
+        runner: Some(dummy_runner),
+        validate: Some(dummy_validate),
+    };
+
+    #[test]
+    fn a_step_with_its_own_runner_and_checks_fits_the_registry() {
+        assert!(DUMMY.runner.is_some() && DUMMY.validate.is_some());
+        assert_eq!(DUMMY.checks[0].key(), "Dummy");
+    }
+}

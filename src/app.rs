@@ -16,22 +16,17 @@ use crate::graph::cloud::{ClientApp, Cloud, Endpoints};
 use crate::graph::token_store::{MemoryStore, StoreNotice, TokenStore};
 use crate::sim::{self, SimConfig, SimHandle, Speed};
 use crate::steps::Outcomes;
-use crate::steps::import::ImportOptions;
-use crate::ui::assignment::AssignmentPage;
-use crate::ui::group::GroupPage;
-use crate::ui::import::ImportPage;
-use crate::ui::join_permission::JoinPermissionPage;
-use crate::ui::profile::ProfilePage;
-use crate::ui::sign_in::{SignInConfig, SignInPage};
-use crate::ui::validate::ValidatePage;
-use crate::ui::{self, FilePicker, Job, Outbox, Page, PageCx, Session, StepId, StepStatus};
+use crate::ui::sign_in::SignInConfig;
+use crate::ui::{
+    self, FilePicker, Job, Outbox, Page, PageCx, PageEnv, PageSlot, Session, Slot, StepId,
+    StepStatus,
+};
 
-pub mod logging;
+// The log and the app id are the whole program's (`run` uses them too); kept reachable here.
+pub use crate::logging;
+pub use crate::paths::APP_ID;
 
 pub use logging::{LogBuffer, LogLine};
-
-/// The eframe app id: names the persistence file and the data directory of the log files.
-pub const APP_ID: &str = "autopilot-wizard";
 
 /// What the user configured: remembered across runs (never secrets). `None` means "not set",
 /// i.e. the default (global cloud, the built-in client id).
@@ -158,74 +153,6 @@ mod keys {
     pub const CURRENT: &str = "current_step";
 }
 
-/// A page as the app sees it, whatever its message type.
-trait Slot {
-    fn id(&self) -> StepId;
-    /// Called once before the page's first frame (e.g. the silent sign-in).
-    fn start(&mut self, cx: &mut PageCx<'_>);
-    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>);
-    fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>);
-    fn status(&self) -> StepStatus;
-    fn validated(&self) -> bool;
-    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>);
-    fn save_state(&self) -> Option<serde_json::Value>;
-    fn load_state(&mut self, state: serde_json::Value);
-    fn revalidate(&mut self, cx: &mut PageCx<'_>);
-}
-
-struct PageSlot<P: Page> {
-    id: StepId,
-    page: P,
-    extract: fn(ui::Msg) -> Option<P::Msg>,
-    start: fn(&mut P, &mut PageCx<'_>),
-}
-
-impl<P: Page + 'static> PageSlot<P> {
-    fn boxed(id: StepId, page: P, extract: fn(ui::Msg) -> Option<P::Msg>) -> Box<dyn Slot> {
-        Box::new(PageSlot {
-            id,
-            page,
-            extract,
-            start: |_, _| {},
-        })
-    }
-}
-
-impl<P: Page> Slot for PageSlot<P> {
-    fn id(&self) -> StepId {
-        self.id
-    }
-    fn start(&mut self, cx: &mut PageCx<'_>) {
-        (self.start)(&mut self.page, cx)
-    }
-    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
-        self.page.ui(ui, cx)
-    }
-    fn on_msg(&mut self, msg: ui::Msg, cx: &mut PageCx<'_>) {
-        if let Some(msg) = (self.extract)(msg) {
-            self.page.on_msg(msg, cx)
-        }
-    }
-    fn status(&self) -> StepStatus {
-        self.page.status()
-    }
-    fn validated(&self) -> bool {
-        self.page.validated()
-    }
-    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
-        self.page.tick(ctx, cx)
-    }
-    fn save_state(&self) -> Option<serde_json::Value> {
-        self.page.save_state()
-    }
-    fn load_state(&mut self, state: serde_json::Value) {
-        self.page.load_state(state)
-    }
-    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
-        self.page.revalidate(cx)
-    }
-}
-
 /// A step as the stepper shows it: the page's own status, unless a step before it no longer
 /// validates, in which case whatever the page last saw no longer counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +168,7 @@ pub struct StepView {
 /// A job the app spawned and can still cancel.
 struct RunningJob {
     label: String,
+    step: Option<StepId>,
     cancel: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -295,6 +223,9 @@ pub struct WizardApp {
     /// Steps already asked to read their result back since the current sign-in; cleared when
     /// the Graph session goes away, so the next sign-in checks everything again.
     revalidation_asked: Vec<StepId>,
+    /// Pages built afresh because an earlier step's outcome changed: they check their step
+    /// against the new inputs when next shown.
+    recheck_on_visit: Vec<StepId>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
     /// The step shown last frame, to log when another one opens.
@@ -382,6 +313,7 @@ impl WizardApp {
             last_step: None,
             resume_to: None,
             revalidation_asked: Vec::new(),
+            recheck_on_visit: Vec::new(),
         };
         app.build_pages();
         // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
@@ -418,83 +350,27 @@ impl WizardApp {
 
     /// The page for `step`, built from the current endpoints; `None` while the step has no page.
     fn make_page(&self, step: StepId) -> Option<Box<dyn Slot>> {
-        match step {
-            StepId::SignIn => {
-                let auth = &self.connection.auth;
-                let config = SignInConfig {
-                    endpoints: auth.endpoints.clone(),
-                    client_id: match &auth.client {
-                        ClientApp::Own { client_id } => client_id.clone(),
-                        ClientApp::GraphCommandLineTools => String::new(),
-                    },
-                    tenant: auth.tenant.clone(),
-                    simulated: self.connection.simulated,
-                    store: self.token_store.clone(),
-                    store_notice: self.token_store_note.clone(),
-                    opener: self.opener.clone(),
-                    browser_timeout: crate::ui::sign_in::BROWSER_TIMEOUT,
-                };
-                Some(Box::new(PageSlot {
-                    id: step,
-                    page: SignInPage::new(config),
-                    extract: |m| match m {
-                        ui::Msg::SignIn(m) => Some(m),
-                        _ => None,
-                    },
-                    // Signs in again from the saved refresh token, if there is one.
-                    start: |page, cx| page.try_silent(cx),
-                }))
-            }
-            StepId::Profile => Some(PageSlot::boxed(step, ProfilePage::new(), |m| match m {
-                ui::Msg::Profile(m) => Some(m),
-                _ => None,
-            })),
-            StepId::JoinPermission => {
-                Some(PageSlot::boxed(
-                    step,
-                    JoinPermissionPage::new(),
-                    |m| match m {
-                        ui::Msg::JoinPermission(m) => Some(m),
-                        _ => None,
-                    },
-                ))
-            }
-            StepId::Group => Some(PageSlot::boxed(step, GroupPage::new(), |m| match m {
-                ui::Msg::Group(m) => Some(m),
-                _ => None,
-            })),
-            StepId::Import => {
-                let options = match self.sim_speed_in_use() {
-                    Some(speed) => ImportOptions::scaled(speed.scale),
-                    None => ImportOptions::default(),
-                };
-                Some(PageSlot::boxed(
-                    step,
-                    ImportPage::new(options),
-                    |m| match m {
-                        ui::Msg::Import(m) => Some(m),
-                        _ => None,
-                    },
-                ))
-            }
-            StepId::Assignment => {
-                let mut page = AssignmentPage::new(None);
-                if let Some(speed) = self.sim_speed_in_use() {
-                    page.sync_interval = speed.scaled(page.sync_interval);
-                }
-                Some(PageSlot::boxed(step, page, |m| match m {
-                    ui::Msg::Assignment(m) => Some(m),
-                    _ => None,
-                }))
-            }
-            StepId::Validate => Some(PageSlot::boxed(
-                step,
-                ValidatePage::new(None),
-                |m| match m {
-                    ui::Msg::Validate(m) => Some(m),
-                    _ => None,
+        ui::make_page(step, &self.page_env())
+    }
+
+    /// What pages are built from: the sign-in endpoints and the simulated tenant's speed.
+    fn page_env(&self) -> PageEnv {
+        let auth = &self.connection.auth;
+        PageEnv {
+            sign_in: SignInConfig {
+                endpoints: auth.endpoints.clone(),
+                client_id: match &auth.client {
+                    ClientApp::Own { client_id } => client_id.clone(),
+                    ClientApp::GraphCommandLineTools => String::new(),
                 },
-            )),
+                tenant: auth.tenant.clone(),
+                simulated: self.connection.simulated,
+                store: self.token_store.clone(),
+                store_notice: self.token_store_note.clone(),
+                opener: self.opener.clone(),
+                browser_timeout: crate::ui::sign_in::BROWSER_TIMEOUT,
+            },
+            sim_speed: self.sim_speed_in_use(),
         }
     }
 
@@ -557,7 +433,7 @@ impl WizardApp {
             let (status, word) = match blocked_by {
                 Some(j) => (
                     StepStatus::NotStarted,
-                    format!("Waiting for step {}", j + 1),
+                    format!("Waiting for step {}", self.pages[j].id().number()),
                 ),
                 // Done is a promise that the next step can open: only a validated page keeps it.
                 None if own == StepStatus::Done && !page.validated() => (
@@ -655,8 +531,71 @@ impl WizardApp {
             self.revalidation_asked.push(step);
             if !page.validated() {
                 tracing::info!(step = step.title(), "checking the step again");
+                cx.set_owner(step);
                 page.revalidate(&mut cx);
             }
+        }
+    }
+
+    /// Done follows its inputs, for every step at once. A step's result counts only while the
+    /// outcomes it was computed from (its `depends_on` in the procedure) are the ones the earlier
+    /// steps hold now. When one changed (another group picked in step 4…), every dependent page
+    /// is built afresh: its old read-backs and messages belonged to the old inputs and go with
+    /// it (the form the person filled in stays), its running work is cancelled, and it checks
+    /// its step again with reads only when next shown.
+    fn follow_inputs(&mut self) {
+        for i in 0..self.pages.len() {
+            let step = self.pages[i].id();
+            if self.outcomes.inputs_changed(step) {
+                tracing::info!(
+                    step = step.title(),
+                    "an earlier step changed: this step is checked again"
+                );
+                self.outcomes.inputs.remove(&step);
+                self.rebuild_page(i);
+                self.revalidation_asked.retain(|s| *s != step);
+                if !self.recheck_on_visit.contains(&step) {
+                    self.recheck_on_visit.push(step);
+                }
+            } else if self.pages[i].validated() {
+                // Validated against what the earlier steps hold now: remember it (an input
+                // that was unknown when the result was first recorded is filled in).
+                let now = self.outcomes.current_inputs(step);
+                let merged: Vec<Option<String>> = match self.outcomes.inputs.get(&step) {
+                    Some(was) if was.len() == now.len() => now
+                        .into_iter()
+                        .zip(was)
+                        .map(|(n, w)| n.or_else(|| w.clone()))
+                        .collect(),
+                    _ => now,
+                };
+                if self.outcomes.inputs.get(&step) != Some(&merged) {
+                    self.outcomes.inputs.insert(step, merged);
+                }
+            }
+        }
+    }
+
+    /// Replaces the page at `index` with a fresh one that keeps the form (its saved state) and
+    /// cancels the work the old one started.
+    fn rebuild_page(&mut self, index: usize) {
+        let step = self.pages[index].id();
+        for job in self.jobs_running.iter().filter(|j| j.step == Some(step)) {
+            job.cancel.cancel();
+        }
+        self.jobs_queued.retain(|j| {
+            let mine = j.step == Some(step);
+            if mine {
+                j.cancel.cancel();
+            }
+            !mine
+        });
+        let saved = self.pages[index].save_state();
+        if let Some(mut fresh) = self.make_page(step) {
+            if let Some(state) = saved.or_else(|| self.stored_pages.get(&step).cloned()) {
+                fresh.load_state(state);
+            }
+            self.pages[index] = fresh;
         }
     }
 
@@ -678,6 +617,7 @@ impl WizardApp {
                 .with_file_picker(self.file_picker.clone())
                 .with_harvester(self.harvester.clone());
             for page in &mut self.pages {
+                cx.set_owner(page.id());
                 page.start(&mut cx);
             }
         }
@@ -685,9 +625,11 @@ impl WizardApp {
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
                 .with_file_picker(self.file_picker.clone());
             for page in &mut self.pages {
+                cx.set_owner(page.id());
                 page.tick(&ctx, &mut cx);
             }
         }
+        self.follow_inputs();
         self.revalidate_in_order();
         self.resume();
 
@@ -722,6 +664,12 @@ impl WizardApp {
         if step != self.last_step {
             if let Some(step) = step {
                 tracing::info!(step = step.title(), "step opened");
+            }
+            // What a page said about an action was for the visit that made it.
+            if let Some(left) = self.last_step
+                && let Some(page) = self.pages.iter_mut().find(|p| p.id() == left)
+            {
+                page.left();
             }
             self.last_step = step;
         }
@@ -778,7 +726,7 @@ impl WizardApp {
             let response = ui
                 .horizontal(|ui| {
                     status_icon(ui, status);
-                    let text = format!("{}. {}", i + 1, step.title());
+                    let text = format!("{}. {}", step.number(), step.title());
                     ui.add_enabled(reachable, egui::Button::selectable(i == self.current, text))
                         .on_hover_text(&word)
                         .on_disabled_hover_text(format!("{word}. Finish the steps above first."))
@@ -891,6 +839,15 @@ impl WizardApp {
             .with_file_picker(self.file_picker.clone())
             .with_harvester(self.harvester.clone());
         if let Some(page) = self.pages.get_mut(self.current) {
+            cx.set_owner(page.id());
+            if let Some(i) = self.recheck_on_visit.iter().position(|s| *s == page.id()) {
+                self.recheck_on_visit.remove(i);
+                tracing::info!(
+                    step = page.id().title(),
+                    "checking the step against its new inputs"
+                );
+                page.inputs_changed(&mut cx);
+            }
             page.ui(ui, &mut cx);
         }
     }
@@ -905,7 +862,7 @@ impl WizardApp {
         if index == self.current {
             return;
         }
-        let where_ = format!("step {}, {}", index + 1, target.title());
+        let where_ = format!("{}, {}", target.step_n(), target.title());
         let views = self.step_views();
         let blocking = views[..index]
             .iter()
@@ -918,20 +875,20 @@ impl WizardApp {
                 return;
             }
             match blocking {
-                Some((i, v)) if v.status == StepStatus::NeedsAttention => {
+                Some((_, v)) if v.status == StepStatus::NeedsAttention => {
                     ui.label(format!(
                         "Picking up where you left off ({where_}): step {} needs attention \
                          first.",
-                        i + 1
+                        v.step.number()
                     ));
                 }
-                Some((i, v)) => {
+                Some((_, v)) => {
                     ui.horizontal_wrapped(|ui| {
                         ui.spinner();
                         ui.label(format!(
                             "Picking up where you left off ({where_}): checking step {}, {} \
                              again…",
-                            i + 1,
+                            v.step.number(),
                             v.step.title()
                         ));
                     });
@@ -1036,6 +993,7 @@ impl WizardApp {
             let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
                 .with_file_picker(self.file_picker.clone())
                 .with_harvester(self.harvester.clone());
+            cx.set_owner(step);
             match self.pages.iter_mut().find(|p| p.id() == step) {
                 Some(page) => page.on_msg(msg, &mut cx),
                 None => tracing::warn!(?step, "a message arrived for a step without a page"),
@@ -1059,6 +1017,7 @@ impl WizardApp {
             });
             self.jobs_running.push(RunningJob {
                 label,
+                step: job.step,
                 cancel: job.cancel,
                 handle,
             });
@@ -1163,15 +1122,7 @@ fn parse_or_warn<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Optio
 
 /// Position of `step` in the procedure (independent of which steps have pages).
 fn procedure_order(step: StepId) -> usize {
-    match step {
-        StepId::SignIn => 0,
-        StepId::JoinPermission => 1,
-        StepId::Profile => 2,
-        StepId::Group => 3,
-        StepId::Import => 4,
-        StepId::Assignment => 5,
-        StepId::Validate => 6,
-    }
+    step.number() - 1
 }
 
 /// How the stepper names a step status.

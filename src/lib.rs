@@ -11,13 +11,18 @@
 //! - [`ui`]: one page per step plus shared widgets; pages call `steps`, never Graph directly.
 //! - [`plan`], [`run`]: `run --plan`, the same steps from a plan file without a window.
 //! - [`app`]: the eframe application, the only place that knows pages, tasks and persistence.
+//! - [`logging`], [`paths`]: the log (file and in-memory panel) and the app id, for the GUI and
+//!   `run` alike.
 //! - [`sim`]: the simulated tenant (an axum server speaking Graph's wire format). It shares no
 //!   types with `graph`, on purpose: two independent readings of the reference.
 
 pub mod app;
 pub mod board;
 pub mod graph;
+pub mod harvest_cli;
 pub mod hwid;
+pub mod logging;
+pub mod paths;
 pub mod plan;
 pub mod run;
 pub mod sim;

@@ -69,7 +69,7 @@ enum Command {
     },
     /// Read this PC's hardware hash (Windows 10/11, as administrator): print it, write it as
     /// Get-WindowsAutopilotInfo does (--out), or upload it from the first setup screen (--upload).
-    Harvest(autopilot_wizard::steps::this_pc::HarvestArgs),
+    Harvest(autopilot_wizard::harvest_cli::HarvestArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     if let Some(Command::Harvest(args)) = cli.command {
-        let code = autopilot_wizard::steps::this_pc::run_command(args);
+        let code = autopilot_wizard::harvest_cli::run_command(args);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     if matches!(cli.command, Some(Command::Run(_))) {

@@ -13,7 +13,7 @@ use autopilot_wizard::board::{
 use autopilot_wizard::sim::directory;
 use autopilot_wizard::steps::assignment::{self as steps, AssignmentError, Progress, WaitOptions};
 use autopilot_wizard::ui::assignment::{AssignmentPage, CheckPlan, FixedSavePath};
-use autopilot_wizard::ui::{Page, PageCx, Session, StepStatus};
+use autopilot_wizard::ui::{Page, PageCx, Session, StepId, StepStatus};
 use chrono::Utc;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -770,7 +770,10 @@ fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
     h.state_mut().outcomes.import = Some(import_of(&["PC-A1", "PC-A2"]));
     h.run();
     // Bar, legend, ready line and filter all count the two imported devices.
-    h.get_by_label("2 of 2 devices imported in step 5 ready");
+    h.get_by_label(&format!(
+        "2 of 2 devices imported in {} ready",
+        StepId::Import.step_n()
+    ));
     h.get_by_label("Assigned: 2");
     h.get_by_label_contains("Ready (assigned \"User-driven\" with a date): 2 of 2");
     h.get_by_label("All (2)");
@@ -778,7 +781,10 @@ fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
     h.get_by_label("Show all devices in the tenant").click();
     h.run();
     h.get_by_label("All (5)");
-    h.get_by_label("2 of 2 devices imported in step 5 ready");
+    h.get_by_label(&format!(
+        "2 of 2 devices imported in {} ready",
+        StepId::Import.step_n()
+    ));
 
     support::ui::type_into(&mut h, "Search serial", "nothing-like-this");
     h.get_by_label("No devices match");
@@ -808,7 +814,7 @@ fn a_retag_is_offered_only_for_devices_of_the_import() {
             h.query_all_by_label("Set group tag to SALES").count() == 1
         }
     );
-    h.get_by_label_contains("not part of the import of step 5");
+    h.get_by_label_contains("not part of the wizard's import");
     h.get_by_label("Show all devices in the tenant").click();
     h.run();
     h.get_by_label("PC-P1").click();

@@ -358,7 +358,10 @@ fn the_whole_procedure_by_clicking() {
     );
     wait_shown(
         &mut h,
-        &format!("Ready (assigned \"{PROFILE}\" with a date): 2 of 2 devices imported in step 5"),
+        &format!(
+            "Ready (assigned \"{PROFILE}\" with a date): 2 of 2 devices imported in {}",
+            StepId::Import.step_n()
+        ),
     );
     press(&mut h, "Next");
 
@@ -375,6 +378,171 @@ fn the_whole_procedure_by_clicking() {
     for (step, status) in h.state().step_statuses() {
         assert_eq!(status, StepStatus::Done, "{step:?} at the end");
     }
+
+    // Another deployer in step 2: the report of step 7 was about the old ones. Steps 3-6 do
+    // not depend on the deployers and stay Done; step 7 leaves Done at once, and opened again
+    // it runs the checklist by itself (no click on "Run validation").
+    // Everyone may join and enroll, so the new deployer is covered too.
+    tenant(&shared, |s| {
+        s.directory.registration_policy.join = JoinScope::All;
+        for p in &mut s.directory.mdm_policies {
+            p.scope = autopilot_wizard::sim::directory::MdmScope::All;
+        }
+    });
+    press(
+        &mut h,
+        &format!("{}. Join permission", StepId::JoinPermission.number()),
+    );
+    type_into(&mut h, "Search users or groups", "dana");
+    press(&mut h, "Search");
+    step_until(
+        &mut h,
+        "a user to add",
+        |h| h.query_all_by_label_contains("Add Dana").next().is_some(),
+        ASYNC_TIMEOUT,
+    );
+    h.query_all_by_label_contains("Add Dana")
+        .next()
+        .unwrap()
+        .click();
+    h.run_ok();
+    press(&mut h, "Check join permission");
+    step_until(
+        &mut h,
+        "the new deployers checked",
+        |h| {
+            h.state()
+                .outcomes()
+                .join_permission
+                .as_ref()
+                .is_some_and(|j| j.deployers.len() == 2)
+        },
+        ASYNC_TIMEOUT,
+    );
+    h.run_ok();
+    assert_ne!(status_of(&h, StepId::Validate), StepStatus::Done);
+    for step in [
+        StepId::Profile,
+        StepId::Group,
+        StepId::Import,
+        StepId::Assignment,
+    ] {
+        assert_eq!(status_of(&h, step), StepStatus::Done, "{step:?}");
+    }
+    assert_eq!(status_of(&h, StepId::JoinPermission), StepStatus::Done);
+    {
+        press(&mut h, &format!("{}. Validate", StepId::Validate.number()));
+        assert!(
+            h.query_by_label("READY: devices can be deployed").is_none(),
+            "the verdict about the old deployers is gone"
+        );
+        // Nobody pressed "Run validation": the fresh page ran it on being opened.
+        wait_shown(&mut h, "READY: devices can be deployed");
+        assert_eq!(status_of(&h, StepId::Validate), StepStatus::Done);
+    }
+
+    // Done follows its inputs (issue 14): in step 4 the person switches to another existing
+    // group, with none of the devices in it, and assigns the profile there. Every step computed
+    // from the old group leaves Done at once, its old messages go with it, and step 7 checks
+    // again by itself when opened.
+    const OTHER: &str = "Autopilot - second office";
+    tenant(&shared, |s| {
+        let mut g = s
+            .directory
+            .groups
+            .iter()
+            .find(|g| g.display_name == GROUP)
+            .unwrap()
+            .clone();
+        g.id = "22222222-0000-0000-0000-000000000001".into();
+        g.display_name = OTHER.into();
+        g.mail_nickname = "second-office".into();
+        g.members.clear();
+        g.group_types.clear();
+        g.membership_rule = None;
+        g.membership_rule_processing_state = None;
+        s.directory.groups.push(g);
+    });
+    press(&mut h, &format!("{}. Device group", StepId::Group.number()));
+    assert_on(&h, StepId::Group);
+    press(&mut h, "Use an existing group");
+    type_into(&mut h, "Search groups", "second");
+    press(&mut h, "Find groups");
+    press(&mut h, &format!("Use {OTHER}"));
+    step_until(
+        &mut h,
+        "the other group read back",
+        |h| {
+            h.state()
+                .outcomes()
+                .group
+                .as_ref()
+                .is_some_and(|g| g.display_name == OTHER)
+        },
+        ASYNC_TIMEOUT,
+    );
+    h.run_ok();
+    // The profile was assigned to the group before, not to this one: step 4 waits for it.
+    assert_ne!(status_of(&h, StepId::Group), StepStatus::Done);
+    assert!(
+        h.query_all_by_label_contains("Removed the assignment")
+            .next()
+            .is_none()
+    );
+    for step in [StepId::Assignment, StepId::Validate] {
+        assert_ne!(
+            status_of(&h, step),
+            StepStatus::Done,
+            "{step:?} right after another group was picked"
+        );
+    }
+    press(&mut h, &format!("Assign profile \"{PROFILE}\""));
+    step_until(
+        &mut h,
+        "the group step done with the other group",
+        |h| status_of(h, StepId::Group) == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+    // The board follows the new group: none of the devices is a member, so step 6 is not Done
+    // and never says the old "2 of 2".
+    for _ in 0..20 {
+        h.run_ok();
+        assert_ne!(status_of(&h, StepId::Assignment), StepStatus::Done);
+        assert_ne!(status_of(&h, StepId::Validate), StepStatus::Done);
+    }
+    press(
+        &mut h,
+        &format!("{}. Profile assignment", StepId::Assignment.number()),
+    );
+    step_until(
+        &mut h,
+        "the board of the other group",
+        |h| h.query_all_by_label_contains(OTHER).next().is_some(),
+        ASYNC_TIMEOUT,
+    );
+    assert!(
+        h.query_all_by_label_contains("2 of 2 devices imported")
+            .next()
+            .is_none(),
+        "step 6 still says every device is ready:\n{}",
+        visible_labels(&h)
+    );
+    // Step 7 opens (the stepper lets the person look) and runs the checklist by itself: the old
+    // READY went with the old group.
+    if status_of(&h, StepId::Validate) != StepStatus::NotStarted
+        || h.state()
+            .step_views()
+            .iter()
+            .any(|v| v.step == StepId::Validate && v.reachable)
+    {
+        press(&mut h, &format!("{}. Validate", StepId::Validate.number()));
+        assert!(
+            h.query_by_label("READY: devices can be deployed").is_none(),
+            "the old verdict is gone"
+        );
+        wait_shown(&mut h, "NOT READY");
+    }
+    assert_ne!(status_of(&h, StepId::Validate), StepStatus::Done);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use autopilot_wizard::graph::auth::{AuthConfig, SignInFlows, Sleeper};
 use autopilot_wizard::graph::cloud::{ClientApp, Endpoints};
 use autopilot_wizard::graph::token_store::{MemoryStore, TokenStore};
+use autopilot_wizard::harvest_cli;
 use autopilot_wizard::hwid::harvest::{
     self, ComputerSystem, CsvRow, HarvestError, HarvestOptions, RecordedWmi, WmiError,
 };
@@ -20,7 +21,7 @@ use autopilot_wizard::hwid::{self, CheckOptions, RowStatus, Severity};
 use autopilot_wizard::sim::autopilot::build_hardware_hash;
 use autopilot_wizard::sim::{self, SimConfig, Speed};
 use autopilot_wizard::steps::import::{ImportOptions, PollPolicy};
-use autopilot_wizard::steps::this_pc::{self, UploadOptions};
+use autopilot_wizard::steps::this_pc::UploadOptions;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use support::tenant::{SALES_RULE, add_group, add_profile, empty_config};
@@ -477,7 +478,7 @@ async fn upload_from_oobe_signs_in_with_a_code_registers_and_waits_for_the_profi
     let out = Captured::default();
     // No --group-tag: the command lists the tenant's tags and the user types one.
     let mut typed = std::io::Cursor::new(b"SALES\n".to_vec());
-    let code = this_pc::run_upload(
+    let code = harvest_cli::run_upload(
         HarvestOptions::default(),
         Ok(source),
         &flows_for(&sim),
@@ -516,7 +517,7 @@ async fn upload_from_oobe_signs_in_with_a_code_registers_and_waits_for_the_profi
     let out2 = Captured::default();
     let source: Box<dyn harvest::WmiSource> =
         Box::new(RecordedWmi::answering(&hash, serial, "Contoso", "Laptop 7"));
-    let code = this_pc::run_upload(
+    let code = harvest_cli::run_upload(
         HarvestOptions {
             group_tag: "SALES".into(),
             ..HarvestOptions::default()

@@ -681,6 +681,48 @@ mod page {
         h
     }
 
+    /// Issue 14: an import under way when the app closed goes on by itself once the page is
+    /// checked again after the restart, instead of waiting for "Continue the import".
+    #[test]
+    fn an_interrupted_import_continues_by_itself_after_a_restart() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        let mut job = ImportJob::new(vec![row("SN-RESUME-1", 1), row("SN-RESUME-2", 2)]);
+        job.phase = ImportPhase::Uploading;
+        let outcomes = Outcomes {
+            import: Some(job),
+            ..Outcomes::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = harness(&rt, graph, outcomes, dir.path().join("unused.csv"));
+        {
+            // What the app does after the restart's sign-in.
+            let host = h.state_mut();
+            let mut cx = PageCx::new(&mut host.session, &mut host.outcomes, &mut host.jobs);
+            host.page.revalidate(&mut cx);
+        }
+        h.run_ok();
+        assert!(
+            h.query_by_label("Continue the import").is_none(),
+            "nobody needs to click: {}",
+            visible_labels(&h)
+        );
+        step_until(
+            &mut h,
+            "the import to finish by itself",
+            |h| h.query_by_label_contains("Import finished").is_some(),
+            support::ui::ASYNC_TIMEOUT,
+        );
+        let registered = sim.with_state(|s| {
+            s.autopilot
+                .devices
+                .iter()
+                .filter(|d| d.serial_number.starts_with("SN-RESUME-"))
+                .count()
+        });
+        assert_eq!(registered, 2);
+    }
+
     #[test]
     fn page_previews_imports_and_explains_every_outcome() {
         let rt = support::ui::runtime();

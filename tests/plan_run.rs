@@ -15,6 +15,7 @@ use autopilot_wizard::run::events::{Collect, Event, Step};
 use autopilot_wizard::run::{Exit, RunConfig, RunResult, run_plan};
 use autopilot_wizard::sim::core::FaultConfig;
 use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
+use autopilot_wizard::steps::StepId;
 use http::Method;
 use plan_common::*;
 use tokio_util::sync::CancellationToken;
@@ -88,15 +89,8 @@ fn example_plan_runs_ready_and_a_rerun_only_reads() {
             r.error,
             r.report.map(|r| r.to_text())
         );
-        for step in [
-            Step::SignIn,
-            Step::JoinPermission,
-            Step::Profile,
-            Step::Group,
-            Step::Import,
-            Step::Assignment,
-            Step::Validate,
-        ] {
+        // Every step of the procedure, from the registry.
+        for step in StepId::ALL.iter().map(|&s| Step::Of(s)) {
             assert!(
                 events.iter().any(
                     |e| matches!(e, Event::StepFinished { step: s, ok: true, .. } if *s == step)

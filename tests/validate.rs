@@ -42,6 +42,7 @@ async fn healthy(
         deployers: vec![],
         target: t,
         expected_serials: vec!["VAL-0001".into()],
+        outcomes: Default::default(),
     };
     (sim, graph, inputs)
 }

@@ -55,8 +55,8 @@ pub fn diagnose_in(
     let d = diagnose(target, group, row);
     match d.action {
         FixAction::SetGroupTag(_) | FixAction::AddToGroup if !in_scope => Diagnosis {
-            what_to_do: "Nothing here: this device is not part of the import of step 5, so the \
-                         wizard leaves its group tag and memberships alone."
+            what_to_do: "Nothing here: this device is not part of the wizard's import, so \
+                         the wizard leaves its group tag and memberships alone."
                 .into(),
             action: FixAction::None,
             ..d

@@ -42,35 +42,35 @@ pub struct Target {
 }
 
 impl Target {
-    /// The target of the profile from step 3 and the group from step 4.
-    pub fn from_steps(
-        profile: &crate::steps::profile::ProfileRef,
-        group: &crate::steps::group::GroupRef,
-    ) -> Target {
-        use crate::steps::group::GroupKind;
-        Target {
-            group_id: group.id.clone(),
-            group_name: group.display_name.clone(),
-            membership: match &group.kind {
-                GroupKind::Dynamic { rule } => GroupMembership::Dynamic { rule: rule.clone() },
-                GroupKind::Static => GroupMembership::Static,
-            },
-            profile_id: profile.id.clone(),
-            profile_name: profile.display_name.clone(),
-        }
-    }
-
     /// The group tag a dynamic `[OrderID]:<tag>` rule selects, if the rule is of that form.
     pub fn rule_group_tag(&self) -> Option<String> {
         let GroupMembership::Dynamic { rule } = &self.membership else {
             return None;
         };
-        let lower = rule.to_ascii_lowercase();
-        let start = lower.find("[orderid]:")? + "[orderid]:".len();
-        let rest = &rule[start..];
-        let end = rest.find('"')?;
-        Some(rest[..end].to_string())
+        group_tags_in_rule(rule).into_iter().next()
     }
+}
+
+/// The group tags a dynamic membership rule selects (`"[OrderID]:<tag>"`, in the order
+/// written). Entra compares the attribute name without regard to case, so `[orderId]:` counts
+/// too; the tag keeps its case as written.
+pub fn group_tags_in_rule(rule: &str) -> Vec<String> {
+    const KEY: &str = "[orderid]:";
+    // ASCII lower-casing keeps every byte offset, so positions found in `lower` cut `rule`.
+    let lower = rule.to_ascii_lowercase();
+    let mut tags = Vec::new();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(KEY) {
+        let start = from + at + KEY.len();
+        let rest = &rule[start..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        let tag = rest[..end].trim();
+        if !tag.is_empty() {
+            tags.push(tag.to_string());
+        }
+        from = start;
+    }
+    tags
 }
 
 /// Colour category of a `deploymentProfileAssignmentStatus`.
@@ -299,7 +299,10 @@ fn summarize<'a>(rows: impl IntoIterator<Item = &'a BoardRow>, expected_profile:
             Chip::NotAssigned => s.not_assigned += 1,
             Chip::Failed => s.failed += 1,
         }
-        if r.is_ready(expected_profile) {
+        // Ready through the group: a device that has the profile through another assignment
+        // but is not a member is not what the group's assignment promises (it loses the profile
+        // when that other assignment goes).
+        if r.is_ready(expected_profile) && r.membership == MemberState::Member {
             s.ready += 1;
         }
     }

@@ -223,6 +223,83 @@ pub struct Plan {
     /// How long to wait for each phase of the assignment (membership, profile).
     pub assignment_wait: Duration,
     pub report: ReportPlan,
+    /// The tables of registered steps the plan reader does not know itself (`[esp]`…), by name;
+    /// each step reads its own (see `StepDef::plan_section`).
+    pub sections: std::collections::BTreeMap<String, toml::Value>,
+}
+
+impl Plan {
+    /// The table `name` of the plan, for a registered step's runner.
+    pub fn section(&self, name: &str) -> Option<&toml::Value> {
+        self.sections.get(name)
+    }
+}
+
+/// The tables [`RawPlan`] reads itself.
+const BUILT_IN_SECTIONS: &[&str] = &[
+    "tenant",
+    "deployers",
+    "profile",
+    "group",
+    "devices",
+    "report",
+];
+
+/// Splits the tables of registered steps that [`RawPlan`] does not know out of `text`: their
+/// values, and the text with their lines blanked (same length, so every span and line number
+/// of the rest stays right).
+fn split_step_sections(text: &str) -> (String, std::collections::BTreeMap<String, toml::Value>) {
+    let extra: Vec<&str> = crate::steps::STEPS
+        .iter()
+        .map(|d| d.plan_section)
+        .filter(|s| !BUILT_IN_SECTIONS.contains(s))
+        .collect();
+    split_sections(text, &extra)
+}
+
+fn split_sections(
+    text: &str,
+    extra: &[&str],
+) -> (String, std::collections::BTreeMap<String, toml::Value>) {
+    let mut sections = std::collections::BTreeMap::new();
+    if extra.is_empty() {
+        return (text.to_string(), sections);
+    }
+    // A file that does not parse is reported by the full parse below, with its position.
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return (text.to_string(), sections);
+    };
+    for name in extra {
+        if let Some(v) = table.get(*name) {
+            sections.insert(name.to_string(), v.clone());
+        }
+    }
+    if sections.is_empty() {
+        return (text.to_string(), sections);
+    }
+    let header_name = |line: &str| -> Option<String> {
+        let t = line.trim_start();
+        let inner = t.strip_prefix("[[").or_else(|| t.strip_prefix('['))?;
+        let end = inner.find(']')?;
+        let first = inner[..end].split('.').next()?.trim().trim_matches('"');
+        Some(first.to_string())
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut blank = false;
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = header_name(line) {
+            blank = sections.contains_key(&name);
+        }
+        if blank {
+            out.extend(
+                line.chars()
+                    .map(|c| if c == '\n' || c == '\r' { c } else { ' ' }),
+            );
+        } else {
+            out.push_str(line);
+        }
+    }
+    (out, sections)
 }
 
 impl Plan {
@@ -265,7 +342,8 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             hint,
         }
     };
-    let raw: RawPlan = toml::from_str(text).map_err(|e| {
+    let (core_text, sections) = split_step_sections(text);
+    let raw: RawPlan = toml::from_str(&core_text).map_err(|e| {
         let message = e.message().trim().to_string();
         let hint = hint_for(&message);
         at(e.span(), message, hint)
@@ -581,6 +659,7 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
         csv_files,
         assignment_wait,
         report,
+        sections,
     })
 }
 
@@ -692,5 +771,28 @@ mod tests {
     fn line_col_counts_from_one() {
         assert_eq!(line_col("a\nbc\n", 3), (2, 2));
         assert_eq!(line_col("é\nx", 1), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::*;
+
+    /// A registered step's table leaves the text the built-in reader sees without moving a
+    /// line, and reaches the step whole.
+    #[test]
+    fn a_step_table_is_split_out_and_every_line_stays_put() {
+        let text = "[tenant]\nid = \"x\"\n\n[esp]\nmode = \"create\"\ntimeout = 60\n[esp.apps]\nx = 1\n\n[group]\nname = \"G\"\n";
+        let (core, sections) = split_sections(text, &["esp"]);
+        assert_eq!(core.len(), text.len());
+        assert_eq!(core.lines().count(), text.lines().count());
+        assert!(!core.contains("esp") && !core.contains("mode"));
+        assert!(core.contains("[group]\nname = \"G\""));
+        let esp = &sections["esp"];
+        assert_eq!(esp["mode"].as_str(), Some("create"));
+        assert_eq!(esp["apps"]["x"].as_integer(), Some(1));
+        let (same, none) = split_sections(text, &[]);
+        assert_eq!(same, text);
+        assert!(none.is_empty());
     }
 }

@@ -250,10 +250,10 @@ pub fn init_logging() {
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{EnvFilter, Layer as _};
 
-    use crate::app::logging::{LogBuffer, LogSink, log_dir};
+    use crate::logging::{LogBuffer, LogSink, log_dir};
     let buffer = LogBuffer::new(100);
     let stderr = std::env::var_os("RUST_LOG").is_some();
-    let sink = match log_dir(crate::app::APP_ID) {
+    let sink = match log_dir(crate::paths::APP_ID) {
         Some(dir) => LogSink::new(buffer.clone())
             .with_stderr(stderr)
             .with_daily_file(&dir)

@@ -4,32 +4,41 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// The steps of a plan run, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+use crate::steps::StepId;
+
+/// The steps of a plan run, in order: reading the plan, then the procedure's steps. Serialised
+/// as the step's key (`plan`, `sign-in`, `group`…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
     Plan,
-    SignIn,
-    JoinPermission,
-    Profile,
-    Group,
-    Import,
-    Assignment,
-    Validate,
+    Of(StepId),
 }
 
 impl Step {
     pub fn title(self) -> &'static str {
         match self {
             Step::Plan => "Read the plan",
-            Step::SignIn => "Sign in",
-            Step::JoinPermission => "Who may join devices",
-            Step::Profile => "Deployment profile",
-            Step::Group => "Device group and profile assignment",
-            Step::Import => "Import hardware hashes",
-            Step::Assignment => "Group membership and profile assignment",
-            Step::Validate => "Validate",
+            Step::Of(step) => step.def().run_title,
         }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Step::Plan => "plan",
+            Step::Of(step) => step.key(),
+        }
+    }
+}
+
+impl From<StepId> for Step {
+    fn from(step: StepId) -> Self {
+        Step::Of(step)
+    }
+}
+
+impl Serialize for Step {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
     }
 }
 

@@ -29,11 +29,13 @@ use crate::graph::token_store::TokenStore;
 use crate::graph::{GraphClient, GraphError};
 use crate::hwid::{self, CheckOptions};
 use crate::plan::{GroupPlan, Plan};
-use crate::steps::assignment::{self, AssignmentError, Target, WaitOptions};
+use crate::steps::StepId;
+use crate::steps::assignment::{self, AssignmentError, WaitOptions};
 use crate::steps::group::{self, GroupError, GroupKind, GroupSpec, ReadBackPolicy};
 use crate::steps::import::{self, ImportError, ImportEvent, ImportJob, ImportOptions, RowOutcome};
 use crate::steps::join_permission::{self, Deployer, JoinPermissionError, JoinPermissionOutcome};
 use crate::steps::profile::{self, ProfileError, ProfileRef};
+use crate::steps::registry::{FailureKind, PlanCx, PlanRunner, StepFailure};
 use crate::steps::sign_in::{self, SignInError};
 use crate::steps::validate::{self, Report, ValidationOutcome};
 
@@ -113,6 +115,22 @@ impl StepError {
             exit,
             transient,
             message,
+        }
+    }
+}
+
+impl From<StepFailure> for StepError {
+    fn from(f: StepFailure) -> Self {
+        let (exit, transient) = match f.kind {
+            FailureKind::Input => (Exit::BadInput, false),
+            FailureKind::Auth => (Exit::SignIn, false),
+            FailureKind::Transient => (Exit::Service, true),
+            FailureKind::Service => (Exit::Service, false),
+        };
+        StepError {
+            exit,
+            transient,
+            message: f.message,
         }
     }
 }
@@ -498,13 +516,77 @@ impl Engine<'_> {
             ),
         );
 
-        self.sign_in().await?;
-        self.join_permission().await?;
-        self.profile().await?;
-        self.group().await?;
-        self.import().await?;
-        self.assignment().await?;
-        self.validate().await
+        // The procedure's steps in order; a registered step runs through its own runner, the
+        // steps that came before the registry through the engine's code below.
+        let mut verdict = None;
+        for &step in StepId::ALL {
+            match step.def().runner {
+                Some(runner) => self.registered(step, runner).await?,
+                None => {
+                    if let Some(report) = self.built_in(step).await? {
+                        verdict = Some(report);
+                    }
+                }
+            }
+            if step != StepId::SignIn {
+                self.state.outcomes.record_inputs(step);
+            }
+        }
+        verdict.ok_or_else(|| StepError::input("the validation step did not run"))
+    }
+
+    /// The steps the engine performs itself; the validation returns the report.
+    async fn built_in(
+        &mut self,
+        step: StepId,
+    ) -> Result<Option<(Report, Vec<PathBuf>)>, StepError> {
+        match step {
+            StepId::SignIn => self.sign_in().await?,
+            StepId::JoinPermission => self.join_permission().await?,
+            StepId::Profile => self.profile().await?,
+            StepId::Group => self.group().await?,
+            StepId::Import => self.import().await?,
+            StepId::Assignment => self.assignment().await?,
+            StepId::Validate => return self.validate().await.map(Some),
+        }
+        Ok(None)
+    }
+
+    /// A step with a runner in the registry: its table of the plan, the outcomes so far, and
+    /// the same retries on a transient failure as every step.
+    async fn registered(&mut self, step: StepId, runner: PlanRunner) -> Result<(), StepError> {
+        let at = Step::Of(step);
+        self.started(at);
+        let (summary, outcomes) = self
+            .retrying(at, |e| {
+                let graph = e.graph();
+                let section = e.plan.section(step.def().plan_section).cloned();
+                let mut outcomes = e.state.outcomes.clone();
+                let sink = e.sink;
+                let name = e.name.clone();
+                async move {
+                    let note = move |message: String| {
+                        sink.emit(Event::Warning {
+                            plan: name.clone(),
+                            step: at,
+                            message,
+                        })
+                    };
+                    let summary = runner(PlanCx {
+                        graph: &graph,
+                        section: section.as_ref(),
+                        outcomes: &mut outcomes,
+                        note: &note,
+                    })
+                    .await?;
+                    Ok((summary, outcomes))
+                }
+            })
+            .await?;
+        self.state.outcomes = outcomes;
+        self.save();
+        self.finished(at, true, summary);
+        Ok(())
     }
 
     /// Reads the CSV files with the hardware-hash reader of the import page. Any file or row
@@ -544,7 +626,7 @@ impl Engine<'_> {
             }
             return Err(StepError::input(msg));
         }
-        let rows: Vec<import::ImportRow> = crate::ui::import::rows_from_report(&report)
+        let rows: Vec<import::ImportRow> = import::rows_from_report(&report)
             .into_iter()
             .map(|(r, _, _)| r)
             .collect();
@@ -572,7 +654,7 @@ impl Engine<'_> {
     }
 
     async fn sign_in(&mut self) -> Result<(), StepError> {
-        self.started(Step::SignIn);
+        self.started(Step::Of(StepId::SignIn));
         let config = self.auth_config();
         let mut flows = SignInFlows::new(config.clone(), self.config.token_store.clone())
             .with_sleeper(self.config.sleeper.clone());
@@ -588,7 +670,10 @@ impl Engine<'_> {
             match flows.silent(&prev.store_key()).await {
                 Ok(Some(a)) => auth = Some(a),
                 Ok(None) => {}
-                Err(e) => self.warn(Step::SignIn, format!("The saved sign-in was not used: {e}")),
+                Err(e) => self.warn(
+                    Step::Of(StepId::SignIn),
+                    format!("The saved sign-in was not used: {e}"),
+                ),
             }
         }
         let auth = match auth {
@@ -617,7 +702,7 @@ impl Engine<'_> {
         }
         if let Some(why) = &signed.not_remembered_reason {
             self.warn(
-                Step::SignIn,
+                Step::Of(StepId::SignIn),
                 format!("The sign-in will not be remembered: {why}"),
             );
         }
@@ -628,7 +713,7 @@ impl Engine<'_> {
         self.state.outcomes.signed_in = Some(signed);
         self.graph = Some(graph);
         self.save();
-        self.finished(Step::SignIn, true, summary);
+        self.finished(Step::Of(StepId::SignIn), true, summary);
         Ok(())
     }
 
@@ -640,7 +725,10 @@ impl Engine<'_> {
             match flows.browser(self.cancel).await {
                 Ok(a) => return Ok(a),
                 Err(e @ (AuthError::Browser(_) | AuthError::Listener(_))) => {
-                    self.warn(Step::SignIn, format!("{e} Signing in with a code instead."));
+                    self.warn(
+                        Step::Of(StepId::SignIn),
+                        format!("{e} Signing in with a code instead."),
+                    );
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -662,9 +750,9 @@ impl Engine<'_> {
     }
 
     async fn join_permission(&mut self) -> Result<(), StepError> {
-        self.started(Step::JoinPermission);
+        self.started(Step::Of(StepId::JoinPermission));
         let (deployers, ok, todo) = self
-            .retrying(Step::JoinPermission, |e| {
+            .retrying(Step::Of(StepId::JoinPermission), |e| {
                 let graph = e.graph();
                 let wanted = e.plan.deployers.clone();
                 async move {
@@ -703,7 +791,7 @@ impl Engine<'_> {
             })
             .await?;
         for t in &todo {
-            self.warn(Step::JoinPermission, t.clone());
+            self.warn(Step::Of(StepId::JoinPermission), t.clone());
         }
         let names: Vec<String> = deployers.iter().map(|d| d.label()).collect();
         self.state.outcomes.join_permission = Some(JoinPermissionOutcome {
@@ -712,7 +800,7 @@ impl Engine<'_> {
         });
         self.save();
         self.finished(
-            Step::JoinPermission,
+            Step::Of(StepId::JoinPermission),
             ok,
             if ok {
                 format!("{} may join devices and enroll them", names.join(", "))
@@ -724,9 +812,9 @@ impl Engine<'_> {
     }
 
     async fn profile(&mut self) -> Result<(), StepError> {
-        self.started(Step::Profile);
+        self.started(Step::Of(StepId::Profile));
         let (profile, created, warnings) = self
-            .retrying(Step::Profile, |e| {
+            .retrying(Step::Of(StepId::Profile), |e| {
                 let graph = e.graph();
                 let plan = e.plan.profile.clone();
                 async move {
@@ -763,7 +851,7 @@ impl Engine<'_> {
             })
             .await?;
         for w in warnings {
-            self.warn(Step::Profile, w);
+            self.warn(Step::Of(StepId::Profile), w);
         }
         let summary = format!(
             "\"{}\" {}",
@@ -776,15 +864,15 @@ impl Engine<'_> {
         );
         self.state.outcomes.profile = Some(profile);
         self.save();
-        self.finished(Step::Profile, true, summary);
+        self.finished(Step::Of(StepId::Profile), true, summary);
         Ok(())
     }
 
     async fn group(&mut self) -> Result<(), StepError> {
-        self.started(Step::Group);
+        self.started(Step::Of(StepId::Group));
         let read_back = self.config.read_back;
         let (group, note) = self
-            .retrying(Step::Group, |e| {
+            .retrying(Step::Of(StepId::Group), |e| {
                 let graph = e.graph();
                 let plan = e.plan.group.clone();
                 async move {
@@ -843,7 +931,7 @@ impl Engine<'_> {
             })
             .await?;
         if let Some(n) = note {
-            self.warn(Step::Group, n);
+            self.warn(Step::Of(StepId::Group), n);
         }
         self.state.outcomes.group = Some(group.clone());
         self.save();
@@ -854,7 +942,7 @@ impl Engine<'_> {
             .clone()
             .expect("profile step ran");
         let (assigned, conflicts) = self
-            .retrying(Step::Group, |e| {
+            .retrying(Step::Of(StepId::Group), |e| {
                 let graph = e.graph();
                 let (pid, gid) = (profile.id.clone(), group.id.clone());
                 async move {
@@ -865,10 +953,10 @@ impl Engine<'_> {
             })
             .await?;
         for c in conflicts {
-            self.warn(Step::Group, c.explanation);
+            self.warn(Step::Of(StepId::Group), c.explanation);
         }
         self.finished(
-            Step::Group,
+            Step::Of(StepId::Group),
             true,
             format!(
                 "\"{}\" ({}), profile {}",
@@ -887,7 +975,7 @@ impl Engine<'_> {
     }
 
     async fn import(&mut self) -> Result<(), StepError> {
-        self.started(Step::Import);
+        self.started(Step::Of(StepId::Import));
         let domains = self
             .state
             .outcomes
@@ -904,7 +992,7 @@ impl Engine<'_> {
             Some(job) if self.state.csv_fingerprint.as_deref() == Some(fingerprint.as_str()) => job,
             _ => {
                 let opts = self.config.import.clone();
-                self.retrying(Step::Import, |e| {
+                self.retrying(Step::Of(StepId::Import), |e| {
                     let graph = e.graph();
                     let rows = rows.clone();
                     let opts = opts.clone();
@@ -939,7 +1027,7 @@ impl Engine<'_> {
                         let e = StepError::from(e);
                         if e.transient && attempt < self.config.step_attempts {
                             self.warn(
-                                Step::Import,
+                                Step::Of(StepId::Import),
                                 format!(
                                     "{} Continuing the import ({} of {}); nothing is uploaded twice.",
                                     e.message,
@@ -969,13 +1057,13 @@ impl Engine<'_> {
             } = &r.outcome
             {
                 self.warn(
-                    Step::Import,
+                    Step::Of(StepId::Import),
                     format!("{}: {summary} {action}", r.row.serial),
                 );
             }
         }
         self.finished(
-            Step::Import,
+            Step::Of(StepId::Import),
             c.failed == 0,
             format!(
                 "{} registered ({} already were), {} failed, {} left out",
@@ -1000,7 +1088,7 @@ impl Engine<'_> {
     }
 
     async fn assignment(&mut self) -> Result<(), StepError> {
-        self.started(Step::Assignment);
+        self.started(Step::Of(StepId::Assignment));
         let (Some(profile), Some(group)) = (
             self.state.outcomes.profile.clone(),
             self.state.outcomes.group.clone(),
@@ -1009,12 +1097,12 @@ impl Engine<'_> {
                 "the profile and group steps did not finish",
             ));
         };
-        let target = Target::from_steps(&profile, &group);
+        let target = assignment::target_of(&profile, &group);
         let serials = self.expected_serials();
         let mut opts = self.config.wait.clone();
         opts.phase_timeout = self.plan.assignment_wait;
         let result = self
-            .retrying(Step::Assignment, |e| {
+            .retrying(Step::Of(StepId::Assignment), |e| {
                 let graph = e.graph();
                 let target = target.clone();
                 let serials = serials.clone();
@@ -1046,7 +1134,7 @@ impl Engine<'_> {
                 for r in &board.rows {
                     self.emit(Event::Device {
                         plan: self.name.clone(),
-                        step: Step::Assignment,
+                        step: Step::Of(StepId::Assignment),
                         serial: r.serial.clone(),
                         outcome: if r.is_ready(&target.profile_id) {
                             "ready".into()
@@ -1060,19 +1148,23 @@ impl Engine<'_> {
                 self.state.outcomes.assignment = Some(outcome);
                 self.save();
                 self.finished(
-                    Step::Assignment,
+                    Step::Of(StepId::Assignment),
                     s.failed == 0 && s.ready == s.total,
                     format!("{} of {} devices have the profile", s.ready, s.total),
                 );
                 Ok(())
             }
             Ok(None) => {
-                self.finished(Step::Assignment, false, "no imported device to assign");
+                self.finished(
+                    Step::Of(StepId::Assignment),
+                    false,
+                    "no imported device to assign",
+                );
                 Ok(())
             }
             // Waited as long as the plan allows: the report says what is still open.
             Err(e) if e.exit == Exit::NotReady => {
-                self.finished(Step::Assignment, false, e.message);
+                self.finished(Step::Of(StepId::Assignment), false, e.message);
                 Ok(())
             }
             Err(e) => Err(e),
@@ -1080,7 +1172,7 @@ impl Engine<'_> {
     }
 
     async fn validate(&mut self) -> Result<(Report, Vec<PathBuf>), StepError> {
-        self.started(Step::Validate);
+        self.started(Step::Of(StepId::Validate));
         let Some(inputs) = validate::inputs_from_outcomes(&self.state.outcomes) else {
             return Err(StepError::input(
                 "the profile and group steps did not finish",
@@ -1104,7 +1196,7 @@ impl Engine<'_> {
                 break report;
             }
             self.warn(
-                Step::Validate,
+                Step::Of(StepId::Validate),
                 format!(
                     "Could not check: {}. Checking again ({} of {}).",
                     unknown.join(", "),
@@ -1144,7 +1236,7 @@ impl Engine<'_> {
             files.push(path.clone());
         }
         self.finished(
-            Step::Validate,
+            Step::Of(StepId::Validate),
             report.ready,
             match report.first_problem() {
                 None => report.verdict_text().to_string(),
@@ -1168,7 +1260,7 @@ impl import::ImportObserver for Observer<'_, '_> {
         match event {
             ImportEvent::Phase(p) => e.emit(Event::Progress {
                 plan,
-                step: Step::Import,
+                step: Step::Of(StepId::Import),
                 done: 0,
                 total: 0,
                 message: p.label().into(),
@@ -1177,7 +1269,7 @@ impl import::ImportObserver for Observer<'_, '_> {
                 let done = (c.total - c.ready - c.submitted - c.imported) as u64;
                 e.emit(Event::Progress {
                     plan,
-                    step: Step::Import,
+                    step: Step::Of(StepId::Import),
                     done,
                     total: c.total as u64,
                     message: format!(
@@ -1200,7 +1292,7 @@ impl import::ImportObserver for Observer<'_, '_> {
                 let (name, detail) = row_outcome(&outcome);
                 e.emit(Event::Device {
                     plan,
-                    step: Step::Import,
+                    step: Step::Of(StepId::Import),
                     serial,
                     outcome: name.into(),
                     detail,
@@ -1208,12 +1300,12 @@ impl import::ImportObserver for Observer<'_, '_> {
             }
             ImportEvent::SyncCountdown { remaining } => e.emit(Event::Waiting {
                 plan,
-                step: Step::Import,
+                step: Step::Of(StepId::Import),
                 message: "The Autopilot sync window is closed; waiting for it to open".into(),
                 next_check: chrono::Utc::now()
                     + chrono::Duration::from_std(remaining).unwrap_or_default(),
             }),
-            ImportEvent::Note(n) => e.warn(Step::Import, n),
+            ImportEvent::Note(n) => e.warn(Step::Of(StepId::Import), n),
         }
     }
 
@@ -1281,7 +1373,7 @@ impl WaitTracker {
         };
         sink.emit(Event::Progress {
             plan: plan.to_string(),
-            step: Step::Assignment,
+            step: Step::Of(StepId::Assignment),
             done: done as u64,
             total: total as u64,
             message: p.message(),
@@ -1289,7 +1381,7 @@ impl WaitTracker {
         if done < total {
             sink.emit(Event::Waiting {
                 plan: plan.to_string(),
-                step: Step::Assignment,
+                step: Step::Of(StepId::Assignment),
                 message: p.message(),
                 next_check: chrono::Utc::now()
                     + chrono::Duration::from_std(self.current).unwrap_or_default(),

@@ -924,3 +924,23 @@ pub async fn update_device(
         not_yet_visible,
     })
 }
+
+/// The board's target for the profile of step 3 and the group of step 4 (the board knows no
+/// steps: it is plain data).
+pub fn target_of(
+    profile: &crate::steps::profile::ProfileRef,
+    group: &crate::steps::group::GroupRef,
+) -> Target {
+    use crate::board::GroupMembership;
+    use crate::steps::group::GroupKind;
+    Target {
+        group_id: group.id.clone(),
+        group_name: group.display_name.clone(),
+        membership: match &group.kind {
+            GroupKind::Dynamic { rule } => GroupMembership::Dynamic { rule: rule.clone() },
+            GroupKind::Static => GroupMembership::Static,
+        },
+        profile_id: profile.id.clone(),
+        profile_name: profile.display_name.clone(),
+    }
+}

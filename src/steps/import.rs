@@ -1546,6 +1546,48 @@ async fn wait_for_devices(
     }
 }
 
+/// The rows the import step gets from the reader's report, in report order, each with where it
+/// came from. Rows of unusable files are not included.
+pub fn rows_from_report(
+    report: &crate::hwid::CheckReport,
+) -> Vec<(ImportRow, crate::hwid::RowStatus, String)> {
+    report
+        .files
+        .iter()
+        .filter(|f| !f.has_file_error())
+        .flat_map(|f| {
+            f.rows.iter().map(move |r| {
+                (
+                    ImportRow {
+                        serial: r.serial.clone(),
+                        product_key: r.product_key.clone(),
+                        hash: r.hash.clone(),
+                        group_tag: r.group_tag.clone(),
+                        assigned_user: r.assigned_user.clone(),
+                        file: file_name(&f.path),
+                        line: r.line as usize,
+                    },
+                    r.status,
+                    r.findings
+                        .iter()
+                        .find(|x| x.severity == crate::hwid::Severity::Error)
+                        .or(r.findings.first())
+                        .map(|x| x.message.clone())
+                        .unwrap_or_default(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The file name of `path` (the whole of it when it has none), as rows name their file.
+pub fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

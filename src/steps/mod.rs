@@ -1,33 +1,328 @@
 //! One Graph action module per wizard step, no UI: each performs its step, then validates the
 //! result by reading it back from Graph. Re-running a step is safe: it finds what exists
 //! instead of creating duplicates.
+//!
+//! The procedure itself is declared once, in the [`procedure!`] list below: the step ids, their
+//! order and numbers, titles, documentation links, plan sections, dependencies, validation
+//! checks and the persisted [`Outcomes`] all derive from it.
 
 pub mod assignment;
 pub mod group;
 pub mod import;
 pub mod join_permission;
 pub mod profile;
+pub mod registry;
 pub mod sign_in;
 pub mod this_pc;
 pub mod validate;
 
-/// The results of the steps, kept across restarts through eframe persistence. Plain data, never
-/// secrets: ids and names the next steps need.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Outcomes {
-    /// Step 1: who signed in to which tenant.
-    pub signed_in: Option<sign_in::SignedIn>,
-    /// Step 2: the chosen deployers and whether they were covered when last checked.
-    pub join_permission: Option<join_permission::JoinPermissionOutcome>,
-    /// Step 3: the deployment profile chosen or created, read back from Graph.
-    pub profile: Option<profile::ProfileRef>,
-    /// Step 4: the device group, once read back.
-    pub group: Option<group::GroupRef>,
-    /// Step 5: the hardware-hash import, resumable after a restart.
-    pub import: Option<import::ImportJob>,
-    /// Step 6: how far the profile assignment got when last read.
-    pub assignment: Option<assignment::AssignmentOutcome>,
-    /// Step 7: the verdict of the last validation.
-    pub validation: Option<validate::ValidationOutcome>,
+use std::collections::BTreeMap;
+
+pub use registry::{Outcome, StepDef};
+use validate::CheckId;
+
+/// Declares the procedure: one entry per step, in order. See [`registry::StepDef`] for what
+/// each field means; `outcome: field: Type` names the step's persisted result (its field in
+/// [`Outcomes`], kept under that name in saved files, and a type implementing [`Outcome`]).
+macro_rules! procedure {
+    ($(
+        $id:ident {
+            outcome: $field:ident : $ty:ty,
+            key: $key:literal,
+            title: $title:literal,
+            run_title: $run_title:literal,
+            doc_url: $doc:literal,
+            plan_section: $section:literal,
+            depends_on: [$($dep:ident),* $(,)?],
+            checks: [$($check:expr),* $(,)?],
+            runner: $runner:expr,
+            validate: $validate:expr $(,)?
+        }
+    ),* $(,)?) => {
+        /// The steps of the procedure, in order. The names are those of saved files (app state,
+        /// plan state): keep them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum StepId {
+            $($id,)*
+        }
+
+        /// Every step's definition, in procedure order.
+        pub static STEPS: &[StepDef] = &[$(
+            StepDef {
+                id: StepId::$id,
+                key: $key,
+                title: $title,
+                run_title: $run_title,
+                doc_url: $doc,
+                plan_section: $section,
+                depends_on: &[$(StepId::$dep),*],
+                checks: &[$($check),*],
+                runner: $runner,
+                validate: $validate,
+            },
+        )*];
+
+        /// Every validation check, in report order (the steps' checks, step by step).
+        pub const ALL_CHECKS: &[CheckId] = &[$($($check,)*)*];
+
+        impl StepId {
+            /// The steps, in order.
+            pub const ALL: &'static [StepId] = &[$(StepId::$id),*];
+        }
+
+        /// The results of the steps, kept across restarts through eframe persistence and in the
+        /// plan state files. Plain data, never secrets: ids and names the next steps need.
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(default)]
+        pub struct Outcomes {
+            $(pub $field: Option<$ty>,)*
+            /// For each step with a result: the identities of the outcomes it depends on, as they
+            /// were when the result was read back. The step is Done only while they still hold.
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            pub inputs: BTreeMap<StepId, Vec<Option<String>>>,
+        }
+
+        impl Outcomes {
+            /// The identity of `step`'s outcome (see [`Outcome::identity`]).
+            pub fn identity(&self, step: StepId) -> Option<String> {
+                match step {
+                    $(StepId::$id => self.$field.as_ref().and_then(Outcome::identity),)*
+                }
+            }
+
+            /// `step` has a result.
+            pub fn has(&self, step: StepId) -> bool {
+                match step {
+                    $(StepId::$id => self.$field.is_some(),)*
+                }
+            }
+
+            /// Forgets `step`'s result (and what it was computed from).
+            pub fn clear(&mut self, step: StepId) {
+                match step {
+                    $(StepId::$id => self.$field = None,)*
+                }
+                self.inputs.remove(&step);
+            }
+        }
+    };
+}
+
+procedure! {
+    SignIn {
+        outcome: signed_in: sign_in::SignedIn,
+        key: "sign-in",
+        title: "Sign in",
+        run_title: "Sign in",
+        doc_url: "https://learn.microsoft.com/graph/auth-v2-user",
+        plan_section: "tenant",
+        depends_on: [],
+        checks: [],
+        runner: None,
+        validate: None,
+    },
+    JoinPermission {
+        outcome: join_permission: join_permission::JoinPermissionOutcome,
+        key: "join-permission",
+        title: "Join permission",
+        run_title: "Who may join devices",
+        doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-allow-users-to-join",
+        plan_section: "deployers",
+        depends_on: [SignIn],
+        checks: [CheckId::JoinPermission, CheckId::MdmScope],
+        runner: None,
+        validate: None,
+    },
+    Profile {
+        outcome: profile: profile::ProfileRef,
+        key: "profile",
+        title: "Deployment profile",
+        run_title: "Deployment profile",
+        doc_url: "https://learn.microsoft.com/autopilot/profiles",
+        plan_section: "profile",
+        depends_on: [SignIn],
+        checks: [CheckId::Profile],
+        runner: None,
+        validate: None,
+    },
+    Group {
+        outcome: group: group::GroupRef,
+        key: "group",
+        title: "Device group",
+        run_title: "Device group and profile assignment",
+        doc_url: "https://learn.microsoft.com/autopilot/enrollment-autopilot",
+        plan_section: "group",
+        depends_on: [SignIn, Profile],
+        checks: [CheckId::Group, CheckId::ProfileAssignment],
+        runner: None,
+        validate: None,
+    },
+    Import {
+        outcome: import: import::ImportJob,
+        key: "import",
+        title: "Import devices",
+        run_title: "Import hardware hashes",
+        doc_url: "https://learn.microsoft.com/autopilot/add-devices",
+        plan_section: "devices",
+        depends_on: [SignIn, Group],
+        checks: [],
+        runner: None,
+        validate: None,
+    },
+    Assignment {
+        outcome: assignment: assignment::AssignmentOutcome,
+        key: "assignment",
+        title: "Profile assignment",
+        run_title: "Group membership and profile assignment",
+        doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-assign-autopilot-profile",
+        plan_section: "devices",
+        depends_on: [Profile, Group, Import],
+        checks: [CheckId::Devices],
+        runner: None,
+        validate: None,
+    },
+    Validate {
+        outcome: validation: validate::ValidationOutcome,
+        key: "validate",
+        title: "Validate",
+        run_title: "Validate",
+        doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-verify-autopilot-profile-assignment",
+        plan_section: "report",
+        depends_on: [JoinPermission, Profile, Group, Import, Assignment],
+        checks: [],
+        runner: None,
+        validate: None,
+    },
+}
+
+impl StepId {
+    /// The step's definition in the registry.
+    pub fn def(self) -> &'static StepDef {
+        &STEPS[self as usize]
+    }
+
+    /// 1-based, as every "step N" text says it.
+    pub fn number(self) -> usize {
+        self as usize + 1
+    }
+
+    /// "step N", for texts that point at another step.
+    pub fn step_n(self) -> String {
+        format!("step {}", self.number())
+    }
+
+    pub fn title(self) -> &'static str {
+        self.def().title
+    }
+
+    /// Microsoft's documentation for the step, shown next to Back / Next.
+    pub fn doc_url(self) -> &'static str {
+        self.def().doc_url
+    }
+
+    /// The step's name in run events and files (`sign-in`…).
+    pub fn key(self) -> &'static str {
+        self.def().key
+    }
+
+    /// The step whose name in run events and files is `key`.
+    pub fn from_key(key: &str) -> Option<StepId> {
+        StepId::ALL.iter().copied().find(|s| s.key() == key)
+    }
+}
+
+impl Outcomes {
+    /// The identities of the outcomes `step` depends on, as they are now.
+    pub fn current_inputs(&self, step: StepId) -> Vec<Option<String>> {
+        step.def()
+            .depends_on
+            .iter()
+            .map(|d| self.identity(*d))
+            .collect()
+    }
+
+    /// Notes that `step`'s result was computed from the current upstream outcomes.
+    pub fn record_inputs(&mut self, step: StepId) {
+        let now = self.current_inputs(step);
+        self.inputs.insert(step, now);
+    }
+
+    /// `step`'s result was computed from outcomes that have changed since: an upstream outcome
+    /// it recorded now has another identity. An upstream result that is merely absent (signed
+    /// out, not read back yet) is not a change: the steps before wait for it anyway.
+    pub fn inputs_changed(&self, step: StepId) -> bool {
+        let Some(recorded) = self.inputs.get(&step) else {
+            return false;
+        };
+        let now = self.current_inputs(step);
+        recorded.len() != now.len()
+            || recorded
+                .iter()
+                .zip(&now)
+                .any(|(was, is)| matches!((was, is), (Some(a), Some(b)) if a != b))
+    }
+
+    /// The steps (in order) that depend on `step`, directly or through another step.
+    pub fn dependents(step: StepId) -> Vec<StepId> {
+        let mut out: Vec<StepId> = Vec::new();
+        for s in StepId::ALL {
+            let deps = s.def().depends_on;
+            if deps.contains(&step) || deps.iter().any(|d| out.contains(d)) {
+                out.push(*s);
+            }
+        }
+        out
+    }
+}
+
+impl Outcome for sign_in::SignedIn {
+    fn identity(&self) -> Option<String> {
+        Some(self.tenant_id.to_ascii_lowercase())
+    }
+}
+
+impl Outcome for join_permission::JoinPermissionOutcome {
+    fn identity(&self) -> Option<String> {
+        let mut ids: Vec<String> = self
+            .deployers
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap_or_default())
+            .collect();
+        ids.sort();
+        Some(ids.join("|"))
+    }
+}
+
+impl Outcome for profile::ProfileRef {
+    fn identity(&self) -> Option<String> {
+        Some(self.id.clone())
+    }
+}
+
+impl Outcome for group::GroupRef {
+    fn identity(&self) -> Option<String> {
+        Some(self.id.clone())
+    }
+}
+
+impl Outcome for import::ImportJob {
+    fn identity(&self) -> Option<String> {
+        let mut serials: Vec<String> = self.expected_serials().collect();
+        serials.sort();
+        serials.dedup();
+        Some(serials.join(","))
+    }
+}
+
+impl Outcome for assignment::AssignmentOutcome {
+    fn identity(&self) -> Option<String> {
+        let s = &self.summary;
+        Some(format!("{}/{}/{}", s.ready, s.total, self.all_ready))
+    }
+}
+
+impl Outcome for validate::ValidationOutcome {
+    fn identity(&self) -> Option<String> {
+        Some(self.ready.to_string())
+    }
 }

@@ -15,40 +15,84 @@ use crate::steps::group::{self, GroupKind, GroupRef};
 use crate::steps::join_permission::{self, Deployer, Scope};
 use crate::steps::profile::{self, ProfileRef};
 
-/// The items of the checklist, in the order of the procedure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum CheckId {
-    JoinPermission,
-    MdmScope,
-    Profile,
-    Group,
-    ProfileAssignment,
-    Devices,
+/// One item of the checklist. The items are declared with their steps (the `checks` of each
+/// entry in the procedure, `steps/mod.rs`); [`CheckId::ALL`] lists them in report order. The
+/// key is the item's name in the JSON report: keep it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckId {
+    key: &'static str,
+    title: &'static str,
 }
 
+// The built-in items keep the spelling they had as enum variants, so code and reports read the
+// same as before.
+#[allow(non_upper_case_globals)]
 impl CheckId {
-    pub const ALL: [CheckId; 6] = [
-        CheckId::JoinPermission,
-        CheckId::MdmScope,
-        CheckId::Profile,
-        CheckId::Group,
-        CheckId::ProfileAssignment,
-        CheckId::Devices,
-    ];
+    pub const JoinPermission: CheckId = CheckId::new(
+        "JoinPermission",
+        "The deploying users may join devices to Microsoft Entra",
+    );
+    pub const MdmScope: CheckId = CheckId::new(
+        "MdmScope",
+        "Automatic MDM enrollment covers the deploying users",
+    );
+    pub const Profile: CheckId = CheckId::new(
+        "Profile",
+        "The deployment profile exists: user-driven, Microsoft Entra join",
+    );
+    pub const Group: CheckId = CheckId::new(
+        "Group",
+        "The device group exists with the expected rule or members",
+    );
+    pub const ProfileAssignment: CheckId = CheckId::new(
+        "ProfileAssignment",
+        "The profile is assigned to the group, with no older profile in the way",
+    );
+    pub const Devices: CheckId = CheckId::new(
+        "Devices",
+        "Every device is registered, in the group, and assigned the profile with a date",
+    );
+
+    /// Every item, in report order, from the procedure.
+    pub const ALL: &'static [CheckId] = crate::steps::ALL_CHECKS;
+
+    /// An item named `key` in the JSON report, titled `title` in every report.
+    pub const fn new(key: &'static str, title: &'static str) -> Self {
+        CheckId { key, title }
+    }
+
+    pub fn key(self) -> &'static str {
+        self.key
+    }
 
     pub fn title(self) -> &'static str {
-        match self {
-            CheckId::JoinPermission => "The deploying users may join devices to Microsoft Entra",
-            CheckId::MdmScope => "Automatic MDM enrollment covers the deploying users",
-            CheckId::Profile => "The deployment profile exists: user-driven, Microsoft Entra join",
-            CheckId::Group => "The device group exists with the expected rule or members",
-            CheckId::ProfileAssignment => {
-                "The profile is assigned to the group, with no older profile in the way"
-            }
-            CheckId::Devices => {
-                "Every device is registered, in the group, and assigned the profile with a date"
-            }
-        }
+        self.title
+    }
+
+    /// The item named `key` in a JSON report.
+    pub fn from_key(key: &str) -> Option<CheckId> {
+        CheckId::ALL.iter().copied().find(|c| c.key == key)
+    }
+}
+
+// Shown as its key, like the enum it was.
+impl std::fmt::Debug for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key)
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key)
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let key = String::deserialize(d)?;
+        CheckId::from_key(&key)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown check {key:?}")))
     }
 }
 
@@ -337,6 +381,9 @@ pub struct ValidateInputs {
     pub target: Target,
     /// Serial numbers imported in step 5; empty means "every Autopilot device".
     pub expected_serials: Vec<String>,
+    /// Every step's outcome, for the checks registered steps add (see `StepDef::validate`).
+    #[serde(skip)]
+    pub outcomes: Outcomes,
 }
 
 impl ValidateInputs {
@@ -352,13 +399,14 @@ impl ValidateInputs {
             deployers,
             target: target_of(profile, group),
             expected_serials,
+            outcomes: Outcomes::default(),
         }
     }
 }
 
 /// The assignment target of a profile and a group from steps 3 and 4.
 pub fn target_of(profile: &ProfileRef, group: &GroupRef) -> Target {
-    Target::from_steps(profile, group)
+    assignment::target_of(profile, group)
 }
 
 /// The inputs from the persisted outcomes, once the profile and group steps are done.
@@ -386,9 +434,9 @@ pub fn inputs_from_outcomes(o: &Outcomes) -> Option<ValidateInputs> {
         .as_ref()
         .map(|job| job.expected_serials().collect())
         .unwrap_or_default();
-    Some(ValidateInputs::new(
-        tenant, deployers, profile, group, expected,
-    ))
+    let mut inputs = ValidateInputs::new(tenant, deployers, profile, group, expected);
+    inputs.outcomes = o.clone();
+    Some(inputs)
 }
 
 /// Runs every check live. Never fails as a whole: a check that cannot run is an item that
@@ -416,18 +464,26 @@ pub async fn run(graph: &GraphClient, inputs: &ValidateInputs) -> Report {
         }
         Err(e) => (CheckItem::unknown(CheckId::Devices, e), Vec::new()),
     };
+    let mut items = vec![
+        join_item,
+        mdm_item,
+        profile_item,
+        group_item,
+        assignment_item,
+        devices_item,
+    ];
+    // The items of the steps that check themselves, in procedure order.
+    for def in crate::steps::STEPS {
+        if let Some(check) = def.validate {
+            items.extend(check(graph, inputs).await);
+        }
+    }
+    items.sort_by_key(|i| CheckId::ALL.iter().position(|c| *c == i.id));
     Report::new(
         inputs.tenant.clone(),
         target.profile_name.clone(),
         target.group_name.clone(),
-        vec![
-            join_item,
-            mdm_item,
-            profile_item,
-            group_item,
-            assignment_item,
-            devices_item,
-        ],
+        items,
         devices,
     )
 }

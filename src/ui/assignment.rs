@@ -18,7 +18,7 @@ use egui_extras::{Column, TableBuilder};
 use tokio_util::sync::CancellationToken;
 
 use super::widgets::{self, palette};
-use super::{Page, PageCx, Phase, StepStatus};
+use super::{Page, PageCx, Phase, StepId, StepStatus};
 use crate::board::{
     Board, BoardQuery, BoardRow, Chip, DeviceEdit, EditForm, FixAction, SortKey, Summary, Target,
     words,
@@ -602,9 +602,9 @@ impl AssignmentPage {
         // every device when nothing was imported).
         let s = self.scoped;
         let whose = if self.scope.is_some() {
-            "devices imported in step 5"
+            format!("devices imported in {}", StepId::Import.step_n())
         } else {
-            "devices"
+            "devices".to_string()
         };
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(format!("{} {whose}", s.total)).strong());
@@ -648,9 +648,9 @@ impl AssignmentPage {
             s.ready,
             s.total,
             if self.scope.is_some() {
-                " devices imported in step 5"
+                format!(" devices imported in {}", StepId::Import.step_n())
             } else {
-                ""
+                String::new()
             }
         ));
     }
@@ -823,9 +823,9 @@ impl AssignmentPage {
             return (format!("Assign {n} {devices}"), String::new());
         };
         let which = if self.scope.is_some() {
-            "the devices imported in step 5"
+            format!("the devices imported in {}", StepId::Import.step_n())
         } else {
-            "every Autopilot device in the tenant"
+            "every Autopilot device in the tenant".to_string()
         };
         match &target.membership {
             crate::board::GroupMembership::Static => (
@@ -854,10 +854,11 @@ impl AssignmentPage {
                 let mut all = self.query.all_devices;
                 if ui
                     .checkbox(&mut all, "Show all devices in the tenant")
-                    .on_hover_text(
-                        "The board shows the devices imported in step 5. Tick this to see the \
+                    .on_hover_text(format!(
+                        "The board shows the devices imported in {}. Tick this to see the \
                          tenant's other Autopilot devices too; the wizard does not change them.",
-                    )
+                        StepId::Import.step_n()
+                    ))
                     .changed()
                 {
                     self.query.all_devices = all;
@@ -1135,7 +1136,7 @@ impl AssignmentPage {
         let (Some(profile), Some(group)) = (&cx.outcomes.profile, &cx.outcomes.group) else {
             return;
         };
-        let wanted = Target::from_steps(profile, group);
+        let wanted = steps::target_of(profile, group);
         if self.target.as_ref() == Some(&wanted) {
             return;
         }
@@ -1518,6 +1519,18 @@ impl Page for AssignmentPage {
 
     fn validated(&self) -> bool {
         self.scoped.total > 0 && self.scoped.ready == self.scoped.total
+    }
+
+    fn left(&mut self) {
+        if !self.sync.is_running() {
+            self.sync = Phase::Idle;
+        }
+        if !self.export.is_running() {
+            self.export = Phase::Idle;
+        }
+        if !self.edit_phase.is_running() {
+            self.edit_phase = Phase::Idle;
+        }
     }
 
     fn save_state(&self) -> Option<serde_json::Value> {

@@ -9,7 +9,7 @@ use crate::steps::group::{
     ReadBackPolicy, RuleSpec,
 };
 use crate::steps::profile::{self, AssignmentOutcome, Conflict};
-use crate::ui::{Page, PageCx, Phase, StepStatus};
+use crate::ui::{Page, PageCx, Phase, StepId, StepStatus};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
@@ -148,7 +148,7 @@ impl GroupPage {
 
     fn start_search(&mut self, cx: &mut PageCx<'_>) {
         let Some(graph) = cx.graph() else {
-            self.search = Phase::Failed("Sign in first (step 1).".into());
+            self.search = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         let text = self.search_text.clone();
@@ -171,7 +171,7 @@ impl GroupPage {
             return;
         }
         let Some(graph) = cx.graph() else {
-            self.create = Phase::Failed("Sign in first (step 1).".into());
+            self.create = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         self.expected = Some(match &spec.rule {
@@ -183,8 +183,11 @@ impl GroupPage {
         self.create = Phase::Running {
             what: "Creating the group…".into(),
         };
+        // The assignment and its messages were about the group shown before.
         self.read = Phase::Idle;
         self.assign = Phase::Idle;
+        self.undo = Phase::Idle;
+        self.acknowledged = false;
         cx.spawn("Create device group", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
             let r = step::create_group(&graph, &spec)
@@ -196,7 +199,7 @@ impl GroupPage {
 
     fn start_read_back(&mut self, cx: &mut PageCx<'_>, id: String) {
         let Some(graph) = cx.graph() else {
-            self.read = Phase::Failed("Sign in first (step 1).".into());
+            self.read = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         self.read = Phase::Running {
@@ -220,6 +223,14 @@ impl GroupPage {
             }
             Ok(note) => {
                 self.existing_note = note;
+                // Another group: the assignment made (or removed) for the one before, and what
+                // was said about it, do not carry over.
+                if self.read.done().is_none_or(|r| r.group.id != g.id) {
+                    self.assign = Phase::Idle;
+                    self.undo = Phase::Idle;
+                    self.acknowledged = false;
+                    self.create = Phase::Idle;
+                }
                 self.expected = Some(GroupRef::from_group(g).kind);
                 self.start_read_back(cx, g.id.clone());
             }
@@ -534,7 +545,10 @@ impl GroupPage {
         ui.add_space(8.0);
         ui.heading("Assign the deployment profile");
         let Some(p) = cx.outcomes.profile.clone() else {
-            ui.label("Choose or create a deployment profile in step 3 first; then come back here.");
+            ui.label(format!(
+                "Choose or create a deployment profile in {} first; then come back here.",
+                StepId::Profile.step_n()
+            ));
             return;
         };
         match &self.assign {

@@ -153,9 +153,5 @@ fn wanted_group_tag(outcomes: &crate::steps::Outcomes) -> Option<String> {
     let crate::steps::group::GroupKind::Dynamic { rule } = &group.kind else {
         return None;
     };
-    rule.split("[OrderID]:")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
+    crate::board::group_tags_in_rule(rule).into_iter().next()
 }

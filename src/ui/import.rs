@@ -10,7 +10,7 @@ use egui_extras::{Column, TableBuilder};
 use tokio_util::sync::CancellationToken;
 
 use super::widgets::{OpenAction, OpenFilesField};
-use super::{Outbox, Page, PageCx, StepStatus};
+use super::{Outbox, Page, PageCx, StepId, StepStatus};
 use crate::hwid::{self, CheckOptions, CheckReport, RowStatus};
 use crate::steps::import::{
     self, FnObserver, ImportCounts, ImportEvent, ImportJob, ImportOptions, ImportPhase, ImportRow,
@@ -121,44 +121,10 @@ impl Default for ImportPage {
     }
 }
 
-/// The rows the import step gets from the reader's report, in report order, each with where it
-/// came from. Rows of unusable files are not included.
-pub fn rows_from_report(report: &CheckReport) -> Vec<(ImportRow, RowStatus, String)> {
-    report
-        .files
-        .iter()
-        .filter(|f| !f.has_file_error())
-        .flat_map(|f| {
-            f.rows.iter().map(move |r| {
-                (
-                    ImportRow {
-                        serial: r.serial.clone(),
-                        product_key: r.product_key.clone(),
-                        hash: r.hash.clone(),
-                        group_tag: r.group_tag.clone(),
-                        assigned_user: r.assigned_user.clone(),
-                        file: file_name(&f.path),
-                        line: r.line as usize,
-                    },
-                    r.status,
-                    r.findings
-                        .iter()
-                        .find(|x| x.severity == hwid::Severity::Error)
-                        .or(r.findings.first())
-                        .map(|x| x.message.clone())
-                        .unwrap_or_default(),
-                )
-            })
-        })
-        .collect()
-}
+// Where the page and `run --plan` have always found it.
+pub use crate::steps::import::rows_from_report;
 
-fn file_name(path: &str) -> String {
-    std::path::Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.to_string())
-}
+use crate::steps::import::file_name;
 
 impl ImportPage {
     /// `options` sets chunk size, poll intervals and the manual sync window (the demo scales it).
@@ -284,7 +250,7 @@ impl ImportPage {
             })
             .collect();
         let Some(graph) = cx.graph() else {
-            self.stage = Stage::Failed("Sign in first (step 1).".into());
+            self.stage = Stage::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         self.stage = Stage::Checking("Checking which devices your tenant already has…".into());
@@ -308,7 +274,7 @@ impl ImportPage {
             return;
         };
         let Some(graph) = cx.graph() else {
-            self.stage = Stage::Failed("Sign in first (step 1).".into());
+            self.stage = Stage::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         if job.phase == ImportPhase::Prechecked && self.exclude_errors {
@@ -422,7 +388,8 @@ impl ImportPage {
                      set a purchase order (Microsoft Graph's import row has no such field; only the \
                      OEM's or reseller's registration carries it), so devices you import here join \
                      that group only if their registration already has that purchase order. Use a \
-                     group-tag group in step 4 if they do not."
+                     group-tag group in {} if they do not.",
+                    StepId::Group.step_n()
                 ));
                 return false;
             }
@@ -1034,6 +1001,16 @@ impl Page for ImportPage {
     /// are read and checked against the tenant again (reads only; nothing is uploaded).
     fn revalidate(&mut self, cx: &mut PageCx<'_>) {
         self.restore_saved_job(cx);
+        // An import that was under way when the app closed goes on by itself: the person
+        // started it, and its records are found before anything is uploaded again.
+        let interrupted = self
+            .job
+            .as_ref()
+            .is_some_and(|j| !matches!(j.phase, ImportPhase::Prechecked | ImportPhase::Done));
+        if interrupted && self.stage == Stage::Ready && cx.graph().is_some() {
+            self.start(cx);
+            return;
+        }
         let busy = matches!(self.stage, Stage::Importing | Stage::Checking(_));
         if self.job.is_none() && !busy && !self.files.is_empty() {
             let files: Vec<PathBuf> = self.files.iter().filter(|f| f.exists()).cloned().collect();
@@ -1060,12 +1037,7 @@ fn group_tag_hint(outcomes: &crate::steps::Outcomes) -> Option<String> {
     let crate::steps::group::GroupKind::Dynamic { rule } = &group.kind else {
         return None;
     };
-    let tags: Vec<&str> = rule
-        .split("[OrderID]:")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let tags = crate::board::group_tags_in_rule(rule);
     let first = tags.first()?;
     Some(format!(
         "The group \"{}\" collects devices with the group tag {}: the files need it in their \

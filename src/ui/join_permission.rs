@@ -6,7 +6,7 @@ use egui::RichText;
 use crate::steps::join_permission::{
     self as step, CoverageReport, Deployer, JoinPermissionOutcome, Policies, Scope,
 };
-use crate::ui::{Page, PageCx, Phase, StepStatus};
+use crate::ui::{Page, PageCx, Phase, StepId, StepStatus};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ impl JoinPermissionPage {
 
     fn start_search(&mut self, cx: &mut PageCx<'_>) {
         let Some(graph) = cx.graph() else {
-            self.search = Phase::Failed("Sign in first (step 1).".into());
+            self.search = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         let text = self.search_text.clone();
@@ -67,7 +67,7 @@ impl JoinPermissionPage {
 
     fn start_check(&mut self, cx: &mut PageCx<'_>) {
         let Some(graph) = cx.graph() else {
-            self.check = Phase::Failed("Sign in first (step 1).".into());
+            self.check = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
         let deployers = self.deployers.clone();

@@ -25,62 +25,8 @@ pub mod sign_in;
 pub mod validate;
 pub mod widgets;
 
-/// The steps of the procedure, in order. Only steps that exist as pages are listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum StepId {
-    SignIn,
-    JoinPermission,
-    Profile,
-    Group,
-    Import,
-    Assignment,
-    Validate,
-}
-
-impl StepId {
-    /// The steps that exist as pages today, in order (a step joins this list when its page
-    /// does its job against Graph; no step is shown before its page works).
-    pub const ALL: &'static [StepId] = &[
-        StepId::SignIn,
-        StepId::JoinPermission,
-        StepId::Profile,
-        StepId::Group,
-        StepId::Import,
-        StepId::Assignment,
-        StepId::Validate,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            StepId::SignIn => "Sign in",
-            StepId::JoinPermission => "Join permission",
-            StepId::Profile => "Deployment profile",
-            StepId::Group => "Device group",
-            StepId::Import => "Import devices",
-            StepId::Assignment => "Profile assignment",
-            StepId::Validate => "Validate",
-        }
-    }
-
-    /// Microsoft's documentation for the step, shown next to Back / Next.
-    pub fn doc_url(self) -> &'static str {
-        match self {
-            StepId::SignIn => "https://learn.microsoft.com/graph/auth-v2-user",
-            StepId::JoinPermission => {
-                "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-allow-users-to-join"
-            }
-            StepId::Profile => "https://learn.microsoft.com/autopilot/profiles",
-            StepId::Group => "https://learn.microsoft.com/autopilot/enrollment-autopilot",
-            StepId::Import => "https://learn.microsoft.com/autopilot/add-devices",
-            StepId::Assignment => {
-                "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-assign-autopilot-profile"
-            }
-            StepId::Validate => {
-                "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-verify-autopilot-profile-assignment"
-            }
-        }
-    }
-}
+// The steps are declared once, in `steps` (the procedure); pages have always found them here.
+pub use crate::steps::StepId;
 
 /// Where a step stands, as the stepper shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -92,34 +38,179 @@ pub enum StepStatus {
     NeedsAttention,
 }
 
-/// Messages from background jobs back to the page that started them. One variant per page;
-/// each page defines its own message enum.
-#[derive(Debug)]
-// A handful of messages per user action: their size does not matter, boxing would cost
-// every page an allocation and a less direct `match`.
-#[allow(clippy::large_enum_variant)]
-pub enum Msg {
-    SignIn(sign_in::Msg),
-    JoinPermission(join_permission::Msg),
-    Profile(profile::Msg),
-    Group(group::Msg),
-    Import(import::Msg),
-    Assignment(assignment::Msg),
-    Validate(validate::Msg),
+/// What the app hands a page when it builds it: where it signs in, how fast the simulated
+/// tenant runs (its service-side waits shrink with it).
+#[derive(Clone)]
+pub struct PageEnv {
+    pub sign_in: sign_in::SignInConfig,
+    /// The simulated tenant's speed, when the app talks to one running in this process.
+    pub sim_speed: Option<crate::sim::Speed>,
 }
 
-impl Msg {
-    /// The page this message belongs to (the app routes by it).
-    pub fn step(&self) -> StepId {
-        match self {
-            Msg::SignIn(_) => StepId::SignIn,
-            Msg::JoinPermission(_) => StepId::JoinPermission,
-            Msg::Profile(_) => StepId::Profile,
-            Msg::Group(_) => StepId::Group,
-            Msg::Import(_) => StepId::Import,
-            Msg::Assignment(_) => StepId::Assignment,
-            Msg::Validate(_) => StepId::Validate,
+/// Declares the pages: one entry per step that has one, `Step => module::Page { new: |env|
+/// …, start: |page, cx| … }` (`start`, optional, runs once before the page's first frame).
+/// Generates [`Msg`] (one variant per page, holding `module::Msg`), [`Msg::step`] and
+/// [`make_page`].
+macro_rules! pages {
+    ($(
+        $id:ident => $module:ident :: $page:ident {
+            new: $new:expr
+            $(, start: $start:expr)? $(,)?
         }
+    ),* $(,)?) => {
+        /// Messages from background jobs back to the page that started them. One variant per
+        /// page; each page defines its own message enum.
+        #[derive(Debug)]
+        // A handful of messages per user action: their size does not matter, boxing would cost
+        // every page an allocation and a less direct `match`.
+        #[allow(clippy::large_enum_variant)]
+        pub enum Msg {
+            $($id($module::Msg),)*
+        }
+
+        impl Msg {
+            /// The page this message belongs to (the app routes by it).
+            pub fn step(&self) -> StepId {
+                match self {
+                    $(Msg::$id(_) => StepId::$id,)*
+                }
+            }
+        }
+
+        /// The page of `step`, built for `env`; `None` while the step has no page.
+        pub fn make_page(step: StepId, env: &PageEnv) -> Option<Box<dyn Slot>> {
+            #[allow(unreachable_patterns)]
+            match step {
+                $(StepId::$id => {
+                    let new: fn(&PageEnv) -> $module::$page = $new;
+                    #[allow(unused_mut)]
+                    let mut slot = PageSlot::new(step, new(env), |m| match m {
+                        Msg::$id(m) => Some(m),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    });
+                    $(slot.start = $start;)?
+                    Some(Box::new(slot))
+                })*
+                _ => None,
+            }
+        }
+    };
+}
+
+pages! {
+    SignIn => sign_in::SignInPage {
+        new: |env| sign_in::SignInPage::new(env.sign_in.clone()),
+        // Signs in again from the saved refresh token, if there is one.
+        start: |page, cx| page.try_silent(cx),
+    },
+    JoinPermission => join_permission::JoinPermissionPage {
+        new: |_| join_permission::JoinPermissionPage::new(),
+    },
+    Profile => profile::ProfilePage {
+        new: |_| profile::ProfilePage::new(),
+    },
+    Group => group::GroupPage {
+        new: |_| group::GroupPage::new(),
+    },
+    Import => import::ImportPage {
+        new: |env| import::ImportPage::new(match env.sim_speed {
+            Some(speed) => crate::steps::import::ImportOptions::scaled(speed.scale),
+            None => crate::steps::import::ImportOptions::default(),
+        }),
+    },
+    Assignment => assignment::AssignmentPage {
+        new: |env| {
+            let mut page = assignment::AssignmentPage::new(None);
+            if let Some(speed) = env.sim_speed {
+                page.sync_interval = speed.scaled(page.sync_interval);
+            }
+            page
+        },
+    },
+    Validate => validate::ValidatePage {
+        new: |_| validate::ValidatePage::new(None),
+    },
+}
+
+/// A page as the app sees it, whatever its message type.
+pub trait Slot {
+    fn id(&self) -> StepId;
+    /// Called once before the page's first frame (e.g. the silent sign-in).
+    fn start(&mut self, cx: &mut PageCx<'_>);
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>);
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>);
+    fn status(&self) -> StepStatus;
+    fn validated(&self) -> bool;
+    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>);
+    fn save_state(&self) -> Option<serde_json::Value>;
+    fn load_state(&mut self, state: serde_json::Value);
+    fn revalidate(&mut self, cx: &mut PageCx<'_>);
+    fn inputs_changed(&mut self, cx: &mut PageCx<'_>);
+    fn left(&mut self);
+}
+
+/// A [`Page`] in a [`Slot`].
+pub struct PageSlot<P: Page> {
+    pub id: StepId,
+    pub page: P,
+    pub extract: fn(Msg) -> Option<P::Msg>,
+    pub start: fn(&mut P, &mut PageCx<'_>),
+}
+
+impl<P: Page + 'static> PageSlot<P> {
+    pub fn new(id: StepId, page: P, extract: fn(Msg) -> Option<P::Msg>) -> Self {
+        PageSlot {
+            id,
+            page,
+            extract,
+            start: |_, _| {},
+        }
+    }
+
+    pub fn boxed(id: StepId, page: P, extract: fn(Msg) -> Option<P::Msg>) -> Box<dyn Slot> {
+        Box::new(Self::new(id, page, extract))
+    }
+}
+
+impl<P: Page> Slot for PageSlot<P> {
+    fn id(&self) -> StepId {
+        self.id
+    }
+    fn start(&mut self, cx: &mut PageCx<'_>) {
+        (self.start)(&mut self.page, cx)
+    }
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        self.page.ui(ui, cx)
+    }
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        if let Some(msg) = (self.extract)(msg) {
+            self.page.on_msg(msg, cx)
+        }
+    }
+    fn status(&self) -> StepStatus {
+        self.page.status()
+    }
+    fn validated(&self) -> bool {
+        self.page.validated()
+    }
+    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        self.page.tick(ctx, cx)
+    }
+    fn save_state(&self) -> Option<serde_json::Value> {
+        self.page.save_state()
+    }
+    fn load_state(&mut self, state: serde_json::Value) {
+        self.page.load_state(state)
+    }
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        self.page.revalidate(cx)
+    }
+    fn inputs_changed(&mut self, cx: &mut PageCx<'_>) {
+        self.page.inputs_changed(cx)
+    }
+    fn left(&mut self) {
+        self.page.left()
     }
 }
 
@@ -145,6 +236,8 @@ impl Outbox {
 /// Work a page asked for; the app spawns it on the tokio runtime.
 pub struct Job {
     pub label: String,
+    /// The step whose page asked for it (the app cancels it when that page is rebuilt).
+    pub step: Option<StepId>,
     pub cancel: CancellationToken,
     #[allow(clippy::type_complexity)]
     pub run: Box<dyn FnOnce(Outbox) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
@@ -166,6 +259,8 @@ pub struct PageCx<'a> {
     jobs: &'a mut Vec<Job>,
     file_picker: Option<std::sync::Arc<dyn FilePicker>>,
     harvester: Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>>,
+    /// The page being called, so the work it spawns is known to be its own.
+    owner: Option<StepId>,
 }
 
 impl<'a> PageCx<'a> {
@@ -180,6 +275,7 @@ impl<'a> PageCx<'a> {
             jobs,
             file_picker: None,
             harvester: None,
+            owner: None,
         }
     }
 
@@ -191,6 +287,11 @@ impl<'a> PageCx<'a> {
     ) -> Self {
         self.harvester = harvester;
         self
+    }
+
+    /// Marks the jobs spawned from now on as `step`'s page's own.
+    pub fn set_owner(&mut self, step: StepId) {
+        self.owner = Some(step);
     }
 
     pub fn harvester(&self) -> Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>> {
@@ -228,6 +329,7 @@ impl<'a> PageCx<'a> {
         let token = cancel.clone();
         self.jobs.push(Job {
             label: label.into(),
+            step: self.owner,
             cancel: cancel.clone(),
             run: Box::new(move |out| Box::pin(work(out, token))),
         });
@@ -264,6 +366,17 @@ pub trait Page {
     /// usual. The app calls it once per sign-in, in step order, as soon as every step before this
     /// one validated; a page with nothing to check again does nothing.
     fn revalidate(&mut self, _cx: &mut PageCx<'_>) {}
+
+    /// The page was built afresh because an outcome its step depends on changed (its earlier
+    /// result, messages and read-backs belonged to the old inputs); called when it is next
+    /// shown. Re-checks the step with reads only: by default what [`Page::revalidate`] does.
+    fn inputs_changed(&mut self, cx: &mut PageCx<'_>) {
+        self.revalidate(cx)
+    }
+
+    /// The person opened another step. A message that reported an action done ("Sync
+    /// requested", "Saved to …") belongs to that visit: forget it here.
+    fn left(&mut self) {}
 }
 
 // The file pickers live in `widgets` (open and save, with "no dialog" told apart from

@@ -502,6 +502,8 @@ impl ProfilePage {
             }
             Phase::Failed(m) => {
                 ui.label(RichText::new(m.as_str()).color(ERROR));
+                // The newer action failed: what the earlier one reported is not the news.
+                return;
             }
             _ => {}
         }

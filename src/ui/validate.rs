@@ -133,6 +133,8 @@ impl ValidatePage {
         };
         self.outdated = None;
         self.copied = false;
+        // "Saved to …" was about the report being replaced.
+        self.save = Phase::Idle;
         cx.spawn("Validate", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
             let r = steps::run(&graph, &inputs).await;
@@ -288,7 +290,7 @@ impl ValidatePage {
                 verdict_mark(ui, item.verdict);
                 ui.label(RichText::new(&item.title).strong().color(color));
             });
-            ui.indent(("evidence", item.id as u8), |ui| {
+            ui.indent(("evidence", item.id.key()), |ui| {
                 for e in &item.evidence {
                     ui.add(egui::Label::new(e.as_str()).wrap());
                 }
@@ -446,5 +448,19 @@ impl Page for ValidatePage {
 
     fn validated(&self) -> bool {
         self.outdated.is_none() && self.report.done().is_some_and(|r| r.ready)
+    }
+
+    fn left(&mut self) {
+        if !self.save.is_running() {
+            self.save = Phase::Idle;
+        }
+    }
+
+    /// Opened after an earlier step changed: the old verdict went with the old page, and the
+    /// checklist runs again by itself (it only reads).
+    fn inputs_changed(&mut self, cx: &mut PageCx<'_>) {
+        if !self.report.is_running() {
+            self.start_check(cx);
+        }
     }
 }

@@ -1,0 +1,200 @@
+//! The procedure declared once: files written before the step registry still load, and every
+//! derived name (step ids, numbers, run event names, plan sections, check ids) comes from it.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use autopilot_wizard::app::{AppConfig, WizardApp};
+use autopilot_wizard::run::events::Step;
+use autopilot_wizard::steps::validate::CheckId;
+use autopilot_wizard::steps::{Outcomes, STEPS, StepId};
+use support::ui::runtime;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/state")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// eframe's app.ron as the fixture holds it: one `"key": "value",` per line.
+fn read_app_ron(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_suffix(',')?;
+            let cut = l.find("\": \"")?;
+            let key: String = serde_json::from_str(&l[..=cut]).ok()?;
+            let value: String = serde_json::from_str(&l[cut + 3..]).ok()?;
+            Some((key, value))
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct MemoryStorage(HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn an_app_ron_of_the_version_before_the_registry_loads_whole() {
+    let stored = read_app_ron(&fixture("app.ron"));
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    let before: serde_json::Value = serde_json::from_str(&stored["outcomes"]).unwrap();
+
+    // Every field reads into the new outcomes and writes back the same.
+    let outcomes: Outcomes = serde_json::from_str(&stored["outcomes"]).unwrap();
+    assert_eq!(serde_json::to_value(&outcomes).unwrap(), before);
+    assert_eq!(
+        outcomes.group.as_ref().unwrap().display_name,
+        "Autopilot - Contoso office"
+    );
+    assert_eq!(
+        outcomes.profile.as_ref().unwrap().display_name,
+        "Contoso - user-driven"
+    );
+
+    // Through the app as eframe starts it: outcomes, page forms and the step it was on.
+    let rt = runtime();
+    let storage = MemoryStorage(stored.clone());
+    let app = WizardApp::with_storage(AppConfig::default(), rt.handle().clone(), Some(&storage));
+    assert_eq!(app.outcomes(), &outcomes);
+    assert_eq!(app.steps(), StepId::ALL.to_vec());
+    let mut again = MemoryStorage::default();
+    app.save_to(&mut again);
+    assert_eq!(
+        serde_json::from_str::<StepId>(&stored["current_step"]).unwrap(),
+        StepId::Group
+    );
+    let pages: serde_json::Value = serde_json::from_str(&again.0["pages"]).unwrap();
+    let old_pages: serde_json::Value = serde_json::from_str(&stored["pages"]).unwrap();
+    assert_eq!(pages, old_pages, "every page form is kept as it was");
+}
+
+#[test]
+fn a_plan_state_file_of_the_version_before_the_registry_loads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, fixture("plan-state.json")).unwrap();
+    let state = autopilot_wizard::run::state::load(&path)
+        .unwrap()
+        .expect("a state");
+    let before: serde_json::Value = serde_json::from_str(&fixture("plan-state.json")).unwrap();
+    assert_eq!(
+        serde_json::to_value(&state.outcomes).unwrap(),
+        before["outcomes"]
+    );
+    // Every step the file's version had (steps added since have no outcome yet).
+    for step in [
+        StepId::SignIn,
+        StepId::JoinPermission,
+        StepId::Profile,
+        StepId::Group,
+        StepId::Import,
+        StepId::Assignment,
+        StepId::Validate,
+    ] {
+        assert!(state.outcomes.has(step), "{step:?} has its outcome");
+    }
+    assert!(state.outcomes.import.unwrap().expected_serials().count() > 0);
+}
+
+#[test]
+fn every_name_derives_from_the_procedure() {
+    assert_eq!(STEPS.len(), StepId::ALL.len());
+    for (i, step) in StepId::ALL.iter().enumerate() {
+        let def = step.def();
+        assert_eq!(def.id, *step);
+        assert_eq!(step.number(), i + 1);
+        assert_eq!(step.step_n(), format!("step {}", i + 1));
+        assert!(!def.title.is_empty() && !def.run_title.is_empty());
+        assert!(def.doc_url.starts_with("https://learn.microsoft.com/"));
+        assert!(!def.plan_section.is_empty());
+        assert_eq!(StepId::from_key(def.key), Some(*step));
+        // A step depends only on steps before it.
+        for d in def.depends_on {
+            assert!(d.number() < step.number(), "{step:?} depends on {d:?}");
+        }
+        assert_eq!(
+            serde_json::to_value(Step::Of(*step)).unwrap(),
+            serde_json::Value::String(def.key.into())
+        );
+    }
+    // Names saved files and event consumers already know (new steps may come in between).
+    for (step, key) in [
+        (StepId::SignIn, "sign-in"),
+        (StepId::JoinPermission, "join-permission"),
+        (StepId::Profile, "profile"),
+        (StepId::Group, "group"),
+        (StepId::Import, "import"),
+        (StepId::Assignment, "assignment"),
+        (StepId::Validate, "validate"),
+    ] {
+        assert_eq!(step.key(), key);
+    }
+    assert_eq!(serde_json::to_value(Step::Plan).unwrap(), "plan");
+    assert_eq!(
+        serde_json::to_string(&StepId::JoinPermission).unwrap(),
+        "\"JoinPermission\""
+    );
+    let checks: Vec<&str> = CheckId::ALL.iter().map(|c| c.key()).collect();
+    for built_in in [
+        "JoinPermission",
+        "MdmScope",
+        "Profile",
+        "Group",
+        "ProfileAssignment",
+        "Devices",
+    ] {
+        assert!(checks.contains(&built_in), "{built_in} in {checks:?}");
+    }
+    assert_eq!(
+        serde_json::to_string(&CheckId::MdmScope).unwrap(),
+        "\"MdmScope\""
+    );
+    assert_eq!(
+        serde_json::from_str::<CheckId>("\"Devices\"").unwrap(),
+        CheckId::Devices
+    );
+}
+
+#[test]
+fn a_change_upstream_reaches_every_dependent_step() {
+    let deps = Outcomes::dependents(StepId::Group);
+    for s in [StepId::Import, StepId::Assignment, StepId::Validate] {
+        assert!(deps.contains(&s), "{s:?} in {deps:?}");
+    }
+    assert!(!deps.contains(&StepId::Profile));
+}
+
+#[test]
+fn the_group_tag_of_a_rule_is_read_in_one_place_whatever_the_case() {
+    use autopilot_wizard::board::group_tags_in_rule;
+    assert_eq!(
+        group_tags_in_rule(r#"(device.devicePhysicalIds -any (_ -eq "[orderId]:Contoso-Office"))"#),
+        ["Contoso-Office"]
+    );
+    assert_eq!(
+        group_tags_in_rule(
+            r#"(device.devicePhysicalIds -any (_ -eq "[OrderID]:HR")) -or (device.devicePhysicalIds -any (_ -eq "[ORDERID]:Sales"))"#
+        ),
+        ["HR", "Sales"]
+    );
+    assert!(
+        group_tags_in_rule(r#"(device.devicePhysicalIds -any (_ -eq "[ZTDId]:x"))"#).is_empty()
+    );
+}

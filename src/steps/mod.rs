@@ -3,6 +3,7 @@
 //! instead of creating duplicates.
 
 pub mod assignment;
+pub mod esp;
 pub mod group;
 pub mod import;
 pub mod join_permission;

@@ -502,72 +502,134 @@ impl Resolution {
         self.chosen.as_ref().map(|(c, _)| c.id.as_str())
     }
 
-    /// What OOBE will do, one sentence per line.
-    pub fn behaviour(&self) -> Vec<String> {
+    /// What OOBE will do, one sentence per line, each with the raw values it was read from
+    /// (for a tooltip).
+    pub fn behaviour(&self) -> Vec<(String, String)> {
         let Some((c, reach)) = &self.chosen else {
-            return vec!["The tenant has no Enrollment Status Page at all: OOBE goes straight to the desktop.".into()];
+            return vec![(
+                "The tenant has no Enrollment Status Page at all: OOBE goes straight to the desktop.".into(),
+                "no windows10EnrollmentCompletionPageConfiguration in deviceEnrollmentConfigurations".into(),
+            )];
         };
-        let mut out = vec![reach.words(&self.group_name)];
+        let targets = c
+            .targets
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut out = vec![(
+            reach.words(&self.group_name),
+            format!("id {}, priority {}, targets [{targets}]", c.id, c.priority),
+        )];
         if !c.show_progress {
-            out.push("Progress is not shown: the person reaches the desktop while apps and policies are still installing.".into());
+            out.push((
+                "Progress is not shown: the person reaches the desktop while apps and policies are still installing.".into(),
+                "showInstallationProgress: false".into(),
+            ));
             return out;
         }
-        out.push("Progress is shown during OOBE.".into());
-        out.push(if c.block_device_use {
-            "Device use is blocked until the tracked apps and policies are installed.".into()
-        } else {
-            "Device use is not blocked: the person may start using the device before the apps are installed.".into()
-        });
-        out.push(format!(
-            "After {} minutes without finishing, the page shows an error{}.",
-            c.timeout_minutes,
-            match (c.allow_reset, c.allow_use_on_failure, c.allow_log_collection) {
-                (true, _, true) => " and offers to reset the device and to collect logs",
-                (true, _, false) => " and offers to reset the device",
-                (false, true, _) => " and lets the person continue anyway",
-                (false, false, true) => " and offers to collect logs",
-                (false, false, false) => "",
-            }
+        out.push((
+            "Progress is shown during OOBE.".into(),
+            "showInstallationProgress: true".into(),
         ));
-        out.push(if self.tracked.is_empty() {
-            if self.waits_for_all_required {
-                "It waits for every required app; none is required for this group or All devices today.".into()
+        out.push((
+            if c.block_device_use {
+                "Device use is blocked until the tracked apps and policies are installed.".into()
             } else {
-                "It waits for no app.".into()
-            }
-        } else {
-            let names: Vec<String> = self
-                .tracked
+                "Device use is not blocked: the person may start using the device before the apps are installed.".into()
+            },
+            format!(
+                "blockDeviceSetupRetryByUser: {} (false means block device use: Yes)",
+                !c.block_device_use
+            ),
+        ));
+        out.push((
+            format!(
+                "After {} minutes without finishing, the page shows an error{}.",
+                c.timeout_minutes,
+                match (c.allow_reset, c.allow_use_on_failure, c.allow_log_collection) {
+                    (true, _, true) => " and offers to reset the device and to collect logs",
+                    (true, _, false) => " and offers to reset the device",
+                    (false, true, _) => " and lets the person continue anyway",
+                    (false, false, true) => " and offers to collect logs",
+                    (false, false, false) => "",
+                }
+            ),
+            format!(
+                "installProgressTimeoutInMinutes: {}, allowDeviceResetOnInstallFailure: {}, allowLogCollectionOnInstallFailure: {}, allowDeviceUseOnInstallFailure: {}",
+                c.timeout_minutes, c.allow_reset, c.allow_log_collection, c.allow_use_on_failure
+            ),
+        ));
+        let apps_raw = format!(
+            "selectedMobileAppIds: [{}]; {}",
+            c.selected_app_ids.join(", "),
+            self.tracked
                 .iter()
-                .map(|a| format!("{} ({})", a.name, a.kind.word()))
-                .collect();
-            format!(
-                "It waits for {} app{}{}: {}.",
-                self.tracked.len(),
-                if self.tracked.len() == 1 { "" } else { "s" },
+                .map(|a| format!("{} = {}", a.id, a.odata_type))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        out.push((
+            if self.tracked.is_empty() {
                 if self.waits_for_all_required {
-                    " (every required app of this group)"
+                    "It waits for every required app; none is required for this group or All devices today.".into()
                 } else {
-                    ""
-                },
-                names.join(", ")
-            )
-        });
-        out.push(if c.install_quality_updates && reach.is_device() {
+                    "It waits for no app.".into()
+                }
+            } else {
+                let names: Vec<String> = self
+                    .tracked
+                    .iter()
+                    .map(|a| format!("{} ({})", a.name, a.kind.word()))
+                    .collect();
+                format!(
+                    "It waits for {} app{}{}: {}.",
+                    self.tracked.len(),
+                    if self.tracked.len() == 1 { "" } else { "s" },
+                    if self.waits_for_all_required {
+                        " (every required app of this group)"
+                    } else {
+                        ""
+                    },
+                    names.join(", ")
+                )
+            },
+            apps_raw,
+        ));
+        out.push((
+            if c.install_quality_updates && reach.is_device() {
+                format!(
+                    "Windows quality updates install during OOBE: 20–{QUALITY_UPDATE_MINUTES} minutes more, and the device may restart."
+                )
+            } else if c.install_quality_updates {
+                "Quality updates are switched on but ignored: they only install from a device-targeted page.".into()
+            } else {
+                "Windows quality updates are not installed during OOBE.".into()
+            },
+            format!("installQualityUpdates: {}", c.install_quality_updates),
+        ));
+        out.push((
+            if c.only_at_oobe() {
+                "Shown only at OOBE (Autopilot), not to later users.".into()
+            } else {
+                "Shown to every new user who signs in on the device, not only at OOBE.".into()
+            },
             format!(
-                "Windows quality updates install during OOBE: 20–{QUALITY_UPDATE_MINUTES} minutes more, and the device may restart."
-            )
-        } else if c.install_quality_updates {
-            "Quality updates are switched on but ignored: they only install from a device-targeted page.".into()
-        } else {
-            "Windows quality updates are not installed during OOBE.".into()
-        });
-        out.push(if c.only_at_oobe() {
-            "Shown only at OOBE (Autopilot), not to later users.".into()
-        } else {
-            "Shown to every new user who signs in on the device, not only at OOBE.".into()
-        });
+                "trackInstallProgressForAutopilotOnly: {}, disableUserStatusTrackingAfterFirstUser: {}",
+                c.track_autopilot_only, c.disable_after_first_user
+            ),
+        ));
         out
+    }
+
+    /// True when the chosen ESP is the recommended one for this group with every setting as
+    /// recommended.
+    pub fn is_recommended(&self) -> bool {
+        self.chosen.as_ref().is_some_and(|(c, reach)| {
+            *reach == Reach::DeviceGroup
+                && c.display_name == recommended_name(&self.group_name)
+                && recommended_differences(c).is_empty()
+        })
     }
 }
 

@@ -130,7 +130,9 @@ fn esp_problems(v: &Value) -> Vec<String> {
             "string?" => val.is_string() || val.is_null(),
             "int32" => val.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
             "bool" => val.is_boolean(),
-            "strings" => val.as_array().is_some_and(|a| a.iter().all(|x| x.is_string())),
+            "strings" => val
+                .as_array()
+                .is_some_and(|a| a.iter().all(|x| x.is_string())),
             "datetime" => val
                 .as_str()
                 .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
@@ -151,8 +153,9 @@ fn esp_problems(v: &Value) -> Vec<String> {
                     target_ok
                         && x.get("id").is_some_and(|i| i.is_string())
                         && x.as_object().is_some_and(|m| {
-                            m.keys()
-                                .all(|k| ["id", "target", "source", "sourceId"].contains(&k.as_str()))
+                            m.keys().all(|k| {
+                                ["id", "target", "source", "sourceId"].contains(&k.as_str())
+                            })
                         })
                 })
             }),
@@ -196,7 +199,10 @@ async fn create_esp(graph: &GraphClient, name: &str, extra: Value) -> String {
 }
 
 async fn assign(graph: &GraphClient, id: &str, targets: Vec<Value>) {
-    let list: Vec<Value> = targets.into_iter().map(|t| json!({ "target": t })).collect();
+    let list: Vec<Value> = targets
+        .into_iter()
+        .map(|t| json!({ "target": t }))
+        .collect();
     for t in &list {
         support::schema::assert_valid(
             "beta",
@@ -255,7 +261,10 @@ async fn the_demo_staff_esp_is_explained_with_each_of_its_problems() {
         vec![
             ("Contoso Timesheets".into(), AppKind::Win32),
             ("Legacy VPN Client".into(), AppKind::Msi),
-            ("Microsoft 365 Apps for enterprise".into(), AppKind::Microsoft365Apps),
+            (
+                "Microsoft 365 Apps for enterprise".into(),
+                AppKind::Microsoft365Apps
+            ),
         ]
     );
     let k = keys(&r);
@@ -294,9 +303,8 @@ async fn the_demo_staff_esp_is_explained_with_each_of_its_problems() {
 #[tokio::test]
 async fn default_esp_applies_when_nothing_else_reaches_and_its_hidden_progress_is_named() {
     let (sim, graph) = support::signed_in_sim(support::tenant::empty_config()).await;
-    let group = sim.with_state(|s| {
-        support::tenant::add_group(s, "Autopilot devices", None, Vec::new())
-    });
+    let group =
+        sim.with_state(|s| support::tenant::add_group(s, "Autopilot devices", None, Vec::new()));
     let r = esp::resolve(&graph, &group).await.unwrap();
     let (c, reach) = r.chosen.clone().unwrap();
     assert!(c.is_default, "{c:?}");
@@ -323,14 +331,20 @@ async fn device_targets_win_by_priority_over_user_targets_and_exclusions_count()
     .await;
     let r = esp::resolve(&graph, &group).await.unwrap();
     let (c, reach) = r.chosen.clone().unwrap();
-    assert_eq!((c.id.as_str(), reach), (group_esp.as_str(), Reach::DeviceGroup));
+    assert_eq!(
+        (c.id.as_str(), reach),
+        (group_esp.as_str(), Reach::DeviceGroup)
+    );
     assert_eq!(c.priority, 2);
 
     // The All-devices one moved to priority 1: it now wins for these devices.
     set_priority(&graph, &all_devices, 1).await;
     let r = esp::resolve(&graph, &group).await.unwrap();
     let (c, reach) = r.chosen.clone().unwrap();
-    assert_eq!((c.id.as_str(), reach), (all_devices.as_str(), Reach::AllDevices));
+    assert_eq!(
+        (c.id.as_str(), reach),
+        (all_devices.as_str(), Reach::AllDevices)
+    );
     let priorities: Vec<(String, i64)> = r
         .configs
         .iter()
@@ -364,12 +378,19 @@ async fn device_targets_win_by_priority_over_user_targets_and_exclusions_count()
 async fn more_than_100_blocking_apps_and_deleted_apps_are_named() {
     let (_sim, graph) = start().await;
     let group = autopilot_group();
-    let ids: Vec<String> = (0..101).map(|i| format!("00000000-0000-0000-0000-{i:012}")).collect();
+    let ids: Vec<String> = (0..101)
+        .map(|i| format!("00000000-0000-0000-0000-{i:012}"))
+        .collect();
     let id = create_esp(&graph, "Everything", json!({ "selectedMobileAppIds": ids })).await;
     assign(&graph, &id, vec![group_target(&group)]).await;
     let r = esp::resolve(&graph, &group).await.unwrap();
     assert_eq!(r.chosen_id(), Some(id.as_str()));
-    assert!(r.problems.contains(&Problem::TooManyBlockingApps { count: 101 }), "{:?}", keys(&r));
+    assert!(
+        r.problems
+            .contains(&Problem::TooManyBlockingApps { count: 101 }),
+        "{:?}",
+        keys(&r)
+    );
     assert!(keys(&r).contains(&"missing-apps"));
 }
 
@@ -403,7 +424,10 @@ async fn create_recommended_reads_every_field_back_and_a_rerun_finds_it() {
     );
 
     let before = esp::validation_checks(&graph, &group).await;
-    assert!(before.iter().all(|c| c.verdict == Verdict::Fail), "{before:?}");
+    assert!(
+        before.iter().all(|c| c.verdict == Verdict::Fail),
+        "{before:?}"
+    );
 
     let steps = std::sync::Mutex::new(Vec::new());
     let rep = esp::create_recommended(&graph, &group, &|s: &str| {
@@ -412,7 +436,13 @@ async fn create_recommended_reads_every_field_back_and_a_rerun_finds_it() {
     .await
     .unwrap();
     assert!(rep.created);
-    assert!(steps.lock().unwrap().iter().any(|s| s.contains("Reading every setting back")));
+    assert!(
+        steps
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.contains("Reading every setting back"))
+    );
     let c = &rep.esp;
     assert_eq!(c.display_name, "Autopilot ESP – Autopilot - All devices");
     assert!(c.show_progress && c.block_device_use && c.allow_reset && c.allow_log_collection);
@@ -420,8 +450,15 @@ async fn create_recommended_reads_every_field_back_and_a_rerun_finds_it() {
     assert!(c.track_autopilot_only && c.disable_after_first_user);
     assert_eq!((c.timeout_minutes, c.priority), (60, 1));
     assert_eq!(rep.resolution.chosen_id(), Some(c.id.as_str()));
-    assert_eq!(rep.resolution.chosen.as_ref().unwrap().1, Reach::DeviceGroup);
-    assert!(rep.resolution.problems.is_empty(), "{:?}", rep.resolution.problems);
+    assert_eq!(
+        rep.resolution.chosen.as_ref().unwrap().1,
+        Reach::DeviceGroup
+    );
+    assert!(
+        rep.resolution.problems.is_empty(),
+        "{:?}",
+        rep.resolution.problems
+    );
     assert!(rep.resolution.is_recommended());
     // The inverted field as stored by the tenant, and the wire shape of the read.
     let stored = sim.with_state(|s| s.esp.esp(&c.id).cloned().unwrap());
@@ -433,9 +470,15 @@ async fn create_recommended_reads_every_field_back_and_a_rerun_finds_it() {
     assert_eq!(staff.priority, 2);
 
     let after = esp::validation_checks(&graph, &group).await;
-    assert!(after.iter().all(|c| c.verdict == Verdict::Pass), "{after:?}");
+    assert!(
+        after.iter().all(|c| c.verdict == Verdict::Pass),
+        "{after:?}"
+    );
     let keys: Vec<&str> = after.iter().map(|c| c.key).collect();
-    assert_eq!(keys, vec!["esp-reaches-group", "esp-tracked-apps", "esp-timeout"]);
+    assert_eq!(
+        keys,
+        vec!["esp-reaches-group", "esp-tracked-apps", "esp-timeout"]
+    );
 
     // Someone lowered the timeout in the portal: the re-run puts it back, creates nothing.
     graph
@@ -446,7 +489,9 @@ async fn create_recommended_reads_every_field_back_and_a_rerun_finds_it() {
         )
         .await
         .unwrap();
-    let again = esp::create_recommended(&graph, &group, &|_: &str| {}).await.unwrap();
+    let again = esp::create_recommended(&graph, &group, &|_: &str| {})
+        .await
+        .unwrap();
     assert!(!again.created);
     assert_eq!(again.esp.id, c.id);
     assert_eq!(again.esp.timeout_minutes, 60);
@@ -472,7 +517,10 @@ async fn plan_modes_check_and_create_record_the_esp_and_the_group() {
     assert_ne!(made.esp_id, checked.esp_id);
     // Plain data that survives a round trip (the state file).
     let text = serde_json::to_string(&made).unwrap();
-    assert_eq!(serde_json::from_str::<esp::EspOutcome>(&text).unwrap(), made);
+    assert_eq!(
+        serde_json::from_str::<esp::EspOutcome>(&text).unwrap(),
+        made
+    );
     assert!(toml::from_str::<EspPlan>("mode = \"create\"").is_err());
     assert!(toml::from_str::<EspPlan>("modes = \"check\"").is_err());
 }
@@ -482,7 +530,10 @@ async fn missing_app_permission_and_unknown_group_are_said_in_words() {
     let (sim, _graph) = start().await;
     let token = sim.issue_token_with(
         &sim.admin().user_principal_name,
-        &["DeviceManagementServiceConfig.ReadWrite.All", "Group.ReadWrite.All"],
+        &[
+            "DeviceManagementServiceConfig.ReadWrite.All",
+            "Group.ReadWrite.All",
+        ],
         std::time::Duration::from_secs(600),
     );
     let graph = GraphClient::new(
@@ -492,7 +543,10 @@ async fn missing_app_permission_and_unknown_group_are_said_in_words() {
     .with_retry(support::fast_retry());
     let err = esp::resolve(&graph, &autopilot_group()).await.unwrap_err();
     assert!(matches!(err, EspError::Forbidden { .. }), "{err:?}");
-    assert!(err.to_string().contains("DeviceManagementApps.Read.All"), "{err}");
+    assert!(
+        err.to_string().contains("DeviceManagementApps.Read.All"),
+        "{err}"
+    );
 
     let (_sim, graph) = start().await;
     let err = esp::resolve(&graph, "11111111-2222-3333-4444-555555555555")
@@ -507,13 +561,18 @@ async fn missing_app_permission_and_unknown_group_are_said_in_words() {
 async fn the_tenant_answers_in_the_documented_shape_and_refuses_bad_bodies() {
     let (_sim, graph) = start().await;
     let page: Value = graph
-        .get_json(ApiVersion::Beta, &format!("{}?$expand=assignments", esp::CONFIGS_PATH))
+        .get_json(
+            ApiVersion::Beta,
+            &format!("{}?$expand=assignments", esp::CONFIGS_PATH),
+        )
         .await
         .unwrap();
     let items = page["value"].as_array().unwrap();
     let esps: Vec<&Value> = items
         .iter()
-        .filter(|v| v["@odata.type"] == "#microsoft.graph.windows10EnrollmentCompletionPageConfiguration")
+        .filter(|v| {
+            v["@odata.type"] == "#microsoft.graph.windows10EnrollmentCompletionPageConfiguration"
+        })
         .collect();
     assert_eq!(esps.len(), 2);
     for v in &esps {
@@ -524,15 +583,31 @@ async fn the_tenant_answers_in_the_documented_shape_and_refuses_bad_bodies() {
         default["deviceEnrollmentConfigurationType"],
         "defaultWindows10EnrollmentCompletionPageConfiguration"
     );
-    assert!(default["id"].as_str().unwrap().ends_with("_DefaultWindows10EnrollmentCompletionPageConfiguration"));
+    assert!(
+        default["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("_DefaultWindows10EnrollmentCompletionPageConfiguration")
+    );
 
     let apps: Value = graph
-        .get_json(ApiVersion::V1, &format!("{}?$expand=assignments", esp::APPS_PATH))
+        .get_json(
+            ApiVersion::V1,
+            &format!("{}?$expand=assignments", esp::APPS_PATH),
+        )
         .await
         .unwrap();
     for a in apps["value"].as_array().unwrap() {
-        assert!(APP_TYPES.contains(&a["@odata.type"].as_str().unwrap()), "{a}");
-        for k in a.as_object().unwrap().keys().filter(|k| !k.starts_with('@')) {
+        assert!(
+            APP_TYPES.contains(&a["@odata.type"].as_str().unwrap()),
+            "{a}"
+        );
+        for k in a
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !k.starts_with('@'))
+        {
             assert!(APP_PROPS.contains(&k.as_str()), "{k} in {a}");
         }
         for x in a["assignments"].as_array().unwrap() {
@@ -559,7 +634,10 @@ async fn the_tenant_answers_in_the_documented_shape_and_refuses_bad_bodies() {
     }
     let default_id = default["id"].as_str().unwrap();
     let err = graph
-        .delete(ApiVersion::Beta, &format!("{}/{default_id}", esp::CONFIGS_PATH))
+        .delete(
+            ApiVersion::Beta,
+            &format!("{}/{default_id}", esp::CONFIGS_PATH),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(400));
@@ -623,13 +701,25 @@ mod page {
         assert!(!h.state().page.validated());
 
         click(&mut h, "Create the recommended ESP for this group");
-        wait_for_text(&mut h, "read every setting back: it is now this group's Enrollment Status Page");
+        wait_for_text(
+            &mut h,
+            "read every setting back: it is now this group's Enrollment Status Page",
+        );
         support::ui::wait_for_label(&mut h, "Autopilot ESP – Autopilot - All devices");
-        wait_for_text(&mut h, "It is assigned to the device group \"Autopilot - All devices\".");
-        wait_for_text(&mut h, "No documented Enrollment Status Page problem applies");
+        wait_for_text(
+            &mut h,
+            "It is assigned to the device group \"Autopilot - All devices\".",
+        );
+        wait_for_text(
+            &mut h,
+            "No documented Enrollment Status Page problem applies",
+        );
         assert!(h.state().page.validated());
         assert_eq!(h.state().page.status(), StepStatus::Done);
-        assert!(!support::ui::is_enabled(&h, "Create the recommended ESP for this group"));
+        assert!(!support::ui::is_enabled(
+            &h,
+            "Create the recommended ESP for this group"
+        ));
         let outcome = h.state().page.outcome().unwrap();
         assert_eq!(outcome.group_id, autopilot_group());
         assert!(outcome.created);
@@ -664,7 +754,10 @@ mod page {
             kind: GroupKind::Static,
         });
         h.run_ok();
-        assert!(!h.state().page.validated(), "the acknowledgement was for another group");
+        assert!(
+            !h.state().page.validated(),
+            "the acknowledgement was for another group"
+        );
         wait_for_text(&mut h, "Device group: All staff");
         wait_for_text(&mut h, "It is assigned to the device group \"All staff\".");
 

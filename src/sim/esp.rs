@@ -161,7 +161,13 @@ fn default_settings() -> Map<String, Value> {
     }
 }
 
-fn app(id: &str, ty: &str, name: &str, publisher: &str, required_for: Vec<Option<String>>) -> StoredApp {
+fn app(
+    id: &str,
+    ty: &str,
+    name: &str,
+    publisher: &str,
+    required_for: Vec<Option<String>>,
+) -> StoredApp {
     StoredApp {
         id: id.into(),
         odata_type: format!("microsoft.graph.{ty}"),
@@ -213,10 +219,34 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
     }
     let staff = super::core::fixed_guid("group:all-staff");
     state.esp.apps = vec![
-        app(DEMO_APP_WIN32, "win32LobApp", "Contoso Timesheets", "Contoso", vec![Some(staff.clone())]),
-        app(DEMO_APP_MSI, "windowsMobileMSI", "Legacy VPN Client", "Fabrikam", vec![Some(staff.clone())]),
-        app(DEMO_APP_OFFICE, "officeSuiteApp", "Microsoft 365 Apps for enterprise", "Microsoft", vec![Some(staff.clone())]),
-        app(DEMO_APP_STORE, "winGetApp", "Company Portal", "Microsoft Corporation", vec![]),
+        app(
+            DEMO_APP_WIN32,
+            "win32LobApp",
+            "Contoso Timesheets",
+            "Contoso",
+            vec![Some(staff.clone())],
+        ),
+        app(
+            DEMO_APP_MSI,
+            "windowsMobileMSI",
+            "Legacy VPN Client",
+            "Fabrikam",
+            vec![Some(staff.clone())],
+        ),
+        app(
+            DEMO_APP_OFFICE,
+            "officeSuiteApp",
+            "Microsoft 365 Apps for enterprise",
+            "Microsoft",
+            vec![Some(staff.clone())],
+        ),
+        app(
+            DEMO_APP_STORE,
+            "winGetApp",
+            "Company Portal",
+            "Microsoft Corporation",
+            vec![],
+        ),
     ];
     let mut staff_esp = StoredEsp {
         id: DEMO_STAFF_ESP_ID.into(),
@@ -257,7 +287,10 @@ pub(crate) fn routes() -> Router<Shared> {
         .route(&format!("{BASE}/{{id}}/setPriority"), post(set_priority));
     for v in ["v1.0", "beta"] {
         r = r
-            .route(&format!("/{v}/deviceAppManagement/mobileApps"), get(list_apps))
+            .route(
+                &format!("/{v}/deviceAppManagement/mobileApps"),
+                get(list_apps),
+            )
             .route(
                 &format!("/{v}/deviceAppManagement/mobileApps/{{id}}"),
                 get(get_app),
@@ -280,7 +313,10 @@ fn check_scope(state: &SimState, headers: &HeaderMap, access: Access) -> Result<
     let Some(token) = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
     else {
         return Ok(());
     };
@@ -328,7 +364,9 @@ fn render_target(t: &StoredTarget) -> Value {
         StoredTarget::Exclusion(g) => {
             json!({"@odata.type": "#microsoft.graph.exclusionGroupAssignmentTarget", "groupId": g})
         }
-        StoredTarget::AllDevices => json!({"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}),
+        StoredTarget::AllDevices => {
+            json!({"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"})
+        }
         StoredTarget::AllUsers => {
             json!({"@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget"})
         }
@@ -371,7 +409,10 @@ fn render_esp(c: &StoredEsp, expand: bool) -> Value {
     m.insert("description".into(), json!(c.description));
     m.insert("priority".into(), json!(c.priority));
     m.insert("createdDateTime".into(), json!(c.created.to_rfc3339()));
-    m.insert("lastModifiedDateTime".into(), json!(c.modified.to_rfc3339()));
+    m.insert(
+        "lastModifiedDateTime".into(),
+        json!(c.modified.to_rfc3339()),
+    );
     m.insert("version".into(), json!(c.version));
     m.insert("roleScopeTagIds".into(), json!(c.role_scope_tag_ids));
     m.insert(
@@ -494,7 +535,9 @@ fn apply_body(c: &mut StoredEsp, body: &Map<String, Value>) -> Result<(), Respon
                 "displayName" => {
                     let s = v.as_str().unwrap_or("").trim().to_string();
                     if s.is_empty() {
-                        return Err(bad("The property 'displayName' is required and cannot be empty."));
+                        return Err(bad(
+                            "The property 'displayName' is required and cannot be empty.",
+                        ));
                     }
                     c.display_name = s;
                 }
@@ -564,7 +607,11 @@ async fn list_configs(State(shared): State<Shared>, headers: HeaderMap, uri: Uri
         Ok(i) => i,
         Err(r) => return r,
     };
-    shared.page(&uri, items, "deviceManagement/deviceEnrollmentConfigurations")
+    shared.page(
+        &uri,
+        items,
+        "deviceManagement/deviceEnrollmentConfigurations",
+    )
 }
 
 async fn get_config(
@@ -721,7 +768,9 @@ async fn list_assignments(
 
 fn read_target(state: &SimState, v: &Value) -> Result<StoredTarget, Response> {
     let Some(t) = v.get("target").and_then(|t| t.as_object()) else {
-        return Err(bad("Each enrollment configuration assignment needs a 'target' object."));
+        return Err(bad(
+            "Each enrollment configuration assignment needs a 'target' object.",
+        ));
     };
     for k in t.keys() {
         if !matches!(
@@ -778,7 +827,10 @@ async fn assign(
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Some(k) = body.keys().find(|k| *k != "enrollmentConfigurationAssignments") {
+    if let Some(k) = body
+        .keys()
+        .find(|k| *k != "enrollmentConfigurationAssignments")
+    {
         return bad(&format!(
             "The parameter '{k}' in the request payload is not a valid parameter for the operation 'assign'."
         ));
@@ -787,12 +839,16 @@ async fn assign(
         .get("enrollmentConfigurationAssignments")
         .and_then(|l| l.as_array())
     else {
-        return bad("The parameter 'enrollmentConfigurationAssignments' is required and must be an array.");
+        return bad(
+            "The parameter 'enrollmentConfigurationAssignments' is required and must be an array.",
+        );
     };
     match state.esp.esp(&id) {
         None => return not_found(&id),
         Some(c) if c.is_default => {
-            return bad("The default Enrollment Status Page applies to all users and devices and cannot be assigned.");
+            return bad(
+                "The default Enrollment Status Page applies to all users and devices and cannot be assigned.",
+            );
         }
         Some(_) => {}
     }
@@ -842,7 +898,9 @@ async fn set_priority(
         Some(_) => {}
     }
     if !(1..=count).contains(&p) {
-        return bad(&format!("The priority must be between 1 and {count}, not {p}."));
+        return bad(&format!(
+            "The priority must be between 1 and {count}, not {p}."
+        ));
     }
     // Move it before whatever holds `p` now, then renumber 1…n.
     for c in state.esp.configs.iter_mut().filter(|c| !c.is_default) {
@@ -862,7 +920,12 @@ async fn list_apps(State(shared): State<Shared>, headers: HeaderMap, uri: Uri) -
             return r;
         }
         let expand = expands_assignments(&uri);
-        state.esp.apps.iter().map(|a| render_app(a, expand)).collect()
+        state
+            .esp
+            .apps
+            .iter()
+            .map(|a| render_app(a, expand))
+            .collect()
     };
     let items = match odata::apply_filter(&uri, items) {
         Ok(i) => i,

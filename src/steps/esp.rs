@@ -48,7 +48,9 @@ pub enum EspError {
         action: &'static str,
         source: Box<GraphError>,
     },
-    #[error("The device group {group_id} was not found in Microsoft Entra. Go back to the device group step and pick or create it again.")]
+    #[error(
+        "The device group {group_id} was not found in Microsoft Entra. Go back to the device group step and pick or create it again."
+    )]
     GroupNotFound { group_id: String },
     #[error("Intune refused the Enrollment Status Page: {message} ({source})")]
     Rejected {
@@ -304,8 +306,7 @@ fn is_default_esp(r: &RawConfig) -> bool {
         .to_ascii_lowercase();
     t.starts_with("default")
         || k.starts_with("default")
-        || r
-            .id
+        || r.id
             .to_ascii_lowercase()
             .ends_with("defaultwindows10enrollmentcompletionpageconfiguration")
 }
@@ -381,7 +382,10 @@ pub enum Reach {
     DeviceGroup,
     AllDevices,
     /// Assigned to a group of users; it applies when the person signing in is a member.
-    UserGroup { group_id: String, group_name: String },
+    UserGroup {
+        group_id: String,
+        group_name: String,
+    },
     AllUsers,
     /// Nothing else applies: the tenant's default ESP.
     Default,
@@ -409,13 +413,27 @@ impl Reach {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Problem {
     DefaultHidesProgress,
-    UserTargeted { group_name: String },
-    MixedMsiAndWin32 { msi: Vec<String>, win32: Vec<String> },
-    Microsoft365AppsTracked { names: Vec<String> },
-    TooManyBlockingApps { count: usize },
-    TimeoutTooShort { timeout: u32, needed: u32 },
+    UserTargeted {
+        group_name: String,
+    },
+    MixedMsiAndWin32 {
+        msi: Vec<String>,
+        win32: Vec<String>,
+    },
+    Microsoft365AppsTracked {
+        names: Vec<String>,
+    },
+    TooManyBlockingApps {
+        count: usize,
+    },
+    TimeoutTooShort {
+        timeout: u32,
+        needed: u32,
+    },
     NoEspForGroup,
-    MissingApps { ids: Vec<String> },
+    MissingApps {
+        ids: Vec<String>,
+    },
 }
 
 impl Problem {
@@ -671,7 +689,9 @@ async fn read_group(graph: &GraphClient, id: &str) -> Result<Option<RawGroup>, E
     {
         Ok(g) => Ok(Some(g)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(graph_err("read a group an Enrollment Status Page is assigned to")(e)),
+        Err(e) => Err(graph_err(
+            "read a group an Enrollment Status Page is assigned to",
+        )(e)),
     }
 }
 
@@ -701,10 +721,16 @@ pub async fn resolve(graph: &GraphClient, group_id: &str) -> Result<Resolution, 
         .ok_or_else(|| EspError::GroupNotFound {
             group_id: group_id.to_string(),
         })?;
-    let group_name = group.display_name.clone().unwrap_or_else(|| group.id.clone());
+    let group_name = group
+        .display_name
+        .clone()
+        .unwrap_or_else(|| group.id.clone());
     let configs = list_esps(graph).await?;
 
-    let excluded = |c: &EspConfig| c.targets.contains(&EspTarget::Excluded(group_id.to_string()));
+    let excluded = |c: &EspConfig| {
+        c.targets
+            .contains(&EspTarget::Excluded(group_id.to_string()))
+    };
     let device = pick(&configs, |c| {
         !excluded(c)
             && c.targets.iter().any(|t| match t {
@@ -739,7 +765,11 @@ pub async fn resolve(graph: &GraphClient, group_id: &str) -> Result<Resolution, 
             }
             let user_group = |g: &str| -> Option<String> {
                 let rg = kinds.get(g)?.as_ref()?;
-                let rule = rg.membership_rule.as_deref().unwrap_or("").to_ascii_lowercase();
+                let rule = rg
+                    .membership_rule
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
                 if rule.contains("device.") {
                     None
                 } else {
@@ -759,12 +789,12 @@ pub async fn resolve(graph: &GraphClient, group_id: &str) -> Result<Resolution, 
                         .targets
                         .iter()
                         .find_map(|t| match t {
-                            EspTarget::Group(g) if g != group_id => user_group(g).map(|n| {
-                                Reach::UserGroup {
+                            EspTarget::Group(g) if g != group_id => {
+                                user_group(g).map(|n| Reach::UserGroup {
                                     group_id: g.clone(),
                                     group_name: n,
-                                }
-                            }),
+                                })
+                            }
                             _ => None,
                         })
                         .unwrap_or(Reach::AllUsers);
@@ -837,11 +867,9 @@ fn analyse(
                             a.assignments.iter().flatten().any(|x| {
                                 x.intent.as_deref() == Some("required")
                                     && x.target.as_ref().is_some_and(|t| {
-                                        matches!(
-                                            EspTarget::from_raw(t),
-                                            EspTarget::AllDevices
-                                        ) || EspTarget::from_raw(t)
-                                            == EspTarget::Group(group_id.to_string())
+                                        matches!(EspTarget::from_raw(t), EspTarget::AllDevices)
+                                            || EspTarget::from_raw(t)
+                                                == EspTarget::Group(group_id.to_string())
                                     })
                             })
                         })
@@ -946,12 +974,18 @@ pub fn recommended_differences(c: &EspConfig) -> Vec<String> {
             out.push(what.to_string());
         }
     };
-    check(c.show_progress, "progress is not shown (showInstallationProgress)");
+    check(
+        c.show_progress,
+        "progress is not shown (showInstallationProgress)",
+    );
     check(
         c.block_device_use,
         "device use is not blocked (blockDeviceSetupRetryByUser should be false)",
     );
-    check(c.allow_reset, "reset on failure is not allowed (allowDeviceResetOnInstallFailure)");
+    check(
+        c.allow_reset,
+        "reset on failure is not allowed (allowDeviceResetOnInstallFailure)",
+    );
     check(
         c.allow_log_collection,
         "log collection is not allowed (allowLogCollectionOnInstallFailure)",
@@ -983,7 +1017,10 @@ pub fn recommended_differences(c: &EspConfig) -> Vec<String> {
         !c.allow_non_blocking_apps,
         "apps install as non-blocking (allowNonBlockingAppInstallation)",
     );
-    check(c.install_quality_updates, "quality updates are off (installQualityUpdates)");
+    check(
+        c.install_quality_updates,
+        "quality updates are off (installQualityUpdates)",
+    );
     out
 }
 
@@ -1014,7 +1051,10 @@ pub async fn create_recommended(
         .ok_or_else(|| EspError::GroupNotFound {
             group_id: group_id.to_string(),
         })?;
-    let group_name = group.display_name.clone().unwrap_or_else(|| group.id.clone());
+    let group_name = group
+        .display_name
+        .clone()
+        .unwrap_or_else(|| group.id.clone());
     let name = recommended_name(&group_name);
     let body = recommended_body(&group_name);
 
@@ -1099,10 +1139,11 @@ pub async fn create_recommended(
         )
         .await
         .map_err(graph_err("read the Enrollment Status Page back"))?;
-    let raw: RawConfig = serde_json::from_value(v.clone()).map_err(|e| EspError::ReadBackMismatch {
-        name: name.clone(),
-        fields: vec![format!("the answer could not be read ({e})")],
-    })?;
+    let raw: RawConfig =
+        serde_json::from_value(v.clone()).map_err(|e| EspError::ReadBackMismatch {
+            name: name.clone(),
+            fields: vec![format!("the answer could not be read ({e})")],
+        })?;
     let esp = EspConfig::from_raw(raw, v);
     let mut fields = recommended_differences(&esp);
     if esp.display_name != name {
@@ -1111,7 +1152,10 @@ pub async fn create_recommended(
     if esp.priority != 1 {
         fields.push(format!("its priority is {}, not 1", esp.priority));
     }
-    if !esp.targets.contains(&EspTarget::Group(group_id.to_string())) {
+    if !esp
+        .targets
+        .contains(&EspTarget::Group(group_id.to_string()))
+    {
         fields.push(format!("it is not assigned to \"{group_name}\""));
     }
     if !fields.is_empty() {
@@ -1272,13 +1316,8 @@ pub fn checks_from(r: &Resolution) -> Vec<EspCheck> {
         let found = of(keys);
         let mut ev = evidence;
         ev.extend(found.iter().map(|p| p.what()));
-        let fix = (!found.is_empty()).then(|| {
-            found
-                .iter()
-                .map(|p| p.fix())
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
+        let fix = (!found.is_empty())
+            .then(|| found.iter().map(|p| p.fix()).collect::<Vec<_>>().join(" "));
         let verdict = if found.is_empty() {
             Verdict::Pass
         } else {
@@ -1300,7 +1339,11 @@ pub fn checks_from(r: &Resolution) -> Vec<EspCheck> {
     let mut reach_ev = vec![chosen];
     let mut reach_check = build(
         CHECK_REACHES,
-        &["no-esp-for-group", "user-targeted", "default-hides-progress"],
+        &[
+            "no-esp-for-group",
+            "user-targeted",
+            "default-hides-progress",
+        ],
         reach_ev.clone(),
     );
     if let Some((c, reach)) = &r.chosen

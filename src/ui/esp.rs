@@ -161,17 +161,22 @@ impl EspPage {
             return;
         };
         self.read = Phase::Running {
-            what: "Reading the Enrollment Status Pages, their assignments and the apps they wait for…".into(),
+            what:
+                "Reading the Enrollment Status Pages, their assignments and the apps they wait for…"
+                    .into(),
         };
         self.acknowledged = false;
         let route = self.route.clone();
-        cx.spawn("Read the Enrollment Status Pages", move |out, cancel| async move {
-            let graph = graph.with_cancel(cancel);
-            let result = step::resolve(&graph, &group_id)
-                .await
-                .map_err(|e| e.to_string());
-            route.send(&out, Msg::Read { group_id, result });
-        });
+        cx.spawn(
+            "Read the Enrollment Status Pages",
+            move |out, cancel| async move {
+                let graph = graph.with_cancel(cancel);
+                let result = step::resolve(&graph, &group_id)
+                    .await
+                    .map_err(|e| e.to_string());
+                route.send(&out, Msg::Read { group_id, result });
+            },
+        );
     }
 
     fn start_create(&mut self, cx: &mut PageCx<'_>) {
@@ -187,18 +192,21 @@ impl EspPage {
         };
         self.create_progress.clear();
         let route = self.route.clone();
-        cx.spawn("Create the recommended ESP", move |out, cancel| async move {
-            let graph = graph.with_cancel(cancel);
-            let progress_route = route.clone();
-            let progress_out = out.clone();
-            let progress = move |text: &str| {
-                progress_route.send(&progress_out, Msg::Progress(text.to_string()));
-            };
-            let result = step::create_recommended(&graph, &group_id, &progress)
-                .await
-                .map_err(|e| e.to_string());
-            route.send(&out, Msg::Created { group_id, result });
-        });
+        cx.spawn(
+            "Create the recommended ESP",
+            move |out, cancel| async move {
+                let graph = graph.with_cancel(cancel);
+                let progress_route = route.clone();
+                let progress_out = out.clone();
+                let progress = move |text: &str| {
+                    progress_route.send(&progress_out, Msg::Progress(text.to_string()));
+                };
+                let result = step::create_recommended(&graph, &group_id, &progress)
+                    .await
+                    .map_err(|e| e.to_string());
+                route.send(&out, Msg::Created { group_id, result });
+            },
+        );
     }
 
     fn show_resolution(&mut self, ui: &mut egui::Ui, r: &Resolution) {
@@ -210,7 +218,12 @@ impl EspPage {
                     ui.label(RichText::new(&c.display_name).strong())
                         .on_hover_text(raw);
                     if c.is_default {
-                        widgets::chip(ui, "Default", palette::NEUTRAL, "the tenant's default ESP (priority 0)");
+                        widgets::chip(
+                            ui,
+                            "Default",
+                            palette::NEUTRAL,
+                            "the tenant's default ESP (priority 0)",
+                        );
                     } else {
                         widgets::chip(
                             ui,
@@ -369,7 +382,10 @@ impl Page for EspPage {
         }
         ui.add_space(4.0);
         if self.validated() {
-            widgets::success_message(ui, "Ready: the Enrollment Status Page of this group was read back.");
+            widgets::success_message(
+                ui,
+                "Ready: the Enrollment Status Page of this group was read back.",
+            );
         }
     }
 

@@ -652,6 +652,58 @@ async fn the_tenant_answers_in_the_documented_shape_and_refuses_bad_bodies() {
     assert_eq!(err.status(), Some(400));
 }
 
+#[tokio::test]
+async fn throttled_or_lost_creates_leave_exactly_one_recommended_esp() {
+    use autopilot_wizard::sim::core::{Fault, ScriptedFault};
+    let (sim, graph) = start().await;
+    let group = autopilot_group();
+    // Throttled once on the create and once on setPriority: retried, one ESP.
+    sim.script_faults(vec![
+        ScriptedFault::new(
+            Some(reqwest::Method::POST),
+            "deviceEnrollmentConfigurations",
+            Fault::Throttle {
+                retry_after: std::time::Duration::from_millis(10),
+            },
+            1,
+        ),
+        ScriptedFault::new(
+            Some(reqwest::Method::POST),
+            "setPriority",
+            Fault::Unavailable { retry_after: None },
+            1,
+        ),
+    ]);
+    let rep = esp::create_recommended(&graph, &group, &|_: &str| {})
+        .await
+        .unwrap();
+    assert!(rep.created);
+    assert_eq!(sim.with_state(|s| s.esp.creates), 1);
+
+    // Every attempt of a create in another group's run is lost: said in words, nothing made.
+    let (sim, graph) = start().await;
+    sim.script_faults(vec![ScriptedFault::new(
+        Some(reqwest::Method::POST),
+        "deviceEnrollmentConfigurations",
+        Fault::DropConnection,
+        20,
+    )]);
+    let err = esp::create_recommended(&graph, &group, &|_: &str| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Could not create the Enrollment Status Page"),
+        "{err}"
+    );
+    assert_eq!(sim.with_state(|s| s.esp.creates), 0);
+    sim.with_state(|s| s.core.faults.script.clear());
+    esp::create_recommended(&graph, &group, &|_: &str| {})
+        .await
+        .unwrap();
+    assert_eq!(sim.with_state(|s| s.esp.creates), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The page
 
@@ -661,6 +713,7 @@ mod page {
     use autopilot_wizard::steps::group::{GroupKind, GroupRef};
     use autopilot_wizard::ui::esp::EspPage;
     use autopilot_wizard::ui::{Page, StepStatus};
+    use egui_kittest::kittest::Queryable;
     use support::ui::{click, runtime, wait_for_text};
 
     fn outcomes() -> Outcomes {
@@ -732,6 +785,37 @@ mod page {
                 .find(|c| c.display_name == "Autopilot ESP – Autopilot - All devices")
                 .map(|c| c.id.clone()))
         );
+    }
+
+    #[test]
+    fn a_missing_permission_is_shown_in_words_and_blocks_continue() {
+        let rt = runtime();
+        let (sim, _graph) = rt.block_on(start());
+        let token = sim.issue_token_with(
+            &sim.admin().user_principal_name,
+            &[
+                "DeviceManagementServiceConfig.ReadWrite.All",
+                "Group.ReadWrite.All",
+            ],
+            std::time::Duration::from_secs(600),
+        );
+        let graph = GraphClient::new(
+            &sim.url(),
+            std::sync::Arc::new(autopilot_wizard::graph::client::StaticToken(token)),
+        )
+        .with_retry(support::fast_retry());
+        let mut h = support::page::page_harness(
+            EspPage::new(),
+            graph,
+            outcomes(),
+            rt.handle().clone(),
+            |_| None,
+        );
+        wait_for_text(&mut h, "DeviceManagementApps.Read.All");
+        assert!(!h.state().page.validated());
+        assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+        assert!(h.query_by_label("Continue with this ESP").is_none());
+        assert!(support::ui::is_enabled(&h, "Check again"));
     }
 
     #[test]

@@ -1085,16 +1085,32 @@ pub async fn create_recommended(
         }
         None => {
             progress("Creating the Enrollment Status Page…");
-            let v: Value = graph
-                .post_json(ApiVersion::Beta, CONFIGS_PATH, &body)
+            match graph
+                .post_json::<_, Value>(ApiVersion::Beta, CONFIGS_PATH, &body)
                 .await
-                .map_err(graph_err("create the Enrollment Status Page"))?;
-            let id = v
-                .get("id")
-                .and_then(|i| i.as_str())
-                .unwrap_or_default()
-                .to_string();
-            (id, true, Vec::new())
+            {
+                Ok(v) => {
+                    let id = v
+                        .get("id")
+                        .and_then(|i| i.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    (id, true, Vec::new())
+                }
+                // A create whose answer was lost (connection dropped, 5xx after the write) may
+                // have landed: look once more before reporting, so a retry never makes two.
+                Err(e) if e.status().is_none_or(|s| s >= 500) => {
+                    match list_esps(graph)
+                        .await?
+                        .into_iter()
+                        .find(|c| !c.is_default && c.display_name == name)
+                    {
+                        Some(c) => (c.id, true, c.targets),
+                        None => return Err(graph_err("create the Enrollment Status Page")(e)),
+                    }
+                }
+                Err(e) => return Err(graph_err("create the Enrollment Status Page")(e)),
+            }
         }
     };
 

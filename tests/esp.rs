@@ -375,6 +375,45 @@ async fn device_targets_win_by_priority_over_user_targets_and_exclusions_count()
 }
 
 #[tokio::test]
+async fn an_esp_on_a_group_of_every_autopilot_device_reaches_a_tag_group_too() {
+    let (sim, graph) = start().await;
+    let sales = sim.with_state(|s| {
+        support::tenant::add_group(
+            s,
+            "Autopilot - Sales",
+            Some(support::tenant::SALES_RULE),
+            Vec::new(),
+        )
+    });
+    let id = create_esp(&graph, "Every Autopilot device", json!({})).await;
+    assign(&graph, &id, vec![group_target(&autopilot_group())]).await;
+    let r = esp::resolve(&graph, &sales).await.unwrap();
+    let (c, reach) = r.chosen.clone().unwrap();
+    assert_eq!(c.id, id);
+    assert_eq!(
+        reach,
+        Reach::OtherDeviceGroup {
+            group_id: autopilot_group(),
+            group_name: "Autopilot - All devices".into()
+        }
+    );
+    assert!(!keys(&r).contains(&"user-targeted"), "{:?}", keys(&r));
+    // The kiosk group (another tag, none of these devices) reaches nothing here.
+    let kiosk = create_esp(&graph, "Kiosk", json!({})).await;
+    assign(
+        &graph,
+        &kiosk,
+        vec![group_target(
+            autopilot_wizard::sim::profiles::DEMO_KIOSK_GROUP_ID,
+        )],
+    )
+    .await;
+    set_priority(&graph, &kiosk, 1).await;
+    let r = esp::resolve(&graph, &sales).await.unwrap();
+    assert_eq!(r.chosen_id(), Some(id.as_str()));
+}
+
+#[tokio::test]
 async fn more_than_100_blocking_apps_and_deleted_apps_are_named() {
     let (_sim, graph) = start().await;
     let group = autopilot_group();

@@ -381,6 +381,11 @@ pub enum Reach {
     /// Assigned to the step-4 group itself.
     DeviceGroup,
     AllDevices,
+    /// Assigned to another device group that holds these devices too.
+    OtherDeviceGroup {
+        group_id: String,
+        group_name: String,
+    },
     /// Assigned to a group of users; it applies when the person signing in is a member.
     UserGroup {
         group_id: String,
@@ -396,6 +401,9 @@ impl Reach {
         match self {
             Reach::DeviceGroup => format!("It is assigned to the device group \"{group_name}\"."),
             Reach::AllDevices => "It is assigned to All devices.".into(),
+            Reach::OtherDeviceGroup { group_name: g, .. } => format!(
+                "It is assigned to the device group \"{g}\", which holds these devices too."
+            ),
             Reach::UserGroup { group_name: g, .. } => format!(
                 "It is assigned to the user group \"{g}\": it applies only when the person signing in is a member, and only in the user phase."
             ),
@@ -405,7 +413,10 @@ impl Reach {
     }
 
     pub fn is_device(&self) -> bool {
-        matches!(self, Reach::DeviceGroup | Reach::AllDevices)
+        matches!(
+            self,
+            Reach::DeviceGroup | Reach::AllDevices | Reach::OtherDeviceGroup { .. }
+        )
     }
 }
 
@@ -706,6 +717,90 @@ async fn read_apps(graph: &GraphClient) -> Result<Vec<RawApp>, EspError> {
         .collect())
 }
 
+/// What a group an ESP is assigned to is to the devices of the step-4 group.
+#[derive(Debug, Clone, PartialEq)]
+enum GroupRole {
+    Users {
+        name: String,
+    },
+    /// A device group holding at least one of these devices (or every Autopilot device).
+    Devices {
+        name: String,
+    },
+    Unrelated,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawMember {
+    id: String,
+    #[serde(rename = "@odata.type", default)]
+    odata_type: Option<String>,
+}
+
+async fn member_ids(graph: &GraphClient, group_id: &str) -> Result<Vec<RawMember>, EspError> {
+    match graph
+        .get_all::<RawMember>(
+            ApiVersion::V1,
+            &format!("/groups/{}/transitiveMembers?$select=id", encode(group_id)),
+        )
+        .await
+    {
+        Ok(m) => Ok(m),
+        Err(e) if e.is_not_found() => Ok(Vec::new()),
+        Err(e) => Err(graph_err(
+            "read the members of a group an Enrollment Status Page is assigned to",
+        )(e)),
+    }
+}
+
+/// Users by rule or membership; devices when the rule takes every Autopilot device
+/// (`[ZTDId]`) or the group holds one of ours; otherwise unrelated.
+async fn classify(
+    graph: &GraphClient,
+    g: &str,
+    ours_id: &str,
+    ours: &mut Option<Vec<String>>,
+) -> Result<GroupRole, EspError> {
+    let Some(rg) = read_group(graph, g).await? else {
+        return Ok(GroupRole::Unrelated);
+    };
+    let name = rg.display_name.clone().unwrap_or_else(|| rg.id.clone());
+    let rule = rg
+        .membership_rule
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if rule.contains("user.") {
+        return Ok(GroupRole::Users { name });
+    }
+    if rule.contains("[ztdid]") {
+        return Ok(GroupRole::Devices { name });
+    }
+    let members = member_ids(graph, g).await?;
+    if ours.is_none() {
+        *ours = Some(
+            member_ids(graph, ours_id)
+                .await?
+                .into_iter()
+                .map(|m| m.id)
+                .collect(),
+        );
+    }
+    let ours = ours.as_deref().unwrap_or_default();
+    if members.iter().any(|m| ours.contains(&m.id)) {
+        return Ok(GroupRole::Devices { name });
+    }
+    let is_user = |m: &RawMember| {
+        m.odata_type
+            .as_deref()
+            .is_some_and(|t| type_name(t) == "user")
+    };
+    if rule.is_empty() && members.iter().any(is_user) {
+        return Ok(GroupRole::Users { name });
+    }
+    Ok(GroupRole::Unrelated)
+}
+
 fn pick(configs: &[EspConfig], pred: impl Fn(&EspConfig) -> bool) -> Option<&EspConfig> {
     configs
         .iter()
@@ -727,86 +822,71 @@ pub async fn resolve(graph: &GraphClient, group_id: &str) -> Result<Resolution, 
         .unwrap_or_else(|| group.id.clone());
     let configs = list_esps(graph).await?;
 
+    // What every other assigned group is to these devices: a group of users, a device group
+    // that holds (some of) them, or neither.
+    let mut kinds: HashMap<String, GroupRole> = HashMap::new();
+    let mut ours: Option<Vec<String>> = None;
+    for c in configs.iter().filter(|c| !c.is_default) {
+        for t in &c.targets {
+            if let EspTarget::Group(g) = t
+                && g != group_id
+                && !kinds.contains_key(g)
+            {
+                let role = classify(graph, g, group_id, &mut ours).await?;
+                kinds.insert(g.clone(), role);
+            }
+        }
+    }
+    let role = |g: &str| kinds.get(g).cloned().unwrap_or(GroupRole::Unrelated);
+
     let excluded = |c: &EspConfig| {
         c.targets
             .contains(&EspTarget::Excluded(group_id.to_string()))
     };
-    let device = pick(&configs, |c| {
-        !excluded(c)
-            && c.targets.iter().any(|t| match t {
-                EspTarget::Group(g) => g == group_id,
-                EspTarget::AllDevices => true,
-                _ => false,
-            })
-    })
-    .map(|c| {
-        let reach = if c.targets.contains(&EspTarget::Group(group_id.to_string())) {
-            Reach::DeviceGroup
-        } else {
-            Reach::AllDevices
-        };
-        (c.clone(), reach)
-    });
-
-    let chosen = match device {
-        Some(d) => Some(d),
-        None => {
-            // User targets: groups other than ours that are not device groups.
-            let mut kinds: HashMap<String, Option<RawGroup>> = HashMap::new();
-            for c in configs.iter().filter(|c| !c.is_default) {
-                for t in &c.targets {
-                    if let EspTarget::Group(g) = t
-                        && g != group_id
-                        && !kinds.contains_key(g)
-                    {
-                        kinds.insert(g.clone(), read_group(graph, g).await?);
-                    }
-                }
-            }
-            let user_group = |g: &str| -> Option<String> {
-                let rg = kinds.get(g)?.as_ref()?;
-                let rule = rg
-                    .membership_rule
-                    .as_deref()
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                if rule.contains("device.") {
-                    None
-                } else {
-                    Some(rg.display_name.clone().unwrap_or_else(|| rg.id.clone()))
-                }
-            };
-            let user = pick(&configs, |c| {
-                c.targets.iter().any(|t| match t {
-                    EspTarget::Group(g) => g != group_id && user_group(g).is_some(),
-                    EspTarget::AllUsers => true,
-                    _ => false,
-                })
-            });
-            match user {
-                Some(c) => {
-                    let reach = c
-                        .targets
-                        .iter()
-                        .find_map(|t| match t {
-                            EspTarget::Group(g) if g != group_id => {
-                                user_group(g).map(|n| Reach::UserGroup {
-                                    group_id: g.clone(),
-                                    group_name: n,
-                                })
-                            }
-                            _ => None,
-                        })
-                        .unwrap_or(Reach::AllUsers);
-                    Some((c.clone(), reach))
-                }
-                None => configs
-                    .iter()
-                    .find(|c| c.is_default)
-                    .map(|c| (c.clone(), Reach::Default)),
-            }
+    let device_reach = |c: &EspConfig| -> Option<Reach> {
+        if excluded(c) {
+            return None;
         }
+        if c.targets.contains(&EspTarget::Group(group_id.to_string())) {
+            return Some(Reach::DeviceGroup);
+        }
+        c.targets.iter().find_map(|t| match t {
+            EspTarget::AllDevices => Some(Reach::AllDevices),
+            EspTarget::Group(g) => match role(g) {
+                GroupRole::Devices { name } => Some(Reach::OtherDeviceGroup {
+                    group_id: g.clone(),
+                    group_name: name,
+                }),
+                _ => None,
+            },
+            _ => None,
+        })
     };
+    let user_reach = |c: &EspConfig| -> Option<Reach> {
+        c.targets.iter().find_map(|t| match t {
+            EspTarget::AllUsers => Some(Reach::AllUsers),
+            EspTarget::Group(g) => match role(g) {
+                GroupRole::Users { name } => Some(Reach::UserGroup {
+                    group_id: g.clone(),
+                    group_name: name,
+                }),
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    let chosen = pick(&configs, |c| device_reach(c).is_some())
+        .and_then(|c| device_reach(c).map(|r| (c.clone(), r)))
+        .or_else(|| {
+            pick(&configs, |c| user_reach(c).is_some())
+                .and_then(|c| user_reach(c).map(|r| (c.clone(), r)))
+        })
+        .or_else(|| {
+            configs
+                .iter()
+                .find(|c| c.is_default)
+                .map(|c| (c.clone(), Reach::Default))
+        });
 
     let apps = match &chosen {
         Some((c, _)) if c.show_progress => read_apps(graph).await?,

@@ -492,7 +492,8 @@ impl Problem {
 
     pub fn fix(&self) -> String {
         match self {
-            Problem::DefaultHidesProgress | Problem::NoEspForGroup => "Create the recommended Enrollment Status Page for this group (button below): progress shown, device use blocked until the required apps install, 60 minutes, only at OOBE.".into(),
+            Problem::DefaultHidesProgress => "Leave the default as it is and give this group its own page: create the recommended Enrollment Status Page (button below).".into(),
+            Problem::NoEspForGroup => "Create the recommended Enrollment Status Page for this group (button below): progress shown, device use blocked until the required apps install, 60 minutes, only at OOBE.".into(),
             Problem::UserTargeted { .. } => "Assign an Enrollment Status Page to the device group instead (Microsoft's advice); the recommended one below does that.".into(),
             Problem::MixedMsiAndWin32 { .. } => "Repackage the MSI apps as Win32 apps (.intunewin), or stop tracking one kind in the Enrollment Status Page.".into(),
             Problem::Microsoft365AppsTracked { .. } => "Deploy Microsoft 365 Apps as a Win32 app, or remove it from the apps the page waits for.".into(),

@@ -884,6 +884,25 @@ mod page {
         wait_for_text(&mut h, "Device group: All staff");
         wait_for_text(&mut h, "It is assigned to the device group \"All staff\".");
 
+        // A change made while the page is not shown: `tick` (called for every page every frame)
+        // takes the step out of Done before anyone looks at it.
+        click(&mut h, "Continue with this ESP");
+        assert!(h.state().page.validated());
+        let mut session = autopilot_wizard::ui::Session::default();
+        let mut changed = outcomes();
+        let mut jobs = Vec::new();
+        h.state_mut().page.tick(
+            &egui::Context::default(),
+            &mut autopilot_wizard::ui::PageCx::new(&mut session, &mut changed, &mut jobs),
+        );
+        assert!(!h.state().page.validated());
+        assert!(jobs.is_empty(), "a hidden page does not start Graph work");
+        // The page is shown again with the same (app-wide) outcomes: it reads for the new group.
+        h.state_mut().outcomes = changed;
+        h.run_ok();
+        wait_for_text(&mut h, "Device group: Autopilot - All devices");
+        wait_for_text(&mut h, "It is assigned to the user group \"All staff\"");
+
         h.state_mut().outcomes.group = None;
         h.run_ok();
         wait_for_text(&mut h, "Choose or create the device group first");

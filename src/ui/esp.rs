@@ -65,6 +65,8 @@ pub struct EspPage {
     create_progress: String,
     /// "Continue with this ESP" for the resolution shown; cleared whenever it is read again.
     acknowledged: bool,
+    /// The group changed (or the page opened) and its ESP has not been read yet.
+    needs_read: bool,
 }
 
 impl Default for EspPage {
@@ -85,6 +87,7 @@ impl EspPage {
             create: Phase::Idle,
             create_progress: String::new(),
             acknowledged: false,
+            needs_read: false,
         }
     }
 
@@ -134,7 +137,8 @@ impl EspPage {
         }
     }
 
-    /// Follows the step-4 group: a new group makes what is shown stale and reads again.
+    /// Follows the step-4 group: a new group makes what is shown stale at once (so `validated`
+    /// never speaks for another group) and asks for a read the next time the page is drawn.
     fn follow_group(&mut self, cx: &mut PageCx<'_>) {
         let now = cx
             .outcomes
@@ -146,13 +150,12 @@ impl EspPage {
             self.read = Phase::Idle;
             self.create = Phase::Idle;
             self.acknowledged = false;
-            if self.group.is_some() {
-                self.start_read(cx);
-            }
+            self.needs_read = self.group.is_some();
         }
     }
 
     fn start_read(&mut self, cx: &mut PageCx<'_>) {
+        self.needs_read = false;
         let Some((group_id, _)) = self.group.clone() else {
             return;
         };
@@ -278,6 +281,9 @@ impl Page for EspPage {
         self.remember_ctx(ui.ctx());
         self.drain(cx);
         self.follow_group(cx);
+        if self.needs_read && !self.read.is_running() {
+            self.start_read(cx);
+        }
         ui.heading("Enrollment Status Page");
         ui.add(
             egui::Label::new(
@@ -446,6 +452,11 @@ impl Page for EspPage {
     fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
         self.remember_ctx(ctx);
         self.drain(cx);
+        // Only once the page has followed a group: before that there is nothing to make stale,
+        // and reading is left to the first visit or `revalidate`.
+        if self.group.is_some() {
+            self.follow_group(cx);
+        }
     }
 
     fn revalidate(&mut self, cx: &mut PageCx<'_>) {

@@ -108,6 +108,8 @@ pub const REQUIRED_SCOPES: &[&str] = &[
     "Device.Read.All",
     "Policy.Read.All",
     "User.ReadBasic.All",
+    // The Enrollment Status Page step names the apps an ESP waits for (reference §9).
+    "DeviceManagementApps.Read.All",
 ];
 
 /// The scopes sent with every sign-in: the Graph permissions plus `offline_access` (a refresh

@@ -32,6 +32,7 @@ pub const WIZARD_SCOPES: &[&str] = &[
     "Device.Read.All",
     "Policy.Read.All",
     "User.ReadBasic.All",
+    "DeviceManagementApps.Read.All",
     "User.Read",
     "openid",
     "profile",

@@ -29,6 +29,7 @@ const CONSENTED: &[&str] = &[
     "Device.Read.All",
     "Policy.Read.All",
     "User.ReadBasic.All",
+    "DeviceManagementApps.Read.All",
     "User.Read",
 ];
 

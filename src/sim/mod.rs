@@ -24,6 +24,7 @@ pub mod assignment;
 pub mod autopilot;
 pub mod core;
 pub mod directory;
+pub mod esp;
 pub mod identity;
 pub mod odata;
 pub mod profiles;
@@ -164,6 +165,7 @@ pub struct SimState {
     pub profiles: profiles::ProfileState,
     pub autopilot: autopilot::AutopilotState,
     pub assignment: assignment::AssignmentState,
+    pub esp: esp::EspState,
 }
 
 impl SimState {
@@ -174,6 +176,7 @@ impl SimState {
         profiles::seed(&mut state, seed);
         autopilot::seed(&mut state, seed);
         assignment::seed(&mut state, seed);
+        esp::seed(&mut state, seed);
         state
     }
 }
@@ -334,7 +337,8 @@ pub fn router(shared: Shared) -> Router {
         .merge(directory::routes())
         .merge(profiles::routes())
         .merge(autopilot::routes())
-        .merge(assignment::routes());
+        .merge(assignment::routes())
+        .merge(esp::routes());
     core::wrap(routes, shared.clone()).with_state(shared)
 }
 

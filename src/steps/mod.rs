@@ -7,6 +7,7 @@
 //! checks and the persisted [`Outcomes`] all derive from it.
 
 pub mod assignment;
+pub mod esp;
 pub mod group;
 pub mod import;
 pub mod join_permission;

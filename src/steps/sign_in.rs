@@ -256,6 +256,7 @@ fn satisfied_by(required: &str) -> &'static [&'static str] {
             "Directory.ReadWrite.All",
         ],
         "Policy.Read.All" => &["Policy.ReadWrite.All"],
+        "DeviceManagementApps.Read.All" => &["DeviceManagementApps.ReadWrite.All"],
         "User.ReadBasic.All" => &[
             "User.Read.All",
             "User.ReadWrite.All",
@@ -375,6 +376,7 @@ mod tests {
             "https://graph.microsoft.com/DeviceManagementServiceConfig.ReadWrite.All",
             "Directory.ReadWrite.All",
             "policy.read.all",
+            "DeviceManagementApps.ReadWrite.All",
             "User.Read",
         ]
         .iter()

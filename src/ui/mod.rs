@@ -16,6 +16,7 @@ use crate::graph::GraphClient;
 use crate::steps::Outcomes;
 
 pub mod assignment;
+pub mod esp;
 pub mod group;
 pub mod harvest;
 pub mod import;

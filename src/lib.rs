@@ -16,6 +16,8 @@
 
 pub mod app;
 pub mod board;
+pub mod cli;
+pub mod console;
 pub mod graph;
 pub mod hwid;
 pub mod plan;

@@ -19,7 +19,11 @@ fn main() {
     // The windowed exe and its console companion (installed as autopilot-wizard.com, which
     // cmd.exe prefers when the extension is left out). Test and bench binaries get nothing.
     for (binary, file_name, description) in [
-        ("autopilot-wizard", "autopilot-wizard.exe", "Autopilot Wizard"),
+        (
+            "autopilot-wizard",
+            "autopilot-wizard.exe",
+            "Autopilot Wizard",
+        ),
         (
             "autopilot-wizard-cli",
             "autopilot-wizard.com",

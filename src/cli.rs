@@ -127,7 +127,13 @@ pub enum Launcher {
 fn arguments() -> Vec<std::ffi::OsString> {
     std::env::args_os()
         .enumerate()
-        .map(|(i, a)| if i > 0 && a == "/?" { "--help".into() } else { a })
+        .map(|(i, a)| {
+            if i > 0 && a == "/?" {
+                "--help".into()
+            } else {
+                a
+            }
+        })
         .collect()
 }
 
@@ -153,10 +159,11 @@ pub fn main(launcher: Launcher) -> ExitCode {
         let code = crate::steps::this_pc::run_command(args);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    if cli.command.is_none() && launcher == Launcher::Console {
-        if let Some(code) = hand_to_windowed_exe() {
-            return code;
-        }
+    if cli.command.is_none()
+        && launcher == Launcher::Console
+        && let Some(code) = hand_to_windowed_exe()
+    {
+        return code;
     }
     if matches!(cli.command, Some(Command::Run(_))) {
         crate::run::cli::init_logging();
@@ -303,7 +310,9 @@ fn hand_to_windowed_exe() -> Option<ExitCode> {
     if !cfg!(windows) {
         return None;
     }
-    let exe = std::env::current_exe().ok()?.with_file_name("autopilot-wizard.exe");
+    let exe = std::env::current_exe()
+        .ok()?
+        .with_file_name("autopilot-wizard.exe");
     if !exe.is_file() {
         return None;
     }

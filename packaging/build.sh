@@ -18,7 +18,7 @@
 #
 # Needs: rustup target x86_64-pc-windows-gnu, gcc-mingw-w64-x86-64 (linker and windres), wixl
 # and msibuild (msitools), zip, osslsigncode, cargo-deb (cargo install cargo-deb --locked
-# --version 3.8.0), cargo-about (cargo install cargo-about --locked --version 0.9.3).
+# --version 3.8.0), cargo-about (cargo install cargo-about --locked --version 0.9.3 --features cli).
 # .ci/run installs them all. macOS (.app/.dmg) cannot be built here: see "macOS" in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +35,7 @@ need wixl "apt-get install wixl"
 need msibuild "apt-get install msitools"
 need zip "apt-get install zip"
 cargo deb --version >/dev/null 2>&1 || die "cargo-deb is missing: cargo install cargo-deb --locked --version 3.8.0"
-cargo about --version >/dev/null 2>&1 || die "cargo-about is missing: cargo install cargo-about --locked --version 0.9.3"
+cargo about --version >/dev/null 2>&1 || die "cargo-about is missing: cargo install cargo-about --locked --version 0.9.3 --features cli"
 
 # The [package] version; Windows Installer wants three numeric fields, so no pre-release tail.
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Windows build under Wine, as a Windows user gets it: install the MSI from
 # packaging/build.sh into a fresh 64-bit prefix, check the exe's command-line modes, compare
-# `check-csv --json` with the Linux binary, smoke-test the installed exe's window in Xvfb
+# `check-csv --json` with the Linux binary, the console companion from `cmd` (order, ERRORLEVEL,
+# `/?`), PATH, the Programs and Features entry, a same-version rebuild replacing itself,
+# smoke-test the installed exe's window in Xvfb
 # (.ci/smoke.sh: sign in by clicking, Next, screenshots), uninstall, check nothing is left.
 # Output: artifacts/wine/ (screenshots, app.log, the two JSON files, --help output)
 #
@@ -84,6 +86,83 @@ strings -a "$SHORTCUT" | grep -qF 'C:\Program Files\Autopilot Wizard\autopilot-w
     fail "the Start-menu shortcut has no icon"
 echo "wine: installed under C:\\Program Files\\Autopilot Wizard, Start-menu shortcut present"
 
+step "what ships: console companion, licence, notices, example plan and samples"
+for f in autopilot-wizard.com README.txt LICENSE.txt THIRD-PARTY-NOTICES.txt \
+    examples/example-plan.toml examples/samples/01-utf16-plain-hp.csv \
+    examples/samples/03-utf16-plain-lenovo.csv examples/samples/04-utf16-plain-lenovo2.csv; do
+    [ -f "$INSTALL_DIR/$f" ] || fail "no $f in the install folder"
+    unzip -l "$ZIP" | grep -qF "autopilot-wizard-$VERSION/$f" || fail "no $f in the zip"
+done
+grep -q "MIT License" "$INSTALL_DIR/LICENSE.txt" || fail "LICENSE.txt is not the MIT licence"
+grep -q "^eframe " "$INSTALL_DIR/THIRD-PARTY-NOTICES.txt" || fail "the notices do not list eframe"
+echo "wine: autopilot-wizard.com, LICENSE.txt, THIRD-PARTY-NOTICES.txt, README.txt, examples\\ installed and in the zip"
+
+step "Programs and Features entry"
+UNINSTALL='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall'
+wine reg query "$UNINSTALL" /s >"$OUT/uninstall-1.txt" 2>/dev/null || true
+arp() { tr -d '\r' <"$OUT/uninstall-1.txt" | grep -iE "^\s+$1\s" | head -n 1 | sed -E 's/^\s+\S+\s+\S+\s+//'; }
+[ "$(arp DisplayName)" = "Autopilot Wizard" ] || fail "no 'Autopilot Wizard' in $UNINSTALL (see $OUT/uninstall-1.txt)"
+[ "$(arp Publisher)" = "autopilot-wizard developers" ] || fail "Publisher is '$(arp Publisher)'"
+arp HelpLink | grep -qF 'README.txt' || fail "HelpLink is '$(arp HelpLink)'"
+arp URLInfoAbout | grep -qF 'README.txt' || fail "URLInfoAbout is '$(arp URLInfoAbout)'"
+arp InstallLocation | grep -qF 'Autopilot Wizard' || fail "InstallLocation is '$(arp InstallLocation)'"
+[ "$(arp NoModify)" = "0x1" ] || fail "NoModify is '$(arp NoModify)'"
+[ "$(arp NoRepair)" = "0x1" ] || fail "NoRepair is '$(arp NoRepair)'"
+echo "wine: publisher, help and about links, install location, no Change/Repair"
+
+step "the install folder is on the system PATH"
+ENV_KEY='HKLM\System\CurrentControlSet\Control\Session Manager\Environment'
+wine reg query "$ENV_KEY" /v PATH >"$OUT/path-installed.txt" 2>&1 || true
+grep -qiF 'Autopilot Wizard' "$OUT/path-installed.txt" || fail "PATH does not name the install folder (see $OUT/path-installed.txt)"
+echo "wine: $(tr -d '\r' <"$OUT/path-installed.txt" | grep -i 'PATH' | head -n 1 | sed -E 's/^\s+//')"
+
+step "console companion from cmd: waits, prints in order, sets ERRORLEVEL"
+# A batch file: cmd expands %ERRORLEVEL% line by line there, so it is the program's.
+cp tests/fixtures/csv/01-utf16-plain-hp.csv tests/fixtures/csv/bad-values.csv "$WINEPREFIX/drive_c/"
+printf '%s\r\n' '@echo off' 'cd /d C:\' 'echo before' \
+    'autopilot-wizard check-csv 01-utf16-plain-hp.csv' 'echo good=%ERRORLEVEL%' \
+    'autopilot-wizard check-csv bad-values.csv' 'echo bad=%ERRORLEVEL%' \
+    'autopilot-wizard /?' 'echo help=%ERRORLEVEL%' 'echo after' >"$WINEPREFIX/drive_c/cli-test.bat"
+wine cmd /c 'C:\cli-test.bat' >"$OUT/cmd-cli.txt" 2>&1 || true
+tr -d '\r' <"$OUT/cmd-cli.txt" >"$OUT/cmd-cli.unix.txt"
+good_rc=0 bad_rc=0
+(cd tests/fixtures/csv && "../../../$LINUX_BIN" check-csv 01-utf16-plain-hp.csv >/dev/null) || good_rc=$?
+(cd tests/fixtures/csv && "../../../$LINUX_BIN" check-csv bad-values.csv >/dev/null) || bad_rc=$?
+[ "$bad_rc" != 0 ] || fail "the Linux binary accepts bad-values.csv; pick another broken fixture"
+grep -qx "good=$good_rc" "$OUT/cmd-cli.unix.txt" || fail "ERRORLEVEL after a good CSV is not $good_rc (see $OUT/cmd-cli.txt)"
+grep -qx "bad=$bad_rc" "$OUT/cmd-cli.unix.txt" || fail "ERRORLEVEL after a bad CSV is not $bad_rc (see $OUT/cmd-cli.txt)"
+grep -qx "help=0" "$OUT/cmd-cli.unix.txt" || fail "'autopilot-wizard /?' did not exit 0 (see $OUT/cmd-cli.txt)"
+grep -q "Usage: autopilot-wizard" "$OUT/cmd-cli.unix.txt" || fail "'autopilot-wizard /?' printed no help (see $OUT/cmd-cli.txt)"
+# In order: each program's output before the next line of the batch file.
+order=$(grep -nE '^(before|good=|bad=|help=|after)|Usage: autopilot-wizard|bad-values\.csv' "$OUT/cmd-cli.unix.txt" |
+    sed -E 's/^[0-9]+://; s/^(good|bad|help)=.*/\1/; s/.*Usage: autopilot-wizard.*/usage/; s/.*bad-values\.csv.*/badcsv/' | uniq | tr '\n' ' ')
+[ "$order" = "before good badcsv bad usage help after " ] || fail "output out of order: '$order' (see $OUT/cmd-cli.txt)"
+rc=0
+wine cmd /c 'cd /d C:\ && autopilot-wizard check-csv bad-values.csv' >/dev/null 2>&1 || rc=$?
+[ "$rc" = "$bad_rc" ] || fail "cmd /c exit code $rc, the program's is $bad_rc"
+echo "wine: 'autopilot-wizard check-csv' in cmd (found on PATH as the .com): ERRORLEVEL $good_rc/$bad_rc like Linux, output in order, /? shows the help"
+
+step "a rebuild of the same version replaces the installed one"
+# What a rebuild changes: the ProductCode (Product Id="*") and the package code.
+REBUILT=$WORK/rebuilt.msi
+cp "$MSI" "$REBUILT"
+NEW_CODE=$(tr a-z A-Z </proc/sys/kernel/random/uuid)
+msibuild "$REBUILT" -q "UPDATE \`Property\` SET \`Value\` = '{$NEW_CODE}' WHERE \`Property\` = 'ProductCode'" \
+    -s "Autopilot Wizard $VERSION installer" "autopilot-wizard developers" "x64;1033" "{$(tr a-z A-Z </proc/sys/kernel/random/uuid)}"
+REBUILT_W=$(winepath -w "$REBUILT")
+wine msiexec /i "$REBUILT_W" /qn /l*v 'C:\upgrade.log' || {
+    cp "$WINEPREFIX/drive_c/upgrade.log" "$OUT/" 2>/dev/null || true
+    fail "msiexec /i of the rebuilt MSI (log: $OUT/upgrade.log)"
+}
+wineserver -w
+wine reg query "$UNINSTALL" /s >"$OUT/uninstall-2.txt" 2>/dev/null || true
+entries=$(tr -d '\r' <"$OUT/uninstall-2.txt" | grep -cE '^\s+DisplayName\s+REG_SZ\s+Autopilot Wizard$' || true)
+[ "$entries" = 1 ] || fail "$entries 'Autopilot Wizard' entries after installing a same-version rebuild (see $OUT/uninstall-2.txt)"
+grep -qiF "{$NEW_CODE}" "$OUT/uninstall-2.txt" || fail "the remaining entry is not the rebuilt one"
+[ -f "$INSTALL_DIR/autopilot-wizard.exe" ] || fail "the exe is gone after the same-version upgrade"
+echo "wine: one 'Autopilot Wizard' entry after the rebuild, the rebuilt one"
+MSI_W=$REBUILT_W
+
 step "command-line modes print to stdout"
 wine "$WIN_EXE" --version >"$OUT/version.txt" || fail "--version failed"
 grep -qx "autopilot-wizard $VERSION" <(tr -d '\r' <"$OUT/version.txt") ||
@@ -137,6 +216,9 @@ wine msiexec /x "$MSI_W" /qn || fail "msiexec /x"
 wineserver -w
 [ ! -e "$INSTALL_DIR/autopilot-wizard.exe" ] || fail "autopilot-wizard.exe left after uninstall"
 [ ! -e "$INSTALL_DIR" ] || fail "the install folder is left after uninstall: $(ls -A "$INSTALL_DIR")"
+wine reg query "$ENV_KEY" /v PATH >"$OUT/path-uninstalled.txt" 2>&1 || true
+grep -qiF 'Autopilot Wizard' "$OUT/path-uninstalled.txt" && fail "the install folder is still on PATH after uninstall"
+echo "wine: PATH no longer names the install folder"
 for f in "${SHORTCUTS[@]}"; do
     [ ! -e "$f" ] || fail "the Start-menu shortcut is left after uninstall"
 done

@@ -18,6 +18,8 @@
 
 pub mod app;
 pub mod board;
+pub mod cli;
+pub mod console;
 pub mod graph;
 pub mod harvest_cli;
 pub mod hwid;

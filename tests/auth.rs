@@ -509,10 +509,38 @@ async fn forced_refresh_gets_a_new_access_token() {
 
     // A token that is about to expire is renewed without being forced.
     s.sim
-        .with_state(|st| st.identity.access_token_lifetime = Duration::from_secs(5));
+        .with_state(|st| st.identity.access_token_lifetime = Duration::from_secs(1));
     let c = auth.token(true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(850)).await;
     let d = auth.token(false).await.unwrap();
-    assert_ne!(c, d);
+    assert_ne!(c, d, "renewed once four fifths of its lifetime had passed");
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_renewed_at_a_fraction_of_their_lifetime() {
+    assert_eq!(
+        autopilot_wizard::graph::auth::renewal_margin(Duration::from_secs(3600)),
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        autopilot_wizard::graph::auth::renewal_margin(Duration::from_secs(30)),
+        Duration::from_secs(6)
+    );
+    let s = setup(SimConfig::test()).await;
+    s.sim
+        .with_state(|st| st.identity.access_token_lifetime = Duration::from_secs(30));
+    let auth = device_sign_in(&s).await;
+    let before = issued_access(&s.sim).len();
+    // Shorter than the old fixed one-minute margin: that renewed before every request.
+    let first = auth.token(false).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(auth.token(false).await.unwrap(), first);
+    }
+    assert_eq!(
+        issued_access(&s.sim).len(),
+        before,
+        "no token request while the 30-second token is fresh"
+    );
 }
 
 #[tokio::test]

@@ -35,7 +35,9 @@ fn script(sim: &SimHandle, method: Option<Method>, path: &str, fault: Fault, tim
 #[tokio::test]
 async fn throttling_is_retried_after_the_retry_after_delay() {
     let (sim, client) = signed_in_sim(SimConfig::test()).await;
-    let wait = Duration::from_millis(150);
+    // Retry-After is whole seconds (a shorter wait is sent as 0), so one second is the
+    // shortest wait the client can be seen to honour.
+    let wait = Duration::from_secs(1);
     script(
         &sim,
         Some(Method::GET),

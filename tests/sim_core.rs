@@ -402,7 +402,7 @@ async fn dropped_connection_gives_no_http_answer() {
 }
 
 #[tokio::test]
-async fn throttle_fault_sends_fractional_retry_after() {
+async fn throttle_and_unavailable_send_whole_second_retry_after() {
     use autopilot_wizard::sim::core::{Fault, ScriptedFault};
     use std::time::Duration;
     let (sim, token) = sim_with_token().await;
@@ -421,9 +421,27 @@ async fn throttle_fault_sends_fractional_retry_after() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    assert_eq!(r.headers()["retry-after"], "0.05");
+    // Whole seconds as HTTP defines them: a test-speed wait under a second is "0".
+    assert_eq!(r.headers()["retry-after"], "0");
     let body = json(r).await;
     assert_graph_error(&body, "TooManyRequests");
+
+    sim.script_faults(vec![ScriptedFault::new(
+        Some(reqwest::Method::GET),
+        "/users",
+        Fault::Unavailable {
+            retry_after: Some(Duration::from_millis(1500)),
+        },
+        1,
+    )]);
+    let r = raw_http()
+        .get(format!("{}/v1.0/users", sim.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "2", "rounded up, never early");
 }
 
 #[tokio::test]

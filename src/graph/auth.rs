@@ -677,6 +677,7 @@ impl std::fmt::Debug for Secret {
 
 #[derive(Debug, Default)]
 struct Tokens {
+    /// The access token and when to renew it.
     access: Option<(Secret, Instant)>,
     refresh: Option<Secret>,
 }
@@ -696,7 +697,7 @@ fn take(config: &AuthConfig, token: &BasicTokenResponse, tokens: &mut Tokens) ->
     let lifetime = token.expires_in().unwrap_or(Duration::from_secs(3600));
     tokens.access = Some((
         Secret(token.access_token().secret().clone()),
-        Instant::now() + lifetime,
+        Instant::now() + lifetime - renewal_margin(lifetime),
     ));
     // Entra sends a refresh token on every answer when offline_access was granted; keep the
     // old one if an answer comes without.
@@ -734,8 +735,12 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-/// Renew a little before the expiry Entra announced, so a token does not lapse in flight.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+/// How long before the expiry Entra announced a token is renewed, so it does not lapse in
+/// flight: a minute, but never more than a fifth of its lifetime. A fixed minute would renew a
+/// token that lives less than that before every single request.
+pub fn renewal_margin(lifetime: Duration) -> Duration {
+    Duration::from_secs(60).min(lifetime / 5)
+}
 
 impl Authenticator {
     pub fn config(&self) -> &AuthConfig {
@@ -792,13 +797,14 @@ impl Authenticator {
         }
     }
 
-    /// A valid access token: the cached one, or a new one from the refresh token when it
-    /// expired or `force_refresh` is set (Graph answered 401).
+    /// A valid access token: the cached one, or a new one from the refresh token when it is due
+    /// for renewal ([`renewal_margin`] before it expires) or `force_refresh` is set (Graph
+    /// answered 401).
     pub async fn token(&self, force_refresh: bool) -> Result<String, AuthError> {
         let mut tokens = self.inner.tokens.lock().await;
         if !force_refresh
-            && let Some((Secret(t), expires)) = &tokens.access
-            && Instant::now() + EXPIRY_MARGIN < *expires
+            && let Some((Secret(t), renew_at)) = &tokens.access
+            && Instant::now() < *renew_at
         {
             return Ok(t.clone());
         }

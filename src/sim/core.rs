@@ -390,7 +390,7 @@ pub struct RequestRecord {
     pub time: chrono::DateTime<chrono::Utc>,
     /// For hardware-hash import POSTs: every `serialNumber` in the body, in order.
     pub serials: Vec<String>,
-    /// The `Retry-After` a fault answered with, in seconds.
+    /// The `Retry-After` a fault answered with, in (whole) seconds.
     pub retry_after: Option<f64>,
 }
 
@@ -1090,14 +1090,20 @@ fn login_fault_response(fault: &Fault) -> Response {
     resp
 }
 
-/// Seconds as Graph writes them: whole numbers plain, fractions with up to three decimals.
-fn format_seconds(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        d.as_secs().to_string()
+/// `Retry-After` as HTTP defines it (RFC 9110 §10.2.3): whole seconds. Clients such as
+/// Kiota's retry handler parse nothing else. A wait shorter than a second (a scaled-down clock
+/// at test speed) is sent as 0, "retry at once"; longer ones are rounded up, so a client that
+/// obeys never comes back early.
+pub(crate) fn retry_after_seconds(d: Duration) -> u64 {
+    if d < Duration::from_secs(1) {
+        0
     } else {
-        let s = format!("{:.3}", d.as_secs_f64());
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        d.as_secs() + u64::from(d.subsec_nanos() > 0)
     }
+}
+
+fn format_seconds(d: Duration) -> String {
+    retry_after_seconds(d).to_string()
 }
 
 fn unauthorized(shared: &Shared, message: &str) -> Response {
@@ -1213,7 +1219,7 @@ async fn middleware(State(shared): State<Shared>, mut req: Request, next: Next) 
                 client_request_id: header_text(client_request_id.as_ref()),
                 time: chrono::Utc::now(),
                 serials: serials.clone(),
-                retry_after: retry_after.map(|d| d.as_secs_f64()),
+                retry_after: retry_after.map(|d| retry_after_seconds(d) as f64),
             },
         );
     };
@@ -1400,9 +1406,11 @@ mod tests {
 
     #[test]
     fn retry_after_formatting() {
-        assert_eq!(format_seconds(Duration::from_millis(50)), "0.05");
+        assert_eq!(format_seconds(Duration::from_millis(50)), "0");
+        assert_eq!(format_seconds(Duration::from_millis(999)), "0");
         assert_eq!(format_seconds(Duration::from_secs(3)), "3");
-        assert_eq!(format_seconds(Duration::from_millis(2128)), "2.128");
+        assert_eq!(format_seconds(Duration::from_millis(2128)), "3");
+        assert_eq!(format_seconds(Duration::from_millis(9990)), "10");
     }
 
     #[test]

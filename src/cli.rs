@@ -66,7 +66,7 @@ enum Command {
     },
     /// Read this PC's hardware hash (Windows 10/11, as administrator): print it, write it as
     /// Get-WindowsAutopilotInfo does (--out), or upload it from the first setup screen (--upload).
-    Harvest(crate::steps::this_pc::HarvestArgs),
+    Harvest(crate::harvest_cli::HarvestArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -156,7 +156,7 @@ pub fn main(launcher: Launcher) -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     if let Some(Command::Harvest(args)) = cli.command {
-        let code = crate::steps::this_pc::run_command(args);
+        let code = crate::harvest_cli::run_command(args);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     if cli.command.is_none()

@@ -548,6 +548,13 @@ impl Engine<'_> {
             StepId::Import => self.import().await?,
             StepId::Assignment => self.assignment().await?,
             StepId::Validate => return self.validate().await.map(Some),
+            // Every later step declares its runner in the registry and never comes here.
+            other => {
+                return Err(StepError::input(format!(
+                    "the step \"{}\" has no way to run unattended",
+                    other.title()
+                )));
+            }
         }
         Ok(None)
     }

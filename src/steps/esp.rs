@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::graph::{ApiVersion, GraphClient, GraphError, client::encode};
-use crate::steps::validate::Verdict;
+use crate::steps::Outcome;
+use crate::steps::registry::{BoxFuture, FailureKind, PlanCx, StepFailure};
+use crate::steps::validate::{CheckId, CheckItem, ValidateInputs, Verdict};
 
 pub const CONFIGS_PATH: &str = "/deviceManagement/deviceEnrollmentConfigurations";
 pub const APPS_PATH: &str = "/deviceAppManagement/mobileApps";
@@ -1509,4 +1511,112 @@ pub async fn validation_checks(graph: &GraphClient, group_id: &str) -> Vec<EspCh
             })
             .collect(),
     }
+}
+
+// ---- The step's place in the procedure (see `steps::registry`) ----
+
+/// The ESP items of the validation report, under the names the report and `--json` use.
+pub const CHECK_ESP_REACHES: CheckId = CheckId::new("EspReachesGroup", CHECK_REACHES.1);
+pub const CHECK_ESP_APPS: CheckId = CheckId::new("EspTrackedApps", CHECK_APPS.1);
+pub const CHECK_ESP_TIMEOUT: CheckId = CheckId::new("EspTimeout", CHECK_TIMEOUT.1);
+
+impl EspCheck {
+    /// The report item this check is.
+    pub fn into_item(self) -> CheckItem {
+        let id = match self.key {
+            k if k == CHECK_APPS.0 => CHECK_ESP_APPS,
+            k if k == CHECK_TIMEOUT.0 => CHECK_ESP_TIMEOUT,
+            _ => CHECK_ESP_REACHES,
+        };
+        CheckItem::new(id, self.verdict, self.evidence, self.fix)
+    }
+}
+
+impl Outcome for EspOutcome {
+    /// The ESP the group's devices get, for that group: the validation report depends on it.
+    fn identity(&self) -> Option<String> {
+        Some(format!(
+            "{}:{}",
+            self.group_id,
+            self.esp_id.as_deref().unwrap_or("-")
+        ))
+    }
+}
+
+impl EspError {
+    /// How an unattended run ends on this error.
+    fn failure_kind(&self) -> FailureKind {
+        match self {
+            EspError::Forbidden { .. } => FailureKind::Auth,
+            EspError::GroupNotFound { .. } => FailureKind::Input,
+            EspError::Rejected { .. } | EspError::ReadBackMismatch { .. } => FailureKind::Service,
+            EspError::Graph { source, .. } => match source.as_ref() {
+                GraphError::Network { .. } | GraphError::GaveUp { .. } => FailureKind::Transient,
+                GraphError::Service { status, .. } if *status >= 500 || *status == 429 => {
+                    FailureKind::Transient
+                }
+                _ => FailureKind::Service,
+            },
+        }
+    }
+}
+
+/// `run --plan`'s ESP step: the `[esp]` table (check only when absent), for the group of the
+/// plan's group step.
+pub fn run_plan<'a>(cx: PlanCx<'a>) -> BoxFuture<'a, Result<String, StepFailure>> {
+    Box::pin(async move {
+        let plan: EspPlan = match cx.section {
+            None => EspPlan::default(),
+            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
+                StepFailure::new(
+                    FailureKind::Input,
+                    format!(
+                        "[esp]: {}. Write mode = \"check\" or mode = \"create-recommended\".",
+                        e.message()
+                    ),
+                )
+            })?,
+        };
+        let Some(group) = cx.outcomes.group.clone() else {
+            return Err(StepFailure::new(
+                FailureKind::Input,
+                "The Enrollment Status Page step needs the device group, which the run has not reached.",
+            ));
+        };
+        let outcome = run_unattended(cx.graph, &group.id, &plan)
+            .await
+            .map_err(|e| StepFailure::new(e.failure_kind(), e.to_string()))?;
+        for text in &outcome.problem_texts {
+            (cx.note)(format!("Enrollment Status Page: {text}"));
+        }
+        let summary = match (&outcome.esp_name, outcome.created) {
+            (Some(name), true) => format!("created \"{name}\" for {}", group.display_name),
+            (Some(name), false) => format!(
+                "the devices of {} get \"{name}\"{}",
+                group.display_name,
+                match outcome.problems.len() {
+                    0 => String::new(),
+                    1 => " (1 problem, see the warning)".into(),
+                    n => format!(" ({n} problems, see the warnings)"),
+                }
+            ),
+            (None, _) => format!("no Enrollment Status Page reaches {}", group.display_name),
+        };
+        cx.outcomes.esp = Some(outcome);
+        Ok(summary)
+    })
+}
+
+/// The ESP items of the validation report, read live for the report's group.
+pub fn validate_items<'a>(
+    graph: &'a GraphClient,
+    inputs: &'a ValidateInputs,
+) -> BoxFuture<'a, Vec<CheckItem>> {
+    Box::pin(async move {
+        validation_checks(graph, &inputs.target.group_id)
+            .await
+            .into_iter()
+            .map(EspCheck::into_item)
+            .collect()
+    })
 }

@@ -117,6 +117,19 @@ impl EspPage {
         (Some(&r.group_id) == self.group.as_ref().map(|(id, _)| id)).then_some(r)
     }
 
+    /// Keeps the step's outcome in `cx.outcomes` in line with what the page shows as Done, so
+    /// the steps after it (the validation report) follow it.
+    fn publish(&self, cx: &mut PageCx<'_>) {
+        let now = if self.validated() {
+            self.outcome()
+        } else {
+            None
+        };
+        if cx.outcomes.esp != now {
+            cx.outcomes.esp = now;
+        }
+    }
+
     fn drain(&mut self, cx: &mut PageCx<'_>) {
         let mut got = Vec::new();
         if let Some(rx) = &self.rx {
@@ -395,7 +408,55 @@ impl Page for EspPage {
         }
     }
 
-    fn on_msg(&mut self, msg: Msg, _cx: &mut PageCx<'_>) {
+    fn on_msg(&mut self, msg: Msg, cx: &mut PageCx<'_>) {
+        self.take(msg);
+        self.publish(cx);
+    }
+
+    fn status(&self) -> StepStatus {
+        if self.read.is_running() || self.create.is_running() {
+            return StepStatus::InProgress;
+        }
+        if self.validated() {
+            return StepStatus::Done;
+        }
+        match (&self.read, &self.create) {
+            (Phase::Failed(_), _) | (_, Phase::Failed(_)) => StepStatus::NeedsAttention,
+            (Phase::Done(_), _) if self.current().is_some() => StepStatus::NeedsAttention,
+            _ => StepStatus::NotStarted,
+        }
+    }
+
+    fn validated(&self) -> bool {
+        self.current()
+            .is_some_and(|r| r.chosen.is_some() && (r.problems.is_empty() || self.acknowledged))
+    }
+
+    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        self.remember_ctx(ctx);
+        self.drain(cx);
+        // Only once the page has followed a group: before that there is nothing to make stale,
+        // and reading is left to the first visit or `revalidate`.
+        if self.group.is_some() {
+            self.follow_group(cx);
+        }
+        self.publish(cx);
+    }
+
+    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
+        self.group = cx
+            .outcomes
+            .group
+            .as_ref()
+            .map(|g| (g.id.clone(), g.display_name.clone()));
+        self.create = Phase::Idle;
+        self.start_read(cx);
+    }
+}
+
+impl EspPage {
+    /// Takes a job's result.
+    fn take(&mut self, msg: Msg) {
         let current = self.group.as_ref().map(|(id, _)| id.clone());
         match msg {
             Msg::Read { group_id, result } => {
@@ -428,44 +489,5 @@ impl Page for EspPage {
                 }
             }
         }
-    }
-
-    fn status(&self) -> StepStatus {
-        if self.read.is_running() || self.create.is_running() {
-            return StepStatus::InProgress;
-        }
-        if self.validated() {
-            return StepStatus::Done;
-        }
-        match (&self.read, &self.create) {
-            (Phase::Failed(_), _) | (_, Phase::Failed(_)) => StepStatus::NeedsAttention,
-            (Phase::Done(_), _) if self.current().is_some() => StepStatus::NeedsAttention,
-            _ => StepStatus::NotStarted,
-        }
-    }
-
-    fn validated(&self) -> bool {
-        self.current()
-            .is_some_and(|r| r.chosen.is_some() && (r.problems.is_empty() || self.acknowledged))
-    }
-
-    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
-        self.remember_ctx(ctx);
-        self.drain(cx);
-        // Only once the page has followed a group: before that there is nothing to make stale,
-        // and reading is left to the first visit or `revalidate`.
-        if self.group.is_some() {
-            self.follow_group(cx);
-        }
-    }
-
-    fn revalidate(&mut self, cx: &mut PageCx<'_>) {
-        self.group = cx
-            .outcomes
-            .group
-            .as_ref()
-            .map(|g| (g.id.clone(), g.display_name.clone()));
-        self.create = Phase::Idle;
-        self.start_read(cx);
     }
 }

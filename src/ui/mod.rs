@@ -114,6 +114,9 @@ pages! {
     Group => group::GroupPage {
         new: |_| group::GroupPage::new(),
     },
+    Esp => esp::EspPage {
+        new: |_| esp::EspPage::routed(Msg::Esp),
+    },
     Import => import::ImportPage {
         new: |env| import::ImportPage::new(match env.sim_speed {
             Some(speed) => crate::steps::import::ImportOptions::scaled(speed.scale),

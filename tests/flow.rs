@@ -184,6 +184,24 @@ fn next_after(h: &mut H, step: StepId, done_text: &str) {
     press(h, "Next");
 }
 
+/// Step 5 as a new user does it: waits for the read, creates the recommended ESP for the
+/// group, and waits until the step is Done (read back).
+fn pass_esp(h: &mut H) {
+    step_until(
+        h,
+        "the ESP read (the create button enabled)",
+        |h| is_enabled(h, "Create the recommended ESP for this group"),
+        ASYNC_TIMEOUT,
+    );
+    press(h, "Create the recommended ESP for this group");
+    step_until(
+        h,
+        "the ESP step done once the recommended ESP was read back",
+        |h| status_of(h, StepId::Esp) == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+}
+
 fn sign_in(h: &mut H) {
     h.run_ok();
     assert_on(h, StepId::SignIn);
@@ -296,7 +314,13 @@ fn the_whole_procedure_by_clicking() {
     );
     press(&mut h, "Next");
 
-    // Step 5: the real sample CSVs, tagged for the group as Get-WindowsAutopilotInfo -GroupTag
+    // The Enrollment Status Page: the recommended one is created for the group, read back, and the step is done.
+    assert_on(&h, StepId::Esp);
+    assert!(!is_enabled(&h, "Next"), "Next before the ESP was read");
+    pass_esp(&mut h);
+    press(&mut h, "Next");
+
+    // The real sample CSVs, tagged for the group as Get-WindowsAutopilotInfo -GroupTag
     // writes them.
     assert_on(&h, StepId::Import);
     assert!(!is_enabled(&h, "Next"), "Next before the import");
@@ -510,6 +534,14 @@ fn the_whole_procedure_by_clicking() {
         assert_ne!(status_of(&h, StepId::Assignment), StepStatus::Done);
         assert_ne!(status_of(&h, StepId::Validate), StepStatus::Done);
     }
+    // The ESP of step 5 was read for the old group: it waits too, and is done again once the
+    // recommended ESP is in place for the new one.
+    assert_ne!(status_of(&h, StepId::Esp), StepStatus::Done);
+    press(
+        &mut h,
+        &format!("{}. Enrollment Status Page", StepId::Esp.number()),
+    );
+    pass_esp(&mut h);
     press(
         &mut h,
         &format!("{}. Profile assignment", StepId::Assignment.number()),

@@ -222,13 +222,13 @@ fn access_tokens_expiring_mid_run_are_renewed_silently() {
             tokio::spawn(async move {
                 let mut expired = 0u32;
                 while !stop.is_cancelled() {
-                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    tokio::time::sleep(Duration::from_millis(40)).await;
                     let mut st = shared.lock();
                     let now = std::time::Instant::now();
                     for g in st.core.access_tokens.values_mut() {
-                        // Older than half a second (of its 30): as good as expired.
+                        // Older than a tenth of a second (of its 30): as good as expired.
                         let left = g.expires_at.saturating_duration_since(now);
-                        if left > Duration::ZERO && left < Duration::from_millis(29_500) {
+                        if left > Duration::ZERO && left < Duration::from_millis(29_900) {
                             g.expires_at = now;
                             expired += 1;
                         }

@@ -50,15 +50,24 @@ impl eframe::Storage for MemoryStorage {
     fn flush(&mut self) {}
 }
 
+/// `now` without the empty fields of steps the old file did not know (the ESP step).
+fn without_new_steps(mut now: serde_json::Value, old: &serde_json::Value) -> serde_json::Value {
+    if let (Some(now), Some(old)) = (now.as_object_mut(), old.as_object()) {
+        now.retain(|k, v| old.contains_key(k) || !v.is_null());
+    }
+    now
+}
+
 #[test]
 fn an_app_ron_of_the_version_before_the_registry_loads_whole() {
     let stored = read_app_ron(&fixture("app.ron"));
     assert_eq!(stored.len(), 4, "{stored:?}");
     let before: serde_json::Value = serde_json::from_str(&stored["outcomes"]).unwrap();
 
-    // Every field reads into the new outcomes and writes back the same.
+    // Every field reads into the new outcomes and writes back the same (steps added since
+    // write their own empty field beside them).
     let outcomes: Outcomes = serde_json::from_str(&stored["outcomes"]).unwrap();
-    assert_eq!(serde_json::to_value(&outcomes).unwrap(), before);
+    assert_eq!(without_new_steps(serde_json::to_value(&outcomes).unwrap(), &before), before);
     assert_eq!(
         outcomes.group.as_ref().unwrap().display_name,
         "Autopilot - Contoso office"
@@ -95,7 +104,10 @@ fn a_plan_state_file_of_the_version_before_the_registry_loads_whole() {
         .expect("a state");
     let before: serde_json::Value = serde_json::from_str(&fixture("plan-state.json")).unwrap();
     assert_eq!(
-        serde_json::to_value(&state.outcomes).unwrap(),
+        without_new_steps(
+            serde_json::to_value(&state.outcomes).unwrap(),
+            &before["outcomes"]
+        ),
         before["outcomes"]
     );
     // Every step the file's version had (steps added since have no outcome yet).

@@ -322,11 +322,21 @@ fn screenshot_walk() {
     w.shot("05-group");
     w.next();
 
+    // 5. The Enrollment Status Page: what the demo tenant's ESP would do at OOBE and its
+    // problems, then the recommended one created for the group.
+    w.wait_status(StepId::Esp, &[StepStatus::NeedsAttention, StepStatus::Done]);
+    w.shot("06-esp");
+    w.press("Create the recommended ESP for this group");
+    w.wait_text("Ready: the Enrollment Status Page of this group was read back.");
+    w.wait_status(StepId::Esp, &[StepStatus::Done]);
+    w.shot("07-esp-recommended");
+    w.next();
+
     // 5. Import the sample CSVs.
     w.press("Choose CSV files…");
     w.wait_text("3 rows:");
     w.settle();
-    w.shot("06-import-checked");
+    w.shot("08-import-checked");
     // A sample PC the demo tenant already has under another office's tag: retag it so the
     // group picks it up too.
     let retag: Vec<String> =
@@ -353,19 +363,19 @@ fn screenshot_walk() {
         w.press("Leave failed devices out");
     }
     w.wait_status(StepId::Import, &[StepStatus::Done]);
-    w.shot("07-import-done");
+    w.shot("09-import-done");
     w.next();
 
     // 6. The assignment board, until the profile reached every device.
     w.wait_status(StepId::Assignment, &[StepStatus::Done]);
-    w.shot("08-assignment");
+    w.shot("10-assignment");
     w.next();
 
     // 7. Validation.
     w.press("Run validation");
     w.wait_text("READY: devices can be deployed");
     w.wait_status(StepId::Validate, &[StepStatus::Done]);
-    w.shot("09-validate");
+    w.shot("11-validate");
 
     w.script.push_str("}\n");
     let path = tmp.join("screenshot-walk.sh");
@@ -373,6 +383,6 @@ fn screenshot_walk() {
     // Every page of the procedure was shown.
     assert_eq!(
         w.script.matches("\nshot ").count() + usize::from(w.script.starts_with("shot ")),
-        9
+        11
     );
 }

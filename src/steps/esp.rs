@@ -1146,7 +1146,7 @@ pub async fn create_recommended(
         .await?
         .into_iter()
         .find(|c| !c.is_default && c.display_name == name);
-    let (id, created, targets) = match existing {
+    let (id, created, targets, priority) = match existing {
         Some(c) => {
             if !recommended_differences(&c).is_empty() {
                 progress("Bringing its settings to the recommended ones…");
@@ -1164,7 +1164,7 @@ pub async fn create_recommended(
                     .await
                     .map_err(graph_err("update the Enrollment Status Page"))?;
             }
-            (c.id, false, c.targets)
+            (c.id, false, c.targets, Some(c.priority))
         }
         None => {
             progress("Creating the Enrollment Status Page…");
@@ -1178,7 +1178,7 @@ pub async fn create_recommended(
                         .and_then(|i| i.as_str())
                         .unwrap_or_default()
                         .to_string();
-                    (id, true, Vec::new())
+                    (id, true, Vec::new(), None)
                 }
                 // A create whose answer was lost (connection dropped, 5xx after the write) may
                 // have landed: look once more before reporting, so a retry never makes two.
@@ -1188,7 +1188,7 @@ pub async fn create_recommended(
                         .into_iter()
                         .find(|c| !c.is_default && c.display_name == name)
                     {
-                        Some(c) => (c.id, true, c.targets),
+                        Some(c) => (c.id, true, c.targets, Some(c.priority)),
                         None => return Err(graph_err("create the Enrollment Status Page")(e)),
                     }
                 }
@@ -1220,15 +1220,18 @@ pub async fn create_recommended(
             .map_err(graph_err("assign the Enrollment Status Page to the group"))?;
     }
 
-    progress("Giving it priority 1…");
-    graph
-        .post_no_content(
-            ApiVersion::Beta,
-            &format!("{CONFIGS_PATH}/{}/setPriority", encode(&id)),
-            Some(&json!({ "priority": 1 })),
-        )
-        .await
-        .map_err(graph_err("set the Enrollment Status Page's priority"))?;
+    // Found at priority 1 already: a re-run only reads.
+    if priority != Some(1) {
+        progress("Giving it priority 1…");
+        graph
+            .post_no_content(
+                ApiVersion::Beta,
+                &format!("{CONFIGS_PATH}/{}/setPriority", encode(&id)),
+                Some(&json!({ "priority": 1 })),
+            )
+            .await
+            .map_err(graph_err("set the Enrollment Status Page's priority"))?;
+    }
 
     progress("Reading every setting back…");
     let v: Value = graph
@@ -1613,10 +1616,46 @@ pub fn validate_items<'a>(
     inputs: &'a ValidateInputs,
 ) -> BoxFuture<'a, Vec<CheckItem>> {
     Box::pin(async move {
-        validation_checks(graph, &inputs.target.group_id)
-            .await
-            .into_iter()
-            .map(EspCheck::into_item)
-            .collect()
+        let group_id = &inputs.target.group_id;
+        let checks = match resolve(graph, group_id).await {
+            Ok(r) => {
+                let mut checks = checks_from(&r);
+                if accepted_at_the_step(&r, inputs.outcomes.esp.as_ref()) {
+                    accept(&mut checks);
+                }
+                checks
+            }
+            Err(_) => validation_checks(graph, group_id).await,
+        };
+        checks.into_iter().map(EspCheck::into_item).collect()
     })
+}
+
+/// Problems the person knowingly kept when the ESP step was completed ("Continue with this
+/// ESP" on the page, `mode = "check"` in a plan) are warnings in the report, not failures:
+/// only while the group's ESP is still the one the step saw and no new problem appeared.
+fn accepted_at_the_step(r: &Resolution, outcome: Option<&EspOutcome>) -> bool {
+    let Some(o) = outcome else { return false };
+    o.group_id == r.group_id
+        && o.esp_id.as_deref() == r.chosen_id()
+        && r
+            .problems
+            .iter()
+            .all(|p| o.problems.iter().any(|k| k == p.key()))
+}
+
+fn accept(checks: &mut [EspCheck]) {
+    let step = crate::steps::StepId::Esp;
+    for c in checks.iter_mut().filter(|c| c.verdict == Verdict::Fail) {
+        c.verdict = Verdict::Pass;
+        c.evidence.insert(
+            0,
+            format!(
+                "Warning, kept knowingly in {} ({}): {}",
+                step.step_n(),
+                step.title(),
+                c.fix.take().unwrap_or_default()
+            ),
+        );
+    }
 }

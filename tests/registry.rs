@@ -67,7 +67,10 @@ fn an_app_ron_of_the_version_before_the_registry_loads_whole() {
     // Every field reads into the new outcomes and writes back the same (steps added since
     // write their own empty field beside them).
     let outcomes: Outcomes = serde_json::from_str(&stored["outcomes"]).unwrap();
-    assert_eq!(without_new_steps(serde_json::to_value(&outcomes).unwrap(), &before), before);
+    assert_eq!(
+        without_new_steps(serde_json::to_value(&outcomes).unwrap(), &before),
+        before
+    );
     assert_eq!(
         outcomes.group.as_ref().unwrap().display_name,
         "Autopilot - Contoso office"

@@ -1294,8 +1294,7 @@ async fn sim_autopilot_resources_match_the_schema() {
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    assert!(ra.is_some(), "Retry-After in whole seconds: {headers:?}"
-    );
+    assert!(ra.is_some(), "Retry-After in whole seconds: {headers:?}");
     assert_no_errors("429 body", schema::validate_error(&err));
 }
 

@@ -867,7 +867,9 @@ async fn sync(State(sh): State<Shared>, _uri: Uri) -> Response {
                 "TooManyRequests",
                 "{\"_version\":3,\"Message\":\"A sync was requested recently. Windows Autopilot allows one manual sync every 10 minutes.\",\"CustomApiErrorPhrase\":\"\"}",
             );
-            if let Ok(v) = HeaderValue::from_str(&crate::sim::core::retry_after_seconds(wait).to_string()) {
+            if let Ok(v) =
+                HeaderValue::from_str(&crate::sim::core::retry_after_seconds(wait).to_string())
+            {
                 resp.headers_mut().insert("retry-after", v);
             }
             return resp;

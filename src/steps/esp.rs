@@ -1638,8 +1638,7 @@ fn accepted_at_the_step(r: &Resolution, outcome: Option<&EspOutcome>) -> bool {
     let Some(o) = outcome else { return false };
     o.group_id == r.group_id
         && o.esp_id.as_deref() == r.chosen_id()
-        && r
-            .problems
+        && r.problems
             .iter()
             .all(|p| o.problems.iter().any(|k| k == p.key()))
 }

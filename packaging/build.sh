@@ -101,7 +101,18 @@ cp "$BIN" "$DIST/autopilot-wizard-$VERSION-linux-x86_64"
 
 # 2. Third-party notices from the dependency tree (both targets), as text Notepad opens.
 NOTICES=$TARGET_DIR/THIRD-PARTY-NOTICES.txt
-timed cargo about generate --locked --fail -c packaging/about.toml -o "$NOTICES" packaging/about.hbs
+# They depend only on the dependency tree and the template: reused while those stay the same
+# (generating them reads every dependency's licence files, about two minutes).
+NOTICES_KEY=$(cat Cargo.lock Cargo.toml packaging/about.toml packaging/about.hbs | sha256sum | cut -c1-16)
+NOTICES_CACHED=$TARGET_DIR/notices-cache/$NOTICES_KEY.txt
+if [ -s "$NOTICES_CACHED" ]; then
+    cp "$NOTICES_CACHED" "$NOTICES"
+    echo "build.sh: third-party notices unchanged since the last build (key $NOTICES_KEY)"
+else
+    timed cargo about generate --locked --fail -c packaging/about.toml -o "$NOTICES" packaging/about.hbs
+    mkdir -p "$(dirname "$NOTICES_CACHED")"
+    cp "$NOTICES" "$NOTICES_CACHED"
+fi
 grep -q "^eframe " "$NOTICES" || die "$NOTICES lists no eframe: cargo-about produced no notices"
 
 # 3. What ships on Windows, staged once (inside target/: wixl takes relative paths only). The

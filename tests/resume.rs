@@ -457,7 +457,8 @@ mod process {
         ));
         let runtime_dir = state.join("runtime");
         std::fs::create_dir_all(&runtime_dir).unwrap();
-        let mut app = Killed(
+        let spawn = || {
+            Killed(
             Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"))
                 .args(["--graph-url", sim_url, "--login-url", sim_url])
                 .args(["--sim-speed", "test"])
@@ -477,15 +478,28 @@ mod process {
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .unwrap(),
-        );
+        )
+        };
+        let mut app = spawn();
         let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
         let mut window = String::new();
+        let mut x_refusals = 0;
         wait_for("the window", Duration::from_secs(120), || {
-            assert!(
-                app.0.try_wait().unwrap().is_none(),
-                "the app exited:\n{}",
-                read_log()
-            );
+            if app.0.try_wait().unwrap().is_some() {
+                // Seen twice in full test runs on a loaded 2-core machine: Xvfb answered
+                // xdotool, then refused the app's first connection. That is the test's X
+                // server, not the app: start it again, a few times at most.
+                if x_refusals < 3 && read_log().contains("Failed to open connection to X server") {
+                    x_refusals += 1;
+                    eprintln!(
+                        "Xvfb refused the app's connection; starting it again ({x_refusals})"
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                    app = spawn();
+                    return false;
+                }
+                panic!("the app exited:\n{}", read_log());
+            }
             window = xdotool(
                 display,
                 &["search", "--onlyvisible", "--name", &format!("^{TITLE}")],

@@ -1465,15 +1465,19 @@ pub fn checks_from(r: &Resolution) -> Vec<EspCheck> {
             Some("Turn on \"Show app and profile configuration progress\" and \"Block device use until all apps and profiles are installed\" in the page assigned to the group, or create the recommended one.".into()),
         );
     }
-    let apps_ev = vec![format!(
-        "{} tracked app(s): {}",
-        r.tracked.len(),
-        r.tracked
-            .iter()
-            .map(|a| format!("{} [{}]", a.name, a.odata_type.trim_start_matches('#')))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )];
+    let apps_ev = vec![if r.tracked.is_empty() {
+        "No app is tracked: the page waits for none today.".to_string()
+    } else {
+        format!(
+            "{} tracked app(s): {}",
+            r.tracked.len(),
+            r.tracked
+                .iter()
+                .map(|a| format!("{} [{}]", a.name, a.odata_type.trim_start_matches('#')))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }];
     let timeout_ev = vec![match &r.chosen {
         Some((c, _)) => format!(
             "Timeout {} minutes; plausible need {} minutes.",

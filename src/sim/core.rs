@@ -1349,6 +1349,23 @@ async fn align_error_ids(resp: Response, client_request_id: Option<&HeaderValue>
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The scopes of the bearer token on a request, when this tenant's identity platform issued
+/// it. `None` for a token it does not know (tests that mint their own skip the scope checks).
+pub(crate) fn granted_scopes<'a>(state: &'a SimState, headers: &HeaderMap) -> Option<&'a [String]> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })?;
+    state
+        .core
+        .access_tokens
+        .get(token.trim())
+        .map(|g| g.scopes.as_slice())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

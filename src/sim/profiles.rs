@@ -277,20 +277,10 @@ enum Access {
 
 /// 403 when the token is one the simulated identity platform issued and lacks the scope.
 fn check_scope(state: &SimState, headers: &HeaderMap, access: Access) -> Result<(), Response> {
-    let Some(token) = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-    else {
+    let Some(granted) = super::core::granted_scopes(state, headers) else {
         return Ok(());
     };
-    let Some(grant) = state.core.access_tokens.get(token.trim()) else {
-        return Ok(());
-    };
-    let has = |s: &str| grant.scopes.iter().any(|g| g.eq_ignore_ascii_case(s));
+    let has = |s: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(s));
     let ok = match access {
         Access::Read => {
             has("DeviceManagementServiceConfig.Read.All")

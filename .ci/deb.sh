@@ -12,7 +12,7 @@ echo "deb: installing $DEB"
 apt-get install -y -qq --no-install-recommends "./$DEB" >/dev/null
 trap 'apt-get remove -y -qq autopilot-wizard >/dev/null 2>&1 || true' EXIT
 
-dpkg -L autopilot-wizard | grep -qx /usr/share/applications/autopilot-wizard.desktop ||
+dpkg -L autopilot-wizard | grep -x /usr/share/applications/autopilot-wizard.desktop >/dev/null ||
     { echo "deb: the desktop entry is not installed" >&2; exit 1; }
 /usr/bin/autopilot-wizard --version
 SMOKE_BIN=/usr/bin/autopilot-wizard SMOKE_OUT=artifacts/deb bash .ci/smoke.sh

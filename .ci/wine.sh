@@ -55,8 +55,8 @@ x86_64-w64-mingw32-gcc -shared -O2 -o "$WORK/bcryptprimitives.dll" \
     packaging/wine/bcryptprimitives.c packaging/wine/bcryptprimitives.def -ladvapi32
 cp "$WORK/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
 # What we ship must run on Windows without it, and must not carry it.
-if msiinfo export "$MSI" File | grep -qi bcryptprimitives; then fail "the MSI contains the Wine shim"; fi
-if unzip -l "$ZIP" | grep -qi bcryptprimitives; then fail "the zip contains the Wine shim"; fi
+if msiinfo export "$MSI" File | grep -i bcryptprimitives >/dev/null; then fail "the MSI contains the Wine shim"; fi
+if unzip -l "$ZIP" | grep -i bcryptprimitives >/dev/null; then fail "the zip contains the Wine shim"; fi
 
 INSTALL_DIR="$WINEPREFIX/drive_c/Program Files/Autopilot Wizard"
 # Windows puts a per-machine shortcut in the all-users Start menu; Wine 8's msi puts it in the
@@ -80,9 +80,9 @@ cmp -s "$INSTALL_DIR/autopilot-wizard.exe" "$EXE" || fail "the installed exe is 
 SHORTCUT=""
 for f in "${SHORTCUTS[@]}"; do [ -f "$f" ] && SHORTCUT=$f; done
 [ -n "$SHORTCUT" ] || fail "no Start-menu shortcut 'Autopilot Wizard'"
-strings -a "$SHORTCUT" | grep -qF 'C:\Program Files\Autopilot Wizard\autopilot-wizard.exe' ||
+strings -a "$SHORTCUT" | grep -F 'C:\Program Files\Autopilot Wizard\autopilot-wizard.exe' >/dev/null ||
     fail "the Start-menu shortcut does not point at the installed exe"
-{ strings -a "$SHORTCUT"; strings -a -el "$SHORTCUT"; } | grep -q 'AppIcon.ico' ||
+{ strings -a "$SHORTCUT"; strings -a -el "$SHORTCUT"; } | grep 'AppIcon.ico' >/dev/null ||
     fail "the Start-menu shortcut has no icon"
 echo "wine: installed under C:\\Program Files\\Autopilot Wizard, Start-menu shortcut present"
 
@@ -91,7 +91,7 @@ for f in autopilot-wizard.com README.txt LICENSE.txt THIRD-PARTY-NOTICES.txt \
     examples/example-plan.toml examples/samples/01-utf16-plain-hp.csv \
     examples/samples/03-utf16-plain-lenovo.csv examples/samples/04-utf16-plain-lenovo2.csv; do
     [ -f "$INSTALL_DIR/$f" ] || fail "no $f in the install folder"
-    unzip -l "$ZIP" | grep -qF "autopilot-wizard-$VERSION/$f" || fail "no $f in the zip"
+    unzip -l "$ZIP" | grep -F "autopilot-wizard-$VERSION/$f" >/dev/null || fail "no $f in the zip"
 done
 grep -q "MIT License" "$INSTALL_DIR/LICENSE.txt" || fail "LICENSE.txt is not the MIT licence"
 grep -q "^eframe " "$INSTALL_DIR/THIRD-PARTY-NOTICES.txt" || fail "the notices do not list eframe"
@@ -103,9 +103,9 @@ wine reg query "$UNINSTALL" /s >"$OUT/uninstall-1.txt" 2>/dev/null || true
 arp() { tr -d '\r' <"$OUT/uninstall-1.txt" | grep -iE "^\s+$1\s" | head -n 1 | sed -E 's/^\s+\S+\s+\S+\s+//'; }
 [ "$(arp DisplayName)" = "Autopilot Wizard" ] || fail "no 'Autopilot Wizard' in $UNINSTALL (see $OUT/uninstall-1.txt)"
 [ "$(arp Publisher)" = "autopilot-wizard developers" ] || fail "Publisher is '$(arp Publisher)'"
-arp HelpLink | grep -qF 'README.txt' || fail "HelpLink is '$(arp HelpLink)'"
-arp URLInfoAbout | grep -qF 'README.txt' || fail "URLInfoAbout is '$(arp URLInfoAbout)'"
-arp InstallLocation | grep -qF 'Autopilot Wizard' || fail "InstallLocation is '$(arp InstallLocation)'"
+arp HelpLink | grep -F 'README.txt' >/dev/null || fail "HelpLink is '$(arp HelpLink)'"
+arp URLInfoAbout | grep -F 'README.txt' >/dev/null || fail "URLInfoAbout is '$(arp URLInfoAbout)'"
+arp InstallLocation | grep -F 'Autopilot Wizard' >/dev/null || fail "InstallLocation is '$(arp InstallLocation)'"
 [ "$(arp NoModify)" = "0x1" ] || fail "NoModify is '$(arp NoModify)'"
 [ "$(arp NoRepair)" = "0x1" ] || fail "NoRepair is '$(arp NoRepair)'"
 echo "wine: publisher, help and about links, install location, no Change/Repair"

@@ -166,7 +166,7 @@ msibuild "$MSI" \
     -q "UPDATE \`Component\` SET \`Condition\` = 'MSIINSTALLPERUSER=1' WHERE \`Component\` = 'PathUser'" \
     -q "UPDATE \`File\` SET \`Version\` = '$FILE_VERSION', \`Language\` = '1033' WHERE \`File\` = 'AutopilotWizardExe'" \
     -q "UPDATE \`File\` SET \`Version\` = '$FILE_VERSION', \`Language\` = '1033' WHERE \`File\` = 'AutopilotWizardCom'"
-msiinfo export "$MSI" Environment | grep -q '=-\*PATH' || die "the MSI has no PATH entry"
+msiinfo export "$MSI" Environment | grep '=-\*PATH' >/dev/null || die "the MSI has no PATH entry"
 sign "$MSI" "Autopilot Wizard $VERSION installer"
 
 # 6. .deb from the release binary just built ([package.metadata.deb] in Cargo.toml; it takes

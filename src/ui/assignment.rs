@@ -1342,10 +1342,7 @@ impl Page for AssignmentPage {
                 widgets::error_message(ui, e.as_str());
             }
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what.as_str());
-                });
+                widgets::busy(ui, what.as_str());
             }
             Phase::Failed(_) | Phase::Idle => {}
         }

@@ -319,10 +319,7 @@ impl Page for EspPage {
         match self.read.clone() {
             Phase::Idle => {}
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what);
-                });
+                widgets::busy(ui, what);
             }
             Phase::Failed(e) => {
                 widgets::error_message(ui, e);
@@ -361,14 +358,14 @@ impl Page for EspPage {
         match &self.create {
             Phase::Idle => {}
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(if self.create_progress.is_empty() {
+                widgets::busy(
+                    ui,
+                    if self.create_progress.is_empty() {
                         what.as_str()
                     } else {
                         self.create_progress.as_str()
-                    });
-                });
+                    },
+                );
             }
             Phase::Failed(e) => {
                 widgets::error_message(ui, e);

@@ -135,10 +135,7 @@ fn field_error(ui: &mut egui::Ui, errors: &[FieldError], field: Field) {
 }
 
 fn running(ui: &mut egui::Ui, what: &str) {
-    ui.horizontal(|ui| {
-        ui.spinner();
-        ui.label(what);
-    });
+    super::widgets::busy(ui, what);
 }
 
 impl GroupPage {

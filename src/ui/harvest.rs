@@ -98,10 +98,7 @@ impl ThisPc {
         match &self.phase {
             Phase::Idle => {}
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what);
-                });
+                super::widgets::busy(ui, what);
             }
             Phase::Failed(msg) => {
                 super::widgets::error_message(ui, msg.as_str());

@@ -732,10 +732,7 @@ impl Page for ImportPage {
         match self.stage.clone() {
             Stage::Empty => {}
             Stage::Checking(what) => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what);
-                });
+                super::widgets::busy(ui, what);
             }
             Stage::Failed(msg) => {
                 ui.colored_label(palette::ERROR, msg);

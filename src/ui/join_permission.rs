@@ -231,10 +231,7 @@ impl Page for JoinPermissionPage {
         match &self.search {
             Phase::Idle => {}
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what);
-                });
+                super::widgets::busy(ui, what);
             }
             Phase::Failed(e) => {
                 ui.colored_label(ui.visuals().error_fg_color, e);
@@ -294,10 +291,7 @@ impl Page for JoinPermissionPage {
         match &self.check {
             Phase::Idle => {}
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what);
-                });
+                super::widgets::busy(ui, what);
             }
             Phase::Failed(e) => {
                 ui.colored_label(ui.visuals().error_fg_color, e);

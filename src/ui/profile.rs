@@ -305,10 +305,7 @@ impl ProfilePage {
                 ui.label("Sign in first to see the profiles of your tenant.");
             }
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what.as_str());
-                });
+                super::widgets::busy(ui, what.as_str());
             }
             Phase::Failed(m) => {
                 ui.label(RichText::new(m.as_str()).color(ERROR));
@@ -495,10 +492,7 @@ impl ProfilePage {
     fn result_ui(&self, ui: &mut egui::Ui) {
         match &self.action {
             Phase::Running { what } => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(what.as_str());
-                });
+                super::widgets::busy(ui, what.as_str());
             }
             Phase::Failed(m) => {
                 ui.label(RichText::new(m.as_str()).color(ERROR));

@@ -551,17 +551,11 @@ impl Page for SignInPage {
                 }
             }
             SignInPhase::Resuming => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Signing in with the saved sign-in…");
-                });
+                super::widgets::busy(ui, "Signing in with the saved sign-in…");
             }
             SignInPhase::WaitingForBrowser(wait) => self.browser_wait_ui(ui, cx, &wait),
             SignInPhase::RequestingCode => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Asking Microsoft for a code…");
-                });
+                super::widgets::busy(ui, "Asking Microsoft for a code…");
             }
             SignInPhase::WaitingForCode(p) => {
                 ui.label(format!(
@@ -588,10 +582,7 @@ impl Page for SignInPage {
                     "The code is valid for {} minutes. Sign in with an administrator account of the tenant.",
                     p.expires_in_secs.div_ceil(60)
                 ));
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Waiting for you to finish signing in…");
-                });
+                super::widgets::busy(ui, "Waiting for you to finish signing in…");
             }
             SignInPhase::Failed(e) => {
                 ui.colored_label(ui.visuals().error_fg_color, e);

@@ -61,6 +61,14 @@ pub fn message(ui: &mut Ui, tone: Tone, text: impl Into<String>) -> Response {
 }
 
 /// Something failed; say what and what to do.
+/// A wait in progress: a spinner and what is being waited for.
+pub fn busy(ui: &mut Ui, what: impl Into<WidgetText>) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        ui.label(what);
+    });
+}
+
 pub fn error_message(ui: &mut Ui, text: impl Into<String>) -> Response {
     message(ui, Tone::Error, text)
 }

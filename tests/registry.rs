@@ -4,7 +4,9 @@
 mod support;
 
 use std::collections::HashMap;
+
 use std::path::Path;
+use support::MemoryStorage;
 
 use autopilot_wizard::app::{AppConfig, WizardApp};
 use autopilot_wizard::run::events::Step;
@@ -32,22 +34,6 @@ fn read_app_ron(text: &str) -> HashMap<String, String> {
             Some((key, value))
         })
         .collect()
-}
-
-#[derive(Default)]
-struct MemoryStorage(HashMap<String, String>);
-
-impl eframe::Storage for MemoryStorage {
-    fn get_string(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
-    }
-    fn set_string(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_string(), value);
-    }
-    fn remove_string(&mut self, key: &str) {
-        self.0.remove(key);
-    }
-    fn flush(&mut self) {}
 }
 
 /// `now` without the empty fields of steps the old file did not know (the ESP step).

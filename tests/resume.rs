@@ -6,8 +6,8 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use support::MemoryStorage;
 
 use autopilot_wizard::app::{AppConfig, WizardApp};
 use autopilot_wizard::graph::token_store::{MemoryStore, TokenStore};
@@ -25,23 +25,6 @@ const TAG: &str = "Contoso-Office";
 const GROUP: &str = "Autopilot - Contoso office";
 const PROFILE: &str = "Contoso - user-driven";
 const TEMPLATE: &str = "CON-%RAND:5%";
-
-/// An in-memory eframe storage, as eframe hands it to `save` and `cc.storage`.
-#[derive(Default)]
-struct MemoryStorage(HashMap<String, String>);
-
-impl eframe::Storage for MemoryStorage {
-    fn get_string(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
-    }
-    fn set_string(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_string(), value);
-    }
-    fn remove_string(&mut self, key: &str) {
-        self.0.remove(key);
-    }
-    fn flush(&mut self) {}
-}
 
 /// A "real" tenant that lives at the simulated tenant's address: persistence is on, and the
 /// refresh token goes to `store` (standing in for the credential store across the restart).

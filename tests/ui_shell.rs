@@ -3,8 +3,8 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use support::MemoryStorage;
 
 use autopilot_wizard::app::{AppConfig, Settings, WizardApp};
 use autopilot_wizard::sim::{self, SimConfig, Speed};
@@ -43,23 +43,6 @@ fn harness_visiting_other_pages(app: WizardApp) -> Harness<'static, WizardApp> {
         .with_size([1100.0, 720.0])
         .with_accessibility_check(false)
         .build_ui_state(|ui, app: &mut WizardApp| app.show(ui), app)
-}
-
-/// An in-memory eframe storage, as eframe would hand it to `save` and `cc.storage`.
-#[derive(Default)]
-struct MemoryStorage(HashMap<String, String>);
-
-impl eframe::Storage for MemoryStorage {
-    fn get_string(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
-    }
-    fn set_string(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_string(), value);
-    }
-    fn remove_string(&mut self, key: &str) {
-        self.0.remove(key);
-    }
-    fn flush(&mut self) {}
 }
 
 #[test]

@@ -47,3 +47,20 @@ pub fn raw_http() -> reqwest::Client {
 }
 pub mod page;
 pub mod ui;
+
+/// An in-memory eframe storage, as eframe hands it to `save` and `cc.storage`.
+#[derive(Default)]
+pub struct MemoryStorage(pub std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}

@@ -1504,8 +1504,20 @@ pub fn checks_from(r: &Resolution) -> Vec<EspCheck> {
 /// The ESP items of the validation report, read live. A failed read makes every item Unknown
 /// with the error as evidence.
 pub async fn validation_checks(graph: &GraphClient, group_id: &str) -> Vec<EspCheck> {
-    match resolve(graph, group_id).await {
-        Ok(r) => checks_from(&r),
+    checks_of(resolve(graph, group_id).await, None)
+}
+
+/// The checks of one read; problems `accepted` at the step are warnings (see
+/// [`accepted_at_the_step`]).
+fn checks_of(read: Result<Resolution, EspError>, accepted: Option<&EspOutcome>) -> Vec<EspCheck> {
+    match read {
+        Ok(r) => {
+            let mut checks = checks_from(&r);
+            if accepted_at_the_step(&r, accepted) {
+                accept(&mut checks);
+            }
+            checks
+        }
         Err(e) => [CHECK_REACHES, CHECK_APPS, CHECK_TIMEOUT]
             .into_iter()
             .map(|id| {
@@ -1620,17 +1632,8 @@ pub fn validate_items<'a>(
     inputs: &'a ValidateInputs,
 ) -> BoxFuture<'a, Vec<CheckItem>> {
     Box::pin(async move {
-        let group_id = &inputs.target.group_id;
-        let checks = match resolve(graph, group_id).await {
-            Ok(r) => {
-                let mut checks = checks_from(&r);
-                if accepted_at_the_step(&r, inputs.outcomes.esp.as_ref()) {
-                    accept(&mut checks);
-                }
-                checks
-            }
-            Err(_) => validation_checks(graph, group_id).await,
-        };
+        let read = resolve(graph, &inputs.target.group_id).await;
+        let checks = checks_of(read, inputs.outcomes.esp.as_ref());
         checks.into_iter().map(EspCheck::into_item).collect()
     })
 }

@@ -755,6 +755,14 @@ mod page {
     use egui_kittest::kittest::Queryable;
     use support::ui::{click, runtime, wait_for_text};
 
+    /// The ESP page's messages among the app's, as the app routes them.
+    fn esp_msg(m: autopilot_wizard::ui::Msg) -> Option<autopilot_wizard::ui::esp::Msg> {
+        match m {
+            autopilot_wizard::ui::Msg::Esp(m) => Some(m),
+            _ => None,
+        }
+    }
+
     fn outcomes() -> Outcomes {
         Outcomes {
             group: Some(GroupRef {
@@ -775,7 +783,7 @@ mod page {
             graph,
             outcomes(),
             rt.handle().clone(),
-            |_| None,
+            esp_msg,
         );
         h.run_ok();
         wait_for_text(&mut h, "Staff apps at first sign-in");
@@ -848,7 +856,7 @@ mod page {
             graph,
             outcomes(),
             rt.handle().clone(),
-            |_| None,
+            esp_msg,
         );
         wait_for_text(&mut h, "DeviceManagementApps.Read.All");
         assert!(!h.state().page.validated());
@@ -866,7 +874,7 @@ mod page {
             graph,
             outcomes(),
             rt.handle().clone(),
-            |_| None,
+            esp_msg,
         );
         wait_for_text(&mut h, "Staff apps at first sign-in");
         click(&mut h, "Continue with this ESP");

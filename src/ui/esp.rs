@@ -2,18 +2,12 @@
 //! will do in words, the documented problems with what to do, and "Create the recommended ESP for
 //! this group". Next is allowed once the group's ESP was read back, after an explicit "Continue
 //! with this ESP" where problems remain (they are warnings: the tenant may have reasons).
-//!
-//! Results come back either through the app (`EspPage::routed`, with the app's message variant)
-//! or through the page's own channel (`EspPage::new`), drained every frame in `ui`/`tick`, so the
-//! page works in any host before the app routes its messages.
-
-use std::sync::mpsc;
 
 use egui::RichText;
 
 use crate::steps::esp::{self as step, CreateReport, EspOutcome, Resolution};
 use crate::ui::widgets::{self, palette};
-use crate::ui::{Outbox, Page, PageCx, Phase, StepStatus};
+use crate::ui::{Msg as UiMsg, Page, PageCx, Phase, StepStatus};
 
 /// Results of the page's jobs.
 #[derive(Debug)]
@@ -29,34 +23,7 @@ pub enum Msg {
     },
 }
 
-/// Where a job's messages go.
-#[derive(Clone)]
-enum Route {
-    App(fn(Msg) -> crate::ui::Msg),
-    Own {
-        tx: mpsc::Sender<Msg>,
-        ctx: Option<egui::Context>,
-    },
-}
-
-impl Route {
-    fn send(&self, out: &Outbox, msg: Msg) {
-        match self {
-            Route::App(wrap) => out.send(wrap(msg)),
-            Route::Own { tx, ctx } => {
-                // The receiver goes only with the page; nothing to do then.
-                let _ = tx.send(msg);
-                if let Some(ctx) = ctx {
-                    ctx.request_repaint();
-                }
-            }
-        }
-    }
-}
-
 pub struct EspPage {
-    route: Route,
-    rx: Option<mpsc::Receiver<Msg>>,
     /// The step-4 group as last seen in the outcomes (id, name).
     group: Option<(String, String)>,
     read: Phase<Resolution>,
@@ -76,28 +43,14 @@ impl Default for EspPage {
 }
 
 impl EspPage {
-    /// A page delivering its own results (no app message variant needed).
     pub fn new() -> Self {
-        let (tx, rx) = mpsc::channel();
         EspPage {
-            route: Route::Own { tx, ctx: None },
-            rx: Some(rx),
             group: None,
             read: Phase::Idle,
             create: Phase::Idle,
             create_progress: String::new(),
             acknowledged: false,
             needs_read: false,
-        }
-    }
-
-    /// A page whose results go through the app as `wrap(msg)` (e.g. `ui::Msg::Esp`), routed
-    /// back to [`Page::on_msg`].
-    pub fn routed(wrap: fn(Msg) -> crate::ui::Msg) -> Self {
-        EspPage {
-            route: Route::App(wrap),
-            rx: None,
-            ..EspPage::new()
         }
     }
 
@@ -127,26 +80,6 @@ impl EspPage {
         };
         if cx.outcomes.esp != now {
             cx.outcomes.esp = now;
-        }
-    }
-
-    fn drain(&mut self, cx: &mut PageCx<'_>) {
-        let mut got = Vec::new();
-        if let Some(rx) = &self.rx {
-            while let Ok(m) = rx.try_recv() {
-                got.push(m);
-            }
-        }
-        for m in got {
-            self.on_msg(m, cx);
-        }
-    }
-
-    fn remember_ctx(&mut self, ctx: &egui::Context) {
-        if let Route::Own { ctx: c, .. } = &mut self.route
-            && c.is_none()
-        {
-            *c = Some(ctx.clone());
         }
     }
 
@@ -182,7 +115,6 @@ impl EspPage {
                     .into(),
         };
         self.acknowledged = false;
-        let route = self.route.clone();
         cx.spawn(
             "Read the Enrollment Status Pages",
             move |out, cancel| async move {
@@ -190,7 +122,7 @@ impl EspPage {
                 let result = step::resolve(&graph, &group_id)
                     .await
                     .map_err(|e| e.to_string());
-                route.send(&out, Msg::Read { group_id, result });
+                out.send(UiMsg::Esp(Msg::Read { group_id, result }));
             },
         );
     }
@@ -207,20 +139,18 @@ impl EspPage {
             what: "Creating the recommended Enrollment Status Page…".into(),
         };
         self.create_progress.clear();
-        let route = self.route.clone();
         cx.spawn(
             "Create the recommended ESP",
             move |out, cancel| async move {
                 let graph = graph.with_cancel(cancel);
-                let progress_route = route.clone();
                 let progress_out = out.clone();
                 let progress = move |text: &str| {
-                    progress_route.send(&progress_out, Msg::Progress(text.to_string()));
+                    progress_out.send(UiMsg::Esp(Msg::Progress(text.to_string())));
                 };
                 let result = step::create_recommended(&graph, &group_id, &progress)
                     .await
                     .map_err(|e| e.to_string());
-                route.send(&out, Msg::Created { group_id, result });
+                out.send(UiMsg::Esp(Msg::Created { group_id, result }));
             },
         );
     }
@@ -291,8 +221,6 @@ impl Page for EspPage {
     type Msg = Msg;
 
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
-        self.remember_ctx(ui.ctx());
-        self.drain(cx);
         self.follow_group(cx);
         if self.needs_read && !self.read.is_running() {
             self.start_read(cx);
@@ -429,9 +357,7 @@ impl Page for EspPage {
             .is_some_and(|r| r.chosen.is_some() && (r.problems.is_empty() || self.acknowledged))
     }
 
-    fn tick(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
-        self.remember_ctx(ctx);
-        self.drain(cx);
+    fn tick(&mut self, _ctx: &egui::Context, cx: &mut PageCx<'_>) {
         // Only once the page has followed a group: before that there is nothing to make stale,
         // and reading is left to the first visit or `revalidate`.
         if self.group.is_some() {

@@ -115,7 +115,7 @@ pages! {
         new: |_| group::GroupPage::new(),
     },
     Esp => esp::EspPage {
-        new: |_| esp::EspPage::routed(Msg::Esp),
+        new: |_| esp::EspPage::new(),
     },
     Import => import::ImportPage {
         new: |env| import::ImportPage::new(match env.sim_speed {

@@ -417,6 +417,11 @@ mod page_ui {
         click(&mut h, "Create group");
         assert!(h.query_by_label("Enter a group name.").is_some());
         type_into(&mut h, "Group name", "Autopilot - Sales laptops");
+        h.run_ok();
+        assert!(
+            h.query_by_label("Enter a group name.").is_none(),
+            "the message outlived the empty name"
+        );
         click(&mut h, "Devices with these group tags (dynamic)");
         type_into(&mut h, "Group tags (comma-separated)", "Sales, Sales-NL");
         wait_for_text(

@@ -317,7 +317,21 @@ impl GroupPage {
         );
     }
 
+    /// A field's message goes as soon as the field is right: the form is checked again as the
+    /// user types, and only the messages already shown may stay.
+    fn recheck_field_errors(&mut self) {
+        if self.field_errors.is_empty() {
+            return;
+        }
+        let shown: Vec<Field> = self.field_errors.iter().map(|e| e.field).collect();
+        self.field_errors = step::check_spec(&self.form.spec())
+            .into_iter()
+            .filter(|e| shown.contains(&e.field))
+            .collect();
+    }
+
     fn create_form_ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        self.recheck_field_errors();
         egui::Grid::new("group-form").num_columns(2).show(ui, |ui| {
             let l = ui.label("Group name");
             ui.vertical(|ui| {

@@ -651,3 +651,387 @@ fn the_demo_tenant_lets_a_new_profile_win_its_own_group() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Done follows its inputs, under any order of page actions (issue 14 §2): from READY, a random
+// sequence of what a person does in the window; after every frame, no step is shown Done while
+// the simulated tenant disagrees with what it claims.
+
+const EMPTY_GROUP: &str = "Autopilot - second office";
+const TAGGED_GROUP: &str = "Autopilot - tagged copy";
+
+#[derive(Debug, Clone)]
+enum Action {
+    /// Opens a step from the stepper (when it is reachable).
+    Visit(StepId),
+    /// Step 4: use an existing group and assign the profile to it.
+    UseGroup(&'static str),
+    /// Step 4: "Assign profile" again, when it is offered.
+    AssignAgain,
+    /// Step 5: "Create the recommended ESP for this group", when offered.
+    CreateEsp,
+    /// Step 7: "Check now", when offered.
+    CheckBoard,
+    /// Step 8: "Run validation", when offered.
+    RunValidation,
+    /// Step 2: another deployer, checked.
+    AddDeployer,
+}
+
+fn action() -> impl proptest::strategy::Strategy<Value = Action> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::sample::select(StepId::ALL.to_vec()).prop_map(Action::Visit),
+        proptest::sample::select(vec![GROUP, EMPTY_GROUP, TAGGED_GROUP]).prop_map(Action::UseGroup),
+        Just(Action::AssignAgain),
+        Just(Action::CreateEsp),
+        Just(Action::CheckBoard),
+        Just(Action::RunValidation),
+        Just(Action::AddDeployer),
+    ]
+}
+
+/// Opens `step` from the stepper; false when the stepper does not let the person go there.
+fn visit(h: &mut H, step: StepId) -> bool {
+    let label = format!("{}. {}", step.number(), step.title());
+    let reachable = h
+        .query_all_by_label_contains(&label)
+        .next()
+        .is_some_and(|n| !n.accesskit_node().is_disabled());
+    if reachable {
+        h.query_all_by_label_contains(&label)
+            .next()
+            .unwrap()
+            .click();
+        h.run_ok();
+    }
+    reachable
+}
+
+/// A widget labelled `label` shows and is enabled.
+fn offered(h: &Harness<'_, WizardApp>, label: &str) -> bool {
+    h.query_by_label(label)
+        .is_some_and(|n| !n.accesskit_node().is_disabled())
+}
+
+/// Clicks `label` if it shows and is enabled now; false otherwise.
+fn press_if_offered(h: &mut H, label: &str) -> bool {
+    if !offered(h, label) {
+        return false;
+    }
+    press(h, label);
+    true
+}
+
+fn perform(h: &mut H, action: &Action) {
+    match action {
+        Action::Visit(step) => {
+            visit(h, *step);
+        }
+        Action::UseGroup(name) => {
+            if !visit(h, StepId::Group) {
+                return;
+            }
+            press(h, "Use an existing group");
+            type_into(h, "Search groups", name);
+            press(h, "Find groups");
+            press(h, &format!("Use {name}"));
+            let assign = format!("Assign profile \"{PROFILE}\"");
+            step_until(
+                h,
+                "the group read back (assign offered or done)",
+                |h| offered(h, &assign) || status_of(h, StepId::Group) == StepStatus::Done,
+                ASYNC_TIMEOUT,
+            );
+            press_if_offered(h, &assign);
+        }
+        Action::AssignAgain => {
+            if visit(h, StepId::Group) {
+                press_if_offered(h, &format!("Assign profile \"{PROFILE}\""));
+            }
+        }
+        Action::CreateEsp => {
+            if visit(h, StepId::Esp) {
+                press_if_offered(h, "Create the recommended ESP for this group");
+            }
+        }
+        Action::CheckBoard => {
+            if visit(h, StepId::Assignment) {
+                press_if_offered(h, "Check now");
+            }
+        }
+        Action::RunValidation => {
+            if visit(h, StepId::Validate) {
+                press_if_offered(h, "Run validation");
+            }
+        }
+        Action::AddDeployer => {
+            if !visit(h, StepId::JoinPermission) {
+                return;
+            }
+            let has_dana = |h: &H| {
+                h.state()
+                    .outcomes()
+                    .join_permission
+                    .as_ref()
+                    .is_some_and(|j| {
+                        j.deployers
+                            .iter()
+                            .any(|d| format!("{d:?}").contains("Dana"))
+                    })
+            };
+            if has_dana(h) {
+                return;
+            }
+            type_into(h, "Search users or groups", "dana");
+            press(h, "Search");
+            step_until(
+                h,
+                "a user to add",
+                |h| h.query_all_by_label_contains("Add Dana").next().is_some(),
+                ASYNC_TIMEOUT,
+            );
+            if let Some(n) = h.query_all_by_label_contains("Add Dana").next() {
+                n.click();
+            }
+            h.run_ok();
+            press_if_offered(h, "Check join permission");
+        }
+    }
+}
+
+/// Every step shown Done agrees with the simulated tenant, read directly.
+fn assert_done_agrees(h: &H, shared: &Shared, after: &[Action]) {
+    let statuses = h.state().step_statuses();
+    let done = |s: StepId| {
+        statuses
+            .iter()
+            .any(|(id, st)| *id == s && *st == StepStatus::Done)
+    };
+    let o = h.state().outcomes();
+    let fail = |what: &str| -> ! {
+        panic!(
+            "{what}\nafter {after:?}\nstatuses {statuses:?}\nvisible:\n{}",
+            visible_labels(h)
+        )
+    };
+    for (step, status) in &statuses {
+        if *status != StepStatus::Done {
+            continue;
+        }
+        for up in step.def().depends_on {
+            if !done(*up) {
+                fail(&format!(
+                    "{step:?} is Done while {up:?}, which it depends on, is not"
+                ));
+            }
+        }
+    }
+    let s = shared.lock();
+    let profile_id = o.profile.as_ref().map(|p| p.id.clone());
+    let group_id = o.group.as_ref().map(|g| g.id.clone());
+    let profile_reaches_group = || {
+        s.profiles.assignments.iter().any(|a| {
+            Some(&a.profile_id) == profile_id.as_ref()
+                && matches!(&a.target, StoredTarget::Group(g) if Some(g) == group_id.as_ref())
+        })
+    };
+    let serials: Vec<String> = o
+        .import
+        .as_ref()
+        .map(|j| j.expected_serials().collect())
+        .unwrap_or_default();
+    let devices_ready = || {
+        let members = group_id
+            .as_deref()
+            .map(|g| autopilot_wizard::sim::directory::transitive_members(&s.directory, g))
+            .unwrap_or_default();
+        serials.iter().all(|serial| {
+            s.autopilot.devices.iter().any(|d| {
+                d.serial_number == *serial
+                    && d.assigned_profile_id == profile_id
+                    && s.directory
+                        .device_by_device_id(&d.azure_ad_device_id)
+                        .is_some_and(|e| members.contains(&e.id.to_ascii_lowercase()))
+            })
+        })
+    };
+    if done(StepId::Group) && !profile_reaches_group() {
+        fail("step 4 is Done but the profile is not assigned to its group");
+    }
+    if done(StepId::Esp) && o.esp.as_ref().map(|e| &e.group_id) != group_id.as_ref() {
+        fail("step 5 is Done for another group than step 4's");
+    }
+    if done(StepId::Import)
+        && !serials
+            .iter()
+            .all(|x| s.autopilot.devices.iter().any(|d| d.serial_number == *x))
+    {
+        fail("step 6 is Done but a device of the import is not registered");
+    }
+    if done(StepId::Assignment) && !devices_ready() {
+        fail("step 7 is Done but a device is not in the group with the profile");
+    }
+    if done(StepId::Validate)
+        && !(o.validation.as_ref().is_some_and(|v| v.ready)
+            && profile_reaches_group()
+            && devices_ready())
+    {
+        fail("step 8 is Done but the tenant is not READY");
+    }
+}
+
+/// The procedure to READY, as short as a person does it on a tenant without the conflicts the
+/// main walk demonstrates.
+fn walk_to_ready(h: &mut H) {
+    sign_in(h);
+    choose_technicians(h);
+    next_after(
+        h,
+        StepId::JoinPermission,
+        "Every deploying user may join devices",
+    );
+    wait_shown(h, "Kiosk - self-deploying");
+    type_into(h, "Name", PROFILE);
+    press(h, "Create profile");
+    next_after(
+        h,
+        StepId::Profile,
+        &format!("Created the profile \"{PROFILE}\"."),
+    );
+    type_into(h, "Group name", GROUP);
+    press(h, "Devices with these group tags (dynamic)");
+    type_into(h, "Group tags (comma-separated)", TAG);
+    press(h, "Create group");
+    wait_shown(h, "Read back from Microsoft Entra and as expected.");
+    press(h, &format!("Assign profile \"{PROFILE}\""));
+    next_after(
+        h,
+        StepId::Group,
+        "confirmed by reading the assignments back",
+    );
+    pass_esp(h);
+    press(h, "Next");
+    press(h, "Choose CSV files…");
+    wait_shown(h, "3 rows:");
+    let retag = format!("Set group tag of PC0NVWSH to {TAG}");
+    press(h, &retag);
+    step_until(
+        h,
+        "the retag read back",
+        |h| h.query_by_label(&retag).is_none(),
+        ASYNC_TIMEOUT,
+    );
+    press(h, "Import");
+    wait_shown(h, "Import finished.");
+    press(h, "Leave failed devices out");
+    next_after(
+        h,
+        StepId::Import,
+        "Every chosen device is registered or deliberately left out.",
+    );
+    step_until(
+        h,
+        "every device assigned",
+        |h| status_of(h, StepId::Assignment) == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+    press(h, "Next");
+    press(h, "Run validation");
+    wait_shown(h, "READY: devices can be deployed");
+}
+
+/// Walks to READY on a fresh tenant, then performs `actions`, checking every frame.
+fn check_sequence(actions: &[Action]) -> (tokio::runtime::Runtime, H, Shared) {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (picked, _) = tagged_samples(dir.path());
+    let shared = sim.shared.clone();
+    tenant(&shared, |s| {
+        // No older profile claims every device, and anyone may join: the actions, not the
+        // seed's deliberate problems, decide what is Done.
+        s.profiles
+            .assignments
+            .retain(|a| a.target != StoredTarget::AllDevices);
+        s.directory.registration_policy.join = JoinScope::All;
+        for p in &mut s.directory.mdm_policies {
+            p.scope = autopilot_wizard::sim::directory::MdmScope::All;
+        }
+        let mut base = s
+            .directory
+            .groups
+            .iter()
+            .find(|g| g.display_name.starts_with("Autopilot"))
+            .expect("a device group in the seed")
+            .clone();
+        base.members.clear();
+        base.id = "22222222-0000-0000-0000-000000000001".into();
+        base.display_name = EMPTY_GROUP.into();
+        base.mail_nickname = "second-office".into();
+        base.group_types.clear();
+        base.membership_rule = None;
+        base.membership_rule_processing_state = None;
+        s.directory.groups.push(base.clone());
+        base.id = "22222222-0000-0000-0000-000000000002".into();
+        base.display_name = TAGGED_GROUP.into();
+        base.mail_nickname = "tagged-copy".into();
+        base.group_types = vec!["DynamicMembership".into()];
+        base.membership_rule = Some(format!(
+            "(device.devicePhysicalIds -any (_ -eq \"[OrderID]:{TAG}\"))"
+        ));
+        base.membership_rule_processing_state = Some("On".into());
+        s.directory.groups.push(base);
+    });
+    let mut h = app(&rt, sim, picked);
+    walk_to_ready(&mut h);
+    assert_done_agrees(&h, &shared, &[]);
+    for (i, a) in actions.iter().enumerate() {
+        perform(&mut h, a);
+        // Every frame while the page works, not only the settled state.
+        for _ in 0..60 {
+            h.run_ok();
+            assert_done_agrees(&h, &shared, &actions[..=i]);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    (rt, h, shared)
+}
+
+#[test]
+fn no_step_is_done_while_the_tenant_disagrees_whatever_the_person_clicks() {
+    use proptest::test_runner::{Config, TestRunner};
+    // The sequences the issue reported first, then random ones.
+    let (_rt, h, shared) = check_sequence(&[
+        Action::UseGroup(EMPTY_GROUP),
+        Action::CreateEsp,
+        Action::Visit(StepId::Import),
+        Action::Visit(StepId::Assignment),
+        Action::Visit(StepId::Validate),
+    ]);
+    // The check itself is not blind: with step 4 Done, the profile's assignment removed behind
+    // the window's back is a disagreement it reports.
+    assert_eq!(status_of(&h, StepId::Group), StepStatus::Done);
+    tenant(&shared, |s| s.profiles.assignments.clear());
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_done_agrees(&h, &shared, &[]);
+    }));
+    assert!(
+        caught.is_err(),
+        "a Done step 4 without its assignment went unnoticed"
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 5,
+        max_shrink_iters: 16,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = proptest::collection::vec(action(), 3..8);
+    let result = runner.run(&strategy, |actions| {
+        drop(check_sequence(&actions));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

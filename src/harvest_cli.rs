@@ -231,7 +231,7 @@ pub fn run_command(args: HarvestArgs) -> i32 {
     };
     // A PC at its first setup screen is about to be reset by setup: nothing is remembered.
     let store = Arc::new(crate::graph::token_store::MemoryStore::new());
-    let flows = SignInFlows::new(config, store);
+    let flows = SignInFlows::new(config, store, &crate::steps::required_scopes());
     let out: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(std::io::stdout()));
     let mut input = std::io::BufReader::new(std::io::stdin());
     let ask_tag = args.group_tag.is_none();

@@ -47,9 +47,13 @@ async fn setup(config: SimConfig) -> Setup {
             client_id: CLIENT.into(),
         },
     };
-    let flows = SignInFlows::new(auth_config, store.clone() as Arc<dyn TokenStore>)
-        .with_sleeper(sleeper)
-        .with_opener(fetching_opener(None));
+    let flows = SignInFlows::new(
+        auth_config,
+        store.clone() as Arc<dyn TokenStore>,
+        &autopilot_wizard::steps::required_scopes(),
+    )
+    .with_sleeper(sleeper)
+    .with_opener(fetching_opener(None));
     Setup {
         sim,
         store,
@@ -782,9 +786,10 @@ async fn missing_consent_is_named_with_the_fix() {
     let (_graph, signed) = step::complete(auth).await.unwrap();
     assert_eq!(
         signed.missing_scopes,
+        // In procedure order: step 2 reads the policies before step 3 writes profiles.
         vec![
+            "Policy.Read.All".to_string(),
             "DeviceManagementServiceConfig.ReadWrite.All".to_string(),
-            "Policy.Read.All".to_string()
         ]
     );
     assert!(signed.fix.contains("admin consent"), "{}", signed.fix);
@@ -859,6 +864,7 @@ fn page_signs_in_with_a_code_then_signs_out_and_resumes_silently() {
                 },
             },
             store.clone() as Arc<dyn TokenStore>,
+            &autopilot_wizard::steps::required_scopes(),
         );
         let code = s.start_device_code().await.unwrap();
         let auth = s

@@ -434,6 +434,7 @@ fn flows_for(sim: &sim::SimHandle) -> SignInFlows {
             },
         },
         Arc::new(MemoryStore::new()) as Arc<dyn TokenStore>,
+        &autopilot_wizard::steps::required_scopes(),
     )
     .with_sleeper(sleeper)
 }

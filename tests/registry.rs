@@ -199,3 +199,49 @@ fn the_group_tag_of_a_rule_is_read_in_one_place_whatever_the_case() {
         group_tags_in_rule(r#"(device.devicePhysicalIds -any (_ -eq "[ZTDId]:x"))"#).is_empty()
     );
 }
+
+/// The permissions a step needs are declared with the step: the sign-in asks for their union
+/// (nothing else from Graph), the simulated tenant consents each of them, and a sign-in that was
+/// not granted one of a step's permissions names exactly that one.
+#[test]
+fn the_sign_in_asks_for_what_the_steps_declare() {
+    use autopilot_wizard::graph::cloud::{Cloud, request_scopes, short_scope};
+    use autopilot_wizard::steps::{required_permissions, required_scopes, sign_in};
+    let wanted = required_scopes();
+    for step in STEPS {
+        for p in step.permissions {
+            assert!(wanted.contains(&p.name), "{:?}: {}", step.id, p.name);
+        }
+    }
+    let asked: Vec<String> = request_scopes(Cloud::Global, &wanted)
+        .iter()
+        .map(|s| short_scope(s).to_string())
+        .filter(|s| !["openid", "profile", "offline_access"].contains(&s.as_str()))
+        .collect();
+    assert_eq!(asked, wanted);
+    let consented = autopilot_wizard::sim::consented_permissions();
+    for p in required_permissions() {
+        assert!(
+            consented.contains(&p.name),
+            "the simulated tenant does not consent {}",
+            p.name
+        );
+    }
+    let esp = StepId::Esp.def().permissions;
+    let granted: Vec<String> = wanted
+        .iter()
+        .filter(|w| {
+            !esp.iter()
+                .any(|p| p.name == **w && !p.name.starts_with("DeviceManagementServiceConfig"))
+        })
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        sign_in::missing_scopes(&granted),
+        ["DeviceManagementApps.Read.All"]
+    );
+    // A broader permission consented instead of the declared one is enough.
+    let mut broader = granted.clone();
+    broader.push("DeviceManagementApps.ReadWrite.All".into());
+    assert!(sign_in::missing_scopes(&broader).is_empty());
+}

@@ -48,11 +48,6 @@ impl AuthConfig {
         let t = self.tenant.trim();
         if t.is_empty() { "organizations" } else { t }
     }
-
-    /// Full scope strings, prefixed with the cloud's Graph host.
-    pub fn scopes(&self) -> Vec<String> {
-        request_scopes(self.endpoints.cloud)
-    }
 }
 
 /// Opens a URL in the user's browser. Injected so tests can follow the URL with an HTTP client.
@@ -430,6 +425,8 @@ impl std::fmt::Debug for DeviceCode {
 #[derive(Clone)]
 pub struct SignInFlows {
     config: AuthConfig,
+    /// Full scope strings asked at every sign-in and refresh (the procedure's permissions).
+    scopes: Arc<[String]>,
     http: reqwest::Client,
     store: Arc<dyn TokenStore>,
     opener: Opener,
@@ -447,8 +444,11 @@ impl std::fmt::Debug for SignInFlows {
 }
 
 impl SignInFlows {
-    pub fn new(config: AuthConfig, store: Arc<dyn TokenStore>) -> Self {
+    /// `permissions`: the delegated Graph permissions to ask for, short form (the procedure
+    /// declares them: `steps::required_permissions`).
+    pub fn new(config: AuthConfig, store: Arc<dyn TokenStore>, permissions: &[&str]) -> Self {
         SignInFlows {
+            scopes: request_scopes(config.endpoints.cloud, permissions).into(),
             config,
             http: login_http(),
             store,
@@ -506,7 +506,7 @@ impl SignInFlows {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state) = client
             .authorize_url(CsrfToken::new_random)
-            .add_scopes(self.config.scopes().into_iter().map(Scope::new))
+            .add_scopes(self.scopes.iter().cloned().map(Scope::new))
             .set_pkce_challenge(challenge)
             .add_extra_param("prompt", "select_account")
             .url();
@@ -530,7 +530,7 @@ impl SignInFlows {
         let request = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(verifier)
-            .add_extra_param("scope", self.config.scopes().join(" "));
+            .add_extra_param("scope", self.scopes.join(" "));
         let token = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(AuthError::Cancelled),
@@ -549,7 +549,7 @@ impl SignInFlows {
         };
         let details: DeviceAuthorizationResponse<MsDeviceFields> = client
             .exchange_device_code()
-            .add_scopes(self.config.scopes().into_iter().map(Scope::new))
+            .add_scopes(self.scopes.iter().cloned().map(Scope::new))
             .request_async(&send_fn)
             .await
             .map_err(map_token_error)?;
@@ -625,7 +625,7 @@ impl SignInFlows {
 
     fn accept(&self, token: BasicTokenResponse, key: Option<StoreKey>) -> Authenticator {
         let mut tokens = Tokens::default();
-        let scopes = take(&self.config, &token, &mut tokens);
+        let scopes = take(&self.scopes, &token, &mut tokens);
         self.session(tokens, scopes, key)
     }
 
@@ -641,6 +641,7 @@ impl SignInFlows {
         Authenticator {
             inner: Arc::new(Inner {
                 config: self.config.clone(),
+                requested: self.scopes.clone(),
                 http: self.http.clone(),
                 store: self.store.clone(),
                 tokens: tokio::sync::Mutex::new(tokens),
@@ -684,6 +685,8 @@ struct Tokens {
 
 struct Inner {
     config: AuthConfig,
+    /// The scopes the sign-in asked for; a refresh asks for the same.
+    requested: Arc<[String]>,
     http: reqwest::Client,
     store: Arc<dyn TokenStore>,
     /// Async lock: concurrent Graph calls wait for one refresh instead of starting several.
@@ -693,7 +696,7 @@ struct Inner {
 }
 
 /// Takes the tokens of an answer into `tokens` and returns the granted scopes, short form.
-fn take(config: &AuthConfig, token: &BasicTokenResponse, tokens: &mut Tokens) -> Vec<String> {
+fn take(requested: &[String], token: &BasicTokenResponse, tokens: &mut Tokens) -> Vec<String> {
     let lifetime = token.expires_in().unwrap_or(Duration::from_secs(3600));
     tokens.access = Some((
         Secret(token.access_token().secret().clone()),
@@ -710,8 +713,7 @@ fn take(config: &AuthConfig, token: &BasicTokenResponse, tokens: &mut Tokens) ->
             .map(|x| short_scope(x.as_str()).to_string())
             .collect(),
         // `scope` may be omitted when exactly what was asked was granted (RFC 6749 §5.1).
-        None => config
-            .scopes()
+        None => requested
             .iter()
             .map(|s| short_scope(s).to_string())
             .collect(),
@@ -836,11 +838,11 @@ impl Authenticator {
         let refresh = RefreshToken::new(rt.clone());
         let token = client
             .exchange_refresh_token(&refresh)
-            .add_scopes(self.inner.config.scopes().into_iter().map(Scope::new))
+            .add_scopes(self.inner.requested.iter().cloned().map(Scope::new))
             .request_async(&send_fn)
             .await
             .map_err(map_token_error)?;
-        let scopes = take(&self.inner.config, &token, tokens);
+        let scopes = take(&self.inner.requested, &token, tokens);
         *self.inner.scopes.lock().unwrap_or_else(|p| p.into_inner()) = scopes;
         let rotated = match &tokens.refresh {
             Some(Secret(new)) if *new != rt => Some(new.clone()),

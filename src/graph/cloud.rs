@@ -100,22 +100,11 @@ impl Cloud {
 /// Scopes of OpenID Connect itself, requested without a resource prefix.
 pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "offline_access", "email"];
 
-/// Delegated Graph permissions the wizard needs, short form (reference §1.1, suggested single
-/// consent set). `/me` and `/organization` need nothing beyond the sign-in scopes.
-pub const REQUIRED_SCOPES: &[&str] = &[
-    "DeviceManagementServiceConfig.ReadWrite.All",
-    "Group.ReadWrite.All",
-    "Device.Read.All",
-    "Policy.Read.All",
-    "User.ReadBasic.All",
-    // The Enrollment Status Page step names the apps an ESP waits for (reference §9).
-    "DeviceManagementApps.Read.All",
-];
-
-/// The scopes sent with every sign-in: the Graph permissions plus `offline_access` (a refresh
-/// token, so the wizard can stay signed in) and `openid profile`.
-pub fn request_scopes(cloud: Cloud) -> Vec<String> {
-    REQUIRED_SCOPES
+/// The scopes sent with every sign-in: the Graph permissions the procedure declares (short form,
+/// `steps::required_permissions`) plus `offline_access` (a refresh token, so the wizard can stay
+/// signed in) and `openid profile`.
+pub fn request_scopes(cloud: Cloud, permissions: &[&str]) -> Vec<String> {
+    permissions
         .iter()
         .chain(["offline_access", "openid", "profile"].iter())
         .map(|s| cloud.scope(s))
@@ -288,7 +277,7 @@ mod tests {
             "https://graph.microsoft.us/Group.ReadWrite.All"
         );
         assert_eq!(Cloud::China.scope("offline_access"), "offline_access");
-        let s = request_scopes(Cloud::Global);
+        let s = request_scopes(Cloud::Global, &["Device.Read.All"]);
         assert!(s.contains(&"https://graph.microsoft.com/Device.Read.All".to_string()));
         assert!(s.contains(&"offline_access".to_string()));
         assert_eq!(

@@ -663,8 +663,12 @@ impl Engine<'_> {
     async fn sign_in(&mut self) -> Result<(), StepError> {
         self.started(Step::Of(StepId::SignIn));
         let config = self.auth_config();
-        let mut flows = SignInFlows::new(config.clone(), self.config.token_store.clone())
-            .with_sleeper(self.config.sleeper.clone());
+        let mut flows = SignInFlows::new(
+            config.clone(),
+            self.config.token_store.clone(),
+            &crate::steps::required_scopes(),
+        )
+        .with_sleeper(self.config.sleeper.clone());
         if let Some(opener) = &self.config.browser {
             flows = flows.with_opener(opener.clone());
         }

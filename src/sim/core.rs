@@ -25,20 +25,6 @@ use sha2::{Digest, Sha256};
 use super::odata;
 use super::{Seed, Shared, SimState};
 
-/// Delegated scopes the wizard asks for (reference §1.1), short form. Test tokens carry all.
-pub const WIZARD_SCOPES: &[&str] = &[
-    "DeviceManagementServiceConfig.ReadWrite.All",
-    "Group.ReadWrite.All",
-    "Device.Read.All",
-    "Policy.Read.All",
-    "User.ReadBasic.All",
-    "DeviceManagementApps.Read.All",
-    "User.Read",
-    "openid",
-    "profile",
-    "offline_access",
-];
-
 // ---------------------------------------------------------------------------------------------
 // Faults
 

@@ -31,6 +31,9 @@ use serde_json::{Map, Value, json};
 use super::odata;
 use super::{Seed, Shared, SimState};
 
+/// The permission this area needs beyond the core ones: it names the apps an ESP tracks.
+pub const CONSENTED: &[&str] = &["DeviceManagementApps.Read.All"];
+
 pub const ESP_TYPE: &str = "microsoft.graph.windows10EnrollmentCompletionPageConfiguration";
 const LIMIT_TYPE: &str = "microsoft.graph.deviceEnrollmentLimitConfiguration";
 /// Default ESP plus 50 (reference §9).

@@ -21,15 +21,16 @@ use sha2::{Digest, Sha256};
 use super::Shared;
 use super::core::{AccessGrant, RefreshGrant};
 
-/// Permissions the demo tenant has consented for any client (delegated, short names).
-const CONSENTED: &[&str] = &[
+/// Permissions the demo tenant has consented for any client (delegated, short names), for the
+/// areas of the core directory and Autopilot; areas with their own module add theirs
+/// ([`super::consented_permissions`]).
+pub const CONSENTED: &[&str] = &[
     "DeviceManagementServiceConfig.ReadWrite.All",
     "DeviceManagementServiceConfig.Read.All",
     "Group.ReadWrite.All",
     "Device.Read.All",
     "Policy.Read.All",
     "User.ReadBasic.All",
-    "DeviceManagementApps.Read.All",
     "User.Read",
 ];
 
@@ -153,6 +154,7 @@ fn short(scope: &str) -> &str {
 /// The delegated Graph permissions granted for a request's `scope` parameter: what was asked
 /// and consented (`.default` means everything consented), always with `User.Read`.
 fn granted(requested: &str, withheld: &[String]) -> (Vec<String>, bool) {
+    let consented = super::consented_permissions();
     let mut out: Vec<String> = Vec::new();
     let mut offline = false;
     for s in requested.split_whitespace() {
@@ -160,9 +162,9 @@ fn granted(requested: &str, withheld: &[String]) -> (Vec<String>, bool) {
         match name {
             "offline_access" => offline = true,
             "openid" | "profile" | "email" => {}
-            ".default" => out.extend(CONSENTED.iter().map(|c| c.to_string())),
+            ".default" => out.extend(consented.iter().map(|c| c.to_string())),
             other => {
-                if CONSENTED.contains(&other) {
+                if consented.contains(&other) {
                     out.push(other.to_string())
                 }
             }

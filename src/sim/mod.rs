@@ -257,7 +257,11 @@ impl SimHandle {
     /// A test shortcut past the sign-in: an access token for `upn_or_id` with every scope the
     /// wizard asks for, valid for an hour. An unknown user gets a token whose `/me` answers 404.
     pub fn issue_token(&self, upn_or_id: &str) -> String {
-        self.issue_token_with(upn_or_id, core::WIZARD_SCOPES, Duration::from_secs(3600))
+        let scopes: Vec<&str> = consented_permissions()
+            .into_iter()
+            .chain(["openid", "profile", "offline_access"])
+            .collect();
+        self.issue_token_with(upn_or_id, &scopes, Duration::from_secs(3600))
     }
 
     /// Like [`SimHandle::issue_token`] with chosen scopes and lifetime.
@@ -330,6 +334,12 @@ impl Drop for SimHandle {
 }
 
 /// The whole router: every area's routes behind the core middleware.
+/// The delegated permissions the simulated tenant has consented for any client: the core areas'
+/// and those of each area with a module of its own (added here, beside its router).
+pub fn consented_permissions() -> Vec<&'static str> {
+    [identity::CONSENTED, esp::CONSENTED].concat()
+}
+
 pub fn router(shared: Shared) -> Router {
     let routes = Router::new()
         .merge(identity::routes())

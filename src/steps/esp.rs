@@ -20,6 +20,14 @@ use crate::steps::Outcome;
 use crate::steps::registry::{BoxFuture, FailureKind, PlanCx, StepFailure};
 use crate::steps::validate::{CheckId, CheckItem, ValidateInputs, Verdict};
 
+use crate::steps::registry::Permission;
+
+/// Names the apps an Enrollment Status Page waits for (reference §9).
+pub const APPS_READ: Permission = Permission::new(
+    "DeviceManagementApps.Read.All",
+    &["DeviceManagementApps.ReadWrite.All"],
+);
+
 pub const CONFIGS_PATH: &str = "/deviceManagement/deviceEnrollmentConfigurations";
 pub const APPS_PATH: &str = "/deviceAppManagement/mobileApps";
 const ESP_TYPE: &str = "#microsoft.graph.windows10EnrollmentCompletionPageConfiguration";

@@ -10,6 +10,12 @@ use std::time::Duration;
 use crate::graph::models::directory::{Group, NewGroup};
 use crate::graph::{ApiVersion, GraphClient, GraphError, client::encode, client::odata_string};
 
+use crate::steps::registry::Permission;
+
+/// Finds and creates groups, and adds devices to assigned groups.
+pub const GROUPS_WRITE: Permission =
+    Permission::new("Group.ReadWrite.All", &["Directory.ReadWrite.All"]);
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GroupError {
     #[error("The group settings need fixing: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))]

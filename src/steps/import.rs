@@ -29,6 +29,18 @@ use crate::graph::models::autopilot::{
 };
 use crate::graph::{ApiVersion, GraphClient, GraphError};
 
+use crate::steps::registry::Permission;
+
+/// Reads the Entra device objects the imported devices get.
+pub const DEVICES_READ: Permission = Permission::new(
+    "Device.Read.All",
+    &[
+        "Device.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    ],
+);
+
 const IMPORTED: &str = "/deviceManagement/importedWindowsAutopilotDeviceIdentities";
 const DEVICES: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
 const SETTINGS: &str = "/deviceManagement/windowsAutopilotSettings";

@@ -12,6 +12,21 @@ use crate::graph::models::directory::{DirectoryObject, Group, User};
 use crate::graph::models::policy::{Membership, MobilityManagementPolicy, RegistrationPolicy};
 use crate::graph::{ApiVersion, GraphClient, GraphError, client::encode};
 
+use crate::steps::registry::Permission;
+
+/// Reads the device registration and MDM policies.
+pub const POLICY_READ: Permission = Permission::new("Policy.Read.All", &["Policy.ReadWrite.All"]);
+/// Finds the deploying users.
+pub const USERS_READ: Permission = Permission::new(
+    "User.ReadBasic.All",
+    &[
+        "User.Read.All",
+        "User.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    ],
+);
+
 /// Where to change who may join, for the instructions.
 pub const JOIN_SETTING_PATH: &str = "Microsoft Entra admin center > Devices > Device settings > \"Users may join devices to Microsoft Entra\"";
 pub const JOIN_SETTING_URL: &str = "https://entra.microsoft.com/#view/Microsoft_AAD_Devices/DevicesMenuBlade/~/DeviceSettings/menuId~/null";

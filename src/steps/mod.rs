@@ -19,7 +19,7 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 
-pub use registry::{Outcome, StepDef};
+pub use registry::{Outcome, Permission, StepDef};
 use validate::CheckId;
 
 /// Declares the procedure: one entry per step, in order. See [`registry::StepDef`] for what
@@ -35,6 +35,7 @@ macro_rules! procedure {
             doc_url: $doc:literal,
             plan_section: $section:literal,
             depends_on: [$($dep:ident),* $(,)?],
+            permissions: [$($perm:expr),* $(,)?],
             checks: [$($check:expr),* $(,)?],
             runner: $runner:expr,
             validate: $validate:expr $(,)?
@@ -57,6 +58,7 @@ macro_rules! procedure {
                 doc_url: $doc,
                 plan_section: $section,
                 depends_on: &[$(StepId::$dep),*],
+                permissions: &[$($perm),*],
                 checks: &[$($check),*],
                 runner: $runner,
                 validate: $validate,
@@ -118,6 +120,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/graph/auth-v2-user",
         plan_section: "tenant",
         depends_on: [],
+        permissions: [],
         checks: [],
         runner: None,
         validate: None,
@@ -130,6 +133,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-allow-users-to-join",
         plan_section: "deployers",
         depends_on: [SignIn],
+        permissions: [join_permission::POLICY_READ, join_permission::USERS_READ, group::GROUPS_WRITE],
         checks: [CheckId::JoinPermission, CheckId::MdmScope],
         runner: None,
         validate: None,
@@ -142,6 +146,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/profiles",
         plan_section: "profile",
         depends_on: [SignIn],
+        permissions: [profile::SERVICE_CONFIG],
         checks: [CheckId::Profile],
         runner: None,
         validate: None,
@@ -154,6 +159,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/enrollment-autopilot",
         plan_section: "group",
         depends_on: [SignIn, Profile],
+        permissions: [group::GROUPS_WRITE, profile::SERVICE_CONFIG],
         checks: [CheckId::Group, CheckId::ProfileAssignment],
         runner: None,
         validate: None,
@@ -166,6 +172,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/enrollment-status",
         plan_section: "esp",
         depends_on: [SignIn, Group],
+        permissions: [profile::SERVICE_CONFIG, esp::APPS_READ],
         checks: [esp::CHECK_ESP_REACHES, esp::CHECK_ESP_APPS, esp::CHECK_ESP_TIMEOUT],
         runner: Some(esp::run_plan),
         validate: Some(esp::validate_items),
@@ -178,6 +185,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/add-devices",
         plan_section: "devices",
         depends_on: [SignIn, Group],
+        permissions: [profile::SERVICE_CONFIG, import::DEVICES_READ],
         checks: [],
         runner: None,
         validate: None,
@@ -190,6 +198,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-assign-autopilot-profile",
         plan_section: "devices",
         depends_on: [Profile, Group, Import],
+        permissions: [profile::SERVICE_CONFIG, import::DEVICES_READ, group::GROUPS_WRITE],
         checks: [CheckId::Devices],
         runner: None,
         validate: None,
@@ -202,6 +211,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-verify-autopilot-profile-assignment",
         plan_section: "report",
         depends_on: [JoinPermission, Profile, Group, Esp, Import, Assignment],
+        permissions: [join_permission::POLICY_READ, import::DEVICES_READ],
         checks: [],
         runner: None,
         validate: None,
@@ -242,6 +252,23 @@ impl StepId {
     pub fn from_key(key: &str) -> Option<StepId> {
         StepId::ALL.iter().copied().find(|s| s.key() == key)
     }
+}
+
+/// The Graph permissions the whole procedure needs (short form), in step order, each once: what
+/// the sign-in asks for.
+pub fn required_permissions() -> Vec<&'static Permission> {
+    let mut out: Vec<&'static Permission> = Vec::new();
+    for p in STEPS.iter().flat_map(|s| s.permissions) {
+        if !out.iter().any(|o| o.name == p.name) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// [`required_permissions`] by name, as the sign-in sends them.
+pub fn required_scopes() -> Vec<&'static str> {
+    required_permissions().iter().map(|p| p.name).collect()
 }
 
 impl Outcomes {

@@ -23,6 +23,12 @@ use crate::graph::models::profile::{
 };
 use crate::graph::{ApiVersion, GraphClient, GraphError};
 
+use crate::steps::registry::Permission;
+
+/// Autopilot profiles, devices, imports and enrollment configurations (Intune service config).
+pub const SERVICE_CONFIG: Permission =
+    Permission::new("DeviceManagementServiceConfig.ReadWrite.All", &[]);
+
 /// Intune's limit of Autopilot profiles per tenant (procedure §1.5).
 pub const MAX_PROFILES_PER_TENANT: usize = 350;
 /// Windows computer names are at most 15 characters (NetBIOS).

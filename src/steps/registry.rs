@@ -68,6 +68,20 @@ pub type PlanRunner = for<'a> fn(PlanCx<'a>) -> BoxFuture<'a, Result<String, Ste
 pub type ValidateFn =
     for<'a> fn(&'a GraphClient, &'a ValidateInputs) -> BoxFuture<'a, Vec<CheckItem>>;
 
+/// A delegated Microsoft Graph permission a step needs, short form (reference §1.1), with the
+/// broader permissions that include it (a tenant that consented one of those is fine too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission {
+    pub name: &'static str,
+    pub covered_by: &'static [&'static str],
+}
+
+impl Permission {
+    pub const fn new(name: &'static str, covered_by: &'static [&'static str]) -> Self {
+        Permission { name, covered_by }
+    }
+}
+
 /// One step of the procedure.
 pub struct StepDef {
     pub id: StepId,
@@ -84,6 +98,9 @@ pub struct StepDef {
     /// The steps whose outcomes this one is computed from: when one of them changes, this step
     /// is no longer Done.
     pub depends_on: &'static [StepId],
+    /// The Graph permissions the step's reads and writes need; the sign-in asks for the
+    /// procedure's union of them.
+    pub permissions: &'static [Permission],
     /// The items this step adds to the validation report.
     pub checks: &'static [CheckId],
     /// How `run --plan` performs the step; `None`: the run engine's own code (the steps that
@@ -142,6 +159,7 @@ mod tests {
         doc_url: "https://learn.microsoft.com/",
         plan_section: "dummy",
         depends_on: &[StepId::Group],
+        permissions: &[Permission::new("Dummy.Read.All", &[])],
         checks: &[DUMMY_CHECK],
         runner: Some(dummy_runner),
         validate: Some(dummy_validate),

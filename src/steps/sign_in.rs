@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::graph::auth::{AuthConfig, AuthError, DeviceCodePrompt, Opener, browser_opener};
 use crate::graph::auth::{Authenticator, DeviceCode, SignInFlows};
-use crate::graph::cloud::{Cloud, REQUIRED_SCOPES, short_scope};
+use crate::graph::cloud::{Cloud, short_scope};
 use crate::graph::models::identity::{Me, Organization};
 use crate::graph::token_store::{StoreKey, TokenStore, TokenStoreError};
 use crate::graph::{ApiVersion, GraphClient, GraphError};
@@ -140,7 +140,7 @@ impl std::fmt::Debug for Flows {
 impl Flows {
     pub fn new(config: AuthConfig, store: Arc<dyn TokenStore>, opener: Opener) -> Self {
         Flows {
-            flows: SignInFlows::new(config, store),
+            flows: SignInFlows::new(config, store, &crate::steps::required_scopes()),
             opener,
         }
     }
@@ -244,29 +244,6 @@ impl From<GraphError> for SignInError {
     }
 }
 
-/// Permissions that include a required one (e.g. `Directory.ReadWrite.All` covers
-/// `Group.ReadWrite.All`, reference §1.1), so a tenant that consented the broader one is fine.
-fn satisfied_by(required: &str) -> &'static [&'static str] {
-    match required {
-        "DeviceManagementServiceConfig.ReadWrite.All" => &[],
-        "Group.ReadWrite.All" => &["Directory.ReadWrite.All"],
-        "Device.Read.All" => &[
-            "Device.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        "Policy.Read.All" => &["Policy.ReadWrite.All"],
-        "DeviceManagementApps.Read.All" => &["DeviceManagementApps.ReadWrite.All"],
-        "User.ReadBasic.All" => &[
-            "User.Read.All",
-            "User.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ],
-        _ => &[],
-    }
-}
-
 /// Required permissions (short form) that `granted` does not cover.
 pub fn missing_scopes(granted: &[String]) -> Vec<String> {
     let has = |s: &str| {
@@ -274,10 +251,12 @@ pub fn missing_scopes(granted: &[String]) -> Vec<String> {
             .iter()
             .any(|g| short_scope(g).eq_ignore_ascii_case(s))
     };
-    REQUIRED_SCOPES
-        .iter()
-        .filter(|r| !has(r) && !satisfied_by(r).iter().any(|alt| has(alt)))
-        .map(|r| r.to_string())
+    // A tenant that consented a broader permission (`Directory.ReadWrite.All` for
+    // `Group.ReadWrite.All`, reference §1.1) is fine.
+    crate::steps::required_permissions()
+        .into_iter()
+        .filter(|p| !has(p.name) && !p.covered_by.iter().any(|alt| has(alt)))
+        .map(|p| p.name.to_string())
         .collect()
 }
 
@@ -388,7 +367,7 @@ mod tests {
             missing_scopes(&granted)
         );
         let missing = missing_scopes(&["User.Read".to_string()]);
-        assert_eq!(missing.len(), REQUIRED_SCOPES.len());
+        assert_eq!(missing.len(), crate::steps::required_scopes().len());
     }
 
     #[test]

@@ -790,10 +790,8 @@ impl Engine<'_> {
                             ))
                         })?);
                     }
-                    let policies = join_permission::read_policies(&graph).await?;
-                    let report =
-                        join_permission::check_coverage(&graph, &policies, &deployers).await?;
-                    let (ok, todo) = match join_permission::validate(&policies, &report) {
+                    let check = join_permission::check_join(&graph, &deployers).await?;
+                    let (ok, todo) = match check.verdict {
                         Ok(()) => (true, Vec::new()),
                         Err(todo) => (false, todo),
                     };
@@ -918,13 +916,9 @@ impl Engine<'_> {
                                 description: description.clone(),
                                 rule: rule.clone(),
                             };
-                            let expected = match &spec.rule {
-                                Some(r) => GroupKind::Dynamic {
-                                    rule: group::build_rule(r)
-                                        .map_err(|e| StepError::input(e.message))?,
-                                },
-                                None => GroupKind::Static,
-                            };
+                            let expected = spec
+                                .expected_kind()
+                                .map_err(|e| StepError::input(e.message))?;
                             let (g, note) = match group::create_group(&graph, &spec).await? {
                                 group::CreateOutcome::Created(g) => (g, None),
                                 group::CreateOutcome::Exists(g) => {
@@ -956,11 +950,7 @@ impl Engine<'_> {
             .retrying(Step::Of(StepId::Group), |e| {
                 let graph = e.graph();
                 let (pid, gid) = (profile.id.clone(), group.id.clone());
-                async move {
-                    let a = profile::assign_to_group(&graph, &pid, &gid).await?;
-                    let c = profile::conflicts_for_group(&graph, &gid, &pid).await?;
-                    Ok((a, c))
-                }
+                async move { Ok(profile::assign_and_check(&graph, &pid, &gid).await?) }
             })
             .await?;
         for c in conflicts {

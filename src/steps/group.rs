@@ -276,6 +276,18 @@ pub struct GroupSpec {
     pub rule: Option<RuleSpec>,
 }
 
+impl GroupSpec {
+    /// What the group must read back as: dynamic with exactly this rule, or assigned.
+    pub fn expected_kind(&self) -> Result<GroupKind, FieldError> {
+        Ok(match &self.rule {
+            Some(r) => GroupKind::Dynamic {
+                rule: build_rule(r)?,
+            },
+            None => GroupKind::Static,
+        })
+    }
+}
+
 /// Every problem with the form, field by field.
 pub fn check_spec(spec: &GroupSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();

@@ -468,6 +468,31 @@ pub async fn check_coverage(
     Ok(CoverageReport { rows, empty_groups })
 }
 
+/// The whole join check, as the page and `run --plan` do it: the policies, each deployer's
+/// coverage, and the verdict ([`validate`]).
+#[derive(Debug, Clone)]
+pub struct JoinCheck {
+    pub policies: Policies,
+    pub report: CoverageReport,
+    /// `Err`: what to fix, step by step.
+    pub verdict: Result<(), Vec<String>>,
+}
+
+/// Reads the policies, decides every deployer's coverage and gives the verdict (reads only).
+pub async fn check_join(
+    graph: &GraphClient,
+    deployers: &[Deployer],
+) -> Result<JoinCheck, JoinPermissionError> {
+    let policies = read_policies(graph).await?;
+    let report = check_coverage(graph, &policies, deployers).await?;
+    let verdict = validate(&policies, &report);
+    Ok(JoinCheck {
+        policies,
+        report,
+        verdict,
+    })
+}
+
 /// Passes when there is at least one deploying user, every one may join and is in the MDM
 /// scope, and the device quota is not zero. Otherwise the exact steps to fix it.
 pub fn validate(policies: &Policies, report: &CoverageReport) -> Result<(), Vec<String>> {

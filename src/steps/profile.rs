@@ -856,6 +856,18 @@ pub async fn assignment_to_group(
         .map(|a| a.id.clone()))
 }
 
+/// Assigns the profile to the group (read back), then lists the other profiles that would win
+/// over it for the group's devices: the step-4 action of the page and of `run --plan`.
+pub async fn assign_and_check(
+    graph: &GraphClient,
+    profile_id: &str,
+    group_id: &str,
+) -> Result<(AssignmentOutcome, Vec<Conflict>), ProfileError> {
+    let assigned = assign_to_group(graph, profile_id, group_id).await?;
+    let conflicts = conflicts_for_group(graph, group_id, profile_id).await?;
+    Ok((assigned, conflicts))
+}
+
 /// Assigns the profile to the group, unless it already is, and confirms by reading the
 /// assignments back.
 pub async fn assign_to_group(

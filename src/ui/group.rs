@@ -171,12 +171,8 @@ impl GroupPage {
             self.create = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
             return;
         };
-        self.expected = Some(match &spec.rule {
-            Some(r) => GroupKind::Dynamic {
-                rule: step::build_rule(r).unwrap_or_default(),
-            },
-            None => GroupKind::Static,
-        });
+        // check_spec passed, so the rule builds.
+        self.expected = spec.expected_kind().ok();
         self.create = Phase::Running {
             what: "Creating the group…".into(),
         };
@@ -252,14 +248,9 @@ impl GroupPage {
         };
         cx.spawn("Assign the profile", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
-            let r = async {
-                let outcome = profile::assign_to_group(&graph, &profile.id, &group.id).await?;
-                let conflicts =
-                    profile::conflicts_for_group(&graph, &group.id, &profile.id).await?;
-                Ok::<_, profile::ProfileError>((outcome, conflicts))
-            }
-            .await
-            .map_err(|e| e.to_string());
+            let r = profile::assign_and_check(&graph, &profile.id, &group.id)
+                .await
+                .map_err(|e| e.to_string());
             send(&out, Msg::Assigned(r));
         });
     }

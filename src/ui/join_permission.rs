@@ -12,7 +12,7 @@ use crate::ui::{Page, PageCx, Phase, StepId, StepStatus};
 #[derive(Debug)]
 pub enum Msg {
     Searched(Result<Vec<Deployer>, String>),
-    Checked(Result<(Policies, CoverageReport), String>),
+    Checked(Result<step::JoinCheck, String>),
 }
 
 fn send(out: &crate::ui::Outbox, msg: Msg) {
@@ -76,13 +76,9 @@ impl JoinPermissionPage {
         };
         cx.spawn("Check join permission", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
-            let r = async {
-                let policies = step::read_policies(&graph).await?;
-                let report = step::check_coverage(&graph, &policies, &deployers).await?;
-                Ok::<_, step::JoinPermissionError>((policies, report))
-            }
-            .await
-            .map_err(|e| e.to_string());
+            let r = step::check_join(&graph, &deployers)
+                .await
+                .map_err(|e| e.to_string());
             send(&out, Msg::Checked(r));
         });
     }
@@ -309,8 +305,11 @@ impl Page for JoinPermissionPage {
                 }
             }
             Msg::Checked(Err(e)) => self.check = Phase::Failed(e),
-            Msg::Checked(Ok((policies, report))) => {
-                let verdict = step::validate(&policies, &report);
+            Msg::Checked(Ok(step::JoinCheck {
+                policies,
+                report,
+                verdict,
+            })) => {
                 cx.outcomes.join_permission = Some(JoinPermissionOutcome {
                     deployers: self.deployers.clone(),
                     validated: verdict.is_ok(),

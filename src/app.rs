@@ -367,7 +367,12 @@ impl WizardApp {
                 simulated: self.connection.simulated,
                 store: self.token_store.clone(),
                 store_notice: self.token_store_note.clone(),
-                opener: self.opener.clone(),
+                // The in-process simulated tenant approves by itself: no browser to wait for.
+                opener: if self.sim_speed_in_use().is_some() {
+                    crate::steps::sign_in::simulated_browser()
+                } else {
+                    self.opener.clone()
+                },
                 browser_timeout: crate::ui::sign_in::BROWSER_TIMEOUT,
             },
             sim_speed: self.sim_speed_in_use(),

@@ -313,7 +313,7 @@ mod page_ui {
     use autopilot_wizard::ui::join_permission::JoinPermissionPage;
     use autopilot_wizard::ui::{Msg, Page, StepStatus};
     use egui_kittest::kittest::Queryable;
-    use support::ui::{click, runtime, type_into, wait_for_text};
+    use support::ui::{click, click_link, runtime, type_into, wait_for_text};
 
     fn extract(m: Msg) -> Option<autopilot_wizard::ui::join_permission::Msg> {
         match m {
@@ -388,6 +388,15 @@ mod page_ui {
         );
         assert!(!h.state().page.validated());
         assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+        // Every link on the page reaches the system's opener with its own address.
+        for (label, url) in [
+            ("Open Entra device settings", jp::JOIN_SETTING_URL),
+            ("Open Intune automatic enrollment", jp::MDM_SETTING_URL),
+            ("Microsoft guide: allow users to join", jp::JOIN_DOC_URL),
+            ("Microsoft guide: automatic enrollment", jp::MDM_DOC_URL),
+        ] {
+            assert_eq!(click_link(&mut h, label), vec![url.to_string()], "{label}");
+        }
         drop(h);
         drop(sim);
     }

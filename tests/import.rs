@@ -1014,6 +1014,62 @@ mod page {
         drop(sim);
     }
 
+    /// Issue 18: every device of the files is registered already (with the group's tag and a
+    /// profile): nothing to upload, and the step is Done at once and says why, instead of a
+    /// greyed "Import" and a closed Next.
+    #[test]
+    fn files_whose_devices_are_all_registered_finish_the_step_without_an_upload() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        sim.with_state(|s| {
+            for (id, serial) in [("ztd-a", "SN-ALL-1"), ("ztd-b", "SN-ALL-2")] {
+                let mut d = sim::autopilot::AutopilotDevice::new(id.into(), serial.into());
+                d.group_tag = "HQ".into();
+                d.assignment_status = "assignedInSync".into();
+                s.autopilot.devices.push(d);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registered.csv");
+        std::fs::write(
+            &path,
+            csv(&[
+                (
+                    "SN-ALL-1",
+                    &hash("SN-ALL-1", "Contoso", "Laptop 7", 1),
+                    "HQ",
+                ),
+                (
+                    "SN-ALL-2",
+                    &hash("SN-ALL-2", "Contoso", "Laptop 7", 2),
+                    "HQ",
+                ),
+            ]),
+        )
+        .unwrap();
+        let mut h = harness(&rt, graph, tag_group("HQ"), path);
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(
+            &mut h,
+            "Nothing to upload: 2 devices are already registered in your tenant.",
+        );
+        assert!(h.state().page.validated(), "{}", visible_labels(&h));
+        assert_eq!(h.state().page.status(), ui::StepStatus::Done);
+        let saved = h
+            .state()
+            .outcomes
+            .import
+            .clone()
+            .expect("the outcome is saved");
+        assert!(saved.is_validated());
+        assert!(
+            h.query_by_label("Import").is_none(),
+            "no greyed Import to wonder about"
+        );
+        let imports = sim.with_state(|s| s.autopilot.rows_received);
+        assert_eq!(imports, 0, "nothing was uploaded");
+    }
+
     /// Choosing the files again after an 808 does not upload that device again: it keeps the
     /// earlier result and its way out.
     #[test]
@@ -1069,7 +1125,12 @@ mod page {
         );
         let job = h.state().page.job().unwrap();
         assert_eq!(job.counts().ready, 0, "nothing goes out again");
-        assert!(!support::ui::is_enabled(&h, "Import"));
+        assert!(h.query_by_label("Import").is_none());
+        // Issue 18: no dead end; the one decision left is offered where the import was.
+        assert!(!h.state().page.validated());
+        click(&mut h, "Leave failed devices out");
+        assert!(h.state().page.validated(), "{}", visible_labels(&h));
+        assert!(h.state().outcomes.import.as_ref().unwrap().is_validated());
         drop(h);
         drop(sim);
     }

@@ -801,11 +801,26 @@ impl Page for ImportPage {
                     "Import"
                 };
                 let anything = c.ready > 0 || c.submitted > 0 || c.imported > 0 || resuming;
-                if ui
-                    .add_enabled(!blocked && anything, egui::Button::new(label))
-                    .clicked()
-                {
-                    self.start(cx);
+                if anything {
+                    if ui.add_enabled(!blocked, egui::Button::new(label)).clicked() {
+                        self.start(cx);
+                    }
+                } else if c.failed > 0 {
+                    // Nothing can go out: the failed rows are the only thing left to decide.
+                    ui.label(format!(
+                        "Nothing to upload: the other devices are registered already or left out, and {} cannot be imported (see the list).",
+                        n_devices(c.failed)
+                    ));
+                    if ui.button("Leave failed devices out").clicked()
+                        && let Some(j) = &mut self.job
+                    {
+                        j.exclude_failed("left out: it cannot be imported");
+                        if j.finish_if_nothing_to_send() {
+                            self.stage = Stage::Finished;
+                        }
+                        self.counts = j.counts();
+                        cx.outcomes.import = Some(j.clone());
+                    }
                 }
             }
             Stage::Importing => {
@@ -829,7 +844,16 @@ impl Page for ImportPage {
             }
             Stage::Finished => {
                 let c = self.job.as_ref().map(|j| j.counts()).unwrap_or_default();
-                ui.label(format!("Import finished. {}", Self::summary_line(&c)));
+                let uploaded = c.registered + c.submitted + c.imported;
+                if uploaded == 0 && c.already_registered > 0 {
+                    ui.label(format!(
+                        "Nothing to upload: {} already registered in your tenant. {}",
+                        is_are(c.already_registered),
+                        Self::summary_line(&c)
+                    ));
+                } else {
+                    ui.label(format!("Import finished. {}", Self::summary_line(&c)));
+                }
                 // Retrying helps only with the service's transient errors (not an 808).
                 let retryable = self.job.as_ref().is_some_and(|j| {
                     j.rows.iter().any(|r| {
@@ -907,8 +931,15 @@ impl Page for ImportPage {
                     self.kept_808 = job.keep_earlier_808(earlier);
                 }
                 self.counts = job.counts();
+                // Nothing to upload is not a dead end: the devices are there already.
+                let finished = job.finish_if_nothing_to_send();
                 self.job = Some(*job);
-                self.stage = Stage::Ready;
+                self.stage = if finished {
+                    self.save(cx);
+                    Stage::Finished
+                } else {
+                    Stage::Ready
+                };
             }
             Msg::Prechecked(Err(e)) => self.stage = Stage::Failed(e),
             Msg::Event(e) => match e {
@@ -1046,4 +1077,18 @@ fn group_tag_hint(outcomes: &crate::steps::Outcomes) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" or ")
     ))
+}
+
+/// "1 device" / "3 devices".
+fn n_devices(n: usize) -> String {
+    if n == 1 {
+        "1 device".to_string()
+    } else {
+        format!("{n} devices")
+    }
+}
+
+/// "1 device is" / "3 devices are".
+fn is_are(n: usize) -> String {
+    format!("{} {}", n_devices(n), if n == 1 { "is" } else { "are" })
 }

@@ -329,7 +329,7 @@ fn the_whole_procedure_by_clicking() {
     // and the page offers to retag it so the group picks it up too.
     wait_shown(
         &mut h,
-        "3 rows: 2 ready, 0 fixed automatically, 1 already registered (skipped), 0 with errors",
+        "3 rows: 2 ready, 1 already registered (skipped), 0 with errors; 0 fixed automatically",
     );
     for serial in &serials {
         wait_shown(&mut h, serial);

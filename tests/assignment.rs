@@ -513,6 +513,30 @@ fn export_writes_the_filtered_rows_as_csv() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("Serial number,"));
     assert!(lines[1].starts_with("PC-P1,"));
+    // Issue 18: words where a person reads, the raw values only in their own columns.
+    let mut csv = ::csv::Reader::from_reader(text.as_bytes());
+    let header = csv.headers().unwrap().clone();
+    let record = csv.records().next().unwrap().unwrap();
+    let cell = |name: &str| {
+        let i = header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}: {header:?}"));
+        record[i].to_string()
+    };
+    assert_eq!(cell("Enrollment state"), "Not contacted yet");
+    assert_eq!(cell("Raw enrollment state"), "notContacted");
+    assert_eq!(cell("Detailed status"), "No details");
+    assert_eq!(cell("Raw detailed status"), "none");
+    assert_eq!(cell("Raw status"), "pending");
+    for (name, value) in header.iter().zip(record.iter()) {
+        if !name.starts_with("Raw ") {
+            assert!(
+                !["notContacted", "none", "pending", "assignedInSync"].contains(&value),
+                "{name} carries the raw {value:?}"
+            );
+        }
+    }
 }
 
 // ---- issue 9: statuses that never go stale, fixes where the problem is named ------------------

@@ -301,6 +301,15 @@ impl ValidatePage {
                 }
             });
         }
+        if !report.left_out.is_empty() {
+            ui.separator();
+            ui.label(
+                RichText::new(format!("Left out on purpose: {}", report.left_out.len())).strong(),
+            );
+            for l in &report.left_out {
+                ui.add(egui::Label::new(format!("{}: {}", l.serial, l.reason)).wrap());
+            }
+        }
         if report.devices.is_empty() {
             return;
         }

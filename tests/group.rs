@@ -478,12 +478,15 @@ mod page_ui {
         assert!(!h.state().page.validated());
     }
 
-    /// The wizard's own assignment on a group where an older profile wins can be undone: the
-    /// assignment it created is deleted and read back gone.
+    /// The wizard's own assignment can be undone, also where nothing competes with it (issue
+    /// 18: a wrong group is undone from here in every case): the assignment it created is
+    /// deleted and read back gone.
     #[test]
     fn the_assignment_the_wizard_made_can_be_undone() {
         let rt = runtime();
         let (sim, graph) = rt.block_on(start());
+        // No older profile on any group: the plain case.
+        sim.with_state(|s| s.profiles.assignments.clear());
         let profile = rt.block_on(user_driven_profile(&graph));
         let outcomes = Outcomes {
             profile: Some(profile.clone()),
@@ -515,7 +518,11 @@ mod page_ui {
             })
         };
         assert_eq!(assigned(&sim), 1);
-        assert!(!h.state().page.validated());
+        assert!(
+            h.query_by_label("I will remove that assignment in Intune, continue")
+                .is_none(),
+            "nothing competes"
+        );
         click(&mut h, "Undo: remove the assignment this wizard made");
         wait_for_text(&mut h, "that this wizard made; read back, it is gone");
         assert_eq!(assigned(&sim), 0, "the assignment was deleted");
@@ -589,6 +596,30 @@ mod page_ui {
             h.query_by_label_contains("Sales staff collects users by its rule")
                 .is_some()
         );
+        // Issue 18: assigned groups of people are not device groups either.
+        type_into(&mut h, "Search groups", "");
+        h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search groups")
+            .focus();
+        for _ in 0..10 {
+            h.key_press(egui::Key::Backspace);
+        }
+        h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search groups")
+            .type_text("all");
+        h.run_ok();
+        click(&mut h, "Find groups");
+        wait_for_text(&mut h, "All staff holds users, not devices.");
+        assert!(h.query_by_label("Use All staff").is_none());
+        assert!(h.query_by_label("Use Autopilot - All devices").is_some());
+        type_into(&mut h, "Search groups", "");
+        for _ in 0..10 {
+            h.key_press(egui::Key::Backspace);
+        }
+        h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search groups")
+            .type_text("technic");
+        h.run_ok();
+        click(&mut h, "Find groups");
+        wait_for_text(&mut h, "IT Technicians holds users, not devices.");
+        assert!(h.query_by_label("Use IT Technicians").is_none());
     }
 }
 

@@ -401,6 +401,30 @@ mod page_ui {
         drop(sim);
     }
 
+    /// Issue 18: deployers are people; a group whose rule collects devices is not offered.
+    #[test]
+    fn device_groups_are_not_offered_as_deployers() {
+        let rt = runtime();
+        let (_sim, graph) = rt.block_on(start());
+        let mut h = support::page::page_harness(
+            JoinPermissionPage::new(),
+            graph,
+            Outcomes::default(),
+            rt.handle().clone(),
+            extract,
+        );
+        h.run_ok();
+        type_into(&mut h, "Search users or groups", "a");
+        click(&mut h, "Search");
+        wait_for_text(&mut h, "Add All staff (group)");
+        assert!(
+            h.query_by_label_contains("Autopilot - All devices")
+                .is_none(),
+            "{}",
+            support::ui::visible_labels(&h)
+        );
+    }
+
     #[test]
     fn a_refused_policy_read_is_shown_with_the_permission() {
         let rt = runtime();

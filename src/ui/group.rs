@@ -14,7 +14,7 @@ use crate::ui::{Page, PageCx, Phase, StepId, StepStatus};
 /// Messages from this page's background jobs.
 #[derive(Debug)]
 pub enum Msg {
-    Searched(Result<Vec<Group>, String>),
+    Searched(Result<Vec<step::FoundGroup>, String>),
     Created(Result<CreateOutcome, String>),
     ReadBack(Result<ReadBack, String>),
     Assigned(Result<(AssignmentOutcome, Vec<Conflict>), String>),
@@ -84,7 +84,7 @@ pub struct GroupPage {
     form: Form,
     field_errors: Vec<FieldError>,
     search_text: String,
-    search: Phase<Vec<Group>>,
+    search: Phase<Vec<step::FoundGroup>>,
     create: Phase<CreateOutcome>,
     /// What the read-back must show.
     expected: Option<GroupKind>,
@@ -154,7 +154,7 @@ impl GroupPage {
         };
         cx.spawn("Search groups", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
-            let r = step::search_groups(&graph, &text)
+            let r = step::search_device_groups(&graph, &text)
                 .await
                 .map_err(|e| e.to_string());
             send(&out, Msg::Searched(r));
@@ -448,13 +448,13 @@ impl GroupPage {
                 ui.label("No group found. Try the start of a word of its name, or create one.");
             }
             Phase::Done(groups) => {
-                let (fit, unfit): (Vec<&Group>, Vec<&Group>) = groups
-                    .iter()
-                    .partition(|g| step::device_group_problem(g).is_none());
+                let (fit, unfit): (Vec<&step::FoundGroup>, Vec<&step::FoundGroup>) =
+                    groups.iter().partition(|g| g.problem.is_none());
                 if fit.is_empty() {
                     ui.label("None of the groups found can hold devices. Create one instead.");
                 }
                 for g in fit {
+                    let g = &g.group;
                     ui.horizontal(|ui| {
                         if ui.button(format!("Use {}", g.name())).clicked() {
                             pick = Some(g.clone());
@@ -470,7 +470,7 @@ impl GroupPage {
                 if !unfit.is_empty() {
                     ui.label(RichText::new("Not device groups (cannot be used):").weak());
                     for g in unfit {
-                        let why = step::device_group_problem(g).unwrap_or_default();
+                        let why = g.problem.clone().unwrap_or_default();
                         ui.label(RichText::new(format!("Not usable: {why}")).weak());
                     }
                 }
@@ -584,17 +584,19 @@ impl GroupPage {
                 &mut self.acknowledged,
                 "I will remove that assignment in Intune, continue",
             );
-            if matches!(
-                self.assign.done(),
-                Some((AssignmentOutcome::Created { .. }, _))
-            ) {
-                undo = ui
-                    .add_enabled(
-                        !self.undo.is_running(),
-                        egui::Button::new("Undo: remove the assignment this wizard made"),
-                    )
-                    .clicked();
-            }
+        }
+        // A wrong group is undone where it was made, whatever else the assignment found.
+        if matches!(
+            self.assign.done(),
+            Some((AssignmentOutcome::Created { .. }, _))
+        ) && !matches!(self.undo, Phase::Done(()))
+        {
+            undo = ui
+                .add_enabled(
+                    !self.undo.is_running(),
+                    egui::Button::new("Undo: remove the assignment this wizard made"),
+                )
+                .clicked();
         }
         match &self.undo {
             Phase::Running { what } => running(ui, what),

@@ -460,6 +460,19 @@ fn the_details_panel_gives_the_reason_and_the_edit_validates_the_name() {
     let mut h = board_harness(page);
     h.run();
     h.get_by_label_contains("does not meet the requirements");
+    // Issue 18: the maker is said once when the model already names it.
+    h.get_by_label("Contoso Laptop 7");
+    let mut board = mixed_board();
+    for r in &mut board.rows {
+        r.manufacturer = "HP".into();
+        r.model = "HP EliteBook 840 G8 Notebook PC".into();
+    }
+    let mut hp = AssignmentPage::new(None).with_board(board);
+    hp.select_serial("HL-F1");
+    let mut h2 = board_harness(hp);
+    h2.run();
+    h2.get_by_label_contains("does not meet the requirements");
+    assert!(h2.query_by_label_contains("HP HP").is_none());
     h.get_by_label("Edit…").click();
     h.run();
     let name = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Computer name");

@@ -329,7 +329,7 @@ mod process {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    const TITLE: &str = "Autopilot wizard";
+    const TITLE: &str = "Autopilot Wizard";
 
     struct Killed(Child);
     impl Drop for Killed {
@@ -771,7 +771,8 @@ fn choose_csv_is_in_the_help_and_pick_still_works() {
     }
 }
 
-/// `--demo` says on every page that nothing is kept, and keeps nothing but the settings.
+/// `--demo` says on every page that the tenant's data is not kept, and keeps nothing but the
+/// settings (and says so, with the log: issue 18).
 #[test]
 fn the_demo_says_nothing_is_kept_and_keeps_nothing() {
     let rt = runtime();
@@ -784,6 +785,7 @@ fn the_demo_says_nothing_is_kept_and_keeps_nothing() {
     press(&mut h, "Sign in with a code");
     wait_shown(&mut h, "Signed in as");
     wait_shown(&mut h, "is gone when the wizard closes");
+    wait_shown(&mut h, "still writes its log and keeps your own settings");
     let mut storage = MemoryStorage::default();
     h.state().save_to(&mut storage);
     let keys: Vec<&String> = storage.0.keys().collect();

@@ -925,7 +925,11 @@ impl AssignmentPage {
                         ui.add(egui::Label::new(value).wrap());
                         ui.end_row();
                     };
-                    field(ui, "Device", format!("{} {}", row.manufacturer, row.model));
+                    field(
+                        ui,
+                        "Device",
+                        crate::hwid::device_name(&row.manufacturer, &row.model),
+                    );
                     field(ui, "Group tag", or_none(&row.group_tag));
                     field(ui, "Group", row.membership.label().to_string());
                     field(

@@ -122,7 +122,6 @@ fn walk_to_the_group_step(h: &mut H) {
     type_into(h, "Search users or groups", "technicians");
     press(h, "Search");
     press(h, "Add IT Technicians (group)");
-    press(h, "Check join permission");
     wait_shown(h, "Every deploying user may join devices");
     press(h, "Next");
 

@@ -80,6 +80,9 @@ pub struct ValidatePage {
     /// The step-6 read-back that already triggered an automatic re-check, so a disagreement
     /// re-checks once, not every frame.
     rechecked_for: Option<chrono::DateTime<chrono::Utc>>,
+    /// The checklist already ran by itself on a first opening (it only reads, so opening the
+    /// step is the request for it).
+    ran_on_open: bool,
 }
 
 impl Default for ValidatePage {
@@ -100,6 +103,7 @@ impl ValidatePage {
             save_picker: Arc::new(RfdSavePicker),
             outdated: None,
             rechecked_for: None,
+            ran_on_open: false,
         }
     }
 
@@ -366,6 +370,14 @@ impl Page for ValidatePage {
             );
         }
         self.check_outdated(cx);
+        if !self.ran_on_open
+            && matches!(self.report, Phase::Idle)
+            && have_inputs
+            && cx.graph().is_some()
+        {
+            self.ran_on_open = true;
+            self.start_check(cx);
+        }
         // Shown again after step 6 changed: check again by itself, once per change.
         let latest = cx.outcomes.assignment.as_ref().and_then(|a| a.checked_at);
         if self.outdated.is_some()

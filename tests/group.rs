@@ -414,7 +414,7 @@ mod page_ui {
         h.run_ok();
         assert_eq!(h.state().page.status(), StepStatus::NotStarted);
         // An empty name is caught on the form, next to the field.
-        click(&mut h, "Create group");
+        click(&mut h, "Create group and assign the profile");
         assert!(h.query_by_label("Enter a group name.").is_some());
         type_into(&mut h, "Group name", "Autopilot - Sales laptops");
         click(&mut h, "Devices with these group tags (dynamic)");
@@ -423,16 +423,20 @@ mod page_ui {
             &mut h,
             r#"Rule: (device.devicePhysicalIds -any (_ -eq "[OrderID]:Sales")) -or (device.devicePhysicalIds -any (_ -eq "[OrderID]:Sales-NL"))"#,
         );
-        click(&mut h, "Create group");
+        // Issue 18: one action creates the group and assigns the profile, both read back.
+        click(&mut h, "Create group and assign the profile");
         wait_for_text(&mut h, "Read back from Microsoft Entra and as expected.");
         assert!(h.query_by_label("Membership: dynamic").is_some());
-        assert!(
-            !h.state().page.validated(),
-            "the profile is not assigned yet"
-        );
-        let button = format!("Assign profile \"{}\"", profile.display_name);
-        click(&mut h, &button);
         wait_for_text(&mut h, "confirmed by reading the assignments back");
+        assert_eq!(
+            sim.with_state(|s| s
+                .profiles
+                .assignments
+                .iter()
+                .filter(|a| a.profile_id == profile.id)
+                .count()),
+            1
+        );
         // The demo's old "all devices" profile is older and wins: Next stays closed until the
         // person says they will fix it in Intune.
         assert!(!h.state().page.validated());
@@ -501,12 +505,8 @@ mod page_ui {
         );
         h.run_ok();
         type_into(&mut h, "Group name", "Autopilot - Wrong group");
-        click(&mut h, "Create group");
+        click(&mut h, "Create group and assign the profile");
         wait_for_text(&mut h, "Read back from Microsoft Entra and as expected.");
-        click(
-            &mut h,
-            &format!("Assign profile \"{}\"", profile.display_name),
-        );
         wait_for_text(&mut h, "confirmed by reading the assignments back");
         let assigned = |sim: &autopilot_wizard::sim::SimHandle| {
             sim.with_state(|s| {

@@ -309,10 +309,8 @@ fn screenshot_walk() {
     w.type_into("Group name", GROUP);
     w.press("Devices with these group tags (dynamic)");
     w.type_into("Group tags (comma-separated)", TAG);
-    w.press("Create group");
+    w.press("Create group and assign the profile");
     w.wait_text("Read back from Microsoft Entra and as expected.");
-    w.settle();
-    w.press(&format!("Assign profile \"{PROFILE}\""));
     w.wait_text("confirmed by reading the assignments back");
     w.wait_status(
         StepId::Group,

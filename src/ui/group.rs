@@ -100,6 +100,9 @@ pub struct GroupPage {
     /// Checking the step again (after a restart or sign-in): once the group reads back, look
     /// up its assignment instead of making one.
     recheck_assignment: bool,
+    /// The group is being created with the profile of step 3 at hand: once it reads back as
+    /// expected, the profile is assigned to it (one action; both are read back).
+    assign_after_read: bool,
 }
 
 /// Whether `profile` is still assigned to `group`, and what competes with it. Reads only: a
@@ -392,10 +395,17 @@ impl GroupPage {
                 Err(_) => {}
             }
         }
+        // The group exists to receive the profile: with one at hand, both happen on one click.
+        let label = if cx.outcomes.profile.is_some() {
+            "Create group and assign the profile"
+        } else {
+            "Create group"
+        };
         if ui
-            .add_enabled(!self.create.is_running(), egui::Button::new("Create group"))
+            .add_enabled(!self.create.is_running(), egui::Button::new(label))
             .clicked()
         {
+            self.assign_after_read = cx.outcomes.profile.is_some();
             self.start_create(cx);
         }
         match &self.create {
@@ -656,7 +666,10 @@ impl Page for GroupPage {
                     Err(e) => Phase::Failed(e),
                 }
             }
-            Msg::Created(Err(e)) => self.create = Phase::Failed(e),
+            Msg::Created(Err(e)) => {
+                self.assign_after_read = false;
+                self.create = Phase::Failed(e)
+            }
             Msg::Created(Ok(outcome)) => {
                 if let CreateOutcome::Created(g) = &outcome {
                     self.existing_note = None;
@@ -664,11 +677,14 @@ impl Page for GroupPage {
                     self.create = Phase::Done(outcome);
                     self.start_read_back(cx, id);
                 } else {
+                    // Another group of that name exists: whether to use it is asked first.
+                    self.assign_after_read = false;
                     self.create = Phase::Done(outcome);
                 }
             }
             Msg::ReadBack(Err(e)) => {
                 self.recheck_assignment = false;
+                self.assign_after_read = false;
                 self.read = Phase::Failed(e)
             }
             Msg::ReadBack(Ok(r)) => {
@@ -681,8 +697,11 @@ impl Page for GroupPage {
                     cx.outcomes.group = Some(r.group.clone());
                 }
                 self.read = Phase::Done(r);
+                let assign = std::mem::take(&mut self.assign_after_read);
                 if std::mem::take(&mut self.recheck_assignment) && self.read_problem.is_none() {
                     self.start_assignment_check(cx);
+                } else if assign && self.read_problem.is_none() {
+                    self.start_assign(cx);
                 }
             }
             Msg::Assigned(r) => {

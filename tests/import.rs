@@ -958,6 +958,78 @@ mod page {
             .unwrap_or_else(|| panic!("no text {text:?} painted; visible:\n{}", visible_labels(h)))
     }
 
+    /// The painted text that is exactly `text`: whether it was cut ("…") and on how many rows.
+    fn painted<S>(h: &Harness<'_, S>, text: &str) -> (bool, usize) {
+        fn find(shape: &egui::Shape, text: &str) -> Option<(bool, usize)> {
+            match shape {
+                egui::Shape::Vec(v) => v.iter().find_map(|s| find(s, text)),
+                egui::Shape::Text(t) if t.galley.text() == text => {
+                    Some((t.galley.elided, t.galley.rows.len()))
+                }
+                _ => None,
+            }
+        }
+        h.output()
+            .shapes
+            .iter()
+            .find_map(|c| find(&c.shape, text))
+            .unwrap_or_else(|| panic!("no text {text:?} painted; visible:\n{}", visible_labels(h)))
+    }
+
+    /// Issue 18: in a laptop window (1100 wide, less the step list) the import table shows the
+    /// device, its file and a 15-character serial whole, each on one line.
+    #[test]
+    fn the_import_table_fits_a_laptop_window_uncut() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+        let hp = dir.path().join("01-utf16-plain-hp.csv");
+        std::fs::copy(fixtures.join("01-utf16-plain-hp.csv"), &hp).unwrap();
+        let long = dir.path().join("long-serials.csv");
+        std::fs::write(
+            &long,
+            csv(&[(
+                "SN-ABCDEFGHIJK1",
+                &hash("SN-ABCDEFGHIJK1", "Contoso", "Laptop 7", 1),
+                "HQ",
+            )]),
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = Host {
+            page: ImportPage::new(opts()),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes: Outcomes::default(),
+            jobs: Vec::new(),
+            picker: Arc::new(FixedFilePicker {
+                paths: vec![hp, long],
+            }),
+            tx,
+            rx,
+            rt: rt.handle().clone(),
+        };
+        let mut h = Harness::builder()
+            .with_size([880.0, 720.0])
+            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
+        h.run_ok();
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "2 rows:");
+        for text in [
+            "HP EliteBook 840 G8 Notebook PC",
+            "01-utf16-plain-hp.csv:2",
+            "long-serials.csv:2",
+            "SN-ABCDEFGHIJK1",
+        ] {
+            assert_eq!(painted(&h, text), (false, 1), "{text} is cut or wrapped");
+        }
+        drop(h);
+        drop(sim);
+    }
+
     /// Issue 18: the page says what `check-csv` says about the same files, for every fixture
     /// (and the duplicate pair read together): every finding about a file or a row is on the
     /// page, rows with errors are counted as the checker counts them, and the parts of the

@@ -680,28 +680,22 @@ impl ImportPage {
             .id_salt("import-rows")
             .striped(true)
             .max_scroll_height(320.0)
+            // One column for maker and model (said once), so that the device, its file and a
+            // 15-character serial fit a laptop window whole; the status wraps onto a second line.
             .column(Column::auto().at_least(110.0))
-            .column(Column::auto().at_least(90.0))
-            .column(Column::auto().at_least(90.0).at_most(170.0))
+            .column(Column::auto().at_least(90.0).at_most(260.0))
             .column(Column::auto().at_least(70.0))
-            .column(Column::auto().at_least(70.0).at_most(170.0))
-            .column(Column::remainder().at_least(260.0))
+            .column(Column::auto().at_least(70.0).at_most(230.0))
+            .column(Column::remainder().at_least(200.0))
             .header(20.0, |mut h| {
-                for t in [
-                    "Serial",
-                    "Manufacturer",
-                    "Model",
-                    "Group tag",
-                    "File",
-                    "Status",
-                ] {
+                for t in ["Serial", "Device", "Group tag", "File", "Status"] {
                     h.col(|ui| {
                         ui.strong(t);
                     });
                 }
             })
             .body(|body| {
-                body.rows(22.0, n, |mut row| {
+                body.rows(36.0, n, |mut row| {
                     let i = row.index();
                     let p = self.preview.get(i);
                     let j = job_rows.get(i);
@@ -710,15 +704,13 @@ impl ImportPage {
                         .or(j.map(|j| j.row.serial.clone()))
                         .unwrap_or_default();
                     row.col(|ui| {
-                        ui.label(&serial);
+                        ui.add(egui::Label::new(&serial).extend());
                     });
                     row.col(|ui| {
-                        ui.label(p.map(|p| p.manufacturer.as_str()).unwrap_or(""));
-                    });
-                    row.col(|ui| {
-                        // One line (full text on hover): the status needs the width.
-                        let model = p.map(|p| p.model.as_str()).unwrap_or("");
-                        ui.add(egui::Label::new(model).truncate());
+                        let device = p
+                            .map(|p| hwid::device_name(&p.manufacturer, &p.model))
+                            .unwrap_or_default();
+                        ui.add(egui::Label::new(device).extend());
                     });
                     row.col(|ui| {
                         // The tag the device has or gets (the tenant's, or the one this wizard
@@ -742,12 +734,19 @@ impl ImportPage {
                         } else {
                             format!("{f}:{l}")
                         };
-                        ui.add(egui::Label::new(place).truncate());
+                        ui.add(egui::Label::new(place).extend());
                     });
                     row.col(|ui| {
-                        // One line each (the full text on hover): rows keep their height.
+                        // Two lines at most (the full text on hover): rows keep their height.
                         let line = |ui: &mut egui::Ui, text: String, color: egui::Color32| {
-                            ui.add(egui::Label::new(RichText::new(text).color(color)).truncate());
+                            let mut job = egui::text::LayoutJob::simple(
+                                text,
+                                egui::TextStyle::Body.resolve(ui.style()),
+                                color,
+                                ui.available_width(),
+                            );
+                            job.wrap.max_rows = 2;
+                            ui.add(egui::Label::new(job));
                         };
                         let found = p.map(Preview::findings_text).unwrap_or_default();
                         let csv_error = p.filter(|p| p.status == RowStatus::Error);

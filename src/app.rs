@@ -706,9 +706,8 @@ impl WizardApp {
                     ui.label(egui::RichText::new("Simulated tenant").strong().color(dark));
                     ui.label(
                         egui::RichText::new(
-                            "Nothing here touches a real Microsoft 365 tenant: the tenant's data \
-                             is made up and is gone when the wizard closes (the wizard still \
-                             writes its log and keeps your own settings, as in any run).",
+                            "Nothing here touches a real Microsoft 365 tenant; its data is gone \
+                             when you close. The wizard still writes its log and keeps your own settings.",
                         )
                         .color(dark),
                     );

@@ -424,6 +424,16 @@ fn the_board_shows_counts_chips_and_filters() {
     h.get_by_label("Not assigned: 1");
     h.get_by_label("Failed: 1");
     h.get_by_label("Ready (assigned \"User-driven\" with a date): 2 of 5");
+    // Issue 18: one "Check now", in the toolbar, also while the device that is not ready
+    // yet is only pending (its problem line says to wait, without a second button).
+    let mut pending = mixed_board();
+    pending
+        .rows
+        .retain(|r| r.serial == "PC-A1" || r.serial == "PC-P1");
+    let mut hp = board_harness(AssignmentPage::new(None).with_board(pending));
+    hp.run();
+    hp.get_by_label_contains("Not ready: PC-P1");
+    assert_eq!(hp.query_all_by_label("Check now").count(), 1);
     // One chip per row plus one in the legend.
     assert_eq!(h.query_all_by_label(" Assigned ").count(), 3);
     assert_eq!(h.query_all_by_label(" Failed ").count(), 2);
@@ -607,9 +617,17 @@ fn a_device_that_falls_back_leaves_done_on_the_next_automatic_check() {
         ASYNC_TIMEOUT,
     );
     assert!(h.state().page.validated());
-    // The next check is announced beside "Check now".
+    // The next check is announced beside "Check now", with when the last one was.
     h.get_by_label("Check now");
     h.get_by_label_contains("Next check in");
+    h.get_by_label_contains("last checked ");
+    // Issue 18: nothing is left to wait for.
+    assert!(
+        h.query_by_label_contains("to get the profile").is_none()
+            && h.query_by_label_contains("to the group and wait").is_none(),
+        "{}",
+        support::ui::visible_labels(&h)
+    );
 
     // The profile's assignment is removed in the tenant. No click from here on.
     sim.with_state(|s| s.profiles.assignments.clear());
@@ -814,7 +832,8 @@ fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
     h.get_by_label("Assigned: 2");
     h.get_by_label_contains("Ready (assigned \"User-driven\" with a date): 2 of 2");
     h.get_by_label("All (2)");
-    h.get_by_label("Add 2 devices to the group and wait");
+    // Both have the profile: nothing is left to wait for (issue 18).
+    assert!(h.query_by_label_contains("to the group and wait").is_none());
     h.get_by_label("Show all devices in the tenant").click();
     h.run();
     h.get_by_label("All (5)");
@@ -828,6 +847,11 @@ fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
     h.get_by_label("Show all").click();
     h.run();
     assert_eq!(h.state_mut().page.visible_serials().len(), 5);
+    // One of the imported devices still pending: the button says what it will do.
+    let mut h = board_harness(AssignmentPage::new(None).with_board(mixed_board()));
+    h.state_mut().outcomes.import = Some(import_of(&["PC-A1", "PC-P1"]));
+    h.run();
+    h.get_by_label("Add 2 devices to the group and wait");
 }
 
 #[test]

@@ -782,7 +782,7 @@ fn the_demo_says_nothing_is_kept_and_keeps_nothing() {
     h.run_ok();
     press(&mut h, "Sign in with a code");
     wait_shown(&mut h, "Signed in as");
-    wait_shown(&mut h, "is gone when the wizard closes");
+    wait_shown(&mut h, "its data is gone when you close");
     wait_shown(&mut h, "still writes its log and keeps your own settings");
     let mut storage = MemoryStorage::default();
     h.state().save_to(&mut storage);

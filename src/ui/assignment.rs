@@ -706,8 +706,8 @@ impl AssignmentPage {
                 fix.label(),
                 DetailAction::SetTag(id.to_string(), tag.clone()),
             ),
-            FixAction::Wait => ("Check now".to_string(), DetailAction::Refresh),
-            FixAction::None | FixAction::Manual => return,
+            // Waiting needs no button of its own: "Check now" is in the toolbar above.
+            FixAction::Wait | FixAction::None | FixAction::Manual => return,
         };
         let sync_blocked = matches!(fix, FixAction::SyncNow)
             && (self.sync.is_running() || self.sync_wait().is_some());
@@ -753,6 +753,12 @@ impl AssignmentPage {
                     None => {
                         ui.weak("Automatic checks are off");
                     }
+                }
+                if let Some(b) = &self.board {
+                    ui.weak(format!(
+                        "last checked {}",
+                        b.loaded_at.with_timezone(&chrono::Local).format("%H:%M:%S")
+                    ));
                 }
             }
             let mut auto = self.auto_refresh;
@@ -802,7 +808,8 @@ impl AssignmentPage {
                 if ui.button("Stop waiting").clicked() {
                     *action = Some(DetailAction::StopRun);
                 }
-            } else {
+            } else if !(self.scoped.total > 0 && self.scoped.ready == self.scoped.total) {
+                // Nothing left to wait for once every device has the profile.
                 let n = self.run_devices().len();
                 let (label, hover) = self.run_words(n);
                 if ui

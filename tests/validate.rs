@@ -394,6 +394,27 @@ fn the_verdict_and_its_actions_stay_at_the_top() {
     assert!(h.query_by_label("assignedInSync").is_none());
 }
 
+/// Issue 18: in a laptop window the devices (and those left out on purpose) are in view
+/// under the verdict, not below the checklist.
+#[test]
+fn the_devices_are_in_view_under_the_verdict() {
+    use autopilot_wizard::steps::validate::LeftOut;
+    let report = report_with_devices(3).with_left_out(vec![LeftOut {
+        serial: "SN-808".into(),
+        reason: "left out after the import failed".into(),
+    }]);
+    let mut h = laptop_harness(ValidatePage::new(None).with_report(report));
+    h.run();
+    for label in [
+        "Devices: 3 of 3 ready",
+        "VAL-0002",
+        "Left out on purpose: 1",
+    ] {
+        let r = h.get_by_label(label).rect();
+        assert!(r.max.y <= 720.0, "{label} is out of view: {r:?}");
+    }
+}
+
 #[test]
 fn the_headline_names_the_failing_check_and_the_cause() {
     use autopilot_wizard::board::{Board, BoardRow, Chip, GroupSnapshot, MemberState};

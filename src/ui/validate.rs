@@ -279,11 +279,17 @@ impl ValidatePage {
         }
     }
 
-    /// The checklist with its evidence, then every device.
+    /// Every device (and those left out on purpose), then the checklist with its evidence.
     fn details_ui(&self, ui: &mut egui::Ui) {
         let Some(report) = self.report.done() else {
             return;
         };
+        // The devices first: they are what the person deploys, and a laptop window shows them
+        // without scrolling past the checklist.
+        if !report.devices.is_empty() || !report.left_out.is_empty() {
+            self.devices_ui(ui, report);
+            ui.separator();
+        }
         for item in &report.items {
             let color = match item.verdict {
                 Verdict::Pass => GREEN,
@@ -305,8 +311,10 @@ impl ValidatePage {
                 }
             });
         }
+    }
+
+    fn devices_ui(&self, ui: &mut egui::Ui, report: &crate::steps::validate::Report) {
         if !report.left_out.is_empty() {
-            ui.separator();
             ui.label(
                 RichText::new(format!("Left out on purpose: {}", report.left_out.len())).strong(),
             );
@@ -317,7 +325,9 @@ impl ValidatePage {
         if report.devices.is_empty() {
             return;
         }
-        ui.separator();
+        if !report.left_out.is_empty() {
+            ui.separator();
+        }
         let ready = report.devices.iter().filter(|d| d.ready).count();
         ui.label(
             RichText::new(format!(

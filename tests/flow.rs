@@ -363,6 +363,7 @@ fn the_whole_procedure_by_clicking() {
     }
     wait_shown(&mut h, "PC0NVWSH: Already registered (group tag \"Sales\"");
     let retag = format!("Set group tag of PC0NVWSH to {TAG}");
+    let import_at = h.get_by_label("Import").rect();
     press(&mut h, &retag);
     step_until(
         &mut h,
@@ -370,6 +371,9 @@ fn the_whole_procedure_by_clicking() {
         |h| h.query_by_label(&retag).is_none(),
         ASYNC_TIMEOUT,
     );
+    // Issue 18: the retag is said where it was offered; "Import" stays under the pointer.
+    wait_shown(&mut h, &format!("Gave PC0NVWSH the group tag {TAG}"));
+    assert_eq!(h.get_by_label("Import").rect(), import_at, "the page moved");
     assert!(!is_enabled(&h, "Next"), "Next before the import ran");
     press(&mut h, "Import");
     // The demo tenant's third sample PC belongs to another organisation (error 808): the page

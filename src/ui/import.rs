@@ -101,6 +101,9 @@ pub struct ImportPage {
     retag_empty: bool,
     /// For rows that carry a different tag: use the group's tag (true) or keep theirs.
     tag_choice: std::collections::HashMap<usize, bool>,
+    /// Registered devices of this batch the wizard gave the group's tag (read back): said in
+    /// the place of the offer, so nothing under the pointer moves when it is done.
+    retagged: Vec<String>,
     this_pc: super::harvest::ThisPc,
 }
 
@@ -164,6 +167,7 @@ impl ImportPage {
             group_tags: None,
             retag_empty: true,
             tag_choice: Default::default(),
+            retagged: Vec::new(),
             this_pc: Default::default(),
         }
     }
@@ -532,6 +536,19 @@ impl ImportPage {
             .filter(|&i| matches!(job.rows[i].outcome, RowOutcome::AlreadyRegistered { .. }))
             .collect();
         if empty.is_empty() && differ.is_empty() && registered.is_empty() {
+            if !self.retagged.is_empty() {
+                ui.separator();
+                ui.label(
+                    RichText::new(format!(
+                        "The group \"{group}\" collects devices with the group tag {wanted}:"
+                    ))
+                    .strong(),
+                );
+                ui.label(format!(
+                    "Gave {} the group tag {wanted}; read back from Intune.",
+                    self.retagged.join(", ")
+                ));
+            }
             return false;
         }
         ui.separator();
@@ -1034,6 +1051,7 @@ impl Page for ImportPage {
                 }
                 self.kept_808 = 0;
                 self.tag_choice.clear();
+                self.retagged.clear();
                 self.retag_empty = true;
                 if self.done_before.is_none() {
                     cx.outcomes.import = None;
@@ -1100,7 +1118,10 @@ impl Page for ImportPage {
                         && let Some(r) = j.rows.get_mut(row)
                     {
                         match &mut r.outcome {
-                            RowOutcome::AlreadyRegistered { group_tag, .. } => *group_tag = tag,
+                            RowOutcome::AlreadyRegistered { group_tag, .. } => {
+                                *group_tag = tag;
+                                self.retagged.push(r.row.serial.clone());
+                            }
                             _ => r.row.group_tag = tag,
                         }
                     }

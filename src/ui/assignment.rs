@@ -608,10 +608,13 @@ impl AssignmentPage {
         };
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(format!("{} {whose}", s.total)).strong());
+            // A swatch of the chip's colour, not the chip again: the legend fits one line of a
+            // laptop window.
             for c in Chip::ALL {
-                chip(ui, c, c.label());
+                let (swatch, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), Sense::hover());
+                ui.painter().rect_filled(swatch, 2.0, chip_color(c));
                 ui.label(format!("{}: {}", c.label(), s.count(c)));
-                ui.add_space(6.0);
+                ui.add_space(4.0);
             }
         });
         // The bar: one segment per status, assigned first, so it fills from the left.

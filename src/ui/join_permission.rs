@@ -215,7 +215,7 @@ impl Page for JoinPermissionPage {
         ui.label(
             "The people who sign in on a new PC during setup must be allowed to join devices to \
              Microsoft Entra and be in the Intune automatic-enrollment scope. Choose them here \
-             (users, or a group of users) and check both settings.",
+             (users, or a group of users): both settings are checked as soon as you do.",
         );
         ui.horizontal(|ui| {
             ui.hyperlink_to("Microsoft guide: allow users to join", step::JOIN_DOC_URL);

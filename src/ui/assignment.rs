@@ -812,8 +812,9 @@ impl AssignmentPage {
                     *action = Some(DetailAction::StopRun);
                 }
             } else if !(self.scoped.total > 0 && self.scoped.ready == self.scoped.total) {
-                // Nothing left to wait for once every device has the profile.
-                let n = self.run_devices().len();
+                // Nothing left to wait for once every device has the profile. The count comes
+                // from the scope's summary (computed once per change), not a walk of every row.
+                let n = self.scoped.total;
                 let (label, hover) = self.run_words(n);
                 if ui
                     .add_enabled(n > 0, egui::Button::new(label))

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 OUT=artifacts/screenshots
 BIN=target/debug/autopilot-wizard
 WALK=target/tmp/screenshot-walk.sh
-TITLE="Autopilot wizard"
+TITLE="Autopilot Wizard"
 
 if [ -z "${SHOTS_INNER:-}" ]; then
     cargo build --locked --quiet

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${SMOKE_OUT:-artifacts/smoke}
 BIN=${SMOKE_BIN:-target/debug/autopilot-wizard}
 LAUNCHER=${SMOKE_LAUNCHER:-}
-TITLE="Autopilot wizard"
+TITLE="Autopilot Wizard"
 # Wine's first start of a program in a fresh prefix takes a while.
 WINDOW_WAIT=$([ -n "$LAUNCHER" ] && echo 120 || echo 60)
 

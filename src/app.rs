@@ -367,7 +367,12 @@ impl WizardApp {
                 simulated: self.connection.simulated,
                 store: self.token_store.clone(),
                 store_notice: self.token_store_note.clone(),
-                opener: self.opener.clone(),
+                // The in-process simulated tenant approves by itself: no browser to wait for.
+                opener: if self.sim_speed_in_use().is_some() {
+                    crate::steps::sign_in::simulated_browser()
+                } else {
+                    self.opener.clone()
+                },
                 browser_timeout: crate::ui::sign_in::BROWSER_TIMEOUT,
             },
             sim_speed: self.sim_speed_in_use(),
@@ -701,8 +706,8 @@ impl WizardApp {
                     ui.label(egui::RichText::new("Simulated tenant").strong().color(dark));
                     ui.label(
                         egui::RichText::new(
-                            "Nothing here touches a real Microsoft 365 tenant: the data is made \
-                             up and is gone when the wizard closes.",
+                            "Nothing here touches a real Microsoft 365 tenant; its data is gone \
+                             when you close. The wizard still writes its log and keeps your own settings.",
                         )
                         .color(dark),
                     );

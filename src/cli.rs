@@ -263,9 +263,9 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
 
     let mut viewport = egui::ViewportBuilder::default()
         .with_title(if cli.demo {
-            "Autopilot wizard (simulated tenant)"
+            "Autopilot Wizard (simulated tenant)"
         } else {
-            "Autopilot wizard"
+            "Autopilot Wizard"
         })
         .with_app_id(app::APP_ID)
         .with_inner_size([1100.0, 720.0])

@@ -424,9 +424,19 @@ fn the_board_shows_counts_chips_and_filters() {
     h.get_by_label("Not assigned: 1");
     h.get_by_label("Failed: 1");
     h.get_by_label("Ready (assigned \"User-driven\" with a date): 2 of 5");
-    // One chip per row plus one in the legend.
-    assert_eq!(h.query_all_by_label(" Assigned ").count(), 3);
-    assert_eq!(h.query_all_by_label(" Failed ").count(), 2);
+    // Issue 18: one "Check now", in the toolbar, also while the device that is not ready
+    // yet is only pending (its problem line says to wait, without a second button).
+    let mut pending = mixed_board();
+    pending
+        .rows
+        .retain(|r| r.serial == "PC-A1" || r.serial == "PC-P1");
+    let mut hp = board_harness(AssignmentPage::new(None).with_board(pending));
+    hp.run();
+    hp.get_by_label_contains("Not ready: PC-P1");
+    assert_eq!(hp.query_all_by_label("Check now").count(), 1);
+    // One chip per row (the legend shows their colours).
+    assert_eq!(h.query_all_by_label(" Assigned ").count(), 2);
+    assert_eq!(h.query_all_by_label(" Failed ").count(), 1);
 
     h.get_by_label("Failed (1)").click();
     h.run();
@@ -460,6 +470,19 @@ fn the_details_panel_gives_the_reason_and_the_edit_validates_the_name() {
     let mut h = board_harness(page);
     h.run();
     h.get_by_label_contains("does not meet the requirements");
+    // Issue 18: the maker is said once when the model already names it.
+    h.get_by_label("Contoso Laptop 7");
+    let mut board = mixed_board();
+    for r in &mut board.rows {
+        r.manufacturer = "HP".into();
+        r.model = "HP EliteBook 840 G8 Notebook PC".into();
+    }
+    let mut hp = AssignmentPage::new(None).with_board(board);
+    hp.select_serial("HL-F1");
+    let mut h2 = board_harness(hp);
+    h2.run();
+    h2.get_by_label_contains("does not meet the requirements");
+    assert!(h2.query_by_label_contains("HP HP").is_none());
     h.get_by_label("Edit…").click();
     h.run();
     let name = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Computer name");
@@ -513,6 +536,30 @@ fn export_writes_the_filtered_rows_as_csv() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("Serial number,"));
     assert!(lines[1].starts_with("PC-P1,"));
+    // Issue 18: words where a person reads, the raw values only in their own columns.
+    let mut csv = ::csv::Reader::from_reader(text.as_bytes());
+    let header = csv.headers().unwrap().clone();
+    let record = csv.records().next().unwrap().unwrap();
+    let cell = |name: &str| {
+        let i = header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}: {header:?}"));
+        record[i].to_string()
+    };
+    assert_eq!(cell("Enrollment state"), "Not contacted yet");
+    assert_eq!(cell("Raw enrollment state"), "notContacted");
+    assert_eq!(cell("Detailed status"), "No details");
+    assert_eq!(cell("Raw detailed status"), "none");
+    assert_eq!(cell("Raw status"), "pending");
+    for (name, value) in header.iter().zip(record.iter()) {
+        if !name.starts_with("Raw ") {
+            assert!(
+                !["notContacted", "none", "pending", "assignedInSync"].contains(&value),
+                "{name} carries the raw {value:?}"
+            );
+        }
+    }
 }
 
 // ---- issue 9: statuses that never go stale, fixes where the problem is named ------------------
@@ -570,9 +617,17 @@ fn a_device_that_falls_back_leaves_done_on_the_next_automatic_check() {
         ASYNC_TIMEOUT,
     );
     assert!(h.state().page.validated());
-    // The next check is announced beside "Check now".
+    // The next check is announced beside "Check now", with when the last one was.
     h.get_by_label("Check now");
     h.get_by_label_contains("Next check in");
+    h.get_by_label_contains("last checked ");
+    // Issue 18: nothing is left to wait for.
+    assert!(
+        h.query_by_label_contains("to get the profile").is_none()
+            && h.query_by_label_contains("to the group and wait").is_none(),
+        "{}",
+        support::ui::visible_labels(&h)
+    );
 
     // The profile's assignment is removed in the tenant. No click from here on.
     sim.with_state(|s| s.profiles.assignments.clear());
@@ -736,6 +791,10 @@ fn the_board_columns_fit_a_laptop_window_with_the_serial_first() {
     let date = h.get_by_label("Date assigned").rect();
     assert!(serial.min.x < date.min.x);
     assert!(date.max.x <= 870.0, "Date assigned is cut: {date:?}");
+    // Issue 18: the legend is one line.
+    let first = h.get_by_label("Assigned: 2").rect();
+    let end = h.get_by_label("Failed: 1").rect();
+    assert_eq!(first.center().y, end.center().y, "the legend wraps");
     // The last row is above the window's bottom edge.
     let last = h.get_by_label("PC-P1").rect();
     assert!(last.max.y <= 720.0, "{last:?}");
@@ -777,7 +836,8 @@ fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
     h.get_by_label("Assigned: 2");
     h.get_by_label_contains("Ready (assigned \"User-driven\" with a date): 2 of 2");
     h.get_by_label("All (2)");
-    h.get_by_label("Add 2 devices to the group and wait");
+    // Both have the profile: nothing is left to wait for (issue 18).
+    assert!(h.query_by_label_contains("to the group and wait").is_none());
     h.get_by_label("Show all devices in the tenant").click();
     h.run();
     h.get_by_label("All (5)");
@@ -791,6 +851,11 @@ fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
     h.get_by_label("Show all").click();
     h.run();
     assert_eq!(h.state_mut().page.visible_serials().len(), 5);
+    // One of the imported devices still pending: the button says what it will do.
+    let mut h = board_harness(AssignmentPage::new(None).with_board(mixed_board()));
+    h.state_mut().outcomes.import = Some(import_of(&["PC-A1", "PC-P1"]));
+    h.run();
+    h.get_by_label("Add 2 devices to the group and wait");
 }
 
 #[test]

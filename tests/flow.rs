@@ -98,8 +98,36 @@ fn app(rt: &tokio::runtime::Runtime, sim: SimHandle, picked: Vec<PathBuf>) -> H 
         )
 }
 
+thread_local! {
+    /// Clicks and typed fields of the README story, from the first page to READY (issue 18:
+    /// a newcomer gets there in at most 20 clicks). What the test tenant's own trap needs (an
+    /// older All-devices profile, which the demo does not have) is not counted.
+    static STORY: std::cell::Cell<(usize, usize, bool)> = const { std::cell::Cell::new((0, 0, true)) };
+}
+
+fn count(click: usize, typed: usize) {
+    STORY.with(|c| {
+        let (clicks, fields, on) = c.get();
+        if on {
+            c.set((clicks + click, fields + typed, on));
+        }
+    });
+}
+
+/// Stops (or resumes) counting: for what only the test tenant asks for.
+fn counting(on: bool) {
+    STORY.with(|c| {
+        let (clicks, fields, _) = c.get();
+        c.set((clicks, fields, on));
+    });
+}
+
+/// The most clicks the README story may take, from the first page to READY.
+const MAX_CLICKS: usize = 20;
+
 /// Clicks the widget labelled exactly `label` once it shows and is enabled.
 fn press(h: &mut H, label: &str) {
+    count(1, 0);
     step_until(
         h,
         &format!("an enabled widget labelled {label:?}"),
@@ -127,6 +155,7 @@ fn wait_shown(h: &mut H, text: &str) {
 
 /// Replaces the text of the text field labelled `label`.
 fn type_into(h: &mut H, label: &str, text: &str) {
+    count(0, 1);
     step_until(
         h,
         &format!("a text field labelled {label:?}"),
@@ -216,7 +245,6 @@ fn choose_technicians(h: &mut H) {
     type_into(h, "Search users or groups", "technicians");
     press(h, "Search");
     press(h, "Add IT Technicians (group)");
-    press(h, "Check join permission");
 }
 
 #[test]
@@ -276,13 +304,9 @@ fn the_whole_procedure_by_clicking() {
     type_into(&mut h, "Group name", GROUP);
     press(&mut h, "Devices with these group tags (dynamic)");
     type_into(&mut h, "Group tags (comma-separated)", TAG);
-    press(&mut h, "Create group");
+    // One action: the group, then the profile assigned to it, both read back.
+    press(&mut h, "Create group and assign the profile");
     wait_shown(&mut h, "Read back from Microsoft Entra and as expected.");
-    assert!(
-        !is_enabled(&h, "Next"),
-        "Next before the profile is assigned to the group"
-    );
-    press(&mut h, &format!("Assign profile \"{PROFILE}\""));
     wait_shown(&mut h, "confirmed by reading the assignments back");
     let group = h.state().outcomes().group.clone().expect("group outcome");
     assert_eq!(group.display_name, GROUP);
@@ -291,6 +315,8 @@ fn the_whole_procedure_by_clicking() {
     wait_shown(&mut h, "the oldest profile wins");
     assert_eq!(status_of(&h, StepId::Group), StepStatus::NeedsAttention);
     assert!(!is_enabled(&h, "Next"), "Next while an older profile wins");
+    // The demo has no such trap: what it takes here is not part of the README story.
+    counting(false);
     press(&mut h, "I will remove that assignment in Intune, continue");
     assert!(is_enabled(&h, "Next"), "Next after the acknowledgement");
     // The fix, as the user would make it in Intune: remove the older profile's assignment.
@@ -312,6 +338,7 @@ fn the_whole_procedure_by_clicking() {
         |h| status_of(h, StepId::Group) == StepStatus::Done,
         ASYNC_TIMEOUT,
     );
+    counting(true);
     press(&mut h, "Next");
 
     // The Enrollment Status Page: the recommended one is created for the group, read back, and the step is done.
@@ -329,13 +356,14 @@ fn the_whole_procedure_by_clicking() {
     // and the page offers to retag it so the group picks it up too.
     wait_shown(
         &mut h,
-        "3 rows: 2 ready, 0 fixed automatically, 1 already registered (skipped), 0 with errors",
+        "3 rows: 2 ready, 1 already registered (skipped), 0 with errors; 0 fixed automatically",
     );
     for serial in &serials {
         wait_shown(&mut h, serial);
     }
     wait_shown(&mut h, "PC0NVWSH: Already registered (group tag \"Sales\"");
     let retag = format!("Set group tag of PC0NVWSH to {TAG}");
+    let import_at = h.get_by_label("Import").rect();
     press(&mut h, &retag);
     step_until(
         &mut h,
@@ -343,6 +371,9 @@ fn the_whole_procedure_by_clicking() {
         |h| h.query_by_label(&retag).is_none(),
         ASYNC_TIMEOUT,
     );
+    // Issue 18: the retag is said where it was offered; "Import" stays under the pointer.
+    wait_shown(&mut h, &format!("Gave PC0NVWSH the group tag {TAG}"));
+    assert_eq!(h.get_by_label("Import").rect(), import_at, "the page moved");
     assert!(!is_enabled(&h, "Next"), "Next before the import ran");
     press(&mut h, "Import");
     // The demo tenant's third sample PC belongs to another organisation (error 808): the page
@@ -390,9 +421,23 @@ fn the_whole_procedure_by_clicking() {
     press(&mut h, "Next");
 
     // Step 7: the checklist over everything.
+    // Opening it runs the checklist (issue 18: no click on "Run validation").
     assert_on(&h, StepId::Validate);
-    press(&mut h, "Run validation");
     wait_shown(&mut h, "READY: devices can be deployed");
+    let (clicks, typed, _) = STORY.with(|c| c.get());
+    counting(false);
+    eprintln!("READY in {clicks} clicks and {typed} typed fields");
+    assert!(
+        clicks <= MAX_CLICKS,
+        "READY took {clicks} clicks, more than {MAX_CLICKS}"
+    );
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let said = format!("READY in {clicks} clicks and {typed} typed fields");
+    assert!(
+        readme.contains(&said),
+        "the README says how many clicks the story takes: put \"{said}\" in it"
+    );
     assert_eq!(status_of(&h, StepId::Validate), StepStatus::Done);
     assert_eq!(
         h.state().outcomes().validation.as_ref().map(|v| v.ready),
@@ -430,7 +475,6 @@ fn the_whole_procedure_by_clicking() {
         .unwrap()
         .click();
     h.run_ok();
-    press(&mut h, "Check join permission");
     step_until(
         &mut h,
         "the new deployers checked",

@@ -414,7 +414,7 @@ mod page_ui {
         h.run_ok();
         assert_eq!(h.state().page.status(), StepStatus::NotStarted);
         // An empty name is caught on the form, next to the field.
-        click(&mut h, "Create group");
+        click(&mut h, "Create group and assign the profile");
         assert!(h.query_by_label("Enter a group name.").is_some());
         type_into(&mut h, "Group name", "Autopilot - Sales laptops");
         h.run_ok();
@@ -428,16 +428,20 @@ mod page_ui {
             &mut h,
             r#"Rule: (device.devicePhysicalIds -any (_ -eq "[OrderID]:Sales")) -or (device.devicePhysicalIds -any (_ -eq "[OrderID]:Sales-NL"))"#,
         );
-        click(&mut h, "Create group");
+        // Issue 18: one action creates the group and assigns the profile, both read back.
+        click(&mut h, "Create group and assign the profile");
         wait_for_text(&mut h, "Read back from Microsoft Entra and as expected.");
         assert!(h.query_by_label("Membership: dynamic").is_some());
-        assert!(
-            !h.state().page.validated(),
-            "the profile is not assigned yet"
-        );
-        let button = format!("Assign profile \"{}\"", profile.display_name);
-        click(&mut h, &button);
         wait_for_text(&mut h, "confirmed by reading the assignments back");
+        assert_eq!(
+            sim.with_state(|s| s
+                .profiles
+                .assignments
+                .iter()
+                .filter(|a| a.profile_id == profile.id)
+                .count()),
+            1
+        );
         // The demo's old "all devices" profile is older and wins: Next stays closed until the
         // person says they will fix it in Intune.
         assert!(!h.state().page.validated());
@@ -483,12 +487,15 @@ mod page_ui {
         assert!(!h.state().page.validated());
     }
 
-    /// The wizard's own assignment on a group where an older profile wins can be undone: the
-    /// assignment it created is deleted and read back gone.
+    /// The wizard's own assignment can be undone, also where nothing competes with it (issue
+    /// 18: a wrong group is undone from here in every case): the assignment it created is
+    /// deleted and read back gone.
     #[test]
     fn the_assignment_the_wizard_made_can_be_undone() {
         let rt = runtime();
         let (sim, graph) = rt.block_on(start());
+        // No older profile on any group: the plain case.
+        sim.with_state(|s| s.profiles.assignments.clear());
         let profile = rt.block_on(user_driven_profile(&graph));
         let outcomes = Outcomes {
             profile: Some(profile.clone()),
@@ -503,12 +510,8 @@ mod page_ui {
         );
         h.run_ok();
         type_into(&mut h, "Group name", "Autopilot - Wrong group");
-        click(&mut h, "Create group");
+        click(&mut h, "Create group and assign the profile");
         wait_for_text(&mut h, "Read back from Microsoft Entra and as expected.");
-        click(
-            &mut h,
-            &format!("Assign profile \"{}\"", profile.display_name),
-        );
         wait_for_text(&mut h, "confirmed by reading the assignments back");
         let assigned = |sim: &autopilot_wizard::sim::SimHandle| {
             sim.with_state(|s| {
@@ -520,7 +523,11 @@ mod page_ui {
             })
         };
         assert_eq!(assigned(&sim), 1);
-        assert!(!h.state().page.validated());
+        assert!(
+            h.query_by_label("I will remove that assignment in Intune, continue")
+                .is_none(),
+            "nothing competes"
+        );
         click(&mut h, "Undo: remove the assignment this wizard made");
         wait_for_text(&mut h, "that this wizard made; read back, it is gone");
         assert_eq!(assigned(&sim), 0, "the assignment was deleted");
@@ -594,6 +601,30 @@ mod page_ui {
             h.query_by_label_contains("Sales staff collects users by its rule")
                 .is_some()
         );
+        // Issue 18: assigned groups of people are not device groups either.
+        type_into(&mut h, "Search groups", "");
+        h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search groups")
+            .focus();
+        for _ in 0..10 {
+            h.key_press(egui::Key::Backspace);
+        }
+        h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search groups")
+            .type_text("all");
+        h.run_ok();
+        click(&mut h, "Find groups");
+        wait_for_text(&mut h, "All staff holds users, not devices.");
+        assert!(h.query_by_label("Use All staff").is_none());
+        assert!(h.query_by_label("Use Autopilot - All devices").is_some());
+        type_into(&mut h, "Search groups", "");
+        for _ in 0..10 {
+            h.key_press(egui::Key::Backspace);
+        }
+        h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search groups")
+            .type_text("technic");
+        h.run_ok();
+        click(&mut h, "Find groups");
+        wait_for_text(&mut h, "IT Technicians holds users, not devices.");
+        assert!(h.query_by_label("Use IT Technicians").is_none());
     }
 }
 

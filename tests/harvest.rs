@@ -682,7 +682,7 @@ mod page {
         let mut h = harness(&rt, graph, sales_group(), vec![csv], Some(harvester));
 
         click(&mut h, "Choose CSV files…");
-        wait_for_text(&mut h, "1 rows:");
+        wait_for_text(&mut h, "1 row:");
         click(&mut h, "Add this PC");
         wait_for_text(&mut h, "2 rows: 2 ready");
         // Shown like a CSV row: serial, group tag from step 4's rule, file "this PC".

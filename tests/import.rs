@@ -599,6 +599,7 @@ mod page {
     use super::*;
     use autopilot_wizard::steps::Outcomes;
     use autopilot_wizard::ui::import::ImportPage;
+    use autopilot_wizard::ui::widgets::palette;
     use autopilot_wizard::ui::{
         self, FilePicker, FixedFilePicker, Job, NoDialog, NoDialogPicker, Outbox, Page, PageCx,
         Session,
@@ -881,12 +882,412 @@ mod page {
             .type_text(&format!("\"{}\"", path.display()));
         h.key_press(egui::Key::Enter);
         h.run_ok();
-        wait_for_text(&mut h, "1 rows:");
+        wait_for_text(&mut h, "1 row:");
         wait_for_text(&mut h, "SN-TYPED-1: Ready to import");
         assert!(
             h.query_by_label_contains("No file dialog can open here")
                 .is_none()
         );
+        // Issue 18: "Add" adds a second file to the first instead of replacing it.
+        let second = dir.path().join("second.csv");
+        std::fs::write(
+            &second,
+            csv(&[(
+                "SN-TYPED-2",
+                &hash("SN-TYPED-2", "Contoso", "Laptop 7", 2),
+                "HQ",
+            )]),
+        )
+        .unwrap();
+        h.get_by_role_and_label(field().0, field().1).focus();
+        h.run_ok();
+        h.get_by_role_and_label(field().0, field().1)
+            .type_text(&second.display().to_string());
+        h.run_ok();
+        click(&mut h, "Add");
+        wait_for_text(&mut h, "2 rows:");
+        assert!(
+            h.query_by_label_contains("SN-TYPED-1: Ready to import")
+                .is_some()
+        );
+        assert!(
+            h.query_by_label_contains("SN-TYPED-2: Ready to import")
+                .is_some()
+        );
+        drop(h);
+        drop(sim);
+    }
+
+    /// Every text the harness shows (labels and values), for comparisons with other reports.
+    fn shown_texts<S>(h: &Harness<'_, S>) -> Vec<String> {
+        use egui_kittest::kittest::NodeT;
+        h.root()
+            .children_recursive()
+            .flat_map(|n| {
+                let n = n.accesskit_node();
+                [n.label(), n.value()]
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The colour the text containing `text` is painted in (the first such text shape).
+    fn text_color<S>(h: &Harness<'_, S>, text: &str) -> egui::Color32 {
+        fn find(shape: &egui::Shape, text: &str) -> Option<egui::Color32> {
+            match shape {
+                egui::Shape::Vec(v) => v.iter().find_map(|s| find(s, text)),
+                egui::Shape::Text(t) if t.galley.text().contains(text) => Some(
+                    t.galley
+                        .job
+                        .sections
+                        .first()
+                        .map(|s| s.format.color)
+                        .filter(|c| *c != egui::Color32::PLACEHOLDER)
+                        .unwrap_or(t.fallback_color),
+                ),
+                _ => None,
+            }
+        }
+        h.output()
+            .shapes
+            .iter()
+            .find_map(|c| find(&c.shape, text))
+            .unwrap_or_else(|| panic!("no text {text:?} painted; visible:\n{}", visible_labels(h)))
+    }
+
+    /// The painted text that is exactly `text`: whether it was cut ("…") and on how many rows.
+    fn painted<S>(h: &Harness<'_, S>, text: &str) -> (bool, usize) {
+        fn find(shape: &egui::Shape, text: &str) -> Option<(bool, usize)> {
+            match shape {
+                egui::Shape::Vec(v) => v.iter().find_map(|s| find(s, text)),
+                egui::Shape::Text(t) if t.galley.text() == text => {
+                    Some((t.galley.elided, t.galley.rows.len()))
+                }
+                _ => None,
+            }
+        }
+        h.output()
+            .shapes
+            .iter()
+            .find_map(|c| find(&c.shape, text))
+            .unwrap_or_else(|| panic!("no text {text:?} painted; visible:\n{}", visible_labels(h)))
+    }
+
+    /// Issue 18: in a laptop window (1100 wide, less the step list) the import table shows the
+    /// device, its file and a 15-character serial whole, each on one line.
+    #[test]
+    fn the_import_table_fits_a_laptop_window_uncut() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+        let hp = dir.path().join("01-utf16-plain-hp.csv");
+        std::fs::copy(fixtures.join("01-utf16-plain-hp.csv"), &hp).unwrap();
+        let long = dir.path().join("long-serials.csv");
+        std::fs::write(
+            &long,
+            csv(&[(
+                "SN-ABCDEFGHIJK1",
+                &hash("SN-ABCDEFGHIJK1", "Contoso", "Laptop 7", 1),
+                "HQ",
+            )]),
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = Host {
+            page: ImportPage::new(opts()),
+            session: Session {
+                graph: Some(graph),
+                simulated: true,
+            },
+            outcomes: Outcomes::default(),
+            jobs: Vec::new(),
+            picker: Arc::new(FixedFilePicker {
+                paths: vec![hp, long],
+            }),
+            tx,
+            rx,
+            rt: rt.handle().clone(),
+        };
+        let mut h = Harness::builder()
+            .with_size([880.0, 720.0])
+            .build_ui_state(|ui, host: &mut Host| host.show(ui), host);
+        h.run_ok();
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "2 rows:");
+        for text in [
+            "HP EliteBook 840 G8 Notebook PC",
+            "01-utf16-plain-hp.csv:2",
+            "long-serials.csv:2",
+            "SN-ABCDEFGHIJK1",
+        ] {
+            assert_eq!(painted(&h, text), (false, 1), "{text} is cut or wrapped");
+        }
+        drop(h);
+        drop(sim);
+    }
+
+    /// Issue 18: the page says what `check-csv` says about the same files, for every fixture
+    /// (and the duplicate pair read together): every finding about a file or a row is on the
+    /// page, rows with errors are counted as the checker counts them, and the parts of the
+    /// page's count add up to its rows.
+    #[test]
+    fn the_page_shows_what_check_csv_reports_for_every_fixture() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(50)));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+        let mut sets: Vec<Vec<std::path::PathBuf>> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_none_or(|x| x != "py"))
+            .map(|p| vec![p])
+            .collect();
+        sets.sort();
+        sets.push(vec![
+            dir.join("duplicates-a.csv"),
+            dir.join("duplicates-b.csv"),
+        ]);
+        assert!(sets.len() > 30, "the fixtures are there");
+        for paths in sets {
+            let mut out = Vec::new();
+            autopilot_wizard::hwid::run_check_csv(&paths, true, &mut out);
+            let cli: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let mut h = harness_with(
+                &rt,
+                graph.clone(),
+                Outcomes::default(),
+                Arc::new(FixedFilePicker {
+                    paths: paths.clone(),
+                }),
+            );
+            click(&mut h, "Choose CSV files…");
+            let files = cli["files"].as_array().unwrap();
+            // Rows of a file the checker refuses as a whole are not offered for import.
+            let usable: Vec<&serde_json::Value> = files
+                .iter()
+                .filter(|f| {
+                    !f["findings"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|x| x["severity"] == "error")
+                })
+                .collect();
+            let rows: Vec<&serde_json::Value> = usable
+                .iter()
+                .flat_map(|f| f["rows"].as_array().unwrap())
+                .collect();
+            let count = format!(
+                "{} {}:",
+                rows.len(),
+                if rows.len() == 1 { "row" } else { "rows" }
+            );
+            wait_for_text(&mut h, &count);
+            let shown = shown_texts(&h);
+            let on_page = |needle: &str, also: &str| {
+                shown.iter().any(|t| t.contains(needle) && t.contains(also))
+            };
+            let name = format!("{paths:?}");
+            for f in files {
+                let file = autopilot_wizard::steps::import::file_name(f["path"].as_str().unwrap());
+                for x in f["findings"].as_array().unwrap() {
+                    let message = x["message"].as_str().unwrap();
+                    assert!(
+                        on_page(message, &file),
+                        "{name}: the file finding {message:?} is not on the page:\n{}",
+                        visible_labels(&h)
+                    );
+                }
+            }
+            for r in &rows {
+                let serial = r["serial"].as_str().unwrap();
+                for x in r["findings"].as_array().unwrap() {
+                    let message = x["message"].as_str().unwrap();
+                    assert!(
+                        on_page(&format!("{serial}: "), message),
+                        "{name}: the finding {message:?} of {serial:?} is not on the page:\n{}",
+                        visible_labels(&h)
+                    );
+                }
+            }
+            let errors = rows.iter().filter(|r| r["status"] == "error").count();
+            let fixed = rows.iter().filter(|r| r["status"] == "fixed").count();
+            let summary = shown
+                .iter()
+                .find(|t| t.starts_with(&count))
+                .cloned()
+                .unwrap();
+            assert!(
+                summary.contains(&format!(" {errors} with errors"))
+                    && summary.contains(&format!("; {fixed} fixed automatically")),
+                "{name}: {summary:?} against {errors} errors, {fixed} fixed"
+            );
+            // The parts of the count add up to the rows.
+            let parts: usize = summary[count.len()..]
+                .split(';')
+                .next()
+                .unwrap()
+                .split(',')
+                .map(|p| {
+                    p.split_whitespace()
+                        .next()
+                        .unwrap()
+                        .parse::<usize>()
+                        .unwrap()
+                })
+                .sum();
+            assert_eq!(parts, rows.len(), "{name}: {summary:?}");
+            drop(h);
+        }
+        drop(sim);
+    }
+
+    /// Issue 18: a duplicate serial with a different hash is an error in `check-csv`; the page
+    /// says the same even when the tenant has that serial (not a green "Already registered"),
+    /// and the retag offer counts only rows that will be imported.
+    #[test]
+    fn a_csv_error_wins_over_already_registered_and_is_not_offered_a_tag() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        sim.with_state(|s| {
+            let mut d = sim::autopilot::AutopilotDevice::new("ztd-dup".into(), "SN-DUP".into());
+            d.group_tag = "HQ".into();
+            d.assignment_status = "notAssigned".into();
+            s.autopilot.devices.push(d);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dup.csv");
+        std::fs::write(
+            &path,
+            csv(&[
+                ("SN-DUP", &hash("SN-DUP", "Contoso", "Laptop 7", 1), "HQ"),
+                ("SN-DUP", &hash("SN-DUP", "Contoso", "Laptop 7", 2), ""),
+                ("SN-NEW", &hash("SN-NEW", "Contoso", "Laptop 7", 3), ""),
+            ]),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        autopilot_wizard::hwid::run_check_csv(std::slice::from_ref(&path), true, &mut out);
+        let cli: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let second = &cli["files"][0]["rows"][1];
+        assert_eq!(second["status"], "error", "{second}");
+        let message = second["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        let mut h = harness(&rt, graph, tag_group("HQ"), path);
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(
+            &mut h,
+            "3 rows: 1 ready, 1 already registered (skipped), 1 with errors;",
+        );
+        let error_row = format!("SN-DUP: {message}");
+        assert!(
+            h.query_by_label_contains(&error_row).is_some(),
+            "{}",
+            visible_labels(&h)
+        );
+        assert_eq!(text_color(&h, &error_row), palette::ERROR);
+        // Registered, but no profile yet: not the green of a finished row.
+        let registered = "SN-DUP: Already registered (group tag \"HQ\", No profile assigned)";
+        assert!(h.query_by_label_contains(registered).is_some());
+        assert_ne!(text_color(&h, registered), palette::SUCCESS);
+        // Only SN-NEW is offered the tag, and the list has no blank serial.
+        assert!(
+            h.query_by_label("Give this device the group tag HQ")
+                .is_some(),
+            "{}",
+            visible_labels(&h)
+        );
+        assert!(h.query_by_label("Without a tag: SN-NEW").is_some());
+        // The tick about rows with errors is made anew for newly chosen files.
+        click(&mut h, "Exclude rows with errors");
+        assert!(support::ui::is_enabled(&h, "Import"));
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "3 rows:");
+        assert!(
+            !support::ui::is_enabled(&h, "Import"),
+            "{}",
+            visible_labels(&h)
+        );
+        drop(h);
+        drop(sim);
+    }
+
+    /// Issue 18: checking more files after a finished import is a new batch; the finished
+    /// import (and with it the steps after it) stays Done until the batch is imported, and the
+    /// Group tag column shows the tag the wizard gave.
+    #[test]
+    fn a_new_batch_leaves_the_finished_import_done_until_it_is_imported() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first.csv");
+        std::fs::write(
+            &first,
+            csv(&[("SN-B1", &hash("SN-B1", "Contoso", "Laptop 7", 1), "")]),
+        )
+        .unwrap();
+        let second = dir.path().join("second.csv");
+        std::fs::write(
+            &second,
+            csv(&[("SN-B2", &hash("SN-B2", "Contoso", "Laptop 7", 2), "HQ")]),
+        )
+        .unwrap();
+        let mut h = harness(&rt, graph, tag_group("HQ"), first);
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(&mut h, "1 row:");
+        assert_eq!(h.query_all_by_label("HQ").count(), 0, "the file has no tag");
+        click(&mut h, "Import");
+        step_until(
+            &mut h,
+            "the first import",
+            |h| h.state().page.validated(),
+            support::ui::ASYNC_TIMEOUT,
+        );
+        // The tag the wizard sent in the import row is in the Group tag column.
+        assert_eq!(
+            h.query_all_by_label("HQ").count(),
+            1,
+            "{}",
+            visible_labels(&h)
+        );
+        let done = h.state().outcomes.import.clone().unwrap();
+
+        let field = || (egui::accesskit::Role::TextInput, "CSV file paths");
+        h.get_by_role_and_label(field().0, field().1).focus();
+        h.run_ok();
+        h.get_by_role_and_label(field().0, field().1)
+            .type_text(&second.display().to_string());
+        h.run_ok();
+        click(&mut h, "Add");
+        wait_for_text(&mut h, "2 rows: 1 ready, 1 already registered (skipped)");
+        assert!(h.query_by_label_contains("A new batch").is_some());
+        assert!(h.state().page.validated(), "still Done");
+        assert_eq!(h.state().page.status(), ui::StepStatus::Done);
+        assert_eq!(
+            h.state().outcomes.import.as_ref(),
+            Some(&done),
+            "the steps after it keep their input"
+        );
+        click(&mut h, "Import");
+        step_until(
+            &mut h,
+            "the batch imported",
+            |h| {
+                h.state()
+                    .outcomes
+                    .import
+                    .as_ref()
+                    .is_some_and(|j| j.rows.len() == 2 && j.is_validated())
+            },
+            support::ui::ASYNC_TIMEOUT,
+        );
+        assert!(h.state().page.validated());
         drop(h);
         drop(sim);
     }
@@ -947,7 +1348,7 @@ mod page {
         click(&mut h, "Choose CSV files…");
         wait_for_text(&mut h, "5 rows:");
         assert!(
-            h.query_by_label("Give these 1 devices the group tag HQ")
+            h.query_by_label("Give this device the group tag HQ")
                 .is_some(),
             "visible:\n{}",
             visible_labels(&h)
@@ -985,16 +1386,13 @@ mod page {
             assert_eq!(tag("SN-T-HQ"), "HQ");
         });
         // The registered device (its file had no tag) still keeps it out: not Done.
-        wait_for_text(
-            &mut h,
-            "1 devices cannot reach the group \"Autopilot - HQ\"",
-        );
+        wait_for_text(&mut h, "1 device cannot reach the group \"Autopilot - HQ\"");
         assert!(!h.state().page.validated());
         assert!(
             h.query_by_label("Set group tag of SN-T-REG to HQ")
                 .is_some()
         );
-        click(&mut h, "Give these 1 devices the group tag HQ");
+        click(&mut h, "Give this device the group tag HQ");
         step_until(
             &mut h,
             "the registered device retagged and the step validated",
@@ -1012,6 +1410,62 @@ mod page {
         );
         drop(h);
         drop(sim);
+    }
+
+    /// Issue 18: every device of the files is registered already (with the group's tag and a
+    /// profile): nothing to upload, and the step is Done at once and says why, instead of a
+    /// greyed "Import" and a closed Next.
+    #[test]
+    fn files_whose_devices_are_all_registered_finish_the_step_without_an_upload() {
+        let rt = support::ui::runtime();
+        let (sim, graph) = rt.block_on(start(config(5)));
+        sim.with_state(|s| {
+            for (id, serial) in [("ztd-a", "SN-ALL-1"), ("ztd-b", "SN-ALL-2")] {
+                let mut d = sim::autopilot::AutopilotDevice::new(id.into(), serial.into());
+                d.group_tag = "HQ".into();
+                d.assignment_status = "assignedInSync".into();
+                s.autopilot.devices.push(d);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registered.csv");
+        std::fs::write(
+            &path,
+            csv(&[
+                (
+                    "SN-ALL-1",
+                    &hash("SN-ALL-1", "Contoso", "Laptop 7", 1),
+                    "HQ",
+                ),
+                (
+                    "SN-ALL-2",
+                    &hash("SN-ALL-2", "Contoso", "Laptop 7", 2),
+                    "HQ",
+                ),
+            ]),
+        )
+        .unwrap();
+        let mut h = harness(&rt, graph, tag_group("HQ"), path);
+        click(&mut h, "Choose CSV files…");
+        wait_for_text(
+            &mut h,
+            "Nothing to upload: 2 devices are already registered in your tenant.",
+        );
+        assert!(h.state().page.validated(), "{}", visible_labels(&h));
+        assert_eq!(h.state().page.status(), ui::StepStatus::Done);
+        let saved = h
+            .state()
+            .outcomes
+            .import
+            .clone()
+            .expect("the outcome is saved");
+        assert!(saved.is_validated());
+        assert!(
+            h.query_by_label("Import").is_none(),
+            "no greyed Import to wonder about"
+        );
+        let imports = sim.with_state(|s| s.autopilot.rows_received);
+        assert_eq!(imports, 0, "nothing was uploaded");
     }
 
     /// Choosing the files again after an 808 does not upload that device again: it keeps the
@@ -1069,7 +1523,12 @@ mod page {
         );
         let job = h.state().page.job().unwrap();
         assert_eq!(job.counts().ready, 0, "nothing goes out again");
-        assert!(!support::ui::is_enabled(&h, "Import"));
+        assert!(h.query_by_label("Import").is_none());
+        // Issue 18: no dead end; the one decision left is offered where the import was.
+        assert!(!h.state().page.validated());
+        click(&mut h, "Leave failed devices out");
+        assert!(h.state().page.validated(), "{}", visible_labels(&h));
+        assert!(h.state().outcomes.import.as_ref().unwrap().is_validated());
         drop(h);
         drop(sim);
     }

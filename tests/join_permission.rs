@@ -313,7 +313,7 @@ mod page_ui {
     use autopilot_wizard::ui::join_permission::JoinPermissionPage;
     use autopilot_wizard::ui::{Msg, Page, StepStatus};
     use egui_kittest::kittest::Queryable;
-    use support::ui::{click, runtime, type_into, wait_for_text};
+    use support::ui::{click, click_link, runtime, type_into, wait_for_text};
 
     fn extract(m: Msg) -> Option<autopilot_wizard::ui::join_permission::Msg> {
         match m {
@@ -346,7 +346,6 @@ mod page_ui {
         h.run_ok();
         assert_eq!(h.state().page.status(), StepStatus::NotStarted);
         search_and_add(&mut h, "technicians", "Add IT Technicians (group)");
-        click(&mut h, "Check join permission");
         wait_for_text(&mut h, "Every deploying user may join devices");
         assert!(
             h.query_by_label_contains("Rowan Achterberg (from IT Technicians)")
@@ -376,7 +375,6 @@ mod page_ui {
         let lucia = format!("Add {}", user(&sim, "lucia.ferrandez").label());
         search_and_add(&mut h, "lucia", &lucia);
         assert!(!h.state().page.validated(), "a change needs a new check");
-        click(&mut h, "Check join permission");
         wait_for_text(&mut h, "Not ready yet");
         assert!(
             h.query_by_label_contains("No: not named and not in IT Technicians")
@@ -388,8 +386,41 @@ mod page_ui {
         );
         assert!(!h.state().page.validated());
         assert_eq!(h.state().page.status(), StepStatus::NeedsAttention);
+        // Every link on the page reaches the system's opener with its own address.
+        for (label, url) in [
+            ("Open Entra device settings", jp::JOIN_SETTING_URL),
+            ("Open Intune automatic enrollment", jp::MDM_SETTING_URL),
+            ("Microsoft guide: allow users to join", jp::JOIN_DOC_URL),
+            ("Microsoft guide: automatic enrollment", jp::MDM_DOC_URL),
+        ] {
+            assert_eq!(click_link(&mut h, label), vec![url.to_string()], "{label}");
+        }
         drop(h);
         drop(sim);
+    }
+
+    /// Issue 18: deployers are people; a group whose rule collects devices is not offered.
+    #[test]
+    fn device_groups_are_not_offered_as_deployers() {
+        let rt = runtime();
+        let (_sim, graph) = rt.block_on(start());
+        let mut h = support::page::page_harness(
+            JoinPermissionPage::new(),
+            graph,
+            Outcomes::default(),
+            rt.handle().clone(),
+            extract,
+        );
+        h.run_ok();
+        type_into(&mut h, "Search users or groups", "a");
+        click(&mut h, "Search");
+        wait_for_text(&mut h, "Add All staff (group)");
+        assert!(
+            h.query_by_label_contains("Autopilot - All devices")
+                .is_none(),
+            "{}",
+            support::ui::visible_labels(&h)
+        );
     }
 
     #[test]
@@ -410,7 +441,6 @@ mod page_ui {
             "rowan",
             &format!("Add {}", user(&sim, "rowan.achterberg").label()),
         );
-        click(&mut h, "Check join permission");
         wait_for_text(&mut h, "Policy.Read.All");
         assert!(!h.state().page.validated());
     }

@@ -838,6 +838,11 @@ mod page {
     }
 
     fn start(seed: Seed) -> (Driver, Harness<'static, State>) {
+        start_in(seed, egui::vec2(1000.0, 2000.0), false)
+    }
+
+    /// The page at `size`, inside a scroll area (as in the window) when `scroll`.
+    fn start_in(seed: Seed, size: egui::Vec2, scroll: bool) -> (Driver, Harness<'static, State>) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let sim = rt.block_on(super::sim(seed));
         let (graph, _) = client(&sim, FULL_SCOPES);
@@ -851,15 +856,17 @@ mod page {
             outcomes: Outcomes::default(),
             jobs: Vec::new(),
         };
-        let harness = Harness::builder()
-            .with_size(egui::vec2(1000.0, 2000.0))
-            .build_ui_state(
-                |ui, s: &mut State| {
-                    let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+        let harness = Harness::builder().with_size(size).build_ui_state(
+            move |ui, s: &mut State| {
+                let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
+                if scroll {
+                    egui::ScrollArea::vertical().show(ui, |ui| s.page.ui(ui, &mut cx));
+                } else {
                     s.page.ui(ui, &mut cx);
-                },
-                state,
-            );
+                }
+            },
+            state,
+        );
         (
             Driver {
                 rt,
@@ -973,6 +980,37 @@ mod page {
         assert!(stored.preprovisioning);
         assert_eq!(stored.oobe.user_type, "administrator");
         assert_eq!(stored.oobe.device_usage_type, "singleUser");
+    }
+
+    /// Issue 18: in a laptop window the read-back confirmation of "Create profile" comes into
+    /// view by itself, under the button.
+    #[test]
+    fn the_confirmation_of_create_profile_is_scrolled_into_view() {
+        // The page area of the 1100×720 window, less the step list, banner and footer.
+        let (d, mut h) = start_in(Seed::Demo, egui::vec2(880.0, 600.0), true);
+        pump(&d, &mut h);
+        set_text(&mut h, "Name", "Contoso laptops");
+        h.get_by_label("Create profile").scroll_to_me();
+        h.run_steps(4);
+        let at = h.get_by_label("Create profile").rect();
+        assert!(at.max.y <= 600.0, "scrolled to the button: {at:?}");
+        h.get_by_label("Create profile").click();
+        pump(&d, &mut h);
+        assert!(
+            h.query_by_label("Created the profile \"Contoso laptops\".")
+                .is_some(),
+            "{}",
+            support::ui::visible_labels(&h)
+        );
+        let confirmation = h
+            .get_by_label("Read back from Graph: all 15 settings match")
+            .rect();
+        let button = h.get_by_label("Create profile").rect();
+        assert!(
+            confirmation.min.y >= 0.0 && confirmation.max.y <= 600.0,
+            "the confirmation is out of view: {confirmation:?}"
+        );
+        assert!(confirmation.min.y > button.max.y, "it is under the button");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use support::page::{PageState, page_harness};
-use support::ui::{click, runtime, step_until, visible_labels, wait_for_text};
+use support::ui::{click, click_link, runtime, step_until, visible_labels, wait_for_text};
 
 const RAW_DBUS: &str = "org.freedesktop.DBus.Error.ServiceUnknown: The name org.freedesktop.secrets was not provided by any .service files";
 
@@ -121,19 +121,73 @@ fn a_browser_that_never_answers_shows_the_address_and_the_wait_ends_with_a_messa
     no_raw_text(&h);
 }
 
+/// Where no browser opens, the page goes straight to the code sign-in: one click, no dead wait.
 #[test]
-fn where_no_browser_opens_the_page_says_so_and_the_code_sign_in_takes_over() {
+fn where_no_browser_opens_the_code_sign_in_takes_over_by_itself() {
     let rt = runtime();
     let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
     let failing: Opener = Arc::new(|_url: &str| Err(format!("xdg-open failed: {RAW_DBUS}")));
     let mut h = harness(&sim, &rt, page(&sim, failing, Duration::from_secs(300)));
     click(&mut h, "Sign in with browser");
-    wait_for_text(&mut h, "No web browser opened on this computer.");
-    no_raw_text(&h);
-    click(&mut h, "Sign in with a code instead");
     wait_for_text(&mut h, "Signed in as");
     assert!(h.state().page.validated());
     assert!(h.state().session.graph.is_some());
+    let grants = sim.with_state(|s| s.identity.token_requests.clone());
+    assert!(
+        grants.contains_key("urn:ietf:params:oauth:grant-type:device_code")
+            && !grants.contains_key("authorization_code"),
+        "{grants:?}"
+    );
+    no_raw_text(&h);
+}
+
+/// While the code is shown (the tenant waits for it), the page says why there is no browser,
+/// and its "Open the sign-in page" link reaches the system's opener.
+#[test]
+fn the_code_shown_instead_of_a_browser_says_why_and_its_link_opens() {
+    let rt = runtime();
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            approve_device_code_after_polls: 100_000,
+            ..SimConfig::test()
+        }))
+        .unwrap();
+    let failing: Opener = Arc::new(|_url: &str| Err(format!("xdg-open failed: {RAW_DBUS}")));
+    let mut h = harness(&sim, &rt, page(&sim, failing, Duration::from_secs(300)));
+    click(&mut h, "Sign in with browser");
+    wait_for_text(&mut h, "No web browser opened on this computer");
+    step_until(
+        &mut h,
+        "the code",
+        |h| matches!(h.state().page.phase(), SignInPhase::WaitingForCode(_)),
+        support::ui::ASYNC_TIMEOUT,
+    );
+    let SignInPhase::WaitingForCode(prompt) = h.state().page.phase().clone() else {
+        unreachable!()
+    };
+    assert!(h.query_by_label("Copy sign-in address").is_none());
+    no_raw_text(&h);
+    assert_eq!(
+        click_link(&mut h, "Open the sign-in page"),
+        vec![prompt.verification_uri.clone()]
+    );
+}
+
+/// A tenant without admin consent: the consent page's link reaches the system's opener.
+#[test]
+fn the_admin_consent_link_opens() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    sim.with_state(|st| st.identity.withheld_scopes = vec!["Policy.Read.All".into()]);
+    let failing: Opener = Arc::new(|_url: &str| Err("no browser".to_string()));
+    let mut h = harness(&sim, &rt, page(&sim, failing, Duration::from_secs(300)));
+    click(&mut h, "Sign in with a code");
+    wait_for_text(&mut h, "Missing permissions");
+    let SignInPhase::SignedIn(s) = h.state().page.phase().clone() else {
+        panic!("signed in")
+    };
+    let url = s.admin_consent_url.clone().expect("a consent address");
+    assert_eq!(click_link(&mut h, "Open the admin consent page"), vec![url]);
 }
 
 #[test]

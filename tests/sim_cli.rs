@@ -331,3 +331,19 @@ async fn sim_csv_passes_check_csv_and_imports() {
         .collect();
     assert_eq!(logged, serials, "the log names the serials of the upload");
 }
+
+/// Issue 18: the standalone tenant tells its user how to point the wizard at it (`--demo`
+/// would start a different tenant).
+#[tokio::test]
+async fn the_standalone_banner_names_the_flags_that_reach_this_tenant() {
+    let sim = autopilot_wizard::sim::spawn(autopilot_wizard::sim::SimConfig::test())
+        .await
+        .unwrap();
+    let text = autopilot_wizard::sim::standalone_banner(&sim);
+    let url = sim.url();
+    assert!(
+        text.contains(&format!("--graph-url {url} --login-url {url}")),
+        "{text}"
+    );
+    assert!(!text.contains("with --demo"), "{text}");
+}

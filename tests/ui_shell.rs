@@ -12,7 +12,9 @@ use autopilot_wizard::ui::profile::ProfilePage;
 use autopilot_wizard::ui::{self as wui, FixedFilePicker, StepId, StepStatus};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use support::ui::{ASYNC_TIMEOUT, click, is_enabled, step_until, visible_labels, wait_for_text};
+use support::ui::{
+    ASYNC_TIMEOUT, click, click_link, is_enabled, step_until, visible_labels, wait_for_text,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -74,7 +76,12 @@ fn next_is_disabled_before_sign_in_and_back_on_the_first_step() {
     h.run();
     assert!(!is_enabled(&h, "Next"), "Next must wait for sign-in");
     assert!(!is_enabled(&h, "Back"), "nothing before the first step");
-    assert!(h.query_by_label_contains("Microsoft docs").is_some());
+    // The footer's documentation link reaches the system's opener.
+    let docs = format!("Microsoft docs: {}", StepId::SignIn.title());
+    assert_eq!(
+        click_link(&mut h, &docs),
+        vec![StepId::SignIn.doc_url().to_string()]
+    );
     assert!(
         h.query_by_label("Simulated tenant").is_none(),
         "no banner for a real tenant"
@@ -118,6 +125,29 @@ fn demo_config_shows_the_banner_from_the_start() {
     h.run();
     assert!(h.query_by_label("Simulated tenant").is_some());
     assert_eq!(h.state().connection().auth.endpoints.login_url, url);
+}
+
+/// The demo's tenant approves every sign-in by itself, so "Sign in with browser" signs in with
+/// this one click, through the browser sign-in, also where this computer has no browser.
+#[test]
+fn in_the_demo_one_click_on_sign_in_with_browser_signs_in() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let shared = sim.shared.clone();
+    let cfg = AppConfig {
+        opener: Arc::new(|_url: &str| Err("no browser on this computer".to_string())),
+        ..config()
+    };
+    let mut h = harness(WizardApp::new(cfg.with_sim(sim), rt.handle().clone()));
+    h.run();
+    h.get_by_label("Sign in with browser").click();
+    wait_for_text(&mut h, "Signed in as");
+    let grants = shared.lock().identity.token_requests.clone();
+    assert!(
+        grants.contains_key("authorization_code") && grants.len() == 1,
+        "one browser sign-in, no code sign-in: {grants:?}"
+    );
+    assert!(is_enabled(&h, "Next"));
 }
 
 #[test]

@@ -193,6 +193,50 @@ fn the_page_shows_ready() {
     assert_eq!(h.state().page.status(), StepStatus::Done);
 }
 
+/// Issue 18: the report says the status in words (the raw value only in its own HTML column),
+/// and names the devices left out on purpose with why, on the page, in "Copy as text" and in
+/// the HTML.
+#[test]
+fn the_report_says_words_and_names_the_devices_left_out() {
+    use autopilot_wizard::steps::validate::LeftOut;
+    let report = sample_report(true).with_left_out(vec![LeftOut {
+        serial: "SN-808".into(),
+        reason: "left out after the import failed (registered to another organisation)".into(),
+    }]);
+    let mut h = page_harness(ValidatePage::new(None).with_report(report.clone()));
+    h.run();
+    h.get_by_label("Left out on purpose: 1");
+    h.get_by_label_contains("SN-808: left out after the import failed");
+    h.get_by_label("Copy as text").click();
+    h.step();
+    let copied = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            egui::OutputCommand::CopyText(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("copied");
+    assert!(copied.contains("Assigned, in sync"), "{copied}");
+    assert!(!copied.contains("assignedInSync"), "{copied}");
+    assert!(copied.contains("Left out on purpose: 1"), "{copied}");
+    assert!(
+        copied.contains("SN-808  left out after the import failed"),
+        "{copied}"
+    );
+    let html = report.to_html();
+    assert!(html.contains("<td>Assigned, in sync</td>"), "{html}");
+    assert!(html.contains("<th>Raw status</th>"));
+    assert_eq!(
+        html.matches("assignedInSync").count(),
+        1,
+        "only in its column"
+    );
+    assert!(html.contains("<td>SN-808</td><td>left out after the import failed"));
+}
+
 #[test]
 fn the_page_shows_not_ready_with_the_reason() {
     let mut h = page_harness(ValidatePage::new(None).with_report(sample_report(false)));
@@ -348,6 +392,27 @@ fn the_verdict_and_its_actions_stay_at_the_top() {
     // Statuses in words; the raw value only in the tooltip.
     assert!(h.query_all_by_label("Assigned, in sync").count() > 0);
     assert!(h.query_by_label("assignedInSync").is_none());
+}
+
+/// Issue 18: in a laptop window the devices (and those left out on purpose) are in view
+/// under the verdict, not below the checklist.
+#[test]
+fn the_devices_are_in_view_under_the_verdict() {
+    use autopilot_wizard::steps::validate::LeftOut;
+    let report = report_with_devices(3).with_left_out(vec![LeftOut {
+        serial: "SN-808".into(),
+        reason: "left out after the import failed".into(),
+    }]);
+    let mut h = laptop_harness(ValidatePage::new(None).with_report(report));
+    h.run();
+    for label in [
+        "Devices: 3 of 3 ready",
+        "VAL-0002",
+        "Left out on purpose: 1",
+    ] {
+        let r = h.get_by_label(label).rect();
+        assert!(r.max.y <= 720.0, "{label} is out of view: {r:?}");
+    }
 }
 
 #[test]

@@ -180,7 +180,7 @@ fn write_human(report: &CheckReport, no_input: bool, out: &mut dyn Write) -> std
         }
         for r in &f.rows {
             let device = match (&r.manufacturer, &r.model) {
-                (Some(m), Some(p)) => format!(" ({m} {p})"),
+                (Some(m), Some(p)) => format!(" ({})", super::device_name(m, p)),
                 (Some(m), None) => format!(" ({m})"),
                 _ => String::new(),
             };

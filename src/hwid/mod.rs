@@ -28,3 +28,38 @@ pub use model::{
 };
 pub use rows::{NormalizedHash, normalize_hash};
 pub use text::ReadError;
+
+/// "HP EliteBook 840 G8" from manufacturer "HP" and model "HP EliteBook 840 G8": the model
+/// names its maker on many PCs, and saying it twice reads as a slip.
+pub fn device_name(manufacturer: &str, model: &str) -> String {
+    let (m, p) = (manufacturer.trim(), model.trim());
+    let repeats = p
+        .get(..m.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(m))
+        && p[m.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric());
+    match (m.is_empty(), p.is_empty()) {
+        (true, _) => p.to_string(),
+        (false, true) => m.to_string(),
+        _ if repeats => p.to_string(),
+        _ => format!("{m} {p}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_maker_is_said_once() {
+        use super::device_name;
+        assert_eq!(
+            device_name("HP", "HP EliteBook 840 G8"),
+            "HP EliteBook 840 G8"
+        );
+        assert_eq!(device_name("LENOVO", "20K5S0B700"), "LENOVO 20K5S0B700");
+        assert_eq!(device_name("HP", "HPX 1"), "HP HPX 1");
+        assert_eq!(device_name("", "Laptop 7"), "Laptop 7");
+        assert_eq!(device_name("Contoso", ""), "Contoso");
+    }
+}

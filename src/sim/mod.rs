@@ -425,6 +425,8 @@ pub fn standalone_banner(sim: &SimHandle) -> String {
          \nOr use this ready-made access token (valid one hour):\
          \n  export TOKEN={token}\
          \n  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1.0/me\n\
-         \nRun the wizard against it with --demo, or point it at {url}. Press Ctrl-C to stop."
+         \nRun the wizard against this tenant (--demo starts a tenant of its own instead):\
+         \n  autopilot-wizard --graph-url {url} --login-url {url}\
+         \nPress Ctrl-C to stop."
     )
 }

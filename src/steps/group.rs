@@ -408,6 +408,47 @@ pub async fn search_groups(graph: &GraphClient, text: &str) -> Result<Vec<Group>
     Ok(page.value)
 }
 
+/// A group the search found, with why it cannot hold the Autopilot devices (`None`: it can).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundGroup {
+    pub group: Group,
+    pub problem: Option<String>,
+}
+
+/// Whether an assigned (static) group holds people: its properties do not say what its members
+/// are, so a few members are read (`@odata.type` names each one's kind).
+pub async fn holds_users(graph: &GraphClient, id: &str) -> Result<bool, GroupError> {
+    let page: crate::graph::client::Page<serde_json::Value> = graph
+        .get_json(
+            ApiVersion::V1,
+            &format!("/groups/{}/members?$select=id&$top=20", encode(id)),
+        )
+        .await
+        .map_err(graph_err("read the group's members"))?;
+    Ok(page
+        .value
+        .iter()
+        .any(|m| m.get("@odata.type").and_then(|t| t.as_str()) == Some("#microsoft.graph.user")))
+}
+
+/// The groups of [`search_groups`], each with why it cannot hold devices: besides what its
+/// properties say ([`device_group_problem`]), an assigned group that holds users is a group of
+/// people ("All staff"), not of devices.
+pub async fn search_device_groups(
+    graph: &GraphClient,
+    text: &str,
+) -> Result<Vec<FoundGroup>, GroupError> {
+    let mut out = Vec::new();
+    for group in search_groups(graph, text).await? {
+        let mut problem = device_group_problem(&group);
+        if problem.is_none() && !group.is_dynamic() && holds_users(graph, &group.id).await? {
+            problem = Some(format!("{} holds users, not devices.", group.name()));
+        }
+        out.push(FoundGroup { group, problem });
+    }
+    Ok(out)
+}
+
 /// Groups whose display name is exactly `name` (Graph compares case-insensitively).
 pub async fn find_by_display_name(
     graph: &GraphClient,

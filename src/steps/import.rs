@@ -340,6 +340,22 @@ impl ImportJob {
             .collect()
     }
 
+    /// A checked job whose every row is registered already or deliberately left out, with no
+    /// import record to clean up, is finished as it stands: the devices are there, whoever
+    /// uploaded them. Returns whether it was.
+    pub fn finish_if_nothing_to_send(&mut self) -> bool {
+        if self.phase != ImportPhase::Prechecked
+            || self.rows.is_empty()
+            || !self.unresolved().is_empty()
+            || !self.records_to_delete.is_empty()
+        {
+            return false;
+        }
+        self.phase = ImportPhase::Done;
+        self.finished = Some(Utc::now());
+        true
+    }
+
     /// Every chosen device is registered or explained and deliberately left out.
     pub fn is_validated(&self) -> bool {
         self.phase == ImportPhase::Done && self.unresolved().is_empty()

@@ -263,7 +263,17 @@ impl Deployer {
     }
 }
 
-/// Users and groups whose name starts with `text` (directory search, word prefixes).
+/// A dynamic group whose rule selects devices (`device.` properties) rather than users.
+fn collects_devices(g: &Group) -> bool {
+    let rule = g
+        .membership_rule
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    g.is_dynamic() && rule.contains("device.") && !rule.contains("user.")
+}
+
+/// Users and groups (of users) whose name starts with `text` (directory search, word prefixes).
 pub async fn search_deployers(
     graph: &GraphClient,
     text: &str,
@@ -288,7 +298,7 @@ pub async fn search_deployers(
         .get_json(
             ApiVersion::V1,
             &format!(
-                "/groups?$search={search}&$count=true&$select=id,displayName,groupTypes&$top=15"
+                "/groups?$search={search}&$count=true&$select=id,displayName,groupTypes,membershipRule&$top=15"
             ),
         )
         .await
@@ -306,10 +316,17 @@ pub async fn search_deployers(
             id: u.id,
         })
         .collect();
-    out.extend(groups.value.into_iter().map(|g| Deployer::Group {
-        name: g.name().to_string(),
-        id: g.id,
-    }));
+    // People deploy: a group whose rule collects devices has nobody to sign in.
+    out.extend(
+        groups
+            .value
+            .into_iter()
+            .filter(|g| !collects_devices(g))
+            .map(|g| Deployer::Group {
+                name: g.name().to_string(),
+                id: g.id,
+            }),
+    );
     Ok(out)
 }
 

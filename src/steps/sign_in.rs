@@ -108,6 +108,28 @@ pub struct BrowserAddress {
     pub opened: Option<Result<(), String>>,
 }
 
+/// The "browser" of the in-process simulated tenant (`--demo`): the tenant approves every
+/// sign-in by itself, so following its authorize address to the loopback listener is all a
+/// browser would do. The demo then signs in with one click, also where no browser exists.
+pub fn simulated_browser() -> Opener {
+    Arc::new(|url: &str| {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| format!("no runtime to follow the sign-in address: {e}"))?;
+        let url = url.to_string();
+        runtime.spawn(async move {
+            // Both ends are on this computer: a system proxy must not see them.
+            let client = reqwest::Client::builder().no_proxy().build();
+            if let Err(e) = match client {
+                Ok(c) => c.get(&url).send().await.map(drop),
+                Err(e) => Err(e),
+            } {
+                tracing::warn!(error = %e, "the simulated browser could not follow the sign-in address");
+            }
+        });
+        Ok(())
+    })
+}
+
 /// A started device-code sign-in: what to show, and what [`Flows::finish_device_code`] needs.
 pub struct CodeSignIn {
     pub prompt: DeviceCodePrompt,

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::board::{Board, BoardRow, GroupMembership, MemberState, Target};
+use crate::board::{Board, BoardRow, GroupMembership, MemberState, Target, words};
 use crate::graph::GraphClient;
 use crate::steps::Outcomes;
 use crate::steps::assignment;
@@ -171,6 +171,44 @@ pub struct DeviceVerdict {
     pub reason: String,
 }
 
+/// A device of the import that was left out on purpose, and why (the report names it, so a
+/// READY verdict does not hide it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub serial: String,
+    pub reason: String,
+}
+
+/// The devices of the import the person left out (of the import, or of the group), with why.
+pub fn left_out_of(outcomes: &Outcomes) -> Vec<LeftOut> {
+    let Some(job) = &outcomes.import else {
+        return Vec::new();
+    };
+    let group = outcomes
+        .group
+        .as_ref()
+        .map(|g| g.display_name.as_str())
+        .unwrap_or("the device group");
+    job.rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let reason = match &r.outcome {
+                crate::steps::import::RowOutcome::Excluded { reason } => reason.clone(),
+                _ if r.outside_group => format!(
+                    "kept out of \"{group}\" on purpose: its group tag is \"{}\"",
+                    job.effective_tag(i).unwrap_or("")
+                ),
+                _ => return None,
+            };
+            Some(LeftOut {
+                serial: r.row.serial.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -181,6 +219,9 @@ pub struct Report {
     pub items: Vec<CheckItem>,
     pub devices: Vec<DeviceVerdict>,
     pub ready: bool,
+    /// Devices of the import left out on purpose (reports saved before have none).
+    #[serde(default)]
+    pub left_out: Vec<LeftOut>,
 }
 
 impl Report {
@@ -203,7 +244,14 @@ impl Report {
             items,
             devices,
             ready,
+            left_out: Vec::new(),
         }
+    }
+
+    /// Names the devices of the import left out on purpose.
+    pub fn with_left_out(mut self, left_out: Vec<LeftOut>) -> Report {
+        self.left_out = left_out;
+        self
     }
 
     /// The first reason the tenant is not ready, for a one-line summary: the failing check by
@@ -272,7 +320,7 @@ impl Report {
                     "  [{}] {}  {}  {}  {}\n",
                     if d.ready { "✔" } else { "✘" },
                     d.serial,
-                    d.status_raw,
+                    words::assignment_status(&d.status_raw),
                     d.profile_name.as_deref().unwrap_or("-"),
                     if d.ready {
                         d.assigned_at
@@ -282,6 +330,12 @@ impl Report {
                         d.reason.clone()
                     }
                 ));
+            }
+        }
+        if !self.left_out.is_empty() {
+            s.push_str(&format!("\nLeft out on purpose: {}\n", self.left_out.len()));
+            for l in &self.left_out {
+                s.push_str(&format!("  {}  {}\n", l.serial, l.reason));
             }
         }
         s
@@ -348,21 +402,37 @@ impl Report {
             let ready = self.devices.iter().filter(|d| d.ready).count();
             h.push_str(&format!(
                 "<h2>Devices ({ready} of {} ready)</h2>\n<table><tr><th></th><th>Serial number</th>\
-                 <th>Status</th><th>Assigned profile</th><th>Date assigned</th><th>Reason</th></tr>\n",
+                 <th>Status</th><th>Assigned profile</th><th>Date assigned</th><th>Reason</th>\
+                 <th>Raw status</th></tr>\n",
                 self.devices.len()
             ));
             for d in &self.devices {
                 h.push_str(&format!(
-                    "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                     if d.ready { "pass" } else { "fail" },
                     if d.ready { "✔" } else { "✘" },
                     e(&d.serial),
-                    e(&d.status_raw),
+                    e(words::assignment_status(&d.status_raw)),
                     e(d.profile_name.as_deref().unwrap_or("-")),
                     d.assigned_at
                         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
                         .unwrap_or_else(|| "-".into()),
-                    e(&d.reason)
+                    e(&d.reason),
+                    e(&d.status_raw)
+                ));
+            }
+            h.push_str("</table>\n");
+        }
+        if !self.left_out.is_empty() {
+            h.push_str(&format!(
+                "<h2>Left out on purpose ({})</h2>\n<table><tr><th>Serial number</th><th>Why</th></tr>\n",
+                self.left_out.len()
+            ));
+            for l in &self.left_out {
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td></tr>\n",
+                    e(&l.serial),
+                    e(&l.reason)
                 ));
             }
             h.push_str("</table>\n");
@@ -486,6 +556,7 @@ pub async fn run(graph: &GraphClient, inputs: &ValidateInputs) -> Report {
         items,
         devices,
     )
+    .with_left_out(left_out_of(&inputs.outcomes))
 }
 
 fn scope_text(s: &Scope) -> String {
@@ -1009,6 +1080,47 @@ fn devices_advice(board: &Board, not_registered: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18: the 808 device left out of the import, and a device kept out of the group on
+    /// purpose, are named in the report with why; the others are not.
+    #[test]
+    fn devices_left_out_on_purpose_are_named_with_why() {
+        use crate::steps::import::{ImportJob, ImportRow, RowOutcome};
+        let row = |serial: &str, tag: &str| ImportRow {
+            serial: serial.into(),
+            product_key: String::new(),
+            hash: String::new(),
+            group_tag: tag.into(),
+            assigned_user: String::new(),
+            file: "a.csv".into(),
+            line: 2,
+        };
+        let mut job = ImportJob::new(vec![
+            row("SN-OK", "HQ"),
+            row("SN-808", "HQ"),
+            row("SN-LAB", "Lab"),
+        ]);
+        job.rows[0].outcome = RowOutcome::Registered {
+            device_id: "d1".into(),
+        };
+        job.rows[1].outcome = RowOutcome::Excluded {
+            reason: "left out after the import failed (808)".into(),
+        };
+        job.rows[2].outcome = RowOutcome::Registered {
+            device_id: "d3".into(),
+        };
+        job.rows[2].outside_group = true;
+        let outcomes = Outcomes {
+            import: Some(job),
+            ..Outcomes::default()
+        };
+        let left = left_out_of(&outcomes);
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(left[0].serial, "SN-808");
+        assert!(left[0].reason.contains("808"));
+        assert_eq!(left[1].serial, "SN-LAB");
+        assert!(left[1].reason.contains("\"Lab\""), "{}", left[1].reason);
+    }
 
     fn item(id: CheckId, v: Verdict) -> CheckItem {
         CheckItem::new(

@@ -608,10 +608,13 @@ impl AssignmentPage {
         };
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(format!("{} {whose}", s.total)).strong());
+            // A swatch of the chip's colour, not the chip again: the legend fits one line of a
+            // laptop window.
             for c in Chip::ALL {
-                chip(ui, c, c.label());
+                let (swatch, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), Sense::hover());
+                ui.painter().rect_filled(swatch, 2.0, chip_color(c));
                 ui.label(format!("{}: {}", c.label(), s.count(c)));
-                ui.add_space(6.0);
+                ui.add_space(4.0);
             }
         });
         // The bar: one segment per status, assigned first, so it fills from the left.
@@ -706,8 +709,8 @@ impl AssignmentPage {
                 fix.label(),
                 DetailAction::SetTag(id.to_string(), tag.clone()),
             ),
-            FixAction::Wait => ("Check now".to_string(), DetailAction::Refresh),
-            FixAction::None | FixAction::Manual => return,
+            // Waiting needs no button of its own: "Check now" is in the toolbar above.
+            FixAction::Wait | FixAction::None | FixAction::Manual => return,
         };
         let sync_blocked = matches!(fix, FixAction::SyncNow)
             && (self.sync.is_running() || self.sync_wait().is_some());
@@ -753,6 +756,12 @@ impl AssignmentPage {
                     None => {
                         ui.weak("Automatic checks are off");
                     }
+                }
+                if let Some(b) = &self.board {
+                    ui.weak(format!(
+                        "last checked {}",
+                        b.loaded_at.with_timezone(&chrono::Local).format("%H:%M:%S")
+                    ));
                 }
             }
             let mut auto = self.auto_refresh;
@@ -802,8 +811,10 @@ impl AssignmentPage {
                 if ui.button("Stop waiting").clicked() {
                     *action = Some(DetailAction::StopRun);
                 }
-            } else {
-                let n = self.run_devices().len();
+            } else if !(self.scoped.total > 0 && self.scoped.ready == self.scoped.total) {
+                // Nothing left to wait for once every device has the profile. The count comes
+                // from the scope's summary (computed once per change), not a walk of every row.
+                let n = self.scoped.total;
                 let (label, hover) = self.run_words(n);
                 if ui
                     .add_enabled(n > 0, egui::Button::new(label))
@@ -925,7 +936,11 @@ impl AssignmentPage {
                         ui.add(egui::Label::new(value).wrap());
                         ui.end_row();
                     };
-                    field(ui, "Device", format!("{} {}", row.manufacturer, row.model));
+                    field(
+                        ui,
+                        "Device",
+                        crate::hwid::device_name(&row.manufacturer, &row.model),
+                    );
                     field(ui, "Group tag", or_none(&row.group_tag));
                     field(ui, "Group", row.membership.label().to_string());
                     field(

@@ -14,7 +14,7 @@ use crate::ui::{Page, PageCx, Phase, StepId, StepStatus};
 /// Messages from this page's background jobs.
 #[derive(Debug)]
 pub enum Msg {
-    Searched(Result<Vec<Group>, String>),
+    Searched(Result<Vec<step::FoundGroup>, String>),
     Created(Result<CreateOutcome, String>),
     ReadBack(Result<ReadBack, String>),
     Assigned(Result<(AssignmentOutcome, Vec<Conflict>), String>),
@@ -84,7 +84,7 @@ pub struct GroupPage {
     form: Form,
     field_errors: Vec<FieldError>,
     search_text: String,
-    search: Phase<Vec<Group>>,
+    search: Phase<Vec<step::FoundGroup>>,
     create: Phase<CreateOutcome>,
     /// What the read-back must show.
     expected: Option<GroupKind>,
@@ -100,6 +100,9 @@ pub struct GroupPage {
     /// Checking the step again (after a restart or sign-in): once the group reads back, look
     /// up its assignment instead of making one.
     recheck_assignment: bool,
+    /// The group is being created with the profile of step 3 at hand: once it reads back as
+    /// expected, the profile is assigned to it (one action; both are read back).
+    assign_after_read: bool,
 }
 
 /// Whether `profile` is still assigned to `group`, and what competes with it. Reads only: a
@@ -154,7 +157,7 @@ impl GroupPage {
         };
         cx.spawn("Search groups", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
-            let r = step::search_groups(&graph, &text)
+            let r = step::search_device_groups(&graph, &text)
                 .await
                 .map_err(|e| e.to_string());
             send(&out, Msg::Searched(r));
@@ -397,10 +400,17 @@ impl GroupPage {
                 Err(_) => {}
             }
         }
+        // The group exists to receive the profile: with one at hand, both happen on one click.
+        let label = if cx.outcomes.profile.is_some() {
+            "Create group and assign the profile"
+        } else {
+            "Create group"
+        };
         if ui
-            .add_enabled(!self.create.is_running(), egui::Button::new("Create group"))
+            .add_enabled(!self.create.is_running(), egui::Button::new(label))
             .clicked()
         {
+            self.assign_after_read = cx.outcomes.profile.is_some();
             self.start_create(cx);
         }
         match &self.create {
@@ -453,13 +463,13 @@ impl GroupPage {
                 ui.label("No group found. Try the start of a word of its name, or create one.");
             }
             Phase::Done(groups) => {
-                let (fit, unfit): (Vec<&Group>, Vec<&Group>) = groups
-                    .iter()
-                    .partition(|g| step::device_group_problem(g).is_none());
+                let (fit, unfit): (Vec<&step::FoundGroup>, Vec<&step::FoundGroup>) =
+                    groups.iter().partition(|g| g.problem.is_none());
                 if fit.is_empty() {
                     ui.label("None of the groups found can hold devices. Create one instead.");
                 }
                 for g in fit {
+                    let g = &g.group;
                     ui.horizontal(|ui| {
                         if ui.button(format!("Use {}", g.name())).clicked() {
                             pick = Some(g.clone());
@@ -475,7 +485,7 @@ impl GroupPage {
                 if !unfit.is_empty() {
                     ui.label(RichText::new("Not device groups (cannot be used):").weak());
                     for g in unfit {
-                        let why = step::device_group_problem(g).unwrap_or_default();
+                        let why = g.problem.clone().unwrap_or_default();
                         ui.label(RichText::new(format!("Not usable: {why}")).weak());
                     }
                 }
@@ -589,17 +599,19 @@ impl GroupPage {
                 &mut self.acknowledged,
                 "I will remove that assignment in Intune, continue",
             );
-            if matches!(
-                self.assign.done(),
-                Some((AssignmentOutcome::Created { .. }, _))
-            ) {
-                undo = ui
-                    .add_enabled(
-                        !self.undo.is_running(),
-                        egui::Button::new("Undo: remove the assignment this wizard made"),
-                    )
-                    .clicked();
-            }
+        }
+        // A wrong group is undone where it was made, whatever else the assignment found.
+        if matches!(
+            self.assign.done(),
+            Some((AssignmentOutcome::Created { .. }, _))
+        ) && !matches!(self.undo, Phase::Done(()))
+        {
+            undo = ui
+                .add_enabled(
+                    !self.undo.is_running(),
+                    egui::Button::new("Undo: remove the assignment this wizard made"),
+                )
+                .clicked();
         }
         match &self.undo {
             Phase::Running { what } => running(ui, what),
@@ -659,7 +671,10 @@ impl Page for GroupPage {
                     Err(e) => Phase::Failed(e),
                 }
             }
-            Msg::Created(Err(e)) => self.create = Phase::Failed(e),
+            Msg::Created(Err(e)) => {
+                self.assign_after_read = false;
+                self.create = Phase::Failed(e)
+            }
             Msg::Created(Ok(outcome)) => {
                 if let CreateOutcome::Created(g) = &outcome {
                     self.existing_note = None;
@@ -667,11 +682,14 @@ impl Page for GroupPage {
                     self.create = Phase::Done(outcome);
                     self.start_read_back(cx, id);
                 } else {
+                    // Another group of that name exists: whether to use it is asked first.
+                    self.assign_after_read = false;
                     self.create = Phase::Done(outcome);
                 }
             }
             Msg::ReadBack(Err(e)) => {
                 self.recheck_assignment = false;
+                self.assign_after_read = false;
                 self.read = Phase::Failed(e)
             }
             Msg::ReadBack(Ok(r)) => {
@@ -684,8 +702,11 @@ impl Page for GroupPage {
                     cx.outcomes.group = Some(r.group.clone());
                 }
                 self.read = Phase::Done(r);
+                let assign = std::mem::take(&mut self.assign_after_read);
                 if std::mem::take(&mut self.recheck_assignment) && self.read_problem.is_none() {
                     self.start_assignment_check(cx);
+                } else if assign && self.read_problem.is_none() {
+                    self.start_assign(cx);
                 }
             }
             Msg::Assigned(r) => {

@@ -57,14 +57,26 @@ struct Preview {
     model: String,
     group_tag: String,
     status: RowStatus,
+    /// The first error, else the first finding (the reason a row is left out).
     first_finding: String,
+    /// Every finding of the checker on this row, in its order (the page says what
+    /// `check-csv` says).
+    findings: Vec<String>,
+}
+
+impl Preview {
+    /// What the checker found, all of it; empty when nothing.
+    fn findings_text(&self) -> String {
+        self.findings.join(" · ")
+    }
 }
 
 pub struct ImportPage {
     stage: Stage,
     files: Vec<PathBuf>,
     preview: Vec<Preview>,
-    file_problems: Vec<String>,
+    /// The checker's findings about whole files (errors, warnings and repairs).
+    file_problems: Vec<(hwid::Severity, String)>,
     /// Rows with CSV errors are left out of the import (instead of blocking it).
     exclude_errors: bool,
     job: Option<ImportJob>,
@@ -78,6 +90,9 @@ pub struct ImportPage {
     open_field: OpenFilesField,
     /// The job before the files were chosen again (its 808 results are kept).
     earlier: Option<ImportJob>,
+    /// The finished import a new batch was checked after: the step stays Done on it (and the
+    /// steps after it keep theirs) until the new batch is imported.
+    done_before: Option<ImportJob>,
     /// How many rows kept an earlier 808 result instead of being uploaded again.
     kept_808: usize,
     /// The group tags step 4's group collects (`None`: the group does not go by tag).
@@ -86,6 +101,9 @@ pub struct ImportPage {
     retag_empty: bool,
     /// For rows that carry a different tag: use the group's tag (true) or keep theirs.
     tag_choice: std::collections::HashMap<usize, bool>,
+    /// Registered devices of this batch the wizard gave the group's tag (read back): said in
+    /// the place of the offer, so nothing under the pointer moves when it is done.
+    retagged: Vec<String>,
     this_pc: super::harvest::ThisPc,
 }
 
@@ -144,17 +162,21 @@ impl ImportPage {
             options,
             open_field: OpenFilesField::default(),
             earlier: None,
+            done_before: None,
             kept_808: 0,
             group_tags: None,
             retag_empty: true,
             tag_choice: Default::default(),
+            retagged: Vec::new(),
             this_pc: Default::default(),
         }
     }
 
     /// Takes up a job persisted by an earlier run (finished or not).
     fn restore_saved_job(&mut self, cx: &PageCx<'_>) {
+        // Only into an empty page: while a new batch is read, the saved job is the earlier one.
         if self.job.is_none()
+            && self.stage == Stage::Empty
             && let Some(saved) = cx.outcomes.import.clone()
         {
             self.counts = saved.counts();
@@ -169,6 +191,67 @@ impl ImportPage {
 
     pub fn job(&self) -> Option<&ImportJob> {
         self.job.as_ref()
+    }
+
+    /// "6 rows: 2 ready, 3 already registered (skipped), 1 with errors": every row counted
+    /// once, a row with a CSV error as that whatever the tenant knows of it, so the parts add
+    /// up to the whole.
+    fn ready_summary(&self) -> String {
+        let rows = self.job.as_ref().map(|j| j.rows.as_slice()).unwrap_or(&[]);
+        let (mut ready, mut registered, mut errors, mut failed, mut left_out, mut waiting) =
+            (0, 0, 0, 0, 0, 0);
+        for (i, r) in rows.iter().enumerate() {
+            let csv_error = self
+                .preview
+                .get(i)
+                .is_some_and(|p| p.status == RowStatus::Error);
+            match &r.outcome {
+                RowOutcome::Excluded { .. } => left_out += 1,
+                _ if csv_error => errors += 1,
+                RowOutcome::Duplicate { .. } => left_out += 1,
+                RowOutcome::Ready => ready += 1,
+                RowOutcome::AlreadyRegistered { .. } | RowOutcome::Registered { .. } => {
+                    registered += 1
+                }
+                RowOutcome::Failed { .. } => failed += 1,
+                RowOutcome::Submitted { .. } | RowOutcome::Imported { .. } => waiting += 1,
+            }
+        }
+        let mut parts = vec![
+            format!("{ready} ready"),
+            format!("{registered} already registered (skipped)"),
+            format!("{errors} with errors"),
+        ];
+        for (n, what) in [
+            (failed, "cannot be imported"),
+            (left_out, "left out"),
+            (waiting, "uploaded earlier, still being processed"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let fixed = self
+            .preview
+            .iter()
+            .filter(|p| p.status == RowStatus::Fixed)
+            .count();
+        let n = rows.len();
+        format!(
+            "{n} {}: {}; {fixed} fixed automatically",
+            if n == 1 { "row" } else { "rows" },
+            parts.join(", ")
+        )
+    }
+
+    /// Registered is not enough: every device must also be able to join step 4's group (or
+    /// have been left out of it on purpose).
+    fn job_validated(&self, j: &ImportJob) -> bool {
+        j.is_validated()
+            && self
+                .group_tags
+                .as_ref()
+                .is_none_or(|tags| j.kept_out_of_group(tags).is_empty())
     }
 
     fn error_rows(&self) -> usize {
@@ -189,6 +272,24 @@ impl ImportPage {
                 out.send(super::Msg::Import(Msg::Picked(picked)));
             },
         );
+    }
+
+    /// Files the person chose anew (the dialog): they replace the list, and the choice about
+    /// rows with errors is made again for them.
+    fn choose(&mut self, paths: Vec<PathBuf>, cx: &mut PageCx<'_>) {
+        self.exclude_errors = false;
+        self.read(paths, cx);
+    }
+
+    /// Files typed or dropped: "Add" adds them to the ones already chosen.
+    fn add_files(&mut self, paths: Vec<PathBuf>, cx: &mut PageCx<'_>) {
+        let mut all = self.files.clone();
+        for p in paths {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        self.choose(all, cx);
     }
 
     fn read(&mut self, paths: Vec<PathBuf>, cx: &mut PageCx<'_>) {
@@ -233,6 +334,7 @@ impl ImportPage {
                     group_tag: r.group_tag.clone(),
                     status: r.status,
                     first_finding: String::new(),
+                    findings: r.findings.iter().map(|x| x.message.clone()).collect(),
                 })
             })
             .collect();
@@ -245,8 +347,7 @@ impl ImportPage {
             .flat_map(|f| {
                 f.findings
                     .iter()
-                    .filter(|x| x.severity == hwid::Severity::Error)
-                    .map(move |x| format!("{}: {}", file_name(&f.path), x.message))
+                    .map(move |x| (x.severity, format!("{}: {}", file_name(&f.path), x.message)))
             })
             .collect();
         let Some(graph) = cx.graph() else {
@@ -310,6 +411,8 @@ impl ImportPage {
         self.job = Some(job.clone());
         self.stage = Stage::Importing;
         self.notes.clear();
+        // From here on this batch is the step's result.
+        self.done_before = None;
         let opts = self.options.clone();
         let token = cx.spawn("Importing devices", move |out: Outbox, cancel| async move {
             let events = out.clone();
@@ -350,8 +453,8 @@ impl ImportPage {
 
     fn summary_line(c: &ImportCounts) -> String {
         format!(
-            "{} devices: {} registered, {} already registered, {} waiting, {} failed, {} left out",
-            c.total,
+            "{}: {} registered, {} already registered, {} waiting, {} failed, {} left out",
+            n_devices(c.total),
             c.registered,
             c.already_registered,
             c.ready + c.submitted + c.imported,
@@ -369,7 +472,7 @@ impl ImportPage {
         {
             OpenAction::None => {}
             OpenAction::Dialog => self.pick(cx),
-            OpenAction::Paths(paths) => self.read(paths, cx),
+            OpenAction::Paths(paths) => self.add_files(paths, cx),
         }
         self.this_pc.ui(ui, cx, busy);
         self.this_pc.status_ui(ui);
@@ -397,7 +500,13 @@ impl ImportPage {
         };
         let Some(job) = &self.job else { return false };
         let wanted = tags.first().cloned().unwrap_or_default();
-        let kept_out = job.kept_out_of_group(&tags);
+        // Rows with a CSV error are not imported as they stand: nothing to tag there.
+        let preview = &self.preview;
+        let kept_out: Vec<usize> = job
+            .kept_out_of_group(&tags)
+            .into_iter()
+            .filter(|&i| preview.get(i).is_none_or(|p| p.status != RowStatus::Error))
+            .collect();
         let empty: Vec<usize> = kept_out
             .iter()
             .copied()
@@ -427,6 +536,19 @@ impl ImportPage {
             .filter(|&i| matches!(job.rows[i].outcome, RowOutcome::AlreadyRegistered { .. }))
             .collect();
         if empty.is_empty() && differ.is_empty() && registered.is_empty() {
+            if !self.retagged.is_empty() {
+                ui.separator();
+                ui.label(
+                    RichText::new(format!(
+                        "The group \"{group}\" collects devices with the group tag {wanted}:"
+                    ))
+                    .strong(),
+                );
+                ui.label(format!(
+                    "Gave {} the group tag {wanted}; read back from Intune.",
+                    self.retagged.join(", ")
+                ));
+            }
             return false;
         }
         ui.separator();
@@ -440,7 +562,7 @@ impl ImportPage {
         if !empty.is_empty() {
             ui.checkbox(
                 &mut self.retag_empty,
-                format!("Give these {} devices the group tag {wanted}", empty.len()),
+                format!("Give {} the group tag {wanted}", these(empty.len())),
             );
             let serials: Vec<&str> = empty
                 .iter()
@@ -474,7 +596,10 @@ impl ImportPage {
         if open > 0 {
             ui.colored_label(
                 ui.visuals().warn_fg_color,
-                format!("Choose a group tag for the {open} devices above before importing."),
+                format!(
+                    "Choose a group tag for the {} above before importing.",
+                    n_devices(open)
+                ),
             );
         }
         if !registered.is_empty() {
@@ -517,8 +642,13 @@ impl ImportPage {
         ui.colored_label(
             ui.visuals().error_fg_color,
             format!(
-                "{} devices cannot reach the group \"{group}\": their group tag is not {wanted} ({}).",
-                kept_out.len(),
+                "{} reach the group \"{group}\": {} group tag is not {wanted} ({}).",
+                if kept_out.len() == 1 {
+                    "1 device cannot".to_string()
+                } else {
+                    format!("{} devices cannot", kept_out.len())
+                },
+                if kept_out.len() == 1 { "its" } else { "their" },
                 serials.join(", ")
             ),
         );
@@ -534,8 +664,8 @@ impl ImportPage {
             if !retag.is_empty()
                 && ui
                     .button(format!(
-                        "Give these {} devices the group tag {wanted}",
-                        retag.len()
+                        "Give {} the group tag {wanted}",
+                        these(retag.len())
                     ))
                     .clicked()
             {
@@ -567,28 +697,22 @@ impl ImportPage {
             .id_salt("import-rows")
             .striped(true)
             .max_scroll_height(320.0)
+            // One column for maker and model (said once), so that the device, its file and a
+            // 15-character serial fit a laptop window whole; the status wraps onto a second line.
             .column(Column::auto().at_least(110.0))
-            .column(Column::auto().at_least(90.0))
-            .column(Column::auto().at_least(90.0).at_most(170.0))
+            .column(Column::auto().at_least(90.0).at_most(260.0))
             .column(Column::auto().at_least(70.0))
-            .column(Column::auto().at_least(70.0).at_most(170.0))
-            .column(Column::remainder().at_least(260.0))
+            .column(Column::auto().at_least(70.0).at_most(230.0))
+            .column(Column::remainder().at_least(200.0))
             .header(20.0, |mut h| {
-                for t in [
-                    "Serial",
-                    "Manufacturer",
-                    "Model",
-                    "Group tag",
-                    "File",
-                    "Status",
-                ] {
+                for t in ["Serial", "Device", "Group tag", "File", "Status"] {
                     h.col(|ui| {
                         ui.strong(t);
                     });
                 }
             })
             .body(|body| {
-                body.rows(22.0, n, |mut row| {
+                body.rows(36.0, n, |mut row| {
                     let i = row.index();
                     let p = self.preview.get(i);
                     let j = job_rows.get(i);
@@ -597,22 +721,25 @@ impl ImportPage {
                         .or(j.map(|j| j.row.serial.clone()))
                         .unwrap_or_default();
                     row.col(|ui| {
-                        ui.label(&serial);
+                        ui.add(egui::Label::new(&serial).extend());
                     });
                     row.col(|ui| {
-                        ui.label(p.map(|p| p.manufacturer.as_str()).unwrap_or(""));
+                        let device = p
+                            .map(|p| hwid::device_name(&p.manufacturer, &p.model))
+                            .unwrap_or_default();
+                        ui.add(egui::Label::new(device).extend());
                     });
                     row.col(|ui| {
-                        // One line (full text on hover): the status needs the width.
-                        let model = p.map(|p| p.model.as_str()).unwrap_or("");
-                        ui.add(egui::Label::new(model).truncate());
-                    });
-                    row.col(|ui| {
-                        ui.label(
-                            p.map(|p| p.group_tag.clone())
-                                .or(j.map(|j| j.row.group_tag.clone()))
-                                .unwrap_or_default(),
-                        );
+                        // The tag the device has or gets (the tenant's, or the one this wizard
+                        // sets), not only the file's.
+                        let tag = match j.map(|j| (&j.outcome, &j.row.group_tag)) {
+                            Some((RowOutcome::AlreadyRegistered { group_tag, .. }, _)) => {
+                                group_tag.clone()
+                            }
+                            Some((_, tag)) => tag.clone(),
+                            None => p.map(|p| p.group_tag.clone()).unwrap_or_default(),
+                        };
+                        ui.label(tag);
                     });
                     row.col(|ui| {
                         let (f, l) = p
@@ -624,34 +751,56 @@ impl ImportPage {
                         } else {
                             format!("{f}:{l}")
                         };
-                        ui.add(egui::Label::new(place).truncate());
+                        ui.add(egui::Label::new(place).extend());
                     });
                     row.col(|ui| {
+                        // Two lines at most (the full text on hover): rows keep their height.
+                        let line = |ui: &mut egui::Ui, text: String, color: egui::Color32| {
+                            let mut job = egui::text::LayoutJob::simple(
+                                text,
+                                egui::TextStyle::Body.resolve(ui.style()),
+                                color,
+                                ui.available_width(),
+                            );
+                            job.wrap.max_rows = 2;
+                            ui.add(egui::Label::new(job));
+                        };
+                        let found = p.map(Preview::findings_text).unwrap_or_default();
                         let csv_error = p.filter(|p| p.status == RowStatus::Error);
                         match (j.map(|j| &j.outcome), csv_error) {
-                            (
-                                Some(RowOutcome::Ready | RowOutcome::Failed { .. }) | None,
-                                Some(p),
-                            ) => {
-                                ui.label(
-                                    RichText::new(format!("{serial}: {}", p.first_finding))
-                                        .color(palette::ERROR),
+                            // Left out on purpose: that is what happens to the row now.
+                            (Some(o @ RowOutcome::Excluded { .. }), _) => {
+                                line(
+                                    ui,
+                                    format!("{serial}: {}", o.label()),
+                                    ui.visuals().text_color(),
                                 );
                             }
-                            (Some(o), _) => {
+                            // The checker's error wins over what the tenant knows: such a row
+                            // is not imported as it stands (`check-csv` says the same).
+                            (_, Some(_)) => {
+                                line(ui, format!("{serial}: {found}"), palette::ERROR);
+                            }
+                            (Some(o), None) => {
                                 let color = match o {
                                     RowOutcome::Failed { .. } => palette::ERROR,
-                                    RowOutcome::Registered { .. }
-                                    | RowOutcome::AlreadyRegistered { .. } => palette::SUCCESS,
+                                    RowOutcome::Registered { .. } => palette::SUCCESS,
+                                    // Registered but without a profile is not the end yet.
+                                    RowOutcome::AlreadyRegistered { profile_status, .. }
+                                        if profile_status.starts_with("Profile assigned") =>
+                                    {
+                                        palette::SUCCESS
+                                    }
+                                    RowOutcome::AlreadyRegistered { .. } => {
+                                        ui.visuals().warn_fg_color
+                                    }
                                     _ => ui.visuals().text_color(),
                                 };
                                 let mut text = format!("{serial}: {}", o.label());
-                                if let (RowOutcome::Ready, Some(p)) = (o, p)
-                                    && !p.first_finding.is_empty()
-                                {
-                                    text = format!("{text} ({})", p.first_finding);
+                                if !found.is_empty() {
+                                    text = format!("{text} ({found})");
                                 }
-                                ui.label(RichText::new(text).color(color));
+                                line(ui, text, color);
                                 if let RowOutcome::AlreadyRegistered {
                                     device_id,
                                     group_tag,
@@ -681,8 +830,7 @@ impl ImportPage {
                                 }
                             }
                             (None, None) => {
-                                let f = p.map(|p| p.first_finding.as_str()).unwrap_or("");
-                                ui.label(format!("{serial}: {f}"));
+                                line(ui, format!("{serial}: {found}"), ui.visuals().text_color());
                             }
                         }
                     });
@@ -708,7 +856,7 @@ impl Page for ImportPage {
                 .collect()
         });
         if !dropped.is_empty() && !matches!(self.stage, Stage::Importing) {
-            self.read(dropped, cx);
+            self.add_files(dropped, cx);
         }
 
         self.group_tags = match group_need(cx.outcomes) {
@@ -725,8 +873,13 @@ impl Page for ImportPage {
             ui.label(RichText::new(hint).strong());
         }
         self.toolbar(ui, cx);
-        for p in &self.file_problems {
-            ui.colored_label(palette::ERROR, p);
+        for (severity, p) in &self.file_problems {
+            let color = match severity {
+                hwid::Severity::Error => palette::ERROR,
+                hwid::Severity::Warning => ui.visuals().warn_fg_color,
+                hwid::Severity::Fixed => ui.visuals().text_color(),
+            };
+            ui.colored_label(color, p);
         }
 
         match self.stage.clone() {
@@ -743,32 +896,13 @@ impl Page for ImportPage {
             Stage::Ready => {
                 let c = self.job.as_ref().map(|j| j.counts()).unwrap_or_default();
                 let errors = self.error_rows();
-                let ready = self.job.as_ref().map_or(0, |j| {
-                    j.rows
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, r)| {
-                            r.outcome == RowOutcome::Ready
-                                && self
-                                    .preview
-                                    .get(*i)
-                                    .is_none_or(|p| p.status != RowStatus::Error)
-                        })
-                        .count()
-                });
-                let fixed = self
-                    .preview
-                    .iter()
-                    .filter(|p| p.status == RowStatus::Fixed)
-                    .count();
-                ui.label(format!(
-                    "{} rows: {} ready, {} fixed automatically, {} already registered (skipped), {} with errors",
-                    c.total,
-                    ready,
-                    fixed,
-                    c.already_registered,
-                    errors
-                ));
+                ui.label(self.ready_summary());
+                if self.done_before.is_some() {
+                    ui.label(
+                        "A new batch: the import you finished stays done, and so do the steps \
+                         after it, until you import this one.",
+                    );
+                }
                 let resuming = self
                     .job
                     .as_ref()
@@ -781,9 +915,10 @@ impl Page for ImportPage {
                     ui.colored_label(
                         palette::ERROR,
                         format!(
-                            "{} devices already failed with 808 earlier in this job (registered to another \
-                             organisation) and are not uploaded again. {}",
-                            self.kept_808,
+                            "{} already failed with 808 earlier in this job (registered to another \
+                             organisation) and {} not uploaded again. {}",
+                            n_devices(self.kept_808),
+                            if self.kept_808 == 1 { "is" } else { "are" },
                             import::explain(808, "").action
                         ),
                     );
@@ -801,11 +936,27 @@ impl Page for ImportPage {
                     "Import"
                 };
                 let anything = c.ready > 0 || c.submitted > 0 || c.imported > 0 || resuming;
-                if ui
-                    .add_enabled(!blocked && anything, egui::Button::new(label))
-                    .clicked()
-                {
-                    self.start(cx);
+                if anything {
+                    if ui.add_enabled(!blocked, egui::Button::new(label)).clicked() {
+                        self.start(cx);
+                    }
+                } else if c.failed > 0 {
+                    // Nothing can go out: the failed rows are the only thing left to decide.
+                    ui.label(format!(
+                        "Nothing to upload: the other devices are registered already or left out, and {} cannot be imported (see the list).",
+                        n_devices(c.failed)
+                    ));
+                    if ui.button("Leave failed devices out").clicked()
+                        && let Some(j) = &mut self.job
+                    {
+                        j.exclude_failed("left out: it cannot be imported");
+                        if j.finish_if_nothing_to_send() {
+                            self.stage = Stage::Finished;
+                            self.done_before = None;
+                        }
+                        self.counts = j.counts();
+                        cx.outcomes.import = Some(j.clone());
+                    }
                 }
             }
             Stage::Importing => {
@@ -829,7 +980,16 @@ impl Page for ImportPage {
             }
             Stage::Finished => {
                 let c = self.job.as_ref().map(|j| j.counts()).unwrap_or_default();
-                ui.label(format!("Import finished. {}", Self::summary_line(&c)));
+                let uploaded = c.registered + c.submitted + c.imported;
+                if uploaded == 0 && c.already_registered > 0 {
+                    ui.label(format!(
+                        "Nothing to upload: {} already registered in your tenant. {}",
+                        is_are(c.already_registered),
+                        Self::summary_line(&c)
+                    ));
+                } else {
+                    ui.label(format!("Import finished. {}", Self::summary_line(&c)));
+                }
                 // Retrying helps only with the service's transient errors (not an 808).
                 let retryable = self.job.as_ref().is_some_and(|j| {
                     j.rows.iter().any(|r| {
@@ -877,18 +1037,25 @@ impl Page for ImportPage {
             Msg::Picked(picked) => {
                 self.open_field.dialog_result(&picked);
                 if let super::Picked::Files(paths) = picked {
-                    self.read(paths, cx);
+                    self.choose(paths, cx);
                 }
             }
             Msg::Read(report) => {
+                // A finished import stays the step's result until the new batch is imported.
+                if self.validated() && self.done_before.is_none() {
+                    self.done_before = self.job.clone().or_else(|| cx.outcomes.import.clone());
+                }
                 // The earlier job of this session (or the saved one) keeps its 808 results.
                 if let Some(j) = self.job.take().or_else(|| cx.outcomes.import.clone()) {
                     self.earlier = Some(j);
                 }
                 self.kept_808 = 0;
                 self.tag_choice.clear();
+                self.retagged.clear();
                 self.retag_empty = true;
-                cx.outcomes.import = None;
+                if self.done_before.is_none() {
+                    cx.outcomes.import = None;
+                }
                 let report = self.this_pc.include(*report);
                 self.precheck(&report, cx);
             }
@@ -907,8 +1074,16 @@ impl Page for ImportPage {
                     self.kept_808 = job.keep_earlier_808(earlier);
                 }
                 self.counts = job.counts();
+                // Nothing to upload is not a dead end: the devices are there already.
+                let finished = job.finish_if_nothing_to_send();
                 self.job = Some(*job);
-                self.stage = Stage::Ready;
+                self.stage = if finished {
+                    self.done_before = None;
+                    self.save(cx);
+                    Stage::Finished
+                } else {
+                    Stage::Ready
+                };
             }
             Msg::Prechecked(Err(e)) => self.stage = Stage::Failed(e),
             Msg::Event(e) => match e {
@@ -943,7 +1118,10 @@ impl Page for ImportPage {
                         && let Some(r) = j.rows.get_mut(row)
                     {
                         match &mut r.outcome {
-                            RowOutcome::AlreadyRegistered { group_tag, .. } => *group_tag = tag,
+                            RowOutcome::AlreadyRegistered { group_tag, .. } => {
+                                *group_tag = tag;
+                                self.retagged.push(r.row.serial.clone());
+                            }
                             _ => r.row.group_tag = tag,
                         }
                     }
@@ -968,15 +1146,13 @@ impl Page for ImportPage {
     }
 
     fn validated(&self) -> bool {
-        // Registered is not enough: every device must also be able to join step 4's group
-        // (or have been left out of it on purpose).
-        self.job.as_ref().is_some_and(|j| {
-            j.is_validated()
-                && self
-                    .group_tags
-                    .as_ref()
-                    .is_none_or(|tags| j.kept_out_of_group(tags).is_empty())
-        })
+        let current = self.job.as_ref().is_some_and(|j| self.job_validated(j));
+        // A new batch checked but not imported yet leaves the finished import standing.
+        current
+            || self
+                .done_before
+                .as_ref()
+                .is_some_and(|j| self.job_validated(j))
     }
 
     fn save_state(&self) -> Option<serde_json::Value> {
@@ -1046,4 +1222,27 @@ fn group_tag_hint(outcomes: &crate::steps::Outcomes) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" or ")
     ))
+}
+
+/// "1 device" / "3 devices".
+fn n_devices(n: usize) -> String {
+    if n == 1 {
+        "1 device".to_string()
+    } else {
+        format!("{n} devices")
+    }
+}
+
+/// "this device" / "these 3 devices".
+fn these(n: usize) -> String {
+    if n == 1 {
+        "this device".to_string()
+    } else {
+        format!("these {n} devices")
+    }
+}
+
+/// "1 device is" / "3 devices are".
+fn is_are(n: usize) -> String {
+    format!("{} {}", n_devices(n), if n == 1 { "is" } else { "are" })
 }

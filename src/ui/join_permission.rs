@@ -40,6 +40,9 @@ pub struct JoinPermissionPage {
     search: Phase<Vec<Deployer>>,
     deployers: Vec<Deployer>,
     check: Phase<Checked>,
+    /// The deployers changed while a check ran: its answer is about the old list, so the check
+    /// runs again when it comes.
+    recheck: bool,
 }
 
 impl JoinPermissionPage {
@@ -63,6 +66,17 @@ impl JoinPermissionPage {
                 .map_err(|e| e.to_string());
             send(&out, Msg::Searched(r));
         });
+    }
+
+    /// Choosing the deployers is asking whether they may join: the check runs at once.
+    fn deployers_changed(&mut self, cx: &mut PageCx<'_>) {
+        if self.deployers.is_empty() {
+            self.check = Phase::Idle;
+        } else if self.check.is_running() {
+            self.recheck = true;
+        } else {
+            self.start_check(cx);
+        }
     }
 
     fn start_check(&mut self, cx: &mut PageCx<'_>) {
@@ -197,7 +211,7 @@ impl Page for JoinPermissionPage {
         ui.label(
             "The people who sign in on a new PC during setup must be allowed to join devices to \
              Microsoft Entra and be in the Intune automatic-enrollment scope. Choose them here \
-             (users, or a group of users) and check both settings.",
+             (users, or a group of users): both settings are checked as soon as you do.",
         );
         ui.horizontal(|ui| {
             ui.hyperlink_to("Microsoft guide: allow users to join", step::JOIN_DOC_URL);
@@ -251,7 +265,7 @@ impl Page for JoinPermissionPage {
             // Ready for the next name.
             self.search_text.clear();
             self.search = Phase::Idle;
-            self.check = Phase::Idle;
+            self.deployers_changed(cx);
         }
         ui.add_space(6.0);
         ui.strong("Deploying users and groups");
@@ -269,7 +283,7 @@ impl Page for JoinPermissionPage {
         }
         if let Some(i) = remove {
             self.deployers.remove(i);
-            self.check = Phase::Idle;
+            self.deployers_changed(cx);
         }
         ui.add_space(6.0);
         let can_check = !self.deployers.is_empty() && !self.check.is_running();
@@ -304,6 +318,7 @@ impl Page for JoinPermissionPage {
                     Err(e) => Phase::Failed(e),
                 }
             }
+            Msg::Checked(_) if std::mem::take(&mut self.recheck) => self.start_check(cx),
             Msg::Checked(Err(e)) => self.check = Phase::Failed(e),
             Msg::Checked(Ok(step::JoinCheck {
                 policies,

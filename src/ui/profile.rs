@@ -138,6 +138,9 @@ pub struct ProfilePage {
     rejected: Option<(FieldError, ProfileForm)>,
     /// The profile chosen in an earlier run, until it is read back again.
     saved_choice: Option<String>,
+    /// A result just arrived: the page scrolls it into view once (it appears under the button
+    /// that caused it, which may be at the bottom of a laptop window).
+    reveal: bool,
 }
 
 const ERROR: Color32 = crate::ui::widgets::palette::ERROR;
@@ -489,7 +492,19 @@ impl ProfilePage {
         }
     }
 
-    fn result_ui(&self, ui: &mut egui::Ui) {
+    /// What the last pick or create gave, scrolled into view when it is new.
+    fn result_ui(&mut self, ui: &mut egui::Ui) {
+        // Measured, not wrapped: an empty result must not take any room.
+        let top = ui.cursor().min.y;
+        self.result_body(ui);
+        let bottom = ui.min_rect().max.y;
+        if bottom > top && std::mem::take(&mut self.reveal) {
+            let shown = egui::Rect::from_x_y_ranges(ui.max_rect().x_range(), top..=bottom);
+            ui.scroll_to_rect(shown, None);
+        }
+    }
+
+    fn result_body(&self, ui: &mut egui::Ui) {
         match &self.action {
             Phase::Running { what } => {
                 super::widgets::busy(ui, what.as_str());
@@ -610,6 +625,7 @@ impl Page for ProfilePage {
             Msg::Picked(r) => Unboxed::Picked(*r),
             Msg::Created(r) => Unboxed::Created(*r),
         };
+        self.reveal |= !matches!(msg, Unboxed::Listed(_));
         match msg {
             Unboxed::Listed(Ok(list)) => self.list = Phase::Done(list),
             Unboxed::Listed(Err(e)) => self.list = Phase::Failed(e.to_string()),

@@ -55,10 +55,8 @@ impl SignInConfig {
 /// The browser sign-in while it waits for the browser's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowserWait {
-    /// The sign-in address, to copy where no browser opened.
+    /// The sign-in address, to copy into a browser that did not come up by itself.
     pub address: Option<String>,
-    /// The system's reason when it could not open a browser (raw, for the tooltip).
-    pub no_browser: Option<String>,
     /// When the wait ends with a message.
     pub deadline: Instant,
 }
@@ -144,6 +142,8 @@ pub struct SignInPage {
     cancel: Option<CancellationToken>,
     session: Option<Arc<step::Session>>,
     note: Option<String>,
+    /// Why the browser sign-in gave way to the code sign-in (the system's raw reason).
+    no_browser: Option<String>,
 }
 
 impl SignInPage {
@@ -169,6 +169,7 @@ impl SignInPage {
             cancel: None,
             session: None,
             note: None,
+            no_browser: None,
         }
     }
 
@@ -200,6 +201,7 @@ impl SignInPage {
         }
         self.run += 1;
         self.note = None;
+        self.no_browser = None;
         self.run
     }
 
@@ -241,7 +243,6 @@ impl SignInPage {
         let run = self.next_run();
         self.phase = SignInPhase::WaitingForBrowser(BrowserWait {
             address: None,
-            no_browser: None,
             deadline: Instant::now() + self.browser_timeout,
         });
         let token = cx.spawn(
@@ -318,21 +319,12 @@ impl SignInPage {
         );
         ui.horizontal(|ui| {
             ui.spinner();
-            ui.label(if wait.no_browser.is_some() {
-                format!("Waiting for the sign-in ({waiting}).")
-            } else {
-                format!("Finish the sign-in in your web browser, then come back here ({waiting}).")
-            });
+            ui.label(format!(
+                "Finish the sign-in in your web browser, then come back here ({waiting})."
+            ));
         });
         // The countdown moves although nothing else happens.
         ui.ctx().request_repaint_after(Duration::from_secs(1));
-        if let Some(why) = &wait.no_browser {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                "No web browser opened on this computer.",
-            )
-            .on_hover_text(format!("The system said: {why}"));
-        }
         if let Some(address) = &wait.address {
             ui.label(
                 "No browser window? Copy the sign-in address into a web browser on this \
@@ -540,6 +532,13 @@ impl Page for SignInPage {
                 .on_hover_text(format!("Credential store: {}", notice.detail));
         }
         ui.add_space(8.0);
+        if let Some(why) = &self.no_browser {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "No web browser opened on this computer, so sign in with a code instead:",
+            )
+            .on_hover_text(format!("The system said: {why}"));
+        }
 
         match self.phase.clone() {
             SignInPhase::Idle => {
@@ -602,11 +601,17 @@ impl Page for SignInPage {
         let current = |run: u64| run == self.run;
         match msg {
             Msg::BrowserAddress { run, address } if current(run) => {
+                let mut no_browser = None;
                 if let SignInPhase::WaitingForBrowser(wait) = &mut self.phase {
                     wait.address = Some(address.url);
                     if let Some(Err(why)) = address.opened {
-                        wait.no_browser = Some(why);
+                        no_browser = Some(why);
                     }
+                }
+                // Nobody could finish a browser sign-in here: the code works from any device.
+                if let Some(why) = no_browser {
+                    self.start_device_code(cx);
+                    self.no_browser = Some(why);
                 }
             }
             Msg::DeviceCode { run, prompt } if current(run) => {

@@ -80,6 +80,9 @@ pub struct ValidatePage {
     /// The step-6 read-back that already triggered an automatic re-check, so a disagreement
     /// re-checks once, not every frame.
     rechecked_for: Option<chrono::DateTime<chrono::Utc>>,
+    /// The checklist already ran by itself on a first opening (it only reads, so opening the
+    /// step is the request for it).
+    ran_on_open: bool,
 }
 
 impl Default for ValidatePage {
@@ -100,6 +103,7 @@ impl ValidatePage {
             save_picker: Arc::new(RfdSavePicker),
             outdated: None,
             rechecked_for: None,
+            ran_on_open: false,
         }
     }
 
@@ -275,11 +279,17 @@ impl ValidatePage {
         }
     }
 
-    /// The checklist with its evidence, then every device.
+    /// Every device (and those left out on purpose), then the checklist with its evidence.
     fn details_ui(&self, ui: &mut egui::Ui) {
         let Some(report) = self.report.done() else {
             return;
         };
+        // The devices first: they are what the person deploys, and a laptop window shows them
+        // without scrolling past the checklist.
+        if !report.devices.is_empty() || !report.left_out.is_empty() {
+            self.devices_ui(ui, report);
+            ui.separator();
+        }
         for item in &report.items {
             let color = match item.verdict {
                 Verdict::Pass => GREEN,
@@ -301,10 +311,23 @@ impl ValidatePage {
                 }
             });
         }
+    }
+
+    fn devices_ui(&self, ui: &mut egui::Ui, report: &crate::steps::validate::Report) {
+        if !report.left_out.is_empty() {
+            ui.label(
+                RichText::new(format!("Left out on purpose: {}", report.left_out.len())).strong(),
+            );
+            for l in &report.left_out {
+                ui.add(egui::Label::new(format!("{}: {}", l.serial, l.reason)).wrap());
+            }
+        }
         if report.devices.is_empty() {
             return;
         }
-        ui.separator();
+        if !report.left_out.is_empty() {
+            ui.separator();
+        }
         let ready = report.devices.iter().filter(|d| d.ready).count();
         ui.label(
             RichText::new(format!(
@@ -357,6 +380,14 @@ impl Page for ValidatePage {
             );
         }
         self.check_outdated(cx);
+        if !self.ran_on_open
+            && matches!(self.report, Phase::Idle)
+            && have_inputs
+            && cx.graph().is_some()
+        {
+            self.ran_on_open = true;
+            self.start_check(cx);
+        }
         // Shown again after step 6 changed: check again by itself, once per change.
         let latest = cx.outcomes.assignment.as_ref().and_then(|a| a.checked_at);
         if self.outdated.is_some()

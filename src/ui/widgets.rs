@@ -384,6 +384,15 @@ pub fn parse_paths(text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The path field's example, in this system's own form.
+pub const EXAMPLE_PATHS: &str = if cfg!(windows) {
+    "C:\\Users\\me\\Documents\\devices.csv; second.csv"
+} else if cfg!(target_os = "macos") {
+    "/Users/me/Documents/devices.csv; second.csv"
+} else {
+    "/home/me/Documents/devices.csv; second.csv"
+};
+
 /// What the open-files row asks the page to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenAction {
@@ -440,7 +449,7 @@ impl OpenFilesField {
                 .add_enabled(
                     enabled,
                     egui::TextEdit::singleline(&mut self.text)
-                        .hint_text("C:\\Users\\me\\Documents\\devices.csv; second.csv")
+                        .hint_text(EXAMPLE_PATHS)
                         .desired_width(ui.available_width() - 80.0),
                 )
                 .labelled_by(l.id);

@@ -118,3 +118,30 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Clicks the hyperlink labelled exactly `label` and returns the addresses the frames after the
+/// click handed to the system's opener (egui's `OutputCommand::OpenUrl`, which eframe passes
+/// to the browser when built with its `links` feature).
+pub fn click_link<S>(harness: &mut Harness<'_, S>, label: &str) -> Vec<String> {
+    wait_for_label(harness, label);
+    harness.get_by_label(label).click();
+    let mut opened = Vec::new();
+    // The click lands in the next frame or the one after; each frame's output is read before
+    // the following frame replaces it.
+    for _ in 0..4 {
+        harness.step();
+        opened.extend(
+            harness
+                .output()
+                .platform_output
+                .commands
+                .iter()
+                .filter_map(|c| match c {
+                    egui::OutputCommand::OpenUrl(o) => Some(o.url.clone()),
+                    _ => None,
+                }),
+        );
+    }
+    harness.run_ok();
+    opened
+}

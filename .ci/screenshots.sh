@@ -22,7 +22,7 @@ TITLE="Autopilot Wizard"
 if [ -z "${SHOTS_INNER:-}" ]; then
     cargo build --locked --quiet
     [ -n "${CI_TESTED:-}" ] && [ -f "$WALK" ] ||
-        cargo test --locked --quiet --test screenshot_walk >/dev/null
+        cargo test --locked --quiet --test app screenshot_walk:: >/dev/null
     rm -rf "$OUT"
     mkdir -p "$OUT"
     env SHOTS_INNER=1 xvfb-run -a -s "-screen 0 1100x2300x24" bash "$0" "$@"

@@ -24,7 +24,7 @@ if [ -z "${SMOKE_INNER:-}" ]; then
     # Where to click: measured by the kittest twin of the window (see tests/ui_shell.rs).
     # .ci/run has just run every test (CI_TESTED); on its own, this script runs the one it needs.
     [ -n "${CI_TESTED:-}" ] && [ -f target/tmp/smoke-click-points.sh ] ||
-        cargo test --locked --quiet --test ui_shell smoke_click_points >/dev/null
+        cargo test --locked --quiet --test app smoke_click_points >/dev/null
     mkdir -p "$OUT"
     exec env SMOKE_INNER=1 xvfb-run -a -s "-screen 0 1280x800x24" bash "$0" "$@"
 fi
@@ -85,7 +85,7 @@ wait_log() {
 }
 
 POINTS=target/tmp/smoke-click-points.sh
-[ -f "$POINTS" ] || fail "$POINTS is missing (written by: cargo test --test ui_shell smoke_click_points)"
+[ -f "$POINTS" ] || fail "$POINTS is missing (written by: cargo test --test app smoke_click_points)"
 # shellcheck source=/dev/null
 . "$POINTS"
 echo "smoke: clicking 'Sign in with a code' at ${SIGN_IN_CODE_X},${SIGN_IN_CODE_Y}"

@@ -838,8 +838,8 @@ fn perform(h: &mut H, action: &Action) {
             if let Some(n) = h.query_all_by_label_contains("Add Dana").next() {
                 n.click();
             }
+            // Choosing a deployer checks the join permission by itself.
             h.run_ok();
-            press_if_offered(h, "Check join permission");
         }
     }
 }

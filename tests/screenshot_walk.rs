@@ -258,7 +258,7 @@ fn screenshot_walk() {
             WizardApp::new(config, rt.handle().clone()),
         );
     let mut script = String::from(
-        "# Written by `cargo test --test screenshot_walk`; sourced by .ci/screenshots.sh.\n",
+        "# Written by `cargo test --test app screenshot_walk::`; sourced by .ci/screenshots.sh.\n",
     );
     writeln!(
         script,

@@ -125,11 +125,26 @@ impl Event {
         }
     }
 
-    /// The JSON line of `--json`.
+    /// The JSON line of `--json`, stamped with `time`, when it was printed (RFC 3339, UTC).
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"event":"error","message":"event not serialisable: {e}"}}"#)
-        })
+        self.to_json_line_at(Utc::now())
+    }
+
+    pub fn to_json_line_at(&self, time: DateTime<Utc>) -> String {
+        let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.insert("time".into(), serde_json::Value::String(time));
+                serde_json::Value::Object(m).to_string()
+            }
+            Ok(other) => other.to_string(),
+            Err(e) => serde_json::json!({
+                "event": "error",
+                "time": time,
+                "message": format!("event not serialisable: {e}"),
+            })
+            .to_string(),
+        }
     }
 }
 
@@ -164,9 +179,10 @@ impl EventSink for JsonLines {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", event.to_json_line());
         let _ = out.flush();
-        if let Event::DeviceCode { message, .. } = &event {
-            // A person still has to read the code, and stdout belongs to the script.
-            eprintln!("{message}");
+        if let Event::DeviceCode { plan, message, .. } = &event {
+            // A person still has to read the code, and stdout belongs to the script; with
+            // several plans, the person must know which tenant the code signs in to.
+            eprintln!("[{plan}] {message}");
         }
     }
 }

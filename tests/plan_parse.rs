@@ -342,3 +342,25 @@ proptest! {
         }
     }
 }
+
+/// Issue 19, point 11: a 20-second wait is not "0 min", and the summary table keeps every line
+/// of a problem (the rows to correct), not only the first.
+#[test]
+fn waits_and_multi_line_problems_are_told_whole() {
+    use autopilot_wizard::run::{Exit, RunResult, cli::summary_table};
+    use autopilot_wizard::steps::assignment::waited_words;
+    assert_eq!(waited_words(Duration::from_secs(20)), "20 s");
+    assert_eq!(waited_words(Duration::from_secs(600)), "10 min");
+    assert_eq!(waited_words(Duration::from_secs(4 * 3600 + 60)), "4 h 1 min");
+    let table = summary_table(&[RunResult {
+        plan: "p".into(),
+        tenant: "contoso.onmicrosoft.com".into(),
+        exit: Exit::BadInput,
+        error: Some("The CSV files have problems:\n  a.csv, line 3: no hash".into()),
+        report: None,
+        report_files: Vec::new(),
+        import_stats: None,
+        devices: 0,
+    }]);
+    assert!(table.contains("a.csv, line 3: no hash"), "{table}");
+}

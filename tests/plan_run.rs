@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use autopilot_wizard::graph::token_store::MemoryStore;
 use autopilot_wizard::plan;
-use autopilot_wizard::run::events::{Collect, Event, EventSink, Step};
+use autopilot_wizard::run::events::{Collect, Event, EventSink, OnChange, Step};
 use autopilot_wizard::run::{Exit, RunConfig, RunResult, run_plan};
 use autopilot_wizard::sim::core::FaultConfig;
 use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
@@ -570,5 +570,36 @@ fn group_tags_are_checked_against_the_csv_before_the_upload() {
         let (r, _) = run(&path, &config).await;
         assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
         assert_each_uploaded_once(&sim, &serials);
+    });
+}
+
+/// Issue 19, point 10: the closed sync window is counted down every second for a terminal,
+/// but a script reading `--json` (through `OnChange`) gets one `waiting` event, not one per
+/// second.
+#[test]
+fn the_sync_window_is_one_json_event_not_one_per_second() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        // A manual sync was triggered just now: the client waits out its window.
+        sim.with_state(|s| {
+            s.autopilot.sync.last_manual_trigger = Some(chrono::Utc::now());
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        write_csv(&csv, "WIN", 5, "Win");
+        let path = write_plan(dir.path(), "window", &sim.url(), &csv, "Win");
+        let mut c = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+        c.import.sync_min_interval = Duration::from_secs(4);
+        let plan = plan::load(&path).unwrap();
+        let sink = OnChange::new(Collect::default());
+        let r = run_plan(&plan, &c, &sink, &CancellationToken::new()).await;
+        assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
+        let events = sink.inner().events();
+        let waits: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e, Event::Waiting { step: Step::Of(StepId::Import), .. }))
+            .collect();
+        assert_eq!(waits.len(), 1, "{waits:#?}");
     });
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::events::{EventSink, JsonLines};
+use super::events::{EventSink, JsonLines, OnChange};
 use super::terminal::Terminal;
 use super::{Exit, RunConfig, RunResult, refused, run_plan};
 use crate::graph::token_store::{self, MemoryStore, TokenStore};
@@ -95,7 +95,7 @@ pub fn summary_table(results: &[RunResult]) -> String {
 /// cannot be read or is refused stops only itself, the others of the call run.
 pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u8 {
     let sink: Arc<dyn EventSink> = if args.json {
-        Arc::new(JsonLines)
+        Arc::new(OnChange::new(JsonLines))
     } else {
         Arc::new(Terminal::new(args.plans.len() > 1))
     };

@@ -170,7 +170,58 @@ impl Collect {
     }
 }
 
-/// Writes each event as one JSON line to stdout.
+/// Passes every event on, except a `waiting` that says nothing new: the same message, and a
+/// next check within a few seconds of the last one told. A countdown ticks every second for a
+/// terminal; a script wants one event when the wait starts or changes, not one per tick.
+pub struct OnChange<S> {
+    inner: S,
+    last: std::sync::Mutex<std::collections::HashMap<(String, Step), (String, DateTime<Utc>)>>,
+}
+
+impl<S: EventSink> OnChange<S> {
+    pub fn new(inner: S) -> Self {
+        OnChange {
+            inner,
+            last: Default::default(),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: EventSink> EventSink for OnChange<S> {
+    fn emit(&self, event: Event) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match &event {
+            Event::Waiting {
+                plan,
+                step,
+                message,
+                next_check,
+            } => {
+                let key = (plan.clone(), *step);
+                if let Some((m, at)) = last.get(&key)
+                    && m == message
+                    && (*next_check - *at).num_seconds().abs() <= 5
+                {
+                    return;
+                }
+                last.insert(key, (message.clone(), *next_check));
+            }
+            // A step that ends ends its wait: a later wait of it is told again.
+            Event::StepFinished { plan, step, .. } => {
+                last.remove(&(plan.clone(), *step));
+            }
+            _ => {}
+        }
+        drop(last);
+        self.inner.emit(event);
+    }
+}
+
+/// Writes each event as one JSON line to stdout (through [`OnChange`] in `run --json`).
 pub struct JsonLines;
 
 impl EventSink for JsonLines {

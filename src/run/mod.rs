@@ -1533,12 +1533,23 @@ impl import::ImportObserver for Observer<'_, '_> {
                     detail,
                 })
             }
-            ImportEvent::SyncCountdown { remaining } => e.emit(Event::Waiting {
+            // Told every second (a terminal counts down); the JSON sink passes on the first.
+            ImportEvent::SyncCountdown { remaining } if !remaining.is_zero() => {
+                e.emit(Event::Waiting {
+                    plan,
+                    step: Step::Of(StepId::Import),
+                    message: "Intune allows one sync every 10 minutes; syncing when the window opens"
+                        .into(),
+                    next_check: chrono::Utc::now()
+                        + chrono::Duration::from_std(remaining).unwrap_or_default(),
+                })
+            }
+            ImportEvent::SyncCountdown { .. } => e.emit(Event::Progress {
                 plan,
                 step: Step::Of(StepId::Import),
-                message: "The Autopilot sync window is closed; waiting for it to open".into(),
-                next_check: chrono::Utc::now()
-                    + chrono::Duration::from_std(remaining).unwrap_or_default(),
+                done: 0,
+                total: 0,
+                message: "The sync window is open; syncing".into(),
             }),
             ImportEvent::Note(n) => e.warn(Step::Of(StepId::Import), n),
         }

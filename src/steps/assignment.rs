@@ -28,19 +28,31 @@ pub use crate::board::{GroupMembership, Target};
 
 const DEVICES_PATH: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
 
+/// A wait in words: seconds under a minute, minutes under an hour (a 20-second wait is not
+/// "0 min").
+pub fn waited_words(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// What went wrong, in words for the IT person running the wizard.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AssignmentError {
     #[error(transparent)]
     Graph(Box<GraphError>),
     #[error(
-        "Gave up waiting after {waited_min} min while {phase}. Still waiting for: {pending}. \
+        "Gave up waiting after {waited} while {phase}. Still waiting for: {pending}. \
          Microsoft gives no time limit for this; it usually takes minutes but can take hours. \
          {hint}"
     )]
     Timeout {
         phase: String,
-        waited_min: u64,
+        /// How long, in words ("20 s", "4 h 0 min").
+        waited: String,
         pending: String,
         hint: String,
     },
@@ -409,8 +421,8 @@ impl<'a> Poll<'a> {
         self.started.elapsed() >= self.opts.phase_timeout
     }
 
-    fn waited_min(&self) -> u64 {
-        self.started.elapsed().as_secs() / 60
+    fn waited(&self) -> String {
+        waited_words(self.started.elapsed())
     }
 
     async fn sleep(&mut self, graph: &GraphClient) -> Result<(), AssignmentError> {
@@ -521,7 +533,7 @@ pub async fn ensure_static_members(
         if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: "waiting for Entra to create the device objects".into(),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(missing.iter().map(|d| d.serial_number.as_str())),
                 hint: "Run a sync on the Import step and check that the import finished without \
                        errors, then run this step again."
@@ -613,7 +625,7 @@ pub async fn ensure_static_members(
         if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: "reading the group membership back".into(),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(not.iter().map(|d| d.serial_number.as_str())),
                 hint: "The devices were added but the group does not list them yet; refresh \
                        later."
@@ -707,7 +719,7 @@ pub async fn wait_dynamic_membership(
             };
             return Err(AssignmentError::Timeout {
                 phase: format!("waiting for the dynamic group \"{}\"", target.group_name),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(missing.iter().map(|d| d.serial_number.as_str())),
                 hint,
             });
@@ -751,7 +763,7 @@ pub async fn wait_for_assignment(
         if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: format!("waiting for \"{}\" to be assigned", target.profile_name),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(open.iter().map(|r| r.serial.as_str())),
                 hint: "Nothing is wrong yet if the devices show Pending; open the board to see \
                        each device's reason, and come back later."

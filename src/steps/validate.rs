@@ -914,7 +914,7 @@ pub fn devices_item(board: &Board, expected_serials: &[String]) -> CheckItem {
     let fix = if pass {
         None
     } else if verdicts.is_empty() {
-        Some("Import the devices' hardware hashes on the Import step.".into())
+        Some("Import the devices' hardware hashes (the Import step of the wizard, or the [devices] CSV files of a plan).".into())
     } else {
         Some(devices_advice(board, missing.len()))
     };
@@ -958,7 +958,7 @@ fn devices_advice(board: &Board, not_registered: usize) -> String {
     let mut out = Vec::new();
     if not_registered > 0 {
         out.push(format!(
-            "{} not registered with Autopilot: import them on the Import step.",
+            "{} not registered with Autopilot: import them (the Import step of the wizard, or the [devices] CSV files of a plan); a device another organization has registered (error 808) must first be deregistered there.",
             n(not_registered)
         ));
     }

@@ -188,7 +188,9 @@ fn killed_during_the_assignment_wait() {
 }
 
 /// Starts the wizard on `plan` and reads its events until one matches `until`; returns the
-/// running child, the events so far and the channel the rest arrive on.
+/// running child (the caller waits for it), the events so far and the channel the rest arrive
+/// on.
+#[allow(clippy::zombie_processes)]
 fn start_until(
     plan: &Path,
     data: &Path,
@@ -219,6 +221,7 @@ fn start_until(
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("never came: {seen:#?}");
             }
         }
@@ -226,7 +229,11 @@ fn start_until(
 }
 
 /// A tenant whose assignment takes long (the run waits in it) and a plan of 20 devices.
-fn slow_tenant(rt: &tokio::runtime::Runtime, dir: &Path, name: &str) -> (SimHandle, std::path::PathBuf, Vec<String>) {
+fn slow_tenant(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    name: &str,
+) -> (SimHandle, std::path::PathBuf, Vec<String>) {
     let sim = rt
         .block_on(sim::spawn(SimConfig {
             speed: Speed::TEST,
@@ -292,7 +299,8 @@ fn sigterm_stops_cleanly_with_its_own_code_and_the_rerun_continues() {
     let _guard = rt.enter();
     let dir = tempfile::tempdir().unwrap();
     let (sim, plan, serials) = slow_tenant(&rt, dir.path(), "sigterm");
-    let (mut child, mut seen, rx) = start_until(&plan, dir.path(), |v| is(v, "waiting", "assignment"));
+    let (mut child, mut seen, rx) =
+        start_until(&plan, dir.path(), |v| is(v, "waiting", "assignment"));
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -385,5 +393,9 @@ fn bad_plans_stop_only_themselves_and_every_plan_ends_with_finished() {
         }));
     }
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(std::fs::read_to_string(&selfish).unwrap(), text, "the plan is intact");
+    assert_eq!(
+        std::fs::read_to_string(&selfish).unwrap(),
+        text,
+        "the plan is intact"
+    );
 }

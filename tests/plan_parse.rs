@@ -226,8 +226,15 @@ fn values_the_service_would_refuse_are_refused_before_the_run() {
         assert_ne!(text, example(), "{from} is in the example");
         let e = error(&text);
         assert_eq!(e.line, line_of(&text, line_with), "{to}: {e}");
-        assert!(e.to_string().contains(says), "{}: {e}", &to[..to.len().min(80)]);
-        assert!(e.to_string().len() < 600, "a long value is not repeated whole: {e}");
+        assert!(
+            e.to_string().contains(says),
+            "{}: {e}",
+            &to[..to.len().min(80)]
+        );
+        assert!(
+            e.to_string().len() < 600,
+            "a long value is not repeated whole: {e}"
+        );
     }
     // A GUID is a tenant id as good as a domain; a root with a trailing slash is a root.
     let ok = example()
@@ -240,7 +247,10 @@ fn values_the_service_would_refuse_are_refused_before_the_run() {
             "cloud = \"global\"\ngraph_url = \"https://graph.microsoft.com/\"",
         );
     let p = parse(&ok).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(p.tenant.graph_url.as_deref(), Some("https://graph.microsoft.com"));
+    assert_eq!(
+        p.tenant.graph_url.as_deref(),
+        Some("https://graph.microsoft.com")
+    );
 }
 
 /// Issue 19, point 11: every message says what to write.
@@ -294,11 +304,17 @@ fn a_plan_that_is_not_utf8_or_a_csv_that_is_a_folder_says_so() {
     let path = dir.path().join("latin1.toml");
     let mut bytes = example().into_bytes();
     // "Contoso - user-driven" becomes "Contosó - …" in Latin-1 on its line.
-    let at = String::from_utf8_lossy(&bytes).find("Contoso - user").unwrap() + 7;
+    let at = String::from_utf8_lossy(&bytes)
+        .find("Contoso - user")
+        .unwrap()
+        + 7;
     bytes.insert(at, 0xF3);
     std::fs::write(&path, &bytes).unwrap();
     let e = plan::load(&path).unwrap_err();
-    assert!(e.to_string().contains("save it as UTF-8") || e.to_string().contains("Save it as UTF-8"), "{e}");
+    assert!(
+        e.to_string().contains("save it as UTF-8") || e.to_string().contains("Save it as UTF-8"),
+        "{e}"
+    );
     assert_eq!(e.line, line_of(&example(), "Contoso - user"), "{e}");
 
     let csv_dir = dir.path().join("devices");
@@ -351,7 +367,10 @@ fn waits_and_multi_line_problems_are_told_whole() {
     use autopilot_wizard::steps::assignment::waited_words;
     assert_eq!(waited_words(Duration::from_secs(20)), "20 s");
     assert_eq!(waited_words(Duration::from_secs(600)), "10 min");
-    assert_eq!(waited_words(Duration::from_secs(4 * 3600 + 60)), "4 h 1 min");
+    assert_eq!(
+        waited_words(Duration::from_secs(4 * 3600 + 60)),
+        "4 h 1 min"
+    );
     let table = summary_table(&[RunResult {
         plan: "p".into(),
         tenant: "contoso.onmicrosoft.com".into(),

@@ -370,7 +370,11 @@ fn bad_outputs_state_folders_and_groups_are_refused_before_the_first_write() {
         let other_plans_report = dir.path().join("shared.html");
 
         let cases: Vec<(&str, String, String)> = vec![
-            ("plan", "html = \"plan-report.html\"".into(), "html = \"plan.toml\"".into()),
+            (
+                "plan",
+                "html = \"plan-report.html\"".into(),
+                "html = \"plan.toml\"".into(),
+            ),
             (
                 "csv",
                 "html = \"csv-report.html\"".into(),
@@ -411,7 +415,11 @@ fn bad_outputs_state_folders_and_groups_are_refused_before_the_first_write() {
             assert!(error.contains("[report]"), "{name}: {error}");
             assert!(sim.requests().is_empty(), "{name}: nothing sent");
             assert_eq!(plan_text(&path), before, "{name}: the plan is intact");
-            assert_eq!(std::fs::read(&csv).unwrap(), csv_bytes, "{name}: the CSV is intact");
+            assert_eq!(
+                std::fs::read(&csv).unwrap(),
+                csv_bytes,
+                "{name}: the CSV is intact"
+            );
             assert!(folder.is_dir());
             assert!(
                 matches!(events.last(), Some(Event::Finished { exit_code: 2, .. })),
@@ -435,7 +443,11 @@ fn bad_outputs_state_folders_and_groups_are_refused_before_the_first_write() {
             "membership = \"group-tag\"\ngroup_tags = [\"Pre\"]",
             "membership = \"existing\"",
         );
-        edit(&path, "name = \"Autopilot - existing\"", "name = \"No Such Group\"");
+        edit(
+            &path,
+            "name = \"Autopilot - existing\"",
+            "name = \"No Such Group\"",
+        );
         sim.clear_requests();
         let c = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
         let (r, _) = run(&path, &c).await;
@@ -532,7 +544,11 @@ fn one_plan_per_tenant_by_the_tenant_id_the_sign_in_returns() {
         assert!(
             uploads_per_serial(&sim)
                 .keys()
-                .all(|s| s.starts_with(if won.plan == "by-domain" { "TDA" } else { "TDB" })),
+                .all(|s| s.starts_with(if won.plan == "by-domain" {
+                    "TDA"
+                } else {
+                    "TDB"
+                })),
             "the losing plan uploaded nothing"
         );
     });
@@ -561,12 +577,20 @@ fn group_tags_are_checked_against_the_csv_before_the_upload() {
         let other = dir.path().join("other.csv");
         write_csv(&other, "OTH", 3, "Elsewhere");
         let path2 = write_plan(dir.path(), "other-tag", &sim.url(), &other, "Site");
-        edit(&path2, "membership = \"group-tag\"", "membership = \"group-tag\"\ntag_untagged = true");
+        edit(
+            &path2,
+            "membership = \"group-tag\"",
+            "membership = \"group-tag\"\ntag_untagged = true",
+        );
         let (r, _) = run(&path2, &config).await;
         assert_eq!(r.exit, Exit::BadInput, "{:?}", r.error);
         assert!(r.error.unwrap().contains("OTH00000 (\"Elsewhere\")"));
 
-        edit(&path, "membership = \"group-tag\"", "membership = \"group-tag\"\ntag_untagged = true");
+        edit(
+            &path,
+            "membership = \"group-tag\"",
+            "membership = \"group-tag\"\ntag_untagged = true",
+        );
         let (r, _) = run(&path, &config).await;
         assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
         assert_each_uploaded_once(&sim, &serials);
@@ -598,7 +622,15 @@ fn the_sync_window_is_one_json_event_not_one_per_second() {
         let events = sink.inner().events();
         let waits: Vec<_> = events
             .iter()
-            .filter(|e| matches!(e, Event::Waiting { step: Step::Of(StepId::Import), .. }))
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Waiting {
+                        step: Step::Of(StepId::Import),
+                        ..
+                    }
+                )
+            })
             .collect();
         assert_eq!(waits.len(), 1, "{waits:#?}");
     });

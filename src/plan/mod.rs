@@ -352,7 +352,10 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
             line,
             column,
             message: "the plan is not UTF-8 text".into(),
-            hint: Some("Save it as UTF-8 (in Notepad: File > Save as, Encoding: UTF-8) and run again.".into()),
+            hint: Some(
+                "Save it as UTF-8 (in Notepad: File > Save as, Encoding: UTF-8) and run again."
+                    .into(),
+            ),
         }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -475,7 +478,9 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
     if n > MAX_PROFILE_NAME {
         return Err(at(
             Some(p.name.span()),
-            format!("the profile name is {n} characters long; Intune takes at most {MAX_PROFILE_NAME}"),
+            format!(
+                "the profile name is {n} characters long; Intune takes at most {MAX_PROFILE_NAME}"
+            ),
             Some("Shorten [profile] name.".into()),
         ));
     }
@@ -568,7 +573,9 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
     if n > MAX_GROUP_NAME {
         return Err(at(
             Some(g.name.span()),
-            format!("the group name is {n} characters long; Microsoft Entra takes at most {MAX_GROUP_NAME}"),
+            format!(
+                "the group name is {n} characters long; Microsoft Entra takes at most {MAX_GROUP_NAME}"
+            ),
             Some("Shorten [group] name.".into()),
         ));
     }
@@ -577,7 +584,9 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
         if n > MAX_GROUP_DESCRIPTION {
             return Err(at(
                 find_key(text, "[group]"),
-                format!("the group description is {n} characters long; Microsoft Entra takes at most {MAX_GROUP_DESCRIPTION}"),
+                format!(
+                    "the group description is {n} characters long; Microsoft Entra takes at most {MAX_GROUP_DESCRIPTION}"
+                ),
                 Some("Shorten [group] description.".into()),
             ));
         }
@@ -777,11 +786,17 @@ fn hint_for(message: &str, key: Option<&str>) -> Option<String> {
     } else if message.starts_with("unknown field") {
         Some("Check the spelling; keys are lower case with underscores.".into())
     } else if message.contains("expected a sequence") {
-        Some(format!("{key} takes a list in square brackets, e.g. {key} = [\"first\", \"second\"] (one item: [\"only\"])."))
+        Some(format!(
+            "{key} takes a list in square brackets, e.g. {key} = [\"first\", \"second\"] (one item: [\"only\"])."
+        ))
     } else if message.contains("expected a boolean") {
-        Some(format!("{key} takes true or false, without quotes: {key} = true."))
+        Some(format!(
+            "{key} takes true or false, without quotes: {key} = true."
+        ))
     } else if message.contains("expected a string") {
-        Some(format!("{key} takes text in double quotes, e.g. {key} = \"…\"."))
+        Some(format!(
+            "{key} takes text in double quotes, e.g. {key} = \"…\"."
+        ))
     } else if message.contains("expected a table") || message.contains("expected struct") {
         Some("This name is a table: write it as a [section] header with its keys below it.".into())
     } else if message.contains("unknown variant") {

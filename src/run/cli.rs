@@ -66,10 +66,11 @@ pub fn summary_table(results: &[RunResult]) -> String {
         let detail = match (&r.error, r.report_files.first()) {
             // Every line of the problem, indented under the row (a multi-line problem lists
             // the rows or files to correct).
-            (Some(e), _) => e
-                .lines()
-                .collect::<Vec<_>>()
-                .join(&format!("\n{:indent$}", "", indent = w + t + 30 + 4 + 8)),
+            (Some(e), _) => e.lines().collect::<Vec<_>>().join(&format!(
+                "\n{:indent$}",
+                "",
+                indent = w + t + 30 + 4 + 8
+            )),
             (None, Some(f)) => f.display().to_string(),
             (None, None) => r
                 .report
@@ -112,7 +113,13 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
                     .unwrap_or_else(|| p.display().to_string());
                 results.push((
                     i,
-                    refused(name, "?".into(), Exit::BadInput, e.to_string(), sink.as_ref()),
+                    refused(
+                        name,
+                        "?".into(),
+                        Exit::BadInput,
+                        e.to_string(),
+                        sink.as_ref(),
+                    ),
                 ));
             }
         }
@@ -268,9 +275,10 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
             .map(|((i, plan), config)| {
                 let sink = sink.clone();
                 let cancel = cancel.clone();
-                let task = tokio::spawn(async move {
-                    run_plan(&plan, &config, sink.as_ref(), &cancel).await
-                });
+                let task =
+                    tokio::spawn(
+                        async move { run_plan(&plan, &config, sink.as_ref(), &cancel).await },
+                    );
                 (i, task)
             })
             .collect();
@@ -351,9 +359,7 @@ async fn stop_signal() -> Exit {
     #[cfg(windows)]
     {
         use tokio::signal::windows::{ctrl_close, ctrl_logoff, ctrl_shutdown};
-        async fn recv(
-            s: std::io::Result<tokio::signal::windows::CtrlClose>,
-        ) {
+        async fn recv(s: std::io::Result<tokio::signal::windows::CtrlClose>) {
             match s {
                 Ok(mut s) => {
                     s.recv().await;

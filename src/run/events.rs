@@ -170,12 +170,15 @@ impl Collect {
     }
 }
 
+/// The message and next check of the last `waiting` passed on.
+type LastWait = (String, DateTime<Utc>);
+
 /// Passes every event on, except a `waiting` that says nothing new: the same message, and a
 /// next check within a few seconds of the last one told. A countdown ticks every second for a
 /// terminal; a script wants one event when the wait starts or changes, not one per tick.
 pub struct OnChange<S> {
     inner: S,
-    last: std::sync::Mutex<std::collections::HashMap<(String, Step), (String, DateTime<Utc>)>>,
+    last: std::sync::Mutex<std::collections::HashMap<(String, Step), LastWait>>,
 }
 
 impl<S: EventSink> OnChange<S> {

@@ -1225,7 +1225,12 @@ impl Engine<'_> {
                     };
                     import::run(&graph, &mut job, &self.config.import, &observer, &stop).await
                 };
-                if let Some(e) = self.save_failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                if let Some(e) = self
+                    .save_failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                {
                     return Err(StepError::input(e));
                 }
                 self.state.outcomes.import = Some(job.clone());
@@ -1538,8 +1543,9 @@ impl import::ImportObserver for Observer<'_, '_> {
                 e.emit(Event::Waiting {
                     plan,
                     step: Step::Of(StepId::Import),
-                    message: "Intune allows one sync every 10 minutes; syncing when the window opens"
-                        .into(),
+                    message:
+                        "Intune allows one sync every 10 minutes; syncing when the window opens"
+                            .into(),
                     next_check: chrono::Utc::now()
                         + chrono::Duration::from_std(remaining).unwrap_or_default(),
                 })

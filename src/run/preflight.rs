@@ -70,7 +70,9 @@ pub fn outputs(plan: &Plan, others: &[PathBuf]) -> Result<(), String> {
             );
         }
         if let Some((_, other)) = seen.iter().find(|(p, _)| *p == k) {
-            return refuse(format!("is also the {other} report: one would overwrite the other"));
+            return refuse(format!(
+                "is also the {other} report: one would overwrite the other"
+            ));
         }
         seen.push((k, key));
         let dir = match path.parent() {

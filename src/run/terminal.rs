@@ -149,11 +149,7 @@ impl EventSink for Terminal {
             } => {
                 let when = next_check.with_timezone(&chrono::Local).format("%H:%M:%S");
                 let left = (*next_check - chrono::Utc::now()).num_seconds().max(0);
-                let text = format!(
-                    "{message}: {}:{:02} (at {when})",
-                    left / 60,
-                    left % 60
-                );
+                let text = format!("{message}: {}:{:02} (at {when})", left / 60, left % 60);
                 if self.multi.is_hidden() {
                     // No bar to count down: one line when a wait starts or says something new,
                     // so a log shows why nothing happens for minutes.

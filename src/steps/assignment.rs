@@ -289,12 +289,14 @@ pub async fn read_group(
 }
 
 /// Fills in profile names for devices the list returned without expansion: devices that
-/// report a profile status but no profile are read once with `$expand`.
+/// report a profile status but no profile are read once (per status) with `$expand`, 20 to a
+/// `$batch` request.
 async fn expand_where_needed(
     graph: &GraphClient,
     devices: &mut [AutopilotDevice],
     known: &mut HashMap<String, (Option<String>, AutopilotDevice)>,
 ) -> Result<(), AssignmentError> {
+    let mut wanted = Vec::new();
     for d in devices.iter_mut() {
         let status = d.deployment_profile_assignment_status.clone();
         let needs = d.deployment_profile.is_none()
@@ -310,16 +312,152 @@ async fn expand_where_needed(
             d.intended_deployment_profile = cached.intended_deployment_profile.clone();
             continue;
         }
-        let full = match get_device_expanded(graph, &d.id).await {
-            Ok(f) => f,
-            Err(AssignmentError::DeviceGone(_)) => continue,
-            Err(e) => return Err(e),
-        };
-        d.deployment_profile = full.deployment_profile.clone();
-        d.intended_deployment_profile = full.intended_deployment_profile.clone();
-        known.insert(d.id.clone(), (status, full));
+        wanted.push(d.id.clone());
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let read = get_devices_expanded(graph, &wanted).await?;
+    for d in devices.iter_mut() {
+        if let Some(full) = read.get(&d.id) {
+            d.deployment_profile = full.deployment_profile.clone();
+            d.intended_deployment_profile = full.intended_deployment_profile.clone();
+            known.insert(
+                d.id.clone(),
+                (d.deployment_profile_assignment_status.clone(), full.clone()),
+            );
+        }
     }
     Ok(())
+}
+
+/// How many times a device read that failed inside a `$batch` (throttled, unavailable) is sent
+/// again, on its own terms, before the whole read gives up.
+const BATCH_READ_ATTEMPTS: u32 = 6;
+
+/// The devices `ids` with their profiles expanded, read in `$batch` requests of 20 (Graph's
+/// limit). Only a read that failed is sent again (after its `Retry-After`); a device that is
+/// gone is left out. When the tenant refuses `$batch` itself, one by one.
+pub async fn get_devices_expanded(
+    graph: &GraphClient,
+    ids: &[String],
+) -> Result<HashMap<String, AutopilotDevice>, AssignmentError> {
+    let mut out = HashMap::new();
+    let mut left: Vec<String> = ids.to_vec();
+    let mut attempt = 0;
+    while !left.is_empty() {
+        attempt += 1;
+        let mut again = Vec::new();
+        let mut wait: Option<Duration> = None;
+        for chunk in left.chunks(20) {
+            let requests: Vec<serde_json::Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(n, id)| {
+                    serde_json::json!({
+                        "id": n.to_string(),
+                        "method": "GET",
+                        "url": format!(
+                            "{DEVICES_PATH}/{}?$expand=deploymentProfile,intendedDeploymentProfile",
+                            encode(id)
+                        ),
+                    })
+                })
+                .collect();
+            let answer = graph
+                .post_json::<_, serde_json::Value>(
+                    ApiVersion::Beta,
+                    "/$batch",
+                    &serde_json::json!({ "requests": requests }),
+                )
+                .await;
+            let answer = match answer {
+                Ok(v) => v,
+                Err(GraphError::Cancelled) => return Err(AssignmentError::Cancelled),
+                // No $batch here: the same reads one by one.
+                Err(e) if matches!(e.status(), Some(400 | 404 | 405 | 501)) => {
+                    for id in chunk {
+                        match get_device_expanded(graph, id).await {
+                            Ok(d) => {
+                                out.insert(id.clone(), d);
+                            }
+                            Err(AssignmentError::DeviceGone(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(AssignmentError::from_graph(e)),
+            };
+            let mut answered = HashSet::new();
+            for resp in answer
+                .get("responses")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let Some(id) = resp
+                    .get("id")
+                    .and_then(|x| x.as_str())
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .and_then(|n| chunk.get(n))
+                else {
+                    continue;
+                };
+                answered.insert(id.clone());
+                let status = resp.get("status").and_then(|s| s.as_u64()).unwrap_or(0);
+                match status {
+                    200..=299 => {
+                        let body = resp.get("body").cloned().unwrap_or_default();
+                        match serde_json::from_value::<AutopilotDevice>(body) {
+                            Ok(d) => {
+                                out.insert(id.clone(), d);
+                            }
+                            Err(e) => {
+                                return Err(AssignmentError::Graph(Box::new(GraphError::Decode {
+                                    context: format!("Autopilot device {id} in a $batch answer"),
+                                    message: e.to_string(),
+                                })));
+                            }
+                        }
+                    }
+                    404 => {}
+                    _ => {
+                        let ra = resp
+                            .pointer("/headers/retry-after")
+                            .or_else(|| resp.pointer("/headers/Retry-After"))
+                            .and_then(|v| v.as_str())
+                            .and_then(crate::graph::client::parse_retry_after)
+                            .unwrap_or(Duration::from_secs(1));
+                        wait = Some(wait.map_or(ra, |w: Duration| w.max(ra)));
+                        again.push(id.clone());
+                    }
+                }
+            }
+            // A read the answer left out is sent again too.
+            again.extend(chunk.iter().filter(|id| !answered.contains(*id)).cloned());
+        }
+        if !again.is_empty() && attempt >= BATCH_READ_ATTEMPTS {
+            // The last try of the failed reads, one by one, so their own error is told.
+            for id in &again {
+                match get_device_expanded(graph, id).await {
+                    Ok(d) => {
+                        out.insert(id.clone(), d);
+                    }
+                    Err(AssignmentError::DeviceGone(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            break;
+        }
+        if let Some(w) = wait
+            && !again.is_empty()
+        {
+            sleep_or_cancel(graph, w.min(Duration::from_secs(60))).await?;
+        }
+        left = again;
+    }
+    Ok(out)
 }
 
 /// Reads the board once: the device list, the group, and the profile of every device that

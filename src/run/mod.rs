@@ -382,6 +382,7 @@ pub async fn run_plan(
         stats: None,
         devices: 0,
         save_failed: Arc::new(Mutex::new(None)),
+        board_reader: None,
     };
     let outcome = match lock {
         Ok(_lock) => engine.run().await,
@@ -474,6 +475,8 @@ struct Engine<'a> {
     devices: usize,
     /// Set by the import's observer when a save failed (it cannot return the error itself).
     save_failed: Arc<Mutex<Option<String>>>,
+    /// The assignment wait's device reads, for the validation.
+    board_reader: Option<assignment::BoardReader>,
 }
 
 /// Why a run stops when its state cannot be saved: without the file, a killed run would upload
@@ -1334,16 +1337,20 @@ impl Engine<'_> {
                         return Ok(None);
                     }
                     let mut tracker = WaitTracker::new(&opts);
-                    let board = assignment::run(&graph, &target, &ids, &opts, |p| {
+                    let mut reader = assignment::BoardReader::new(target.clone());
+                    let board = assignment::run_with(&graph, &mut reader, &ids, &opts, |p| {
                         tracker.report(sink, &plan, &p)
                     })
                     .await?;
-                    Ok(Some(board))
+                    Ok(Some((board, reader)))
                 }
             })
             .await;
         match result {
-            Ok(Some(board)) => {
+            Ok(Some((board, reader))) => {
+                // The validation reads the same devices: what this wait read expanded is not
+                // read again unless it changed.
+                self.board_reader = Some(reader);
                 let outcome = assignment::AssignmentOutcome::from_board_in(&board, Some(&serials));
                 for r in &board.rows {
                     self.emit(Event::Device {
@@ -1396,7 +1403,8 @@ impl Engine<'_> {
         // lost) says nothing about the tenant: check again before calling it NOT READY.
         let mut attempt = 1;
         let report = loop {
-            let report = validate::run(&self.graph(), &inputs).await;
+            let report =
+                validate::run_with(&self.graph(), &inputs, self.board_reader.as_mut()).await;
             if self.cancel.is_cancelled() {
                 return Err(StepError::new(Exit::Interrupted, "Cancelled."));
             }

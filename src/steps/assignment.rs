@@ -494,6 +494,10 @@ impl BoardReader {
         }
     }
 
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     pub async fn read(&mut self, graph: &GraphClient) -> Result<Board, AssignmentError> {
         let mut devices = list_devices(graph).await?;
         expand_where_needed(graph, &mut devices, &mut self.expanded).await?;
@@ -874,10 +878,22 @@ pub async fn wait_for_assignment(
     target: &Target,
     device_ids: &[String],
     opts: &WaitOptions,
+    progress: impl FnMut(Progress) + Send,
+) -> Result<Board, AssignmentError> {
+    let mut reader = BoardReader::new(target.clone());
+    wait_for_assignment_with(graph, &mut reader, device_ids, opts, progress).await
+}
+
+/// As [`wait_for_assignment`], reading through `reader` (its target is the wait's).
+pub async fn wait_for_assignment_with(
+    graph: &GraphClient,
+    reader: &mut BoardReader,
+    device_ids: &[String],
+    opts: &WaitOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Board, AssignmentError> {
+    let target = reader.target().clone();
     let mut poll = Poll::new(opts);
-    let mut reader = BoardReader::new(target.clone());
     let wanted: HashSet<&str> = device_ids.iter().map(|s| s.as_str()).collect();
     loop {
         let mut board = reader.read(graph).await?;
@@ -920,14 +936,29 @@ pub async fn run(
     target: &Target,
     device_ids: &[String],
     opts: &WaitOptions,
+    progress: impl FnMut(Progress) + Send,
+) -> Result<Board, AssignmentError> {
+    let mut reader = BoardReader::new(target.clone());
+    run_with(graph, &mut reader, device_ids, opts, progress).await
+}
+
+/// As [`run`], reading the board through `reader`, whose target is the step's: the expanded
+/// device reads it keeps serve a later read of the same devices (the validation's), which then
+/// reads only the devices whose status changed since.
+pub async fn run_with(
+    graph: &GraphClient,
+    reader: &mut BoardReader,
+    device_ids: &[String],
+    opts: &WaitOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Board, AssignmentError> {
+    let target = &reader.target().clone();
     let mut devices = list_devices(graph).await?;
     if !device_ids.is_empty() {
         devices.retain(|d| device_ids.contains(&d.id));
     }
     if devices.is_empty() {
-        return load_board(graph, target).await;
+        return reader.read(graph).await;
     }
     match &target.membership {
         GroupMembership::Static => {
@@ -938,7 +969,7 @@ pub async fn run(
         }
     }
     let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
-    wait_for_assignment(graph, target, &ids, opts, &mut progress).await
+    wait_for_assignment_with(graph, reader, &ids, opts, &mut progress).await
 }
 
 /// Autopilot allows one manual sync about every 10 minutes (reference §6.5).

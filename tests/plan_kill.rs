@@ -398,4 +398,20 @@ fn bad_plans_stop_only_themselves_and_every_plan_ends_with_finished() {
         text,
         "the plan is intact"
     );
+
+    // A --graph-url with a path refuses every plan of the call, each with its `finished`.
+    sim.clear_requests();
+    let out = wizard(&good, dir.path())
+        .args(["--graph-url", "https://graph.microsoft.com/v1.0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "finished");
+    assert!(events[0]["error"].as_str().unwrap().contains("--graph-url"));
+    assert!(sim.requests().is_empty());
 }

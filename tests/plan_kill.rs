@@ -186,3 +186,232 @@ fn killed_during_the_assignment_wait() {
         |v| is(v, "waiting", "assignment"),
     );
 }
+
+/// Starts the wizard on `plan` and reads its events until one matches `until`; returns the
+/// running child (the caller waits for it), the events so far and the channel the rest arrive
+/// on.
+#[allow(clippy::zombie_processes)]
+fn start_until(
+    plan: &Path,
+    data: &Path,
+    until: impl Fn(&Value) -> bool,
+) -> (std::process::Child, Vec<Value>, mpsc::Receiver<Value>) {
+    let mut child = wizard(plan, data).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v = serde_json::from_str::<Value>(&line)
+                .unwrap_or_else(|_| serde_json::json!({ "not-json": line }));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(v) => {
+                let hit = until(&v);
+                seen.push(v);
+                if hit {
+                    return (child, seen, rx);
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("never came: {seen:#?}");
+            }
+        }
+    }
+}
+
+/// A tenant whose assignment takes long (the run waits in it) and a plan of 20 devices.
+fn slow_tenant(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    name: &str,
+) -> (SimHandle, std::path::PathBuf, Vec<String>) {
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            speed: Speed::TEST,
+            page_size: 100,
+            seed: Seed::Walkthrough,
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    sim.with_state(|s| s.assignment.config.slowness = 2000.0);
+    let csv = dir.join(format!("{name}.csv"));
+    let serials = write_csv(&csv, &name[..3].to_uppercase(), 20, "Slow");
+    let plan = write_plan(dir, name, &sim.url(), &csv, "Slow");
+    (sim, plan, serials)
+}
+
+fn assert_stamped(events: &[Value]) {
+    for e in events {
+        let t = e["time"].as_str().unwrap_or_else(|| panic!("no time: {e}"));
+        let parsed = chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|_| panic!("{t}"));
+        assert_eq!(parsed.offset().local_minus_utc(), 0, "UTC: {t}");
+        assert!(t.ends_with('Z'), "{t}");
+    }
+}
+
+/// Issue 19, point 5: a second process running the same plan stops at once with its own exit
+/// code (5), names the process that holds the plan, and sends nothing; the first goes on.
+#[test]
+fn a_second_run_of_the_same_plan_is_refused_and_names_the_first() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, plan, _) = slow_tenant(&rt, dir.path(), "locked");
+    let (mut first, _, _rx) = start_until(&plan, dir.path(), |v| is(v, "waiting", "assignment"));
+    let requests = sim.requests().len();
+    let (code, events) = run_to_end(&plan, dir.path());
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(code, 5, "{events:#?}");
+    let last = events.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "finished");
+    assert_eq!(last["exit_code"], 5);
+    assert_eq!(last["verdict"], "ALREADY RUNNING");
+    let error = last["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("process {}", first.id())),
+        "names who holds it: {error}"
+    );
+    assert_stamped(&events);
+    // The second process sent nothing (the first may still be polling).
+    assert!(
+        sim.requests()[requests..]
+            .iter()
+            .all(|r| r.method == http::Method::GET || r.path.ends_with("/$batch")),
+        "the refused run wrote nothing"
+    );
+}
+
+/// Issue 19, points 8 and 9: SIGTERM ends the run like Ctrl-C, with exit code 143, a
+/// `finished` event (every event stamped with its time), and a rerun that continues READY.
+#[test]
+fn sigterm_stops_cleanly_with_its_own_code_and_the_rerun_continues() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, plan, serials) = slow_tenant(&rt, dir.path(), "sigterm");
+    let (mut child, mut seen, rx) =
+        start_until(&plan, dir.path(), |v| is(v, "waiting", "assignment"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap().code();
+    while let Ok(v) = rx.recv_timeout(Duration::from_secs(10)) {
+        seen.push(v);
+    }
+    assert_eq!(code, Some(143), "{seen:#?}");
+    let last = seen.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "finished", "{seen:#?}");
+    assert_eq!(last["exit_code"], 143);
+    assert_eq!(last["verdict"], "TERMINATED");
+    assert_stamped(&seen);
+
+    sim.with_state(|s| s.assignment.config.slowness = 1.0);
+    let (code, events) = run_to_end(&plan, dir.path());
+    let last = events.last().cloned().unwrap_or_default();
+    assert_eq!(code, 0, "{last:#}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "run_started" && e["resumed"] == true)
+    );
+    assert_each_uploaded_once(&sim, &serials);
+    assert_eq!(creates(&sim), (1, 1));
+}
+
+/// Issue 19, points 1, 7 and 8: in one call, a plan that is not TOML, a plan missing a key and a
+/// plan whose report would overwrite the plan itself each end with their own `finished` event
+/// (exit 2) and touch nothing; the good plan of the same call runs READY.
+#[test]
+fn bad_plans_stop_only_themselves_and_every_plan_ends_with_finished() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            speed: Speed::TEST,
+            page_size: 100,
+            seed: Seed::Walkthrough,
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("good.csv");
+    write_csv(&csv, "GOO", 10, "Good");
+    let good = write_plan(dir.path(), "good", &sim.url(), &csv, "Good");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[tenant\nid = ").unwrap();
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(&missing, "[tenant]\nid = \"contoso.onmicrosoft.com\"\n").unwrap();
+    let other_csv = dir.path().join("self.csv");
+    write_csv(&other_csv, "SEL", 3, "Good");
+    let selfish = write_plan(dir.path(), "self", "http://127.0.0.1:9", &other_csv, "Good");
+    let text = std::fs::read_to_string(&selfish)
+        .unwrap()
+        .replace("html = \"self-report.html\"", "html = \"self.toml\"");
+    std::fs::write(&selfish, &text).unwrap();
+
+    let out = wizard(&good, dir.path())
+        .arg("--plan")
+        .arg(&broken)
+        .arg("--plan")
+        .arg(&missing)
+        .arg("--plan")
+        .arg(&selfish)
+        .output()
+        .unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert_stamped(&events);
+    let finished = |plan: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "finished" && e["plan"] == plan)
+            .cloned()
+            .unwrap_or_else(|| panic!("no finished event for {plan}: {events:#?}"))
+    };
+    assert_eq!(finished("good")["verdict"], "READY");
+    for bad in ["broken", "missing", "self"] {
+        let f = finished(bad);
+        assert_eq!(f["exit_code"], 2, "{f:#}");
+        assert!(f["error"].as_str().unwrap().contains(if bad == "self" {
+            "the plan file itself"
+        } else {
+            ".toml:"
+        }));
+    }
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&selfish).unwrap(),
+        text,
+        "the plan is intact"
+    );
+
+    // A --graph-url with a path refuses every plan of the call, each with its `finished`.
+    sim.clear_requests();
+    let out = wizard(&good, dir.path())
+        .args(["--graph-url", "https://graph.microsoft.com/v1.0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "finished");
+    assert!(events[0]["error"].as_str().unwrap().contains("--graph-url"));
+    assert!(sim.requests().is_empty());
+}

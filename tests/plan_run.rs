@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use autopilot_wizard::graph::token_store::MemoryStore;
 use autopilot_wizard::plan;
-use autopilot_wizard::run::events::{Collect, Event, Step};
+use autopilot_wizard::run::events::{Collect, Event, EventSink, OnChange, Step};
 use autopilot_wizard::run::{Exit, RunConfig, RunResult, run_plan};
 use autopilot_wizard::sim::core::FaultConfig;
 use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
@@ -54,7 +54,11 @@ async fn run(plan_path: &Path, config: &RunConfig) -> (RunResult, Vec<Event>) {
 fn writes(sim: &SimHandle) -> Vec<String> {
     sim.requests()
         .iter()
-        .filter(|r| r.method != Method::GET && !r.path.contains("/oauth2/"))
+        // A `$batch` POST carries reads too; the tenant logs each request inside it with its
+        // own method, so a write in a batch is still counted.
+        .filter(|r| {
+            r.method != Method::GET && !r.path.contains("/oauth2/") && !r.path.ends_with("/$batch")
+        })
         .map(|r| format!("{} {} {}", r.method, r.path, r.status))
         .collect()
 }
@@ -311,11 +315,17 @@ fn requests_per_device_through_the_plan_path() {
         let (r, _) = run(&path, &config(&dir.path().join("state"))).await;
         assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
         let stats = r.import_stats.expect("import stats");
-        let graph: Vec<_> = sim
+        let all: Vec<_> = sim
             .requests()
             .into_iter()
             .filter(|r| r.path.starts_with("/v1.0/") || r.path.starts_with("/beta/"))
             .collect();
+        // The client's own requests (a `$batch` is one, as Graph bills it one call); the
+        // simulated tenant also logs each request inside a `$batch`, which carries no
+        // client-request-id of its own.
+        let (graph, inner): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|r| r.client_request_id.is_some());
         let per = |n: usize| n as f64 / DEVICES as f64;
         println!("requests per device through run --plan ({DEVICES} devices, page size 100):");
         for (name, n) in [
@@ -334,9 +344,337 @@ fn requests_per_device_through_the_plan_path() {
             graph.len(),
             per(graph.len())
         );
+        println!(
+            "  inside $batch {:>5} {:>7.3}  (the requests the batches carried)",
+            inner.len(),
+            per(inner.len())
+        );
+        // Where the requests go, by method and path with ids blanked.
+        let mut by_path = std::collections::BTreeMap::<String, usize>::new();
+        for r in &graph {
+            let shape: Vec<String> = r
+                .path
+                .split('/')
+                .map(|seg| {
+                    if seg.len() >= 20 && seg.chars().filter(|c| *c == '-').count() >= 3 {
+                        "{id}".to_string()
+                    } else {
+                        seg.to_string()
+                    }
+                })
+                .collect();
+            *by_path
+                .entry(format!("{} {}", r.method, shape.join("/")))
+                .or_default() += 1;
+        }
+        let mut by_path: Vec<_> = by_path.into_iter().collect();
+        by_path.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        for (path, n) in by_path.iter().take(12) {
+            println!("    {n:>5}  {path}");
+        }
         assert!(
             per(stats.total() as usize) <= 0.2,
             "the import through the plan path stays cheap: {stats:?}"
         );
+        assert!(
+            per(graph.len()) <= 0.5,
+            "the whole plan (issue 19: 2.77 requests per device before device reads were batched): {}",
+            per(graph.len())
+        );
+    });
+}
+
+fn plan_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = plan_text(path);
+    assert!(text.contains(from), "{from} in {text}");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// Issue 19, points 1–3: a plan whose outputs or state cannot work, or whose `existing` group
+/// is missing, stops before anything is written to the tenant (and, for the local checks,
+/// before the first request), and no file it reads is overwritten.
+#[test]
+fn bad_outputs_state_folders_and_groups_are_refused_before_the_first_write() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        write_csv(&csv, "PRE", 5, "Pre");
+        let csv_bytes = std::fs::read(&csv).unwrap();
+        let folder = dir.path().join("a-folder");
+        std::fs::create_dir(&folder).unwrap();
+        let not_a_dir = dir.path().join("plain-file");
+        std::fs::write(&not_a_dir, "x").unwrap();
+        let other_plans_report = dir.path().join("shared.html");
+
+        let cases: Vec<(&str, String, String)> = vec![
+            (
+                "plan",
+                "html = \"plan-report.html\"".into(),
+                "html = \"plan.toml\"".into(),
+            ),
+            (
+                "csv",
+                "html = \"csv-report.html\"".into(),
+                format!("html = \"{}\"", csv.display()),
+            ),
+            (
+                "folder",
+                "json = \"folder-report.json\"".into(),
+                format!("json = \"{}\"", folder.display()),
+            ),
+            (
+                "twice",
+                "text = \"twice-report.txt\"".into(),
+                "text = \"twice-report.html\"".into(),
+            ),
+            (
+                "unwritable",
+                "text = \"unwritable-report.txt\"".into(),
+                format!("text = \"{}/sub/r.txt\"", not_a_dir.display()),
+            ),
+            (
+                "shared",
+                "html = \"shared-report.html\"".into(),
+                format!("html = \"{}\"", other_plans_report.display()),
+            ),
+        ];
+        for (name, from, to) in cases {
+            let path = write_plan(dir.path(), name, &sim.url(), &csv, "Pre");
+            edit(&path, &from, &to);
+            let before = plan_text(&path);
+            let mut c =
+                config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+            c.other_plans_files = vec![other_plans_report.clone()];
+            sim.clear_requests();
+            let (r, events) = run(&path, &c).await;
+            assert_eq!(r.exit, Exit::BadInput, "{name}: {:?}", r.error);
+            let error = r.error.unwrap();
+            assert!(error.contains("[report]"), "{name}: {error}");
+            assert!(sim.requests().is_empty(), "{name}: nothing sent");
+            assert_eq!(plan_text(&path), before, "{name}: the plan is intact");
+            assert_eq!(
+                std::fs::read(&csv).unwrap(),
+                csv_bytes,
+                "{name}: the CSV is intact"
+            );
+            assert!(folder.is_dir());
+            assert!(
+                matches!(events.last(), Some(Event::Finished { exit_code: 2, .. })),
+                "{name}: {events:?}"
+            );
+        }
+
+        // A state folder that cannot be written: refused before the first request.
+        let path = write_plan(dir.path(), "state", &sim.url(), &csv, "Pre");
+        sim.clear_requests();
+        let c = config(&not_a_dir.join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+        let (r, _) = run(&path, &c).await;
+        assert_eq!(r.exit, Exit::BadInput, "{:?}", r.error);
+        assert!(r.error.unwrap().contains("--state-dir"));
+        assert!(sim.requests().is_empty(), "nothing sent");
+
+        // An `existing` group that is not there: found by a read before the profile is created.
+        let path = write_plan(dir.path(), "existing", &sim.url(), &csv, "Pre");
+        edit(
+            &path,
+            "membership = \"group-tag\"\ngroup_tags = [\"Pre\"]",
+            "membership = \"existing\"",
+        );
+        edit(
+            &path,
+            "name = \"Autopilot - existing\"",
+            "name = \"No Such Group\"",
+        );
+        sim.clear_requests();
+        let c = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+        let (r, _) = run(&path, &c).await;
+        assert_eq!(r.exit, Exit::BadInput, "{:?}", r.error);
+        assert!(r.error.unwrap().contains("No Such Group"));
+        assert_eq!(writes(&sim), Vec::<String>::new(), "nothing written");
+        assert_eq!(creates(&sim), (0, 0));
+    });
+}
+
+/// Removes the state folder (and puts a file in its place) when the upload starts: the saves
+/// from then on fail.
+struct BreakStateOnUpload {
+    inner: Collect,
+    state: std::path::PathBuf,
+}
+
+impl EventSink for BreakStateOnUpload {
+    fn emit(&self, event: Event) {
+        if let Event::Progress { message, .. } = &event
+            && message == "Uploading"
+            && self.state.is_dir()
+        {
+            std::fs::remove_dir_all(&self.state).unwrap();
+            std::fs::write(&self.state, "not a folder").unwrap();
+        }
+        self.inner.emit(event);
+    }
+}
+
+/// Issue 19, point 2: a state save that fails mid-run stops the run before the upload it was
+/// to protect (instead of warning and uploading anyway, and ending READY without a way to
+/// resume).
+#[test]
+fn a_failed_state_save_stops_the_run_before_the_upload() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        write_csv(&csv, "SAV", 10, "Save");
+        let path = write_plan(dir.path(), "save", &sim.url(), &csv, "Save");
+        let state = dir.path().join("state");
+        let config = config(&state).with_urls(Some(sim.url()), Some(sim.url()));
+        let sink = BreakStateOnUpload {
+            inner: Collect::default(),
+            state: state.clone(),
+        };
+        let plan = plan::load(&path).unwrap();
+        let r = run_plan(&plan, &config, &sink, &CancellationToken::new()).await;
+        assert!(state.is_file(), "the sink broke the state folder");
+        assert_eq!(r.exit, Exit::BadInput, "{:?}", r.error);
+        assert!(r.error.unwrap().contains("could not be saved"));
+        assert!(
+            uploads_per_serial(&sim).is_empty(),
+            "no device uploaded without its saved state"
+        );
+    });
+}
+
+/// Issue 19, point 6: one plan naming the tenant by its domain and another by its id are the
+/// same tenant; the second to sign in stops before it writes.
+#[test]
+fn one_plan_per_tenant_by_the_tenant_id_the_sign_in_returns() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv_a = dir.path().join("a.csv");
+        let csv_b = dir.path().join("b.csv");
+        let serials = write_csv(&csv_a, "TDA", 10, "Twin");
+        write_csv(&csv_b, "TDB", 10, "Twin");
+        let by_domain = write_plan(dir.path(), "by-domain", &sim.url(), &csv_a, "Twin");
+        let by_id = write_plan(dir.path(), "by-id", &sim.url(), &csv_b, "Twin");
+        edit(
+            &by_id,
+            "fabrikamdemo.onmicrosoft.com",
+            &sim.tenant_id().to_string(),
+        );
+        let config = config(&dir.path().join("state"));
+        let ((ra, _), (rb, _)) = tokio::join!(run(&by_domain, &config), run(&by_id, &config));
+        let (won, lost) = if ra.exit == Exit::Ready {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        assert_eq!(won.exit, Exit::Ready, "{:?}", won.error);
+        assert_eq!(lost.exit, Exit::BadInput, "{:?}", lost.error);
+        assert!(lost.error.unwrap().contains("same tenant"));
+        assert_eq!(creates(&sim), (1, 1), "only one plan wrote");
+        if won.plan == "by-domain" {
+            assert_each_uploaded_once(&sim, &serials);
+        }
+        assert!(
+            uploads_per_serial(&sim)
+                .keys()
+                .all(|s| s.starts_with(if won.plan == "by-domain" {
+                    "TDA"
+                } else {
+                    "TDB"
+                })),
+            "the losing plan uploaded nothing"
+        );
+    });
+}
+
+/// Issue 19, point 4: the CSV's group tags against the plan's group, as the import page checks
+/// them: untagged rows stop the run (named) before anything is sent, unless the plan says
+/// `tag_untagged = true`, which tags them and reaches READY.
+#[test]
+fn group_tags_are_checked_against_the_csv_before_the_upload() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("untagged.csv");
+        let serials = write_csv(&csv, "UNT", 8, "");
+        let path = write_plan(dir.path(), "untagged", &sim.url(), &csv, "Site");
+        let config = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+        let (r, _) = run(&path, &config).await;
+        assert_eq!(r.exit, Exit::BadInput, "{:?}", r.error);
+        let error = r.error.unwrap();
+        assert!(error.contains("tag_untagged = true"), "{error}");
+        assert!(error.contains(&serials[0]), "names the rows: {error}");
+        assert!(sim.requests().is_empty(), "nothing sent");
+
+        let other = dir.path().join("other.csv");
+        write_csv(&other, "OTH", 3, "Elsewhere");
+        let path2 = write_plan(dir.path(), "other-tag", &sim.url(), &other, "Site");
+        edit(
+            &path2,
+            "membership = \"group-tag\"",
+            "membership = \"group-tag\"\ntag_untagged = true",
+        );
+        let (r, _) = run(&path2, &config).await;
+        assert_eq!(r.exit, Exit::BadInput, "{:?}", r.error);
+        assert!(r.error.unwrap().contains("OTH00000 (\"Elsewhere\")"));
+
+        edit(
+            &path,
+            "membership = \"group-tag\"",
+            "membership = \"group-tag\"\ntag_untagged = true",
+        );
+        let (r, _) = run(&path, &config).await;
+        assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
+        assert_each_uploaded_once(&sim, &serials);
+    });
+}
+
+/// Issue 19, point 10: the closed sync window is counted down every second for a terminal,
+/// but a script reading `--json` (through `OnChange`) gets one `waiting` event, not one per
+/// second.
+#[test]
+fn the_sync_window_is_one_json_event_not_one_per_second() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        // A manual sync was triggered just now: the client waits out its window.
+        sim.with_state(|s| {
+            s.autopilot.sync.last_manual_trigger = Some(chrono::Utc::now());
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        write_csv(&csv, "WIN", 5, "Win");
+        let path = write_plan(dir.path(), "window", &sim.url(), &csv, "Win");
+        let mut c = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+        c.import.sync_min_interval = Duration::from_secs(4);
+        let plan = plan::load(&path).unwrap();
+        let sink = OnChange::new(Collect::default());
+        let r = run_plan(&plan, &c, &sink, &CancellationToken::new()).await;
+        assert_eq!(r.exit, Exit::Ready, "{:?}", r.error);
+        let events = sink.inner().events();
+        let waits: Vec<_> = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Waiting {
+                        step: Step::Of(StepId::Import),
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(waits.len(), 1, "{waits:#?}");
     });
 }

@@ -125,6 +125,9 @@ struct RawGroup {
     group_tags: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     purchase_order: Option<Spanned<String>>,
+    /// Give the CSV rows without a group tag the plan's first tag before the upload.
+    #[serde(default)]
+    tag_untagged: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -220,6 +223,9 @@ pub struct Plan {
     pub profile: ProfilePlan,
     pub group: GroupPlan,
     pub csv_files: Vec<PathBuf>,
+    /// Rows of the CSV files without a group tag get the group's first tag (`tag_untagged`);
+    /// otherwise such rows stop the run before the upload.
+    pub tag_untagged: bool,
     /// How long to wait for each phase of the assignment (membership, profile).
     pub assignment_wait: Duration,
     pub report: ReportPlan,
@@ -318,12 +324,39 @@ pub const DEFAULT_ASSIGNMENT_WAIT: Duration = Duration::from_secs(4 * 3600);
 /// Reads and checks a plan file.
 pub fn load(path: &Path) -> Result<Plan, PlanError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError {
+    let whole = |message: String, hint: &str| PlanError {
         file: file.clone(),
         line: 0,
         column: 0,
-        message: format!("the plan could not be read: {e}"),
-        hint: Some("Check the path given to --plan.".into()),
+        message,
+        hint: Some(hint.into()),
+    };
+    if path.is_dir() {
+        return Err(whole(
+            "this is a folder, not a plan file".into(),
+            "Give --plan the .toml file itself, e.g. --plan plans/contoso.toml.",
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        whole(
+            format!("the plan could not be read: {e}"),
+            "Check the path given to --plan.",
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+        let (line, column) = line_col(&before, before.len());
+        PlanError {
+            file: file.clone(),
+            line,
+            column,
+            message: "the plan is not UTF-8 text".into(),
+            hint: Some(
+                "Save it as UTF-8 (in Notepad: File > Save as, Encoding: UTF-8) and run again."
+                    .into(),
+            ),
+        }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&text, &file, base, true)
@@ -345,7 +378,8 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
     let (core_text, sections) = split_step_sections(text);
     let raw: RawPlan = toml::from_str(&core_text).map_err(|e| {
         let message = e.message().trim().to_string();
-        let hint = hint_for(&message);
+        let key = e.span().and_then(|s| key_at(&core_text, s.start));
+        let hint = hint_for(&message, key.as_deref());
         at(e.span(), message, hint)
     })?;
 
@@ -360,24 +394,19 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             ),
         ));
     }
+    if let Err(why) = check_tenant_id(&tenant_id) {
+        return Err(at(
+            Some(raw.tenant.id.span()),
+            format!("the tenant id \"{}\" {why}", shorten(&tenant_id)),
+            Some("Write the primary domain (e.g. id = \"contoso.onmicrosoft.com\") or the tenant id, a GUID such as \"72f988bf-86f1-41af-91ab-2d7cd011db47\".".into()),
+        ));
+    }
     let url = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, PlanError> {
         match v {
             None => Ok(None),
-            Some(s) => {
-                let u = s.get_ref().trim();
-                match url::Url::parse(u) {
-                    Ok(p) if matches!(p.scheme(), "http" | "https") => {
-                        Ok(Some(u.trim_end_matches('/').to_string()))
-                    }
-                    _ => Err(at(
-                        Some(s.span()),
-                        format!("{key} \"{u}\" is not an http(s) URL"),
-                        Some(format!(
-                            "Write a full URL such as {key} = \"https://graph.microsoft.com\", or leave {key} out to use the cloud's."
-                        )),
-                    )),
-                }
-            }
+            Some(s) => check_root_url(s.get_ref(), key)
+                .map(Some)
+                .map_err(|(message, hint)| at(Some(s.span()), message, Some(hint))),
         }
     };
     let client_id = match &raw.tenant.client_id {
@@ -443,6 +472,16 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             Some(p.name.span()),
             "the profile name is empty".into(),
             Some("Write the name of the deployment profile to use or create.".into()),
+        ));
+    }
+    let n = profile_name.chars().count();
+    if n > MAX_PROFILE_NAME {
+        return Err(at(
+            Some(p.name.span()),
+            format!(
+                "the profile name is {n} characters long; Intune takes at most {MAX_PROFILE_NAME}"
+            ),
+            Some("Shorten [profile] name.".into()),
         ));
     }
     let defaults = ProfileForm::default();
@@ -530,6 +569,28 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             Some("Write the display name of the device group.".into()),
         ));
     }
+    let n = group_name.chars().count();
+    if n > MAX_GROUP_NAME {
+        return Err(at(
+            Some(g.name.span()),
+            format!(
+                "the group name is {n} characters long; Microsoft Entra takes at most {MAX_GROUP_NAME}"
+            ),
+            Some("Shorten [group] name.".into()),
+        ));
+    }
+    if let Some(d) = &g.description {
+        let n = d.chars().count();
+        if n > MAX_GROUP_DESCRIPTION {
+            return Err(at(
+                find_key(text, "[group]"),
+                format!(
+                    "the group description is {n} characters long; Microsoft Entra takes at most {MAX_GROUP_DESCRIPTION}"
+                ),
+                Some("Shorten [group] description.".into()),
+            ));
+        }
+    }
     let membership = *g.membership.get_ref();
     let unused = |present: bool, key: &str, span: Option<std::ops::Range<usize>>| {
         if present {
@@ -551,6 +612,18 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
             "group_tags",
             g.group_tags.as_ref().map(|t| t.span()),
         )?;
+    }
+    if membership != Membership::GroupTag
+        && let Some(t) = &g.tag_untagged
+    {
+        return Err(at(
+            Some(t.span()),
+            format!(
+                "tag_untagged does not apply to membership = \"{}\"",
+                membership_name(membership)
+            ),
+            Some("Remove tag_untagged: only a group by group tag needs the rows' tags.".into()),
+        ));
     }
     if membership != Membership::PurchaseOrder {
         unused(
@@ -622,6 +695,13 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
     }
     for c in raw.devices.csv.get_ref() {
         let p = base.join(c.get_ref());
+        if check_files && p.is_dir() {
+            return Err(at(
+                Some(c.span()),
+                format!("{} is a folder, not a CSV file", p.display()),
+                Some("List each CSV file by name, e.g. csv = [\"devices/batch1.csv\"].".into()),
+            ));
+        }
         if check_files && !p.is_file() {
             return Err(at(
                 Some(c.span()),
@@ -634,11 +714,22 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
     let assignment_wait = match &raw.devices.assignment_wait {
         None => DEFAULT_ASSIGNMENT_WAIT,
         Some(w) => parse_duration(w.get_ref()).ok_or_else(|| {
+            let v = w.get_ref().trim();
+            let what = if v.starts_with('-') {
+                "is negative: a wait cannot be"
+            } else if v.chars().all(|c| c.is_ascii_digit() || "smhd".contains(c))
+                && v.chars().any(|c| c.is_ascii_digit())
+                && !v.chars().any(|c| matches!(c, '1'..='9'))
+            {
+                "is zero: the devices would never be waited for"
+            } else {
+                "is not a duration"
+            };
             at(
                 Some(w.span()),
-                format!("assignment_wait \"{}\" is not a duration", w.get_ref()),
+                format!("assignment_wait \"{}\" {what}", shorten(v)),
                 Some(
-                    "Write a number with s, m or h, e.g. assignment_wait = \"30m\" or \"4h\"."
+                    "Write a positive number with s, m, h or d, e.g. assignment_wait = \"30m\", \"4h\" or \"1h30m\"."
                         .into(),
                 ),
             )
@@ -650,6 +741,7 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
         json: resolve(&raw.report.json),
         text: resolve(&raw.report.text),
     };
+    let tag_untagged = g.tag_untagged.as_ref().is_some_and(|t| *t.get_ref());
     Ok(Plan {
         path: PathBuf::from(file),
         tenant,
@@ -657,6 +749,7 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
         profile,
         group,
         csv_files,
+        tag_untagged,
         assignment_wait,
         report,
         sections,
@@ -685,15 +778,125 @@ fn membership_name(m: Membership) -> &'static str {
 }
 
 /// A better "what to write instead" for serde's messages, which already list the accepted keys
-/// and values.
-fn hint_for(message: &str) -> Option<String> {
+/// and values. `key` is the key on the line the message points at, when there is one.
+fn hint_for(message: &str, key: Option<&str>) -> Option<String> {
+    let key = key.unwrap_or("key");
     if message.starts_with("missing field") {
         Some("Add the key; the example plan (packaging/example-plan.toml) shows every key with a comment.".into())
     } else if message.starts_with("unknown field") {
         Some("Check the spelling; keys are lower case with underscores.".into())
+    } else if message.contains("expected a sequence") {
+        Some(format!(
+            "{key} takes a list in square brackets, e.g. {key} = [\"first\", \"second\"] (one item: [\"only\"])."
+        ))
+    } else if message.contains("expected a boolean") {
+        Some(format!(
+            "{key} takes true or false, without quotes: {key} = true."
+        ))
+    } else if message.contains("expected a string") {
+        Some(format!(
+            "{key} takes text in double quotes, e.g. {key} = \"…\"."
+        ))
+    } else if message.contains("expected a table") || message.contains("expected struct") {
+        Some("This name is a table: write it as a [section] header with its keys below it.".into())
+    } else if message.contains("unknown variant") {
+        Some("Write one of the values listed, in double quotes and lower case.".into())
     } else {
         None
     }
+}
+
+/// The key written on the line that holds byte `offset`, for hints that name it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then(|| key.to_string())
+}
+
+/// Intune's limit on a deployment profile's name (`displayName`: "Max allowed length is 200
+/// chars", Graph v1.0 schema of windowsAutopilotDeploymentProfile).
+pub const MAX_PROFILE_NAME: usize = 200;
+/// Microsoft Entra's limit on a group's `displayName` (Graph's group resource: 256), the same
+/// limit the group page applies (`steps::group::check_spec`).
+pub const MAX_GROUP_NAME: usize = 256;
+/// Microsoft Entra's limit on a group's description (1,024 characters in the Entra admin
+/// center; the Graph schema states none, so this is the portal's).
+pub const MAX_GROUP_DESCRIPTION: usize = 1024;
+
+/// A value cut for a message: a 10 MB name is not repeated back whole.
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 60 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(57).collect::<String>())
+    }
+}
+
+/// A tenant id as the sign-in takes it into its URL path: a domain name or a GUID.
+pub fn check_tenant_id(id: &str) -> Result<(), &'static str> {
+    if uuid::Uuid::parse_str(id).is_ok() {
+        return Ok(());
+    }
+    if id.len() > 253 {
+        return Err("is too long for a domain name");
+    }
+    let labels: Vec<&str> = id.split('.').collect();
+    if labels.len() < 2 {
+        return Err("is neither a domain name nor a GUID");
+    }
+    for l in labels {
+        if l.is_empty()
+            || l.len() > 63
+            || l.starts_with('-')
+            || l.ends_with('-')
+            || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err("is neither a domain name nor a GUID");
+        }
+    }
+    Ok(())
+}
+
+/// A Graph or login root as the client takes it: http(s), a host, nothing after it (the
+/// client adds `/v1.0/…` and `/{tenant}/oauth2/…` itself). Returns it without a trailing `/`;
+/// the error is a message and a hint.
+pub fn check_root_url(value: &str, key: &str) -> Result<String, (String, String)> {
+    let u = value.trim();
+    let example = if key.contains("login") {
+        "https://login.microsoftonline.com"
+    } else {
+        "https://graph.microsoft.com"
+    };
+    let hint = format!(
+        "Write only the scheme and the host, such as {key} = \"{example}\", or leave {key} out to use the cloud's."
+    );
+    let parsed = match url::Url::parse(u) {
+        Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => p,
+        _ => {
+            return Err((
+                format!("{key} \"{}\" is not an http(s) URL", shorten(u)),
+                hint,
+            ));
+        }
+    };
+    if !matches!(parsed.path(), "" | "/")
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err((
+            format!(
+                "{key} \"{}\" has more than the scheme and host (the client adds the path itself)",
+                shorten(u)
+            ),
+            hint,
+        ));
+    }
+    Ok(u.trim_end_matches('/').to_string())
 }
 
 /// The span of the first occurrence of `needle` in `text`, to point at a table or key serde
@@ -727,7 +930,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         return None;
     }
     if let Ok(n) = s.parse::<u64>() {
-        return Some(Duration::from_secs(n));
+        return (n > 0).then(|| Duration::from_secs(n));
     }
     let mut total = 0u64;
     let mut num = String::new();

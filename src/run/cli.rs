@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::events::{EventSink, JsonLines};
+use super::events::{EventSink, JsonLines, OnChange};
 use super::terminal::Terminal;
-use super::{Exit, RunConfig, RunResult, run_plan};
+use super::{Exit, RunConfig, RunResult, refused, run_plan};
 use crate::graph::token_store::{self, MemoryStore, TokenStore};
 use crate::plan::{self, Plan};
 use crate::sim::{self, SimConfig, Speed};
@@ -64,7 +64,13 @@ pub fn summary_table(results: &[RunResult]) -> String {
     );
     for r in results {
         let detail = match (&r.error, r.report_files.first()) {
-            (Some(e), _) => e.lines().next().unwrap_or_default().to_string(),
+            // Every line of the problem, indented under the row (a multi-line problem lists
+            // the rows or files to correct).
+            (Some(e), _) => e.lines().collect::<Vec<_>>().join(&format!(
+                "\n{:indent$}",
+                "",
+                indent = w + t + 30 + 4 + 8
+            )),
             (None, Some(f)) => f.display().to_string(),
             (None, None) => r
                 .report
@@ -85,49 +91,100 @@ pub fn summary_table(results: &[RunResult]) -> String {
 }
 
 /// Runs the subcommand on `runtime`; returns the process exit code.
+///
+/// Every plan ends with a `finished` event and a summary line, whatever stops it: a plan that
+/// cannot be read or is refused stops only itself, the others of the call run.
 pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u8 {
+    let sink: Arc<dyn EventSink> = if args.json {
+        Arc::new(OnChange::new(JsonLines))
+    } else {
+        Arc::new(Terminal::new(args.plans.len() > 1))
+    };
+    let mut results: Vec<(usize, RunResult)> = Vec::new();
+    let mut plans: Vec<(usize, Plan)> = Vec::new();
     // Every plan is checked before anything is sent.
-    let mut plans: Vec<Plan> = Vec::new();
-    let mut bad = false;
-    for p in &args.plans {
+    for (i, p) in args.plans.iter().enumerate() {
         match plan::load(p) {
-            Ok(plan) => plans.push(plan),
+            Ok(plan) => plans.push((i, plan)),
             Err(e) => {
-                eprintln!("{e}");
-                bad = true;
+                let name = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.display().to_string());
+                results.push((
+                    i,
+                    refused(
+                        name,
+                        "?".into(),
+                        Exit::BadInput,
+                        e.to_string(),
+                        sink.as_ref(),
+                    ),
+                ));
             }
         }
     }
-    if bad {
-        return Exit::BadInput.code();
+    // A problem of the whole call refuses every plan, each with its own `finished` event.
+    let mut global = None;
+    for (key, value) in [
+        ("--graph-url", &args.graph_url),
+        ("--login-url", &args.login_url),
+    ] {
+        if let Some(v) = value
+            && let Err((message, _)) = plan::check_root_url(v, key)
+        {
+            global = Some(format!(
+                "{message}. Give {key} only the scheme and the host, e.g. {key} https://graph.microsoft.com."
+            ));
+        }
     }
-    for (i, a) in plans.iter().enumerate() {
-        for b in &plans[..i] {
-            let url = |p: &Plan| {
-                args.graph_url
-                    .clone()
-                    .or_else(|| p.tenant.graph_url.clone())
-                    .unwrap_or_default()
-            };
-            if a.tenant.id.eq_ignore_ascii_case(&b.tenant.id) && url(a) == url(b) {
-                eprintln!(
-                    "{} and {} are both for tenant {}. Run one plan per tenant at a time: they would work on the same devices.",
-                    b.path.display(),
-                    a.path.display(),
+    let state_dir = args.state_dir.clone().or_else(super::state::default_dir);
+    if state_dir.is_none() {
+        global = Some(
+            "This system has no data directory for the plan state; give one with --state-dir."
+                .into(),
+        );
+    }
+    let url = |p: &Plan| {
+        args.graph_url
+            .clone()
+            .or_else(|| p.tenant.graph_url.clone())
+            .unwrap_or_default()
+    };
+    let mut runnable = Vec::new();
+    for (i, a) in std::mem::take(&mut plans) {
+        if let Some(g) = &global {
+            results.push((i, refuse_plan(&a, g.clone(), sink.as_ref())));
+            continue;
+        }
+        // The same tenant named the same way: the later plan stops before it signs in (the
+        // sign-in compares the tenant ids it returns, for tenants named two ways).
+        let twin = runnable
+            .iter()
+            .find(|(_, b): &&(usize, Plan)| {
+                a.tenant.id.eq_ignore_ascii_case(&b.tenant.id) && url(&a) == url(b)
+            })
+            .map(|(_, b)| b.path.display().to_string());
+        match twin {
+            Some(b) => {
+                let message = format!(
+                    "{b} is for the same tenant ({}) and runs in this call. Run one plan per tenant at a time: they would work on the same devices.",
                     a.tenant.id
                 );
-                return Exit::BadInput.code();
+                results.push((i, refuse_plan(&a, message, sink.as_ref())));
             }
+            None => runnable.push((i, a)),
         }
     }
-    let Some(state_dir) = args.state_dir.clone().or_else(super::state::default_dir) else {
-        eprintln!(
-            "This system has no data directory for the plan state; give one with --state-dir."
-        );
-        return Exit::BadInput.code();
+    let plans = runnable;
+    let Some(state_dir) = state_dir else {
+        return finish(results, args.json);
     };
+    if plans.is_empty() {
+        return finish(results, args.json);
+    }
 
-    runtime.block_on(async move {
+    let ran = runtime.block_on(async move {
         let mut sims = Vec::new();
         // Simulated sign-ins never touch the system credential store.
         let store: Arc<dyn TokenStore> = if args.demo {
@@ -156,8 +213,13 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
         base.graph_url = args.graph_url.clone();
         base.login_url = args.login_url.clone();
         let mut configs = Vec::new();
-        for _ in &plans {
+        for (i, plan) in &plans {
             let mut c = base.clone();
+            c.other_plans_files = plans
+                .iter()
+                .filter(|(j, _)| j != i)
+                .flat_map(|(_, p)| super::preflight::files_of(p))
+                .collect();
             if args.demo {
                 match sim::spawn(SimConfig {
                     speed,
@@ -171,67 +233,168 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
                         sims.push(s);
                     }
                     Err(e) => {
-                        eprintln!("The simulated tenant could not start: {e}");
-                        return Exit::Service.code();
+                        let message = format!("The simulated tenant could not start: {e}");
+                        return plans
+                            .iter()
+                            .map(|(i, p)| {
+                                let mut r = refuse_plan(p, message.clone(), sink.as_ref());
+                                r.exit = Exit::Service;
+                                (*i, r)
+                            })
+                            .collect();
                     }
                 }
             }
+            let _ = plan;
             configs.push(c);
         }
 
-        let sink: Arc<dyn EventSink> = if args.json {
-            Arc::new(JsonLines)
-        } else {
-            Arc::new(Terminal::new(plans.len() > 1))
-        };
         let cancel = CancellationToken::new();
         {
             let cancel = cancel.clone();
+            let terminated = base.terminated.clone();
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!(
-                        "Interrupted: stopping cleanly; run the same plan again to continue."
-                    );
-                    cancel.cancel();
+                let why = stop_signal().await;
+                if why == Exit::Terminated {
+                    terminated.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
+                eprintln!(
+                    "{}: stopping cleanly; run the same plan again to continue.",
+                    if why == Exit::Terminated {
+                        "Terminated"
+                    } else {
+                        "Interrupted"
+                    }
+                );
+                cancel.cancel();
             });
         }
         let tasks: Vec<_> = plans
             .into_iter()
             .zip(configs)
-            .map(|(plan, config)| {
+            .map(|((i, plan), config)| {
                 let sink = sink.clone();
                 let cancel = cancel.clone();
-                tokio::spawn(async move { run_plan(&plan, &config, sink.as_ref(), &cancel).await })
+                let task =
+                    tokio::spawn(
+                        async move { run_plan(&plan, &config, sink.as_ref(), &cancel).await },
+                    );
+                (i, task)
             })
             .collect();
         let mut results = Vec::new();
-        for t in tasks {
+        for (i, t) in tasks {
             match t.await {
-                Ok(r) => results.push(r),
+                Ok(r) => results.push((i, r)),
                 Err(e) => {
                     // A panic in one plan's task must not hide the others' results.
                     eprintln!("A plan run stopped unexpectedly: {e}");
-                    results.push(RunResult {
-                        plan: "?".into(),
-                        tenant: "?".into(),
-                        exit: Exit::Service,
-                        error: Some(e.to_string()),
-                        report: None,
-                        report_files: Vec::new(),
-                        import_stats: None,
-                        devices: 0,
-                    });
+                    results.push((
+                        i,
+                        refused(
+                            args.plans[i]
+                                .file_stem()
+                                .map(|s| s.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            "?".into(),
+                            Exit::Service,
+                            e.to_string(),
+                            sink.as_ref(),
+                        ),
+                    ));
                 }
             }
         }
         drop(sims);
-        let exit = Exit::combine(&results.iter().map(|r| r.exit).collect::<Vec<_>>());
-        if !args.json {
-            print!("{}", summary_table(&results));
+        results
+    });
+    results.extend(ran);
+    finish(results, args.json)
+}
+
+/// A readable plan refused before it runs (exit 2 unless the caller changes it).
+fn refuse_plan(plan: &Plan, message: String, sink: &dyn EventSink) -> RunResult {
+    refused(
+        plan.name(),
+        plan.tenant.id.clone(),
+        Exit::BadInput,
+        message,
+        sink,
+    )
+}
+
+/// The summary table (in the order the plans were given) and the exit code of the call.
+fn finish(mut results: Vec<(usize, RunResult)>, json: bool) -> u8 {
+    results.sort_by_key(|(i, _)| *i);
+    let results: Vec<RunResult> = results.into_iter().map(|(_, r)| r).collect();
+    if !json {
+        print!("{}", summary_table(&results));
+    }
+    Exit::combine(&results.iter().map(|r| r.exit).collect::<Vec<_>>()).code()
+}
+
+/// Waits for Ctrl-C (`Interrupted`) or a request to end the process (`Terminated`: SIGTERM
+/// on Unix; on Windows the console closing, or the system logging off or shutting down).
+async fn stop_signal() -> Exit {
+    // A signal that cannot be listened to never fires (instead of firing at once).
+    async fn ctrl_c() {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
         }
-        exit.code()
-    })
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = ctrl_c() => Exit::Interrupted,
+                _ = term.recv() => Exit::Terminated,
+            },
+            Err(_) => {
+                ctrl_c().await;
+                Exit::Interrupted
+            }
+        }
+    }
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_close, ctrl_logoff, ctrl_shutdown};
+        async fn recv(s: std::io::Result<tokio::signal::windows::CtrlClose>) {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        async fn recv_shutdown(s: std::io::Result<tokio::signal::windows::CtrlShutdown>) {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        async fn recv_logoff(s: std::io::Result<tokio::signal::windows::CtrlLogoff>) {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            _ = ctrl_c() => Exit::Interrupted,
+            _ = recv(ctrl_close()) => Exit::Terminated,
+            _ = recv_shutdown(ctrl_shutdown()) => Exit::Terminated,
+            _ = recv_logoff(ctrl_logoff()) => Exit::Terminated,
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        ctrl_c().await;
+        Exit::Interrupted
+    }
 }
 
 /// Whether a browser can open here (a desktop session), for the browser sign-in.

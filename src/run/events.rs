@@ -125,11 +125,26 @@ impl Event {
         }
     }
 
-    /// The JSON line of `--json`.
+    /// The JSON line of `--json`, stamped with `time`, when it was printed (RFC 3339, UTC).
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"event":"error","message":"event not serialisable: {e}"}}"#)
-        })
+        self.to_json_line_at(Utc::now())
+    }
+
+    pub fn to_json_line_at(&self, time: DateTime<Utc>) -> String {
+        let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.insert("time".into(), serde_json::Value::String(time));
+                serde_json::Value::Object(m).to_string()
+            }
+            Ok(other) => other.to_string(),
+            Err(e) => serde_json::json!({
+                "event": "error",
+                "time": time,
+                "message": format!("event not serialisable: {e}"),
+            })
+            .to_string(),
+        }
     }
 }
 
@@ -155,7 +170,61 @@ impl Collect {
     }
 }
 
-/// Writes each event as one JSON line to stdout.
+/// The message and next check of the last `waiting` passed on.
+type LastWait = (String, DateTime<Utc>);
+
+/// Passes every event on, except a `waiting` that says nothing new: the same message, and a
+/// next check within a few seconds of the last one told. A countdown ticks every second for a
+/// terminal; a script wants one event when the wait starts or changes, not one per tick.
+pub struct OnChange<S> {
+    inner: S,
+    last: std::sync::Mutex<std::collections::HashMap<(String, Step), LastWait>>,
+}
+
+impl<S: EventSink> OnChange<S> {
+    pub fn new(inner: S) -> Self {
+        OnChange {
+            inner,
+            last: Default::default(),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: EventSink> EventSink for OnChange<S> {
+    fn emit(&self, event: Event) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match &event {
+            Event::Waiting {
+                plan,
+                step,
+                message,
+                next_check,
+            } => {
+                let key = (plan.clone(), *step);
+                if let Some((m, at)) = last.get(&key)
+                    && m == message
+                    && (*next_check - *at).num_seconds().abs() <= 5
+                {
+                    return;
+                }
+                last.insert(key, (message.clone(), *next_check));
+            }
+            // A step that ends ends its wait: a later wait of it is told again.
+            Event::StepFinished { plan, step, .. } => {
+                last.remove(&(plan.clone(), *step));
+            }
+            _ => {}
+        }
+        drop(last);
+        self.inner.emit(event);
+    }
+}
+
+/// Writes each event as one JSON line to stdout (through [`OnChange`] in `run --json`).
 pub struct JsonLines;
 
 impl EventSink for JsonLines {
@@ -164,9 +233,10 @@ impl EventSink for JsonLines {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", event.to_json_line());
         let _ = out.flush();
-        if let Event::DeviceCode { message, .. } = &event {
-            // A person still has to read the code, and stdout belongs to the script.
-            eprintln!("{message}");
+        if let Event::DeviceCode { plan, message, .. } = &event {
+            // A person still has to read the code, and stdout belongs to the script; with
+            // several plans, the person must know which tenant the code signs in to.
+            eprintln!("[{plan}] {message}");
         }
     }
 }

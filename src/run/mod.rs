@@ -13,12 +13,14 @@
 
 pub mod cli;
 pub mod events;
+pub mod preflight;
 pub mod state;
 pub mod terminal;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -50,7 +52,13 @@ pub enum Exit {
     BadInput = 2,
     SignIn = 3,
     Service = 4,
+    /// Another process is running the same plan (it holds the plan's lock).
+    Busy = 5,
+    /// Ctrl-C: stopped cleanly, the state saved.
     Interrupted = 130,
+    /// SIGTERM (or, on Windows, the console closing or the system shutting down): stopped
+    /// cleanly like Ctrl-C, told apart for the scheduler that sent it (128 + 15).
+    Terminated = 143,
 }
 
 impl Exit {
@@ -65,7 +73,9 @@ impl Exit {
             Exit::BadInput => "BAD PLAN OR INPUT",
             Exit::SignIn => "SIGN-IN OR PERMISSION REFUSED",
             Exit::Service => "SERVICE FAILED",
+            Exit::Busy => "ALREADY RUNNING",
             Exit::Interrupted => "INTERRUPTED",
+            Exit::Terminated => "TERMINATED",
         }
     }
 
@@ -267,6 +277,14 @@ pub struct RunConfig {
     pub step_attempts: u32,
     /// Pause before trying a step again.
     pub step_retry_delay: Duration,
+    /// Set when the run was stopped by SIGTERM rather than Ctrl-C (its own exit code).
+    pub terminated: Arc<AtomicBool>,
+    /// The tenants signed in to by the plans of this call, by Graph root and tenant id (as the
+    /// sign-in returns it): a second plan for the same tenant stops before it writes.
+    pub tenants: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// The files the other plans of this call read or write (plan files, CSVs, reports): a
+    /// report of this plan must not overwrite one of them.
+    pub other_plans_files: Vec<PathBuf>,
 }
 
 impl RunConfig {
@@ -284,6 +302,9 @@ impl RunConfig {
             read_back: ReadBackPolicy::default(),
             step_attempts: 5,
             step_retry_delay: Duration::from_secs(10),
+            terminated: Arc::new(AtomicBool::new(false)),
+            tenants: Arc::new(Mutex::new(HashMap::new())),
+            other_plans_files: Vec::new(),
         }
     }
 
@@ -338,6 +359,17 @@ pub async fn run_plan(
     cancel: &CancellationToken,
 ) -> RunResult {
     let name = plan.name();
+    let state_path = state::path_for(&config.state_dir, plan, &effective_graph_url(plan, config));
+    // Nothing is sent before the files the run needs are known to work: the state folder
+    // (without it a killed run could not resume), this plan's lock (one runner per plan), and
+    // every report path.
+    let lock = preflight::state_dir(&config.state_dir)
+        .map_err(StepError::input)
+        .and_then(|()| state::PlanLock::acquire(&state_path))
+        .and_then(|lock| {
+            preflight::outputs(plan, &config.other_plans_files).map_err(StepError::input)?;
+            Ok(lock)
+        });
     let mut engine = Engine {
         plan,
         config,
@@ -345,12 +377,18 @@ pub async fn run_plan(
         cancel,
         name: name.clone(),
         state: PlanState::default(),
-        state_path: state::path_for(&config.state_dir, plan, &effective_graph_url(plan, config)),
+        state_path,
         graph: None,
         stats: None,
         devices: 0,
+        save_failed: Arc::new(Mutex::new(None)),
+        board_reader: None,
     };
-    let (exit, error, report, files) = match engine.run().await {
+    let outcome = match lock {
+        Ok(_lock) => engine.run().await,
+        Err(e) => Err(e),
+    };
+    let (mut exit, error, report, files) = match outcome {
         Ok((report, files)) => {
             let exit = if report.ready {
                 Exit::Ready
@@ -361,6 +399,9 @@ pub async fn run_plan(
         }
         Err(e) => (e.exit, Some(e.message), None, Vec::new()),
     };
+    if exit == Exit::Interrupted && config.terminated.load(Ordering::SeqCst) {
+        exit = Exit::Terminated;
+    }
     sink.emit(Event::Finished {
         plan: name.clone(),
         verdict: exit.verdict().into(),
@@ -383,6 +424,36 @@ pub async fn run_plan(
     }
 }
 
+/// A plan that stops before it runs (unreadable, or refused for the whole call): its own
+/// `finished` event and summary line, so the other plans of the call still run and a script
+/// reading `--json` always sees how every plan ended.
+pub fn refused(
+    plan: String,
+    tenant: String,
+    exit: Exit,
+    message: String,
+    sink: &dyn EventSink,
+) -> RunResult {
+    sink.emit(Event::Finished {
+        plan: plan.clone(),
+        verdict: exit.verdict().into(),
+        exit_code: exit.code(),
+        error: Some(message.clone()),
+        report: None,
+        report_files: Vec::new(),
+    });
+    RunResult {
+        plan,
+        tenant,
+        exit,
+        error: Some(message),
+        report: None,
+        report_files: Vec::new(),
+        import_stats: None,
+        devices: 0,
+    }
+}
+
 fn effective_graph_url(plan: &Plan, config: &RunConfig) -> String {
     config
         .graph_url
@@ -402,6 +473,19 @@ struct Engine<'a> {
     graph: Option<GraphClient>,
     stats: Option<import::RequestStats>,
     devices: usize,
+    /// Set by the import's observer when a save failed (it cannot return the error itself).
+    save_failed: Arc<Mutex<Option<String>>>,
+    /// The assignment wait's device reads, for the validation.
+    board_reader: Option<assignment::BoardReader>,
+}
+
+/// Why a run stops when its state cannot be saved: without the file, a killed run would upload
+/// again instead of continuing, so it does not go on.
+fn save_error(path: &std::path::Path, e: &std::io::Error) -> String {
+    format!(
+        "The state of this plan could not be saved to {}: {e}. The run stops here, because without it a rerun could not continue where this one stopped. Free space or fix the permissions of that folder (or give another with --state-dir) and run the plan again.",
+        path.display()
+    )
 }
 
 impl Engine<'_> {
@@ -434,10 +518,11 @@ impl Engine<'_> {
         });
     }
 
-    fn save(&self) {
-        if let Err(e) = state::save(&self.state_path, &self.state) {
+    fn save(&self) -> Result<(), StepError> {
+        state::save(&self.state_path, &self.state).map_err(|e| {
             tracing::warn!(path = %self.state_path.display(), error = %e, "plan state not saved");
-        }
+            StepError::input(save_error(&self.state_path, &e))
+        })
     }
 
     fn graph(&self) -> GraphClient {
@@ -520,6 +605,9 @@ impl Engine<'_> {
         // steps that came before the registry through the engine's code below.
         let mut verdict = None;
         for &step in StepId::ALL {
+            if step == StepId::Profile {
+                self.check_before_writes().await?;
+            }
             match step.def().runner {
                 Some(runner) => self.registered(step, runner).await?,
                 None => {
@@ -533,6 +621,21 @@ impl Engine<'_> {
             }
         }
         verdict.ok_or_else(|| StepError::input("the validation step did not run"))
+    }
+
+    /// The reads that can refuse the plan, made before the profile step's first write: a run
+    /// that stops on them has changed nothing in the tenant.
+    async fn check_before_writes(&mut self) -> Result<(), StepError> {
+        let GroupPlan::Existing { name } = &self.plan.group else {
+            return Ok(());
+        };
+        let name = name.clone();
+        self.retrying(Step::Of(StepId::Group), |e| {
+            let graph = e.graph();
+            let name = name.clone();
+            async move { find_existing_group(&graph, &name).await.map(|_| ()) }
+        })
+        .await
     }
 
     /// The steps the engine performs itself; the validation returns the report.
@@ -591,7 +694,7 @@ impl Engine<'_> {
             })
             .await?;
         self.state.outcomes = outcomes;
-        self.save();
+        self.save()?;
         self.finished(at, true, summary);
         Ok(())
     }
@@ -633,14 +736,83 @@ impl Engine<'_> {
             }
             return Err(StepError::input(msg));
         }
-        let rows: Vec<import::ImportRow> = import::rows_from_report(&report)
+        let mut rows: Vec<import::ImportRow> = import::rows_from_report(&report)
             .into_iter()
             .map(|(r, _, _)| r)
             .collect();
         if rows.is_empty() {
             return Err(StepError::input("The CSV files hold no devices."));
         }
+        self.apply_group_tags(&mut rows)?;
         Ok(rows)
+    }
+
+    /// The group tags the plan's group collects, when it is a group by group tag.
+    fn group_tags(&self) -> Option<Vec<String>> {
+        match &self.plan.group {
+            GroupPlan::Create {
+                rule: Some(group::RuleSpec::GroupTags(tags)),
+                ..
+            } => Some(tags.clone()),
+            _ => None,
+        }
+    }
+
+    /// The rows' group tags against the group's, as the import page checks them before its
+    /// upload (`ImportJob::kept_out_of_group`): a row without a tag gets the group's first tag
+    /// when the plan says `tag_untagged = true`; any other row the group would not collect
+    /// stops the run, named, before anything is sent.
+    fn apply_group_tags(&self, rows: &mut [import::ImportRow]) -> Result<(), StepError> {
+        let Some(tags) = self.group_tags() else {
+            return Ok(());
+        };
+        let kept_out = ImportJob::new(rows.to_vec()).kept_out_of_group(&tags);
+        let (untagged, other): (Vec<usize>, Vec<usize>) = kept_out
+            .into_iter()
+            .partition(|&i| rows[i].group_tag.trim().is_empty());
+        let wanted = tags.first().cloned().unwrap_or_default();
+        let list = |idx: &[usize], with_tag: bool| {
+            let mut names: Vec<String> = idx
+                .iter()
+                .take(20)
+                .map(|&i| {
+                    if with_tag {
+                        format!("{} (\"{}\")", rows[i].serial, rows[i].group_tag)
+                    } else {
+                        rows[i].serial.clone()
+                    }
+                })
+                .collect();
+            if idx.len() > 20 {
+                names.push(format!("… and {} more", idx.len() - 20));
+            }
+            names.join(", ")
+        };
+        let mut problems = Vec::new();
+        if !other.is_empty() {
+            problems.push(format!(
+                "{} devices in the CSV files have another group tag than {}, so they would never join the group \"{}\": {}. Correct their Group Tag column, or add their tag to [group] group_tags.",
+                other.len(),
+                tags.join(" or "),
+                self.plan.group.name(),
+                list(&other, true)
+            ));
+        }
+        if !untagged.is_empty() && !self.plan.tag_untagged {
+            problems.push(format!(
+                "{} devices in the CSV files have no group tag, so they would never join the group \"{}\": {}. Add tag_untagged = true under [group] to give them the tag {wanted}, or fill in their Group Tag column.",
+                untagged.len(),
+                self.plan.group.name(),
+                list(&untagged, false)
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(StepError::input(problems.join("\n")));
+        }
+        for i in untagged {
+            rows[i].group_tag = wanted.clone();
+        }
+        Ok(())
     }
 
     fn auth_config(&self) -> AuthConfig {
@@ -711,6 +883,30 @@ impl Engine<'_> {
                 ),
             ));
         }
+        // One plan per tenant: compared by the tenant id the sign-in returned, so a plan naming
+        // the tenant by its domain and another by its id are caught too, before either writes.
+        {
+            let key = (
+                effective_graph_url(self.plan, self.config),
+                signed.tenant_id.to_ascii_lowercase(),
+            );
+            let mut tenants = self
+                .config
+                .tenants
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match tenants.get(&key) {
+                Some(other) if *other != self.plan.path.display().to_string() => {
+                    return Err(StepError::input(format!(
+                        "{other} is for the same tenant ({}, {}) and runs in this call. Run one plan per tenant at a time: they would work on the same devices.",
+                        signed.tenant_name, signed.tenant_id
+                    )));
+                }
+                _ => {
+                    tenants.insert(key, self.plan.path.display().to_string());
+                }
+            }
+        }
         if let Some(why) = &signed.not_remembered_reason {
             self.warn(
                 Step::Of(StepId::SignIn),
@@ -723,7 +919,7 @@ impl Engine<'_> {
         );
         self.state.outcomes.signed_in = Some(signed);
         self.graph = Some(graph);
-        self.save();
+        self.save()?;
         self.finished(Step::Of(StepId::SignIn), true, summary);
         Ok(())
     }
@@ -807,7 +1003,7 @@ impl Engine<'_> {
             deployers,
             validated: ok,
         });
-        self.save();
+        self.save()?;
         self.finished(
             Step::Of(StepId::JoinPermission),
             ok,
@@ -872,7 +1068,7 @@ impl Engine<'_> {
             }
         );
         self.state.outcomes.profile = Some(profile);
-        self.save();
+        self.save()?;
         self.finished(Step::Of(StepId::Profile), true, summary);
         Ok(())
     }
@@ -887,22 +1083,7 @@ impl Engine<'_> {
                 async move {
                     let (existing, expected) = match &plan {
                         GroupPlan::Existing { name } => {
-                            let found = group::find_by_display_name(&graph, name).await?;
-                            let g = match found.as_slice() {
-                                [] => {
-                                    return Err(StepError::input(format!(
-                                        "The tenant has no group named \"{name}\". Correct [group] name, or choose a membership that creates it."
-                                    )));
-                                }
-                                [g] => g.clone(),
-                                _ => {
-                                    return Err(StepError::input(format!(
-                                        "The tenant has {} groups named \"{name}\"; rename one so the plan names exactly one.",
-                                        found.len()
-                                    )));
-                                }
-                            };
-                            let note = group::assess_existing(&g).map_err(StepError::input)?;
+                            let (g, note) = find_existing_group(&graph, name).await?;
                             let kind = group::GroupRef::from_group(&g).kind;
                             ((g.id.clone(), note), kind)
                         }
@@ -939,7 +1120,7 @@ impl Engine<'_> {
             self.warn(Step::Of(StepId::Group), n);
         }
         self.state.outcomes.group = Some(group.clone());
-        self.save();
+        self.save()?;
         let profile = self
             .state
             .outcomes
@@ -1004,24 +1185,53 @@ impl Engine<'_> {
         };
         self.state.csv_fingerprint = Some(fingerprint);
         self.state.outcomes.import = Some(job.clone());
-        self.save();
+        self.save()?;
+        // Devices the tenant already has under another group tag would never join the group:
+        // said now, before the upload, instead of after the whole assignment wait.
+        if let Some(tags) = self.group_tags() {
+            let kept_out = job.kept_out_of_group(&tags);
+            if !kept_out.is_empty() {
+                let rows: Vec<String> = kept_out
+                    .iter()
+                    .map(|&i| {
+                        format!(
+                            "{} (group tag \"{}\")",
+                            job.rows[i].row.serial,
+                            job.effective_tag(i).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                return Err(StepError::input(format!(
+                    "{} devices would not join the group, which collects the group tag {}: {}. Give them that tag in Intune (Devices > Enrollment > Windows Autopilot > Devices, Group tag), or take them out of the CSV files, and run the plan again.",
+                    rows.len(),
+                    tags.join(" or "),
+                    rows.join(", ")
+                )));
+            }
+        }
         if !job.is_validated() {
             let mut attempt = 1;
             loop {
-                let graph = self.graph();
+                // A failed save cancels this token: the upload after it is never sent.
+                let stop = self.cancel.child_token();
+                let graph = self.graph().with_cancel(stop.clone());
                 let result = {
-                    let observer = Observer { engine: &*self };
-                    import::run(
-                        &graph,
-                        &mut job,
-                        &self.config.import,
-                        &observer,
-                        self.cancel,
-                    )
-                    .await
+                    let observer = Observer {
+                        engine: &*self,
+                        stop: stop.clone(),
+                    };
+                    import::run(&graph, &mut job, &self.config.import, &observer, &stop).await
                 };
+                if let Some(e) = self
+                    .save_failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                {
+                    return Err(StepError::input(e));
+                }
                 self.state.outcomes.import = Some(job.clone());
-                self.save();
+                self.save()?;
                 match result {
                     Ok(()) => break,
                     Err(e) => {
@@ -1121,16 +1331,20 @@ impl Engine<'_> {
                         return Ok(None);
                     }
                     let mut tracker = WaitTracker::new(&opts);
-                    let board = assignment::run(&graph, &target, &ids, &opts, |p| {
+                    let mut reader = assignment::BoardReader::new(target.clone());
+                    let board = assignment::run_with(&graph, &mut reader, &ids, &opts, |p| {
                         tracker.report(sink, &plan, &p)
                     })
                     .await?;
-                    Ok(Some(board))
+                    Ok(Some((board, reader)))
                 }
             })
             .await;
         match result {
-            Ok(Some(board)) => {
+            Ok(Some((board, reader))) => {
+                // The validation reads the same devices: what this wait read expanded is not
+                // read again unless it changed.
+                self.board_reader = Some(reader);
                 let outcome = assignment::AssignmentOutcome::from_board_in(&board, Some(&serials));
                 for r in &board.rows {
                     self.emit(Event::Device {
@@ -1147,7 +1361,7 @@ impl Engine<'_> {
                 }
                 let s = outcome.summary;
                 self.state.outcomes.assignment = Some(outcome);
-                self.save();
+                self.save()?;
                 self.finished(
                     Step::Of(StepId::Assignment),
                     s.failed == 0 && s.ready == s.total,
@@ -1183,7 +1397,8 @@ impl Engine<'_> {
         // lost) says nothing about the tenant: check again before calling it NOT READY.
         let mut attempt = 1;
         let report = loop {
-            let report = validate::run(&self.graph(), &inputs).await;
+            let report =
+                validate::run_with(&self.graph(), &inputs, self.board_reader.as_mut()).await;
             if self.cancel.is_cancelled() {
                 return Err(StepError::new(Exit::Interrupted, "Cancelled."));
             }
@@ -1214,7 +1429,7 @@ impl Engine<'_> {
             }
         };
         self.state.outcomes.validation = Some(ValidationOutcome::from_report(&report));
-        self.save();
+        self.save()?;
         let mut files = Vec::new();
         let r = &self.plan.report;
         for (path, body) in [
@@ -1248,10 +1463,36 @@ impl Engine<'_> {
     }
 }
 
+/// The plan's `existing` group: exactly one group of that name, usable for devices.
+async fn find_existing_group(
+    graph: &GraphClient,
+    name: &str,
+) -> Result<(crate::graph::models::directory::Group, Option<String>), StepError> {
+    let found = group::find_by_display_name(graph, name).await?;
+    let g = match found.as_slice() {
+        [] => {
+            return Err(StepError::input(format!(
+                "The tenant has no group named \"{name}\". Correct [group] name, or choose a membership that creates it (e.g. membership = \"group-tag\")."
+            )));
+        }
+        [g] => g.clone(),
+        _ => {
+            return Err(StepError::input(format!(
+                "The tenant has {} groups named \"{name}\"; rename one so the plan names exactly one.",
+                found.len()
+            )));
+        }
+    };
+    let note = group::assess_existing(&g).map_err(StepError::input)?;
+    Ok((g, note))
+}
+
 /// Turns the import's events into run events and saves the job after every change, so a
 /// killed run resumes from the last change (the import saves before each upload).
 struct Observer<'a, 'b> {
     engine: &'a Engine<'b>,
+    /// Cancelled when a save fails: the import stops before its next request.
+    stop: CancellationToken,
 }
 
 impl import::ImportObserver for Observer<'_, '_> {
@@ -1299,12 +1540,24 @@ impl import::ImportObserver for Observer<'_, '_> {
                     detail,
                 })
             }
-            ImportEvent::SyncCountdown { remaining } => e.emit(Event::Waiting {
+            // Told every second (a terminal counts down); the JSON sink passes on the first.
+            ImportEvent::SyncCountdown { remaining } if !remaining.is_zero() => {
+                e.emit(Event::Waiting {
+                    plan,
+                    step: Step::Of(StepId::Import),
+                    message:
+                        "Intune allows one sync every 10 minutes; syncing when the window opens"
+                            .into(),
+                    next_check: chrono::Utc::now()
+                        + chrono::Duration::from_std(remaining).unwrap_or_default(),
+                })
+            }
+            ImportEvent::SyncCountdown { .. } => e.emit(Event::Progress {
                 plan,
                 step: Step::Of(StepId::Import),
-                message: "The Autopilot sync window is closed; waiting for it to open".into(),
-                next_check: chrono::Utc::now()
-                    + chrono::Duration::from_std(remaining).unwrap_or_default(),
+                done: 0,
+                total: 0,
+                message: "The sync window is open; syncing".into(),
             }),
             ImportEvent::Note(n) => e.warn(Step::Of(StepId::Import), n),
         }
@@ -1315,6 +1568,15 @@ impl import::ImportObserver for Observer<'_, '_> {
         state.outcomes.import = Some(job.clone());
         if let Err(err) = state::save(&self.engine.state_path, &state) {
             tracing::warn!(error = %err, "import state not saved");
+            let mut failed = self
+                .engine
+                .save_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if failed.is_none() {
+                *failed = Some(save_error(&self.engine.state_path, &err));
+            }
+            self.stop.cancel();
         }
     }
 }

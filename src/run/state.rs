@@ -99,3 +99,67 @@ pub fn save(path: &Path, state: &PlanState) -> std::io::Result<()> {
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, path)
 }
+
+/// The OS lock on one plan's state, held for the whole run: a second run of the same plan
+/// (an overlapping scheduled task) stops before it reads the state or sends anything, and says
+/// who holds it. The lock goes with the process, however it ends (also `kill -9`).
+pub struct PlanLock {
+    _file: std::fs::File,
+}
+
+impl PlanLock {
+    /// The lock file next to the state file.
+    pub fn path_for(state_path: &Path) -> PathBuf {
+        state_path.with_extension("lock")
+    }
+
+    pub fn acquire(state_path: &Path) -> Result<PlanLock, super::StepError> {
+        use std::io::Write as _;
+        let path = Self::path_for(state_path);
+        let cannot = |e: std::io::Error| {
+            super::StepError::input(format!(
+                "The lock file {} of this plan cannot be created: {e}. Give a folder you can write with --state-dir.",
+                path.display()
+            ))
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(cannot)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(cannot)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                // On Windows the holder's lock also keeps others from reading the file.
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "another process".into());
+                return Err(super::StepError::new(
+                    super::Exit::Busy,
+                    format!(
+                        "This plan is already running ({holder}; lock {}). Wait for that run to end, or stop it, then run the plan again.",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(cannot(e)),
+        }
+        // Who holds it, for the run that is refused.
+        let _ = file.set_len(0);
+        let _ = write!(
+            file,
+            "process {} started {}",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let _ = file.flush();
+        Ok(PlanLock { _file: file })
+    }
+}

@@ -16,6 +16,8 @@ pub struct Terminal {
     bars: Mutex<HashMap<(String, Step), ProgressBar>>,
     /// Without a terminal, the last progress printed per plan and step: only changes print.
     last: Mutex<HashMap<(String, Step), Shown>>,
+    /// Without a terminal, the last wait printed per plan and step.
+    waits: Mutex<HashMap<(String, Step), String>>,
     /// Prefix lines with the plan name (several plans at once).
     prefix: bool,
 }
@@ -26,6 +28,7 @@ impl Terminal {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
+            waits: Mutex::new(HashMap::new()),
             prefix,
         }
     }
@@ -145,9 +148,25 @@ impl EventSink for Terminal {
                 next_check,
             } => {
                 let when = next_check.with_timezone(&chrono::Local).format("%H:%M:%S");
-                // The progress line already said what is awaited; the bar adds when.
-                let bar = self.bar(plan, *step, 0);
-                bar.set_message(format!("{message} (next check {when})"));
+                let left = (*next_check - chrono::Utc::now()).num_seconds().max(0);
+                let text = format!("{message}: {}:{:02} (at {when})", left / 60, left % 60);
+                if self.multi.is_hidden() {
+                    // No bar to count down: one line when a wait starts or says something new,
+                    // so a log shows why nothing happens for minutes.
+                    let changed = self
+                        .waits
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert((plan.clone(), *step), message.clone())
+                        .is_none_or(|before| before != *message);
+                    if changed {
+                        self.line(plan, &format!("  {message} (next check {when})"));
+                    }
+                } else {
+                    // The bar counts down with each event (every second for the sync window).
+                    let bar = self.bar(plan, *step, 0);
+                    bar.set_message(text);
+                }
             }
             Event::Device {
                 plan,

@@ -28,19 +28,31 @@ pub use crate::board::{GroupMembership, Target};
 
 const DEVICES_PATH: &str = "/deviceManagement/windowsAutopilotDeviceIdentities";
 
+/// A wait in words: seconds under a minute, minutes under an hour (a 20-second wait is not
+/// "0 min").
+pub fn waited_words(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// What went wrong, in words for the IT person running the wizard.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AssignmentError {
     #[error(transparent)]
     Graph(Box<GraphError>),
     #[error(
-        "Gave up waiting after {waited_min} min while {phase}. Still waiting for: {pending}. \
+        "Gave up waiting after {waited} while {phase}. Still waiting for: {pending}. \
          Microsoft gives no time limit for this; it usually takes minutes but can take hours. \
          {hint}"
     )]
     Timeout {
         phase: String,
-        waited_min: u64,
+        /// How long, in words ("20 s", "4 h 0 min").
+        waited: String,
         pending: String,
         hint: String,
     },
@@ -277,12 +289,14 @@ pub async fn read_group(
 }
 
 /// Fills in profile names for devices the list returned without expansion: devices that
-/// report a profile status but no profile are read once with `$expand`.
+/// report a profile status but no profile are read once (per status) with `$expand`, 20 to a
+/// `$batch` request.
 async fn expand_where_needed(
     graph: &GraphClient,
     devices: &mut [AutopilotDevice],
     known: &mut HashMap<String, (Option<String>, AutopilotDevice)>,
 ) -> Result<(), AssignmentError> {
+    let mut wanted = Vec::new();
     for d in devices.iter_mut() {
         let status = d.deployment_profile_assignment_status.clone();
         let needs = d.deployment_profile.is_none()
@@ -298,16 +312,152 @@ async fn expand_where_needed(
             d.intended_deployment_profile = cached.intended_deployment_profile.clone();
             continue;
         }
-        let full = match get_device_expanded(graph, &d.id).await {
-            Ok(f) => f,
-            Err(AssignmentError::DeviceGone(_)) => continue,
-            Err(e) => return Err(e),
-        };
-        d.deployment_profile = full.deployment_profile.clone();
-        d.intended_deployment_profile = full.intended_deployment_profile.clone();
-        known.insert(d.id.clone(), (status, full));
+        wanted.push(d.id.clone());
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let read = get_devices_expanded(graph, &wanted).await?;
+    for d in devices.iter_mut() {
+        if let Some(full) = read.get(&d.id) {
+            d.deployment_profile = full.deployment_profile.clone();
+            d.intended_deployment_profile = full.intended_deployment_profile.clone();
+            known.insert(
+                d.id.clone(),
+                (d.deployment_profile_assignment_status.clone(), full.clone()),
+            );
+        }
     }
     Ok(())
+}
+
+/// How many times a device read that failed inside a `$batch` (throttled, unavailable) is sent
+/// again, on its own terms, before the whole read gives up.
+const BATCH_READ_ATTEMPTS: u32 = 6;
+
+/// The devices `ids` with their profiles expanded, read in `$batch` requests of 20 (Graph's
+/// limit). Only a read that failed is sent again (after its `Retry-After`); a device that is
+/// gone is left out. When the tenant refuses `$batch` itself, one by one.
+pub async fn get_devices_expanded(
+    graph: &GraphClient,
+    ids: &[String],
+) -> Result<HashMap<String, AutopilotDevice>, AssignmentError> {
+    let mut out = HashMap::new();
+    let mut left: Vec<String> = ids.to_vec();
+    let mut attempt = 0;
+    while !left.is_empty() {
+        attempt += 1;
+        let mut again = Vec::new();
+        let mut wait: Option<Duration> = None;
+        for chunk in left.chunks(20) {
+            let requests: Vec<serde_json::Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(n, id)| {
+                    serde_json::json!({
+                        "id": n.to_string(),
+                        "method": "GET",
+                        "url": format!(
+                            "{DEVICES_PATH}/{}?$expand=deploymentProfile,intendedDeploymentProfile",
+                            encode(id)
+                        ),
+                    })
+                })
+                .collect();
+            let answer = graph
+                .post_json::<_, serde_json::Value>(
+                    ApiVersion::Beta,
+                    "/$batch",
+                    &serde_json::json!({ "requests": requests }),
+                )
+                .await;
+            let answer = match answer {
+                Ok(v) => v,
+                Err(GraphError::Cancelled) => return Err(AssignmentError::Cancelled),
+                // No $batch here: the same reads one by one.
+                Err(e) if matches!(e.status(), Some(400 | 404 | 405 | 501)) => {
+                    for id in chunk {
+                        match get_device_expanded(graph, id).await {
+                            Ok(d) => {
+                                out.insert(id.clone(), d);
+                            }
+                            Err(AssignmentError::DeviceGone(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(AssignmentError::from_graph(e)),
+            };
+            let mut answered = HashSet::new();
+            for resp in answer
+                .get("responses")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let Some(id) = resp
+                    .get("id")
+                    .and_then(|x| x.as_str())
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .and_then(|n| chunk.get(n))
+                else {
+                    continue;
+                };
+                answered.insert(id.clone());
+                let status = resp.get("status").and_then(|s| s.as_u64()).unwrap_or(0);
+                match status {
+                    200..=299 => {
+                        let body = resp.get("body").cloned().unwrap_or_default();
+                        match serde_json::from_value::<AutopilotDevice>(body) {
+                            Ok(d) => {
+                                out.insert(id.clone(), d);
+                            }
+                            Err(e) => {
+                                return Err(AssignmentError::Graph(Box::new(GraphError::Decode {
+                                    context: format!("Autopilot device {id} in a $batch answer"),
+                                    message: e.to_string(),
+                                })));
+                            }
+                        }
+                    }
+                    404 => {}
+                    _ => {
+                        let ra = resp
+                            .pointer("/headers/retry-after")
+                            .or_else(|| resp.pointer("/headers/Retry-After"))
+                            .and_then(|v| v.as_str())
+                            .and_then(crate::graph::client::parse_retry_after)
+                            .unwrap_or(Duration::from_secs(1));
+                        wait = Some(wait.map_or(ra, |w: Duration| w.max(ra)));
+                        again.push(id.clone());
+                    }
+                }
+            }
+            // A read the answer left out is sent again too.
+            again.extend(chunk.iter().filter(|id| !answered.contains(*id)).cloned());
+        }
+        if !again.is_empty() && attempt >= BATCH_READ_ATTEMPTS {
+            // The last try of the failed reads, one by one, so their own error is told.
+            for id in &again {
+                match get_device_expanded(graph, id).await {
+                    Ok(d) => {
+                        out.insert(id.clone(), d);
+                    }
+                    Err(AssignmentError::DeviceGone(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            break;
+        }
+        if let Some(w) = wait
+            && !again.is_empty()
+        {
+            sleep_or_cancel(graph, w.min(Duration::from_secs(60))).await?;
+        }
+        left = again;
+    }
+    Ok(out)
 }
 
 /// Reads the board once: the device list, the group, and the profile of every device that
@@ -342,6 +492,10 @@ impl BoardReader {
             expanded: HashMap::new(),
             names,
         }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     pub async fn read(&mut self, graph: &GraphClient) -> Result<Board, AssignmentError> {
@@ -409,8 +563,8 @@ impl<'a> Poll<'a> {
         self.started.elapsed() >= self.opts.phase_timeout
     }
 
-    fn waited_min(&self) -> u64 {
-        self.started.elapsed().as_secs() / 60
+    fn waited(&self) -> String {
+        waited_words(self.started.elapsed())
     }
 
     async fn sleep(&mut self, graph: &GraphClient) -> Result<(), AssignmentError> {
@@ -521,7 +675,7 @@ pub async fn ensure_static_members(
         if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: "waiting for Entra to create the device objects".into(),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(missing.iter().map(|d| d.serial_number.as_str())),
                 hint: "Run a sync on the Import step and check that the import finished without \
                        errors, then run this step again."
@@ -613,7 +767,7 @@ pub async fn ensure_static_members(
         if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: "reading the group membership back".into(),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(not.iter().map(|d| d.serial_number.as_str())),
                 hint: "The devices were added but the group does not list them yet; refresh \
                        later."
@@ -707,7 +861,7 @@ pub async fn wait_dynamic_membership(
             };
             return Err(AssignmentError::Timeout {
                 phase: format!("waiting for the dynamic group \"{}\"", target.group_name),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(missing.iter().map(|d| d.serial_number.as_str())),
                 hint,
             });
@@ -724,10 +878,22 @@ pub async fn wait_for_assignment(
     target: &Target,
     device_ids: &[String],
     opts: &WaitOptions,
+    progress: impl FnMut(Progress) + Send,
+) -> Result<Board, AssignmentError> {
+    let mut reader = BoardReader::new(target.clone());
+    wait_for_assignment_with(graph, &mut reader, device_ids, opts, progress).await
+}
+
+/// As [`wait_for_assignment`], reading through `reader` (its target is the wait's).
+pub async fn wait_for_assignment_with(
+    graph: &GraphClient,
+    reader: &mut BoardReader,
+    device_ids: &[String],
+    opts: &WaitOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Board, AssignmentError> {
+    let target = reader.target().clone();
     let mut poll = Poll::new(opts);
-    let mut reader = BoardReader::new(target.clone());
     let wanted: HashSet<&str> = device_ids.iter().map(|s| s.as_str()).collect();
     loop {
         let mut board = reader.read(graph).await?;
@@ -751,7 +917,7 @@ pub async fn wait_for_assignment(
         if poll.expired() {
             return Err(AssignmentError::Timeout {
                 phase: format!("waiting for \"{}\" to be assigned", target.profile_name),
-                waited_min: poll.waited_min(),
+                waited: poll.waited(),
                 pending: list_serials(open.iter().map(|r| r.serial.as_str())),
                 hint: "Nothing is wrong yet if the devices show Pending; open the board to see \
                        each device's reason, and come back later."
@@ -770,14 +936,29 @@ pub async fn run(
     target: &Target,
     device_ids: &[String],
     opts: &WaitOptions,
+    progress: impl FnMut(Progress) + Send,
+) -> Result<Board, AssignmentError> {
+    let mut reader = BoardReader::new(target.clone());
+    run_with(graph, &mut reader, device_ids, opts, progress).await
+}
+
+/// As [`run`], reading the board through `reader`, whose target is the step's: the expanded
+/// device reads it keeps serve a later read of the same devices (the validation's), which then
+/// reads only the devices whose status changed since.
+pub async fn run_with(
+    graph: &GraphClient,
+    reader: &mut BoardReader,
+    device_ids: &[String],
+    opts: &WaitOptions,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Board, AssignmentError> {
+    let target = &reader.target().clone();
     let mut devices = list_devices(graph).await?;
     if !device_ids.is_empty() {
         devices.retain(|d| device_ids.contains(&d.id));
     }
     if devices.is_empty() {
-        return load_board(graph, target).await;
+        return reader.read(graph).await;
     }
     match &target.membership {
         GroupMembership::Static => {
@@ -788,7 +969,7 @@ pub async fn run(
         }
     }
     let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
-    wait_for_assignment(graph, target, &ids, opts, &mut progress).await
+    wait_for_assignment_with(graph, reader, &ids, opts, &mut progress).await
 }
 
 /// Autopilot allows one manual sync about every 10 minutes (reference §6.5).

@@ -512,12 +512,28 @@ pub fn inputs_from_outcomes(o: &Outcomes) -> Option<ValidateInputs> {
 /// Runs every check live. Never fails as a whole: a check that cannot run is an item that
 /// "could not be checked", with the error as its evidence.
 pub async fn run(graph: &GraphClient, inputs: &ValidateInputs) -> Report {
+    run_with(graph, inputs, None).await
+}
+
+/// As [`run`], reading the devices through `reader` when it is for the same target (the
+/// assignment wait's, in `run --plan`): the devices it already read expanded are not read
+/// again unless their status changed.
+pub async fn run_with(
+    graph: &GraphClient,
+    inputs: &ValidateInputs,
+    reader: Option<&mut assignment::BoardReader>,
+) -> Report {
     let target = &inputs.target;
+    let mut own = None;
+    let reader = match reader {
+        Some(r) if r.target() == target => r,
+        _ => own.insert(assignment::BoardReader::new(target.clone())),
+    };
     let (join_item, mdm_item) = policy_items(graph, &inputs.deployers).await;
     let profile_item = profile_item(graph, target).await;
     let group_item = group_item(graph, target).await;
     let assignment_item = assignment_item(graph, target).await;
-    let (devices_item, devices) = match assignment::load_board(graph, target).await {
+    let (devices_item, devices) = match reader.read(graph).await {
         Ok(mut board) => {
             if !inputs.expected_serials.is_empty() {
                 board.rows.retain(|r| {
@@ -985,7 +1001,7 @@ pub fn devices_item(board: &Board, expected_serials: &[String]) -> CheckItem {
     let fix = if pass {
         None
     } else if verdicts.is_empty() {
-        Some("Import the devices' hardware hashes on the Import step.".into())
+        Some("Import the devices' hardware hashes (the Import step of the wizard, or the [devices] CSV files of a plan).".into())
     } else {
         Some(devices_advice(board, missing.len()))
     };
@@ -1029,7 +1045,7 @@ fn devices_advice(board: &Board, not_registered: usize) -> String {
     let mut out = Vec::new();
     if not_registered > 0 {
         out.push(format!(
-            "{} not registered with Autopilot: import them on the Import step.",
+            "{} not registered with Autopilot: import them (the Import step of the wizard, or the [devices] CSV files of a plan); a device another organization has registered (error 808) must first be deregistered there.",
             n(not_registered)
         ));
     }

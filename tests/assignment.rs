@@ -1,7 +1,7 @@
 //! Step 6 against the simulated tenant over HTTP: static groups whose Entra objects appear late,
 //! dynamic groups, the oldest-profile-wins conflict, timeouts, edits; and the board page.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Sign-in against the simulated tenant over real HTTP: device code, browser (PKCE through the
 //! loopback listener), refresh, silent re-sign-in, sign-out, token storage and redaction.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

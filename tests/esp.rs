@@ -2,7 +2,7 @@
 //! (resolution order, every documented problem, the recommended ESP read back, re-runs, plan
 //! mode, validation items, bodies against the documented schema) and the page in egui_kittest.
 
-mod support;
+use crate::support;
 
 use autopilot_wizard::graph::{ApiVersion, GraphClient};
 use autopilot_wizard::sim::{SimConfig, SimHandle, core::fixed_guid, esp as sim_esp};

@@ -2,7 +2,7 @@
 //! in-process simulated tenant: sign in, join permission, deployment profile, device group and
 //! profile assignment. Next must stay disabled on every page until its result was read back.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! error or a value and never panic. Oversized answers and endless paging are refused with a
 //! bounded amount of memory. Case counts are bounded so CI stays fast.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

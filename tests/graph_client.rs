@@ -2,7 +2,7 @@
 //! backoff, giving up, paging, token refresh on 401, error bodies, request ids, `$select`,
 //! dropped connections and cancellation.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Step 4 (device group) over HTTP against the simulated tenant, plus the directory endpoints
 //! other steps rely on (members, devices).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

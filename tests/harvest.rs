@@ -3,7 +3,7 @@
 //! as a process, the OOBE upload end to end against the simulated tenant, and "Add this PC" on
 //! the import page.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

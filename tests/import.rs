@@ -1,6 +1,6 @@
 //! Step 5 (hardware-hash import) against the simulated tenant over real HTTP.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

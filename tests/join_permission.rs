@@ -1,6 +1,6 @@
 //! Step 2 (join permission and MDM scope) over HTTP against the simulated tenant.
 
-mod support;
+use crate::support;
 
 use autopilot_wizard::graph::GraphClient;
 use autopilot_wizard::sim::directory::{JoinScope, MdmScope, PolicyShape};

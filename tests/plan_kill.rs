@@ -3,7 +3,7 @@
 //! ever uploaded twice. The simulated tenant runs in this test process; only the wizard is a
 //! child process (talking to it over HTTP, signing in with a device code).
 
-mod plan_common;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use autopilot_wizard::sim::core::{Fault, ScriptedFault};
 use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
-use plan_common::*;
 use serde_json::Value;
+use support::plan::*;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

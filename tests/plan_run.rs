@@ -3,7 +3,7 @@
 //! and dropped connections, access tokens expiring mid-run, two tenants at once, and the
 //! requests per device of the plan path.
 
-mod plan_common;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use autopilot_wizard::sim::core::FaultConfig;
 use autopilot_wizard::sim::{self, Seed, SimConfig, SimHandle, Speed};
 use autopilot_wizard::steps::StepId;
 use http::Method;
-use plan_common::*;
+use support::plan::*;
 use tokio_util::sync::CancellationToken;
 
 fn runtime() -> tokio::runtime::Runtime {

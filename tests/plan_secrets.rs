@@ -2,7 +2,7 @@
 //! the middle), then its log files, saved state, reports, stdout and stderr (where a panic would
 //! print) are searched for the bytes of every access and refresh token the tenant issued.
 
-mod plan_common;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autopilot_wizard::sim::{self, Seed, SimConfig, Speed};
-use plan_common::*;
+use support::plan::*;
 
 fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {

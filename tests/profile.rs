@@ -1,7 +1,7 @@
 //! Step 3 (deployment profile) and the profile assignment of step 4, over HTTP against the
 //! simulated tenant; plus the self-tests of the shared schema validator.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::schema;

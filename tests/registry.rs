@@ -1,7 +1,7 @@
 //! The procedure declared once: files written before the step registry still load, and every
 //! derived name (step ids, numbers, run event names, plan sections, check ids) comes from it.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

@@ -4,7 +4,7 @@
 //! as it was. Then the statuses follow the read-backs: a step that stops validating takes the
 //! later ones out of "Done".
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use support::MemoryStorage;

@@ -9,7 +9,7 @@
 //! Clicks happen in a tall window (every page fits without scrolling, so no scroll positions
 //! have to be replayed); the real window is shrunk to 1100×720 only for the screenshots.
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! address to copy, "Sign in with a code instead" while waiting, a wait that ends with a message;
 //! and the credential-store note in words, once, with the raw error only in the tooltip.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

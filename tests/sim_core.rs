@@ -1,7 +1,7 @@
 //! The simulated tenant's core over real HTTP: token check and its 401 shapes, request ids,
 //! users, `/me`, `/organization`, `$search` rules and the request log.
 
-mod support;
+use crate::support;
 
 use autopilot_wizard::sim::{self, SimConfig};
 use serde_json::Value;

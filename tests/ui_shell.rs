@@ -1,7 +1,7 @@
 //! The application shell driven through egui_kittest: stepper, Back / Next, the simulated
 //! tenant, persistence. The real app runs against an in-process simulated tenant.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use support::MemoryStorage;

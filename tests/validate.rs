@@ -1,7 +1,7 @@
 //! Step 7 against the simulated tenant over HTTP: a healthy tenant is "ready", a broken one is
 //! "not ready" with the reason; the report escapes names; the page shows the verdict.
 
-mod support;
+use crate::support;
 
 use autopilot_wizard::sim::SimHandle;
 use autopilot_wizard::sim::directory::JoinScope;

@@ -8,7 +8,7 @@
 //! checks what the simulator answers (schema-valid resources, status codes, error bodies,
 //! 429 + Retry-After) for the resources the other test files do not cover.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

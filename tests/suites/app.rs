@@ -13,6 +13,8 @@ mod resume;
 mod screenshot_walk;
 #[path = "../sign_in_page.rs"]
 mod sign_in_page;
+#[path = "../support/mod.rs"]
+mod support;
 #[path = "../ui_shell.rs"]
 mod ui_shell;
 

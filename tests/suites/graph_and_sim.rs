@@ -13,5 +13,7 @@ mod graph_client;
 mod sim_cli;
 #[path = "../sim_core.rs"]
 mod sim_core;
+#[path = "../support/mod.rs"]
+mod support;
 #[path = "../wire_format.rs"]
 mod wire_format;

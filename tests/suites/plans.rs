@@ -11,3 +11,5 @@ mod plan_parse;
 mod plan_run;
 #[path = "../plan_secrets.rs"]
 mod plan_secrets;
+#[path = "../support/mod.rs"]
+mod support;

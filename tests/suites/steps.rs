@@ -19,5 +19,7 @@ mod import;
 mod join_permission;
 #[path = "../profile.rs"]
 mod profile;
+#[path = "../support/mod.rs"]
+mod support;
 #[path = "../validate.rs"]
 mod validate;

@@ -3,6 +3,7 @@
 //! `mod support;`).
 #![allow(dead_code)]
 
+pub mod plan;
 pub mod schema;
 pub mod tenant;
 

@@ -1,4 +1,4 @@
-//! Shared by the `run --plan` tests: CSVs of N generated devices the simulated tenant accepts,
+//! Shared by the `run --plan` tests (`support::plan`): CSVs of N generated devices the simulated tenant accepts,
 //! plan files pointing at a simulated tenant, and the request-log checks.
 #![allow(dead_code)]
 

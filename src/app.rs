@@ -228,6 +228,8 @@ pub struct WizardApp {
     recheck_on_visit: Vec<StepId>,
     /// The first window was checked against the screen ([`WizardApp::fit_window_once`]).
     window_fitted: bool,
+    /// Last frame's step list and Back/Next bar ([`WizardApp::layout`]).
+    layout: Option<(egui::Rect, egui::Rect)>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
     /// The step shown last frame, to log when another one opens.
@@ -317,6 +319,7 @@ impl WizardApp {
             revalidation_asked: Vec::new(),
             recheck_on_visit: Vec::new(),
             window_fitted: false,
+            layout: None,
         };
         app.build_pages();
         // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
@@ -641,7 +644,7 @@ impl WizardApp {
                 .frame(egui::Frame::NONE)
                 .show(ui, |ui| self.banner_ui(ui));
         }
-        egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
+        let bar = egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
         if self.log_open {
             egui::Panel::bottom("log_panel")
                 .resizable(true)
@@ -650,7 +653,7 @@ impl WizardApp {
         }
         // The step list scrolls inside its panel: on a short or scaled screen (1024×600 at
         // 150 %) it would otherwise run on under the Back/Next bar.
-        egui::Panel::left("stepper")
+        let stepper = egui::Panel::left("stepper")
             .resizable(false)
             .default_size(230.0)
             .show(ui, |ui| {
@@ -659,6 +662,7 @@ impl WizardApp {
                     .auto_shrink([false, false])
                     .show(ui, |ui| self.stepper_ui(ui));
             });
+        self.layout = Some((stepper.response.rect, bar.response.rect));
         egui::CentralPanel::default_margins().show(ui, |ui| {
             egui::ScrollArea::vertical()
                 .auto_shrink([false, false])
@@ -912,6 +916,11 @@ impl WizardApp {
         ui.add_space(6.0);
     }
 
+    /// Where the step list and the Back/Next bar were drawn last frame (points).
+    pub fn layout(&self) -> Option<(egui::Rect, egui::Rect)> {
+        self.layout
+    }
+
     /// Whether Graph or the login service is reached at an address other than the cloud's own
     /// (`--graph-url` / `--login-url`, remembered from an earlier start).
     pub fn custom_endpoints(&self) -> bool {
@@ -1147,7 +1156,9 @@ const WINDOW_FRAME: egui::Vec2 = egui::vec2(16.0, 40.0);
 /// The inner size for a window that wants `preferred` on a work area of `work_area` (both in
 /// points): the preferred size where it fits, else the work area less the window frame.
 pub fn fit_window_size(preferred: egui::Vec2, work_area: egui::Vec2) -> egui::Vec2 {
-    preferred.min(work_area - WINDOW_FRAME).max(egui::vec2(320.0, 240.0))
+    preferred
+        .min(work_area - WINDOW_FRAME)
+        .max(egui::vec2(320.0, 240.0))
 }
 
 /// The work area (the screen less the taskbar) in points, where the system says it.
@@ -1171,7 +1182,10 @@ fn work_area(pixels_per_point: f32) -> Option<(egui::Pos2, egui::Vec2)> {
     let ppp = pixels_per_point.max(0.1);
     Some((
         egui::pos2(r.left as f32 / ppp, r.top as f32 / ppp),
-        egui::vec2((r.right - r.left) as f32 / ppp, (r.bottom - r.top) as f32 / ppp),
+        egui::vec2(
+            (r.right - r.left) as f32 / ppp,
+            (r.bottom - r.top) as f32 / ppp,
+        ),
     ))
 }
 

@@ -355,9 +355,7 @@ pub fn sign_out(
 ) -> u8 {
     match token_store::sign_out(store, tenant) {
         Ok(removed) if removed.is_empty() => {
-            let which = tenant
-                .map(|t| format!(" for {t}"))
-                .unwrap_or_default();
+            let which = tenant.map(|t| format!(" for {t}")).unwrap_or_default();
             let _ = writeln!(out, "No saved sign-in{which} in {STORE_PLACE}.");
             0
         }

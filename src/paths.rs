@@ -116,10 +116,17 @@ mod tests {
             env.local_data_dir(),
             Some(PathBuf::from(r"C:\Users\rowan\AppData\Local").join(APP_ID))
         );
-        assert_eq!(env.settings_file(), None, "installed: settings stay eframe's (roaming)");
+        assert_eq!(
+            env.settings_file(),
+            None,
+            "installed: settings stay eframe's (roaming)"
+        );
         std::fs::write(exe.path().join(PORTABLE_MARKER), "").unwrap();
         assert_eq!(env.local_data_dir(), Some(exe.path().join("data")));
-        assert_eq!(env.settings_file(), Some(exe.path().join("data").join("app.ron")));
+        assert_eq!(
+            env.settings_file(),
+            Some(exe.path().join("data").join("app.ron"))
+        );
         let linux = Environment {
             exe_dir: Some(PathBuf::from("/usr/bin")),
             local_app_data: None,
@@ -152,7 +159,10 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["autopilot-wizard-2025-01-01.log", "autopilot-wizard-2026-11-18.log"]
+            [
+                "autopilot-wizard-2025-01-01.log",
+                "autopilot-wizard-2026-11-18.log"
+            ]
         );
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -421,7 +421,9 @@ async fn https_tenant_is_reached_once_its_ca_is_trusted_besides_the_system_store
     .unwrap();
     let other_client = GraphClient::new(
         &other.url(),
-        Arc::new(StaticToken(other.issue_token(&other.admin().user_principal_name))),
+        Arc::new(StaticToken(
+            other.issue_token(&other.admin().user_principal_name),
+        )),
     )
     .with_retry(RetryPolicy {
         max_attempts: 1,
@@ -487,7 +489,8 @@ async fn next_links_on_the_configured_or_the_clouds_graph_host_are_followed_othe
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("outside Microsoft Graph") || format!("{err:?}").contains("outside Microsoft Graph"),
+        err.to_string().contains("outside Microsoft Graph")
+            || format!("{err:?}").contains("outside Microsoft Graph"),
         "{err:?}"
     );
     assert_eq!(sim.requests().len(), 1, "only the first page was read");
@@ -500,7 +503,9 @@ async fn next_links_on_the_configured_or_the_clouds_graph_host_are_followed_othe
         assert_eq!(foreign.follow_url(bad), None, "{bad}");
     }
     assert_eq!(
-        foreign.follow_url("https://graph.microsoft.com/beta/deviceManagement/x?$skiptoken=1").as_deref(),
+        foreign
+            .follow_url("https://graph.microsoft.com/beta/deviceManagement/x?$skiptoken=1")
+            .as_deref(),
         Some(format!("{proxy}/beta/deviceManagement/x?$skiptoken=1").as_str())
     );
 }

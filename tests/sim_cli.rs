@@ -205,12 +205,22 @@ async fn tls_flag_serves_https_names_its_ca_file_and_discovery_says_https() {
     let ca_out = dir.path().join("sim-ca.pem");
     let sim = start_sim(&["--tls", "--ca-out", ca_out.to_str().unwrap()]);
     assert!(sim.url.starts_with("https://127.0.0.1:"), "{}", sim.url);
-    assert_eq!(sim.ca_file.as_deref(), ca_out.to_str(), "CA_FILE= names the file");
+    assert_eq!(
+        sim.ca_file.as_deref(),
+        ca_out.to_str(),
+        "CA_FILE= names the file"
+    );
     let pem = std::fs::read(&ca_out).unwrap();
     assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
 
     // The system store alone does not trust it.
-    assert!(http().get(format!("{}/v1.0/me", sim.url)).send().await.is_err());
+    assert!(
+        http()
+            .get(format!("{}/v1.0/me", sim.url))
+            .send()
+            .await
+            .is_err()
+    );
     let trusting = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
@@ -256,7 +266,11 @@ async fn tls_flag_serves_https_names_its_ca_file_and_discovery_says_https() {
 fn ca_file_that_cannot_be_used_stops_the_wizard_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("a.csv");
-    std::fs::write(&csv, "Device Serial Number,Windows Product ID,Hardware Hash\r\n").unwrap();
+    std::fs::write(
+        &csv,
+        "Device Serial Number,Windows Product ID,Hardware Hash\r\n",
+    )
+    .unwrap();
     let missing = dir.path().join("nope.pem");
     let out = Command::new(BIN)
         .arg("--ca-file")
@@ -268,7 +282,10 @@ fn ca_file_that_cannot_be_used_stops_the_wizard_with_a_clear_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("nope.pem") && err.contains("could not be read"), "{err}");
+    assert!(
+        err.contains("nope.pem") && err.contains("could not be read"),
+        "{err}"
+    );
 
     let junk = dir.path().join("junk.txt");
     std::fs::write(&junk, "not a certificate").unwrap();
@@ -432,8 +449,16 @@ fn sign_out_command_reports_when_nothing_is_saved() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.starts_with(&format!("No saved sign-in for {tenant} in ")), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(&format!("No saved sign-in for {tenant} in ")),
+        "{text}"
+    );
 }
 
 /// A portable copy (a `portable` file beside the exe) keeps its logs beside the exe, and log
@@ -452,7 +477,10 @@ fn portable_copy_keeps_logs_beside_the_exe_and_old_logs_are_deleted() {
     let old = logs.join("autopilot-wizard-2020-01-01.log");
     std::fs::write(&old, "old").unwrap();
     let recent_day = chrono::Local::now().date_naive() - chrono::Duration::days(3);
-    let recent = logs.join(format!("autopilot-wizard-{}.log", recent_day.format("%Y-%m-%d")));
+    let recent = logs.join(format!(
+        "autopilot-wizard-{}.log",
+        recent_day.format("%Y-%m-%d")
+    ));
     std::fs::write(&recent, "recent").unwrap();
 
     // `sim csv` starts the logging like every mode with a runtime.
@@ -461,7 +489,11 @@ fn portable_copy_keeps_logs_beside_the_exe_and_old_logs_are_deleted() {
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!old.exists(), "a log from 2020 is past the 14 days");
     assert!(recent.exists(), "a log from 3 days ago is kept");
     let today = logs.join(format!(

@@ -378,7 +378,10 @@ fn back_and_next_stay_on_screen_on_a_small_scaled_display() {
     for ppp in [1.0_f32, 1.25, 1.5] {
         let work_area = egui::vec2(1024.0, 560.0) / ppp;
         let size = fit_window_size(PREFERRED_WINDOW, work_area);
-        assert!(size.x <= work_area.x && size.y <= work_area.y, "{size:?} in {work_area:?}");
+        assert!(
+            size.x <= work_area.x && size.y <= work_area.y,
+            "{size:?} in {work_area:?}"
+        );
         let mut h = Harness::builder()
             .with_size(size)
             .with_pixels_per_point(ppp)
@@ -397,12 +400,8 @@ fn back_and_next_stay_on_screen_on_a_small_scaled_display() {
                 "{label} at {r:?} outside the {size:?} window at {ppp}"
             );
         }
-        let panel = |id: &str| {
-            egui::containers::panel::PanelState::load(&h.ctx, egui::Id::new(id))
-                .unwrap_or_else(|| panic!("panel {id}"))
-                .outer_rect
-        };
-        let (stepper, bar) = (panel("stepper"), panel("navigation"));
+        let (stepper, bar) = h.state().layout().expect("laid out");
+        assert!(screen.contains_rect(bar), "the bar {bar:?} at {ppp}");
         assert!(
             stepper.bottom() <= bar.top() + 0.5,
             "step list {stepper:?} runs into the bar {bar:?} at {ppp}"
@@ -440,16 +439,25 @@ fn a_remembered_custom_endpoint_is_shown_and_one_click_resets_it() {
     assert!(app.custom_endpoints());
     let mut h = harness(app);
     h.run();
-    assert!(h.query_by_label("The wizard connects to a custom address").is_some());
+    assert!(
+        h.query_by_label("The wizard connects to a custom address")
+            .is_some()
+    );
     assert!(
         h.query_by_label("Microsoft Graph: https://proxy.contoso.test/graph")
             .is_some(),
         "{}",
         visible_labels(&h)
     );
-    assert!(h.query_by_label("Sign-in: https://proxy.contoso.test/login").is_some());
+    assert!(
+        h.query_by_label("Sign-in: https://proxy.contoso.test/login")
+            .is_some()
+    );
     click(&mut h, "Use Microsoft's service");
-    assert!(h.query_by_label("The wizard connects to a custom address").is_none());
+    assert!(
+        h.query_by_label("The wizard connects to a custom address")
+            .is_none()
+    );
     let e = &h.state().connection().auth.endpoints;
     assert_eq!(e.graph_url, "https://graph.microsoft.com");
     assert_eq!(e.login_url, "https://login.microsoftonline.com");
@@ -474,6 +482,9 @@ fn a_remembered_custom_endpoint_is_shown_and_one_click_resets_it() {
     let e = h.state().connection().auth.endpoints.clone();
     assert!(e.graph_url.starts_with("http://127.0.0.1:"), "{e:?}");
     assert_eq!(e.login_url, e.graph_url);
-    assert!(h.query_by_label("The wizard connects to a custom address").is_none());
+    assert!(
+        h.query_by_label("The wizard connects to a custom address")
+            .is_none()
+    );
     assert!(h.query_by_label("Use Microsoft's service").is_none());
 }

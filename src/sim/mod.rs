@@ -409,10 +409,10 @@ pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle
             },
             app,
         )
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await;
     });
     Ok(SimHandle {
         shared,

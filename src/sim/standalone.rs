@@ -184,26 +184,24 @@ pub async fn run(args: SimArgs) -> Result<(), StandaloneError> {
                 source,
             })?;
     }
-    let sim =
-        spawn_on(args.config(), args.port)
-            .await
-            .map_err(|source| {
-                // Certificate generation reports `Other`; binding never does.
-                if args.tls && source.kind() == std::io::ErrorKind::Other {
-                    StandaloneError::Tls(source)
-                } else {
-                    StandaloneError::Listen {
-                        port: args.port,
-                        source,
-                    }
-                }
-            })?;
+    let sim = spawn_on(args.config(), args.port).await.map_err(|source| {
+        // Certificate generation reports `Other`; binding never does.
+        if args.tls && source.kind() == std::io::ErrorKind::Other {
+            StandaloneError::Tls(source)
+        } else {
+            StandaloneError::Listen {
+                port: args.port,
+                source,
+            }
+        }
+    })?;
     let url = sim.url();
     let tenant = sim.tenant_id();
     let ca_line = match sim.ca_pem() {
         Some(pem) => {
             let path = args.ca_out.clone().unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("autopilot-wizard-sim-{}-ca.pem", sim.addr.port()))
+                std::env::temp_dir()
+                    .join(format!("autopilot-wizard-sim-{}-ca.pem", sim.addr.port()))
             });
             std::fs::write(&path, pem).map_err(|source| StandaloneError::CaOut {
                 path: path.clone(),

@@ -674,7 +674,10 @@ mod file_picker_tests {
         assert!(before.contains("parent: None"), "{before}");
         assert!(set_dialog_parent(&Window));
         let after = format!("{:?}", parented(rfd::AsyncFileDialog::new()));
-        assert!(after.contains("16962"), "the HWND 0x4242 is the parent: {after}");
+        assert!(
+            after.contains("16962"),
+            "the HWND 0x4242 is the parent: {after}"
+        );
     }
     use std::collections::HashMap;
     use std::ffi::OsString;

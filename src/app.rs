@@ -226,6 +226,10 @@ pub struct WizardApp {
     /// Pages built afresh because an earlier step's outcome changed: they check their step
     /// against the new inputs when next shown.
     recheck_on_visit: Vec<StepId>,
+    /// The first window was checked against the screen ([`WizardApp::fit_window_once`]).
+    window_fitted: bool,
+    /// Last frame's step list and Back/Next bar ([`WizardApp::layout`]).
+    layout: Option<(egui::Rect, egui::Rect)>,
     /// Statuses shown last frame, to log changes.
     last_statuses: Vec<(StepId, StepStatus)>,
     /// The step shown last frame, to log when another one opens.
@@ -314,6 +318,8 @@ impl WizardApp {
             resume_to: None,
             revalidation_asked: Vec::new(),
             recheck_on_visit: Vec::new(),
+            window_fitted: false,
+            layout: None,
         };
         app.build_pages();
         // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
@@ -643,17 +649,25 @@ impl WizardApp {
                 .frame(egui::Frame::NONE)
                 .show(ui, |ui| self.banner_ui(ui));
         }
-        egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
+        let bar = egui::Panel::bottom("navigation").show(ui, |ui| self.navigation_ui(ui));
         if self.log_open {
             egui::Panel::bottom("log_panel")
                 .resizable(true)
                 .default_size(180.0)
                 .show(ui, |ui| self.log_ui(ui));
         }
-        egui::Panel::left("stepper")
+        // The step list scrolls inside its panel: on a short or scaled screen (1024×600 at
+        // 150 %) it would otherwise run on under the Back/Next bar.
+        let stepper = egui::Panel::left("stepper")
             .resizable(false)
             .default_size(230.0)
-            .show(ui, |ui| self.stepper_ui(ui));
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("stepper_scroll")
+                    .auto_shrink([false, false])
+                    .show(ui, |ui| self.stepper_ui(ui));
+            });
+        self.layout = Some((stepper.response.rect, bar.response.rect));
         egui::CentralPanel::default_margins().show(ui, |ui| {
             egui::ScrollArea::vertical()
                 .auto_shrink([false, false])
@@ -839,6 +853,9 @@ impl WizardApp {
         {
             self.offer_simulated_tenant(ui);
         }
+        if step == StepId::SignIn && !self.connection.simulated && self.custom_endpoints() {
+            self.custom_endpoint_note(ui);
+        }
         self.resume_note(ui);
         let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
             .with_file_picker(self.file_picker.clone())
@@ -902,6 +919,69 @@ impl WizardApp {
             }
         });
         ui.add_space(6.0);
+    }
+
+    /// Where the step list and the Back/Next bar were drawn last frame (points).
+    pub fn layout(&self) -> Option<(egui::Rect, egui::Rect)> {
+        self.layout
+    }
+
+    /// Whether Graph or the login service is reached at an address other than the cloud's own
+    /// (`--graph-url` / `--login-url`, remembered from an earlier start).
+    pub fn custom_endpoints(&self) -> bool {
+        let e = &self.connection.auth.endpoints;
+        *e != Endpoints::for_cloud(e.cloud)
+    }
+
+    /// Says where the wizard connects when that is not Microsoft's own service, with a way back:
+    /// a remembered proxy or test server that is gone otherwise fails as a network error.
+    fn custom_endpoint_note(&mut self, ui: &mut egui::Ui) {
+        let e = self.connection.auth.endpoints.clone();
+        let own = Endpoints::for_cloud(e.cloud);
+        let mut reset = false;
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.strong("The wizard connects to a custom address");
+            if e.graph_url != own.graph_url {
+                ui.label(format!("Microsoft Graph: {}", e.graph_url))
+                    .on_hover_text(format!("Microsoft's own: {}", own.graph_url));
+            }
+            if e.login_url != own.login_url {
+                ui.label(format!("Sign-in: {}", e.login_url))
+                    .on_hover_text(format!("Microsoft's own: {}", own.login_url));
+            }
+            ui.label(
+                "It was set with --graph-url or --login-url and is remembered. Unless your IT                  sends Microsoft 365 through a proxy at that address, use Microsoft's service.",
+            );
+            reset = ui.button("Use Microsoft's service").clicked();
+        });
+        ui.add_space(8.0);
+        if reset {
+            self.use_microsoft_service();
+        }
+    }
+
+    /// Forgets the custom addresses (also for later starts) and connects to the cloud's own.
+    fn use_microsoft_service(&mut self) {
+        tracing::info!(
+            graph = %self.connection.auth.endpoints.graph_url,
+            login = %self.connection.auth.endpoints.login_url,
+            "custom endpoints dropped: using Microsoft's service"
+        );
+        for job in &self.jobs_running {
+            job.cancel.cancel();
+        }
+        self.settings.graph_url = None;
+        self.settings.login_url = None;
+        self.connection = connection_for(&self.settings, false);
+        // Whatever was read through the other address says nothing about this service.
+        self.session = Session {
+            graph: None,
+            simulated: false,
+        };
+        self.outcomes = Outcomes::default();
+        self.current = 0;
+        self.resume_to = None;
+        self.build_pages();
     }
 
     /// Lets someone without a tenant (or without admin rights yet) try the whole procedure.
@@ -1072,8 +1152,92 @@ impl WizardApp {
     }
 }
 
+/// The window's preferred inner size, in points.
+pub const PREFERRED_WINDOW: egui::Vec2 = egui::vec2(1100.0, 720.0);
+
+/// Room the window frame takes around the inner size (title bar, borders), in points.
+const WINDOW_FRAME: egui::Vec2 = egui::vec2(16.0, 40.0);
+
+/// The inner size for a window that wants `preferred` on a work area of `work_area` (both in
+/// points): the preferred size where it fits, else the work area less the window frame.
+pub fn fit_window_size(preferred: egui::Vec2, work_area: egui::Vec2) -> egui::Vec2 {
+    preferred
+        .min(work_area - WINDOW_FRAME)
+        .max(egui::vec2(320.0, 240.0))
+}
+
+/// The work area (the screen less the taskbar) in points, where the system says it.
+#[cfg(windows)]
+fn work_area(pixels_per_point: f32) -> Option<(egui::Pos2, egui::Vec2)> {
+    use windows::Win32::Foundation::RECT;
+    use windows::Win32::UI::WindowsAndMessaging::{
+        SPI_GETWORKAREA, SYSTEM_PARAMETERS_INFO_UPDATE_FLAGS, SystemParametersInfoW,
+    };
+    let mut r = RECT::default();
+    // SAFETY: SPI_GETWORKAREA writes one RECT through the pointer, which lives for the call.
+    unsafe {
+        SystemParametersInfoW(
+            SPI_GETWORKAREA,
+            0,
+            Some(&mut r as *mut RECT as *mut core::ffi::c_void),
+            SYSTEM_PARAMETERS_INFO_UPDATE_FLAGS(0),
+        )
+    }
+    .ok()?;
+    let ppp = pixels_per_point.max(0.1);
+    Some((
+        egui::pos2(r.left as f32 / ppp, r.top as f32 / ppp),
+        egui::vec2(
+            (r.right - r.left) as f32 / ppp,
+            (r.bottom - r.top) as f32 / ppp,
+        ),
+    ))
+}
+
+#[cfg(not(windows))]
+fn work_area(_pixels_per_point: f32) -> Option<(egui::Pos2, egui::Vec2)> {
+    None
+}
+
+impl WizardApp {
+    /// Once, on the first frame (the monitor is known only once the window exists): shrinks a
+    /// window that does not fit its screen's work area and moves it into it, so Back/Next are
+    /// on screen without maximising.
+    fn fit_window_once(&mut self, ctx: &egui::Context) {
+        if self.window_fitted {
+            return;
+        }
+        let (inner, monitor) = ctx.input(|i| {
+            let v = i.viewport();
+            (v.inner_rect.map(|r| r.size()), v.monitor_size)
+        });
+        let (Some(inner), Some(monitor)) = (inner, monitor) else {
+            return;
+        };
+        self.window_fitted = true;
+        // Without the system's work area, leave room for a taskbar or panel.
+        let (origin, area) = work_area(ctx.pixels_per_point())
+            .unwrap_or((egui::Pos2::ZERO, monitor - egui::vec2(0.0, 48.0)));
+        let fit = fit_window_size(inner, area);
+        if fit != inner {
+            tracing::info!(
+                from = ?inner,
+                to = ?fit,
+                work_area = ?area,
+                "window resized to fit the screen"
+            );
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(fit));
+            ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(origin));
+        }
+    }
+}
+
 impl eframe::App for WizardApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if !self.window_fitted {
+            ui::widgets::set_dialog_parent(&*frame);
+        }
+        self.fit_window_once(ui.ctx());
         self.show(ui);
     }
 

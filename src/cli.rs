@@ -37,6 +37,10 @@ struct Cli {
     /// Login root URL (overrides the cloud's).
     #[arg(long)]
     login_url: Option<String>,
+    /// Also trust this CA certificate (PEM or DER), besides the system's store: a TLS-inspecting
+    /// proxy, or `sim --tls`. The AUTOPILOT_WIZARD_CA_FILE environment variable does the same.
+    #[arg(long, value_name = "FILE", global = true)]
+    ca_file: Option<PathBuf>,
     /// How fast the simulated tenant's background work runs.
     #[arg(long, value_enum, default_value_t = SpeedArg::Demo)]
     sim_speed: SpeedArg,
@@ -67,6 +71,13 @@ enum Command {
     /// Read this PC's hardware hash (Windows 10/11, as administrator): print it, write it as
     /// Get-WindowsAutopilotInfo does (--out), or upload it from the first setup screen (--upload).
     Harvest(crate::harvest_cli::HarvestArgs),
+    /// Remove the saved sign-in from this computer's credential store (all, or one tenant's).
+    SignOut {
+        /// Only this tenant: its id, or the domain of the account that signed in
+        /// (e.g. contoso.onmicrosoft.com).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,9 +162,27 @@ pub fn main(launcher: Launcher) -> ExitCode {
     if cli.command.is_some() {
         crate::console::attach_parent();
     }
+    // Before any client is built: clients read the extra CAs when they are made.
+    if let Err(e) = crate::graph::tls::trust_ca_from_env().and_then(|_| match &cli.ca_file {
+        Some(f) => crate::graph::tls::trust_ca_file(f).map(Some),
+        None => Ok(None),
+    }) {
+        crate::console::attach_parent();
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     if let Some(Command::CheckCsv { files, json }) = &cli.command {
         let code = hwid::run_check_csv(files, *json, &mut std::io::stdout().lock());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    if let Some(Command::SignOut { tenant }) = &cli.command {
+        let (store, _) = token_store::open_default_store();
+        return ExitCode::from(sign_out(
+            store.as_ref(),
+            tenant.as_deref(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ));
     }
     if let Some(Command::Harvest(args)) = cli.command {
         let code = crate::harvest_cli::run_command(args);
@@ -268,8 +297,10 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
             "Autopilot Wizard"
         })
         .with_app_id(app::APP_ID)
-        .with_inner_size([1100.0, 720.0])
-        .with_min_inner_size([760.0, 480.0]);
+        .with_inner_size(app::PREFERRED_WINDOW)
+        // Small enough for 1024×600 at 150 % (683×400 points less the taskbar): the first frame
+        // shrinks a window that does not fit (WizardApp::fit_window_once).
+        .with_min_inner_size([480.0, 320.0]);
     match eframe::icon_data::from_png_bytes(include_bytes!("../assets/icon.png")) {
         Ok(icon) => viewport = viewport.with_icon(Arc::new(icon)),
         Err(e) => tracing::warn!(error = %e, "app icon not loaded"),
@@ -277,6 +308,8 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
     let options = eframe::NativeOptions {
         viewport,
         renderer: eframe::Renderer::Glow,
+        // A portable copy keeps its settings beside the exe too; installed, eframe's folder.
+        persistence_path: crate::paths::Environment::current().settings_file(),
         ..Default::default()
     };
     let handle = runtime.handle().clone();
@@ -299,6 +332,49 @@ fn run_gui(cli: Cli, runtime: &tokio::runtime::Runtime, log: app::LogBuffer) -> 
                  WAYLAND_DISPLAY is set."
             );
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the credential store keeps the entries, in the words of this platform.
+const STORE_PLACE: &str = if cfg!(windows) {
+    "Windows Credential Manager (Windows Credentials, generic credentials ending in .autopilot-wizard)"
+} else if cfg!(target_os = "macos") {
+    "the login keychain (service autopilot-wizard)"
+} else {
+    "the Secret Service keyring (service autopilot-wizard)"
+};
+
+/// `sign-out [--tenant T]`: removes the saved sign-ins from `store`. Exit code 0 also when there
+/// was nothing to remove (the goal, no saved sign-in, holds); 1 when the store failed.
+pub fn sign_out(
+    store: &dyn token_store::TokenStore,
+    tenant: Option<&str>,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> u8 {
+    match token_store::sign_out(store, tenant) {
+        Ok(removed) if removed.is_empty() => {
+            let which = tenant.map(|t| format!(" for {t}")).unwrap_or_default();
+            let _ = writeln!(out, "No saved sign-in{which} in {STORE_PLACE}.");
+            0
+        }
+        Ok(removed) => {
+            for k in &removed {
+                let _ = writeln!(
+                    out,
+                    "Signed out {} (tenant {}): the saved sign-in was removed from {STORE_PLACE}.",
+                    k.account, k.tenant
+                );
+            }
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            if let Some(d) = e.detail() {
+                let _ = writeln!(err, "  ({d})");
+            }
+            1
         }
     }
 }

@@ -248,9 +248,10 @@ impl<S: tracing::Subscriber> Layer<S> for LogSink {
     }
 }
 
-/// The directory of the log files: the platform data directory of the app.
-pub fn log_dir(app_id: &str) -> Option<PathBuf> {
-    eframe::storage_dir(app_id).map(|d| d.join("logs"))
+/// The directory of the log files: `logs` in the machine-local data folder
+/// ([`crate::paths::local_data_dir`]: `%LOCALAPPDATA%` on Windows, beside a portable exe).
+pub fn log_dir(_app_id: &str) -> Option<PathBuf> {
+    crate::paths::local_data_dir().map(|d| d.join("logs"))
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default filter (`info`, and
@@ -277,6 +278,19 @@ pub fn init(app_id: &str) -> LogBuffer {
         .try_init();
     if let Some(why) = file_error {
         tracing::warn!("log file not written ({why}); the Log panel still shows recent lines");
+    } else if let Some(dir) = log_dir(app_id) {
+        let deleted = crate::paths::prune_logs(
+            &dir,
+            chrono::Local::now().date_naive(),
+            crate::paths::LOG_KEEP_DAYS,
+        );
+        if !deleted.is_empty() {
+            tracing::info!(
+                count = deleted.len(),
+                days = crate::paths::LOG_KEEP_DAYS,
+                "old log files deleted"
+            );
+        }
     }
     buffer
 }

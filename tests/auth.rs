@@ -1200,3 +1200,70 @@ async fn refresh_tokens_expire_after_their_lifetime() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error_codes"][0] == 700082, "{body}");
 }
+
+/// `autopilot-wizard sign-out [--tenant T]` over a keyring-core credential store (the mock
+/// store stands in for Credential Manager / the Secret Service).
+#[test]
+fn sign_out_on_the_command_line_removes_saved_sign_ins() {
+    use autopilot_wizard::graph::token_store::KeyringStore;
+    let store = KeyringStore::with_store(keyring_core::mock::Store::new().unwrap());
+    let contoso = StoreKey::new(
+        "11111111-1111-1111-1111-111111111111",
+        "Admin@Contoso.onmicrosoft.com",
+    );
+    let contoso2 = StoreKey::new(
+        "11111111-1111-1111-1111-111111111111",
+        "rowan@contoso.onmicrosoft.com",
+    );
+    let fabrikam = StoreKey::new("22222222-2222-2222-2222-222222222222", "admin@fabrikam.com");
+    for k in [&contoso, &contoso2, &fabrikam] {
+        store.save(k, "refresh-token").unwrap();
+    }
+    assert_eq!(store.keys().unwrap().len(), 3);
+
+    let run = |tenant: Option<&str>| {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = autopilot_wizard::cli::sign_out(&store, tenant, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    };
+    // By the account's domain, as an admin knows the tenant.
+    let (code, out, err) = run(Some("CONTOSO.onmicrosoft.com"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("admin@contoso.onmicrosoft.com")
+            && out.contains("rowan@contoso.onmicrosoft.com"),
+        "{out}"
+    );
+    assert_eq!(store.load(&contoso).unwrap(), None);
+    assert_eq!(store.load(&contoso2).unwrap(), None);
+    assert_eq!(
+        store.load(&fabrikam).unwrap().as_deref(),
+        Some("refresh-token")
+    );
+    // Nothing left for that tenant: says so, and that is not a failure.
+    let (code, out, _) = run(Some("contoso.onmicrosoft.com"));
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("No saved sign-in for contoso.onmicrosoft.com"),
+        "{out}"
+    );
+    // By tenant id.
+    let (code, out, _) = run(Some("22222222-2222-2222-2222-222222222222"));
+    assert_eq!(code, 0);
+    assert!(out.contains("admin@fabrikam.com"), "{out}");
+    assert_eq!(store.load(&fabrikam).unwrap(), None);
+    assert!(store.keys().unwrap().is_empty());
+
+    // Without --tenant: every saved sign-in.
+    store.save(&contoso, "again").unwrap();
+    store.save(&fabrikam, "again").unwrap();
+    let (code, out, _) = run(None);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(store.keys().unwrap().is_empty());
+    assert_eq!(store.load(&contoso).unwrap(), None);
+}

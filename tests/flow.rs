@@ -250,7 +250,16 @@ fn choose_technicians(h: &mut H) {
 #[test]
 fn the_whole_procedure_by_clicking() {
     let rt = runtime();
-    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    // Over HTTPS, as the real service is reached: the wizard trusts the tenant's CA as it would
+    // a company proxy's (`--ca-file`), besides the system's store.
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            tls: true,
+            ..SimConfig::test()
+        }))
+        .unwrap();
+    assert!(sim.url().starts_with("https://127.0.0.1:"), "{}", sim.url());
+    support::trust_sim_ca(&sim);
     let dir = tempfile::tempdir().unwrap();
     let (picked, serials) = tagged_samples(dir.path());
     let shared = sim.shared.clone();

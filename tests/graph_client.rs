@@ -377,3 +377,135 @@ async fn rate_based_faults_are_survived_by_retries() {
     let faulted = sim.requests().iter().filter(|r| r.status != 200).count();
     assert!(faulted > 0, "the rates injected something");
 }
+
+#[tokio::test]
+async fn https_tenant_is_reached_once_its_ca_is_trusted_besides_the_system_store() {
+    let sim = sim::spawn(SimConfig {
+        tls: true,
+        page_size: 2,
+        ..SimConfig::test()
+    })
+    .await
+    .unwrap();
+    assert!(sim.url().starts_with("https://"), "{}", sim.url());
+    let token = sim.issue_token(&sim.admin().user_principal_name);
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..fast_retry()
+    };
+    // This tenant's CA is new: the system store alone does not know it.
+    let untrusting =
+        GraphClient::new(&sim.url(), Arc::new(StaticToken(token.clone()))).with_retry(once.clone());
+    let err = untrusting
+        .get_json::<Value>(ApiVersion::V1, "/me")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GraphError::Network { .. }), "{err:?}");
+    assert!(sim.requests().is_empty(), "nothing got past the handshake");
+
+    support::trust_sim_ca(&sim);
+    let client = GraphClient::new(&sim.url(), Arc::new(StaticToken(token))).with_retry(once);
+    // Several pages: the next links are https too.
+    let users: Vec<Value> = client
+        .get_all(ApiVersion::V1, "/users?$select=id")
+        .await
+        .unwrap();
+    assert_eq!(users.len(), sim.with_state(|s| s.core.users.len()));
+    assert!(users.len() > 2);
+    // Trusting one CA is not "anything goes": another tenant's fresh CA is still unknown.
+    let other = sim::spawn(SimConfig {
+        tls: true,
+        ..SimConfig::test()
+    })
+    .await
+    .unwrap();
+    let other_client = GraphClient::new(
+        &other.url(),
+        Arc::new(StaticToken(
+            other.issue_token(&other.admin().user_principal_name),
+        )),
+    )
+    .with_retry(RetryPolicy {
+        max_attempts: 1,
+        ..fast_retry()
+    });
+    assert!(
+        other_client
+            .get_json::<Value>(ApiVersion::V1, "/me")
+            .await
+            .is_err()
+    );
+}
+
+/// Next links as Graph writes them behind a reverse proxy: on the upstream (the cloud's own)
+/// host. `localhost` plays the proxy in front of the tenant at `127.0.0.1`.
+#[tokio::test]
+async fn next_links_on_the_configured_or_the_clouds_graph_host_are_followed_others_refused() {
+    let (sim, _) = signed_in_sim(SimConfig {
+        page_size: 2,
+        ..SimConfig::test()
+    })
+    .await;
+    let all = sim.with_state(|s| s.core.users.len());
+    assert!(all > 2, "several pages");
+    let token = Arc::new(StaticToken(
+        sim.issue_token(&sim.admin().user_principal_name),
+    ));
+    let proxy = format!("http://localhost:{}", sim.addr.port());
+
+    // Links on the cloud's Graph host (127.0.0.1 here), read through the proxy.
+    let through_proxy = GraphClient::new(&proxy, token.clone())
+        .with_retry(fast_retry())
+        .with_cloud_graph(&sim.url());
+    let users: Vec<Value> = through_proxy
+        .get_all(ApiVersion::V1, "/users?$select=id")
+        .await
+        .unwrap();
+    assert_eq!(users.len(), all);
+    let link = format!("{}/v1.0/users?$skiptoken=abc&$select=id", sim.url());
+    assert_eq!(
+        through_proxy.follow_url(&link).as_deref(),
+        Some(format!("{proxy}/v1.0/users?$skiptoken=abc&$select=id").as_str()),
+        "followed through the configured root, not around it"
+    );
+
+    // Links on the configured host itself (no proxy), with the real cloud host known too.
+    let direct = GraphClient::new(&sim.url(), token.clone())
+        .with_retry(fast_retry())
+        .with_cloud_graph("https://graph.microsoft.com");
+    let users: Vec<Value> = direct
+        .get_all(ApiVersion::V1, "/users?$select=id")
+        .await
+        .unwrap();
+    assert_eq!(users.len(), all);
+
+    // Links on any other host: refused after the first page, the token never sent there.
+    sim.clear_requests();
+    let foreign = GraphClient::new(&proxy, token)
+        .with_retry(fast_retry())
+        .with_cloud_graph("https://graph.microsoft.com");
+    let err = foreign
+        .get_all::<Value>(ApiVersion::V1, "/users?$select=id")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("outside Microsoft Graph")
+            || format!("{err:?}").contains("outside Microsoft Graph"),
+        "{err:?}"
+    );
+    assert_eq!(sim.requests().len(), 1, "only the first page was read");
+    for bad in [
+        "https://graph.microsoft.com.evil.example/v1.0/users",
+        "https://user@graph.microsoft.com/v1.0/users",
+        "http://graph.microsoft.com/v1.0/users",
+        "https://graph.microsoft.com:8443/v1.0/users",
+    ] {
+        assert_eq!(foreign.follow_url(bad), None, "{bad}");
+    }
+    assert_eq!(
+        foreign
+            .follow_url("https://graph.microsoft.com/beta/deviceManagement/x?$skiptoken=1")
+            .as_deref(),
+        Some(format!("{proxy}/beta/deviceManagement/x?$skiptoken=1").as_str())
+    );
+}

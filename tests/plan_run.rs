@@ -209,12 +209,27 @@ fn five_hundred_devices_through_throttling_outages_and_dropped_connections() {
 fn access_tokens_expiring_mid_run_are_renewed_silently() {
     let rt = runtime();
     rt.block_on(async {
-        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        // Over HTTPS, its CA trusted through the plan's `ca_file` (relative to the plan).
+        let sim = sim::spawn(SimConfig {
+            tls: true,
+            ..sim_config(20)
+        })
+        .await
+        .unwrap();
+        assert!(sim.url().starts_with("https://"), "{}", sim.url());
         sim.with_state(|s| s.identity.access_token_lifetime = Duration::from_secs(30));
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("devices.csv");
         let serials = write_csv(&csv, "EXP", 60, "Expiry");
         let path = write_plan(dir.path(), "expiry", &sim.url(), &csv, "Expiry");
+        std::fs::write(dir.path().join("sim-ca.pem"), sim.ca_pem().unwrap()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("[tenant]\n"));
+        std::fs::write(
+            &path,
+            text.replacen("[tenant]\n", "[tenant]\nca_file = \"sim-ca.pem\"\n", 1),
+        )
+        .unwrap();
         let config = config(&dir.path().join("state"));
 
         // A run at test speed is shorter than 30 s, so the tenant also ends every access token's

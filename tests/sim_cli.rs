@@ -19,6 +19,8 @@ struct SimProcess {
     child: Child,
     url: String,
     token: String,
+    /// `CA_FILE=` with `--tls`.
+    ca_file: Option<String>,
 }
 
 impl Drop for SimProcess {
@@ -47,7 +49,7 @@ fn start_sim(args: &[&str]) -> SimProcess {
             }
         }
     });
-    let (mut url, mut token) = (None, None);
+    let (mut url, mut token, mut ca_file) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     while url.is_none() || token.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -57,6 +59,9 @@ fn start_sim(args: &[&str]) -> SimProcess {
         if let Some(u) = line.strip_prefix("GRAPH_URL=") {
             url = Some(u.to_string());
         }
+        if let Some(f) = line.strip_prefix("CA_FILE=") {
+            ca_file = Some(f.to_string());
+        }
         if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
             token = Some(t.to_string());
         }
@@ -65,6 +70,7 @@ fn start_sim(args: &[&str]) -> SimProcess {
         child,
         url: url.unwrap(),
         token: token.unwrap(),
+        ca_file,
     }
 }
 
@@ -191,6 +197,107 @@ async fn faults_retry_after_and_request_log_from_flags() {
             .filter(|l| l["status"] == 429)
             .all(|l| l["retry_after"] == 7.0)
     );
+}
+
+#[tokio::test]
+async fn tls_flag_serves_https_names_its_ca_file_and_discovery_says_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_out = dir.path().join("sim-ca.pem");
+    let sim = start_sim(&["--tls", "--ca-out", ca_out.to_str().unwrap()]);
+    assert!(sim.url.starts_with("https://127.0.0.1:"), "{}", sim.url);
+    assert_eq!(
+        sim.ca_file.as_deref(),
+        ca_out.to_str(),
+        "CA_FILE= names the file"
+    );
+    let pem = std::fs::read(&ca_out).unwrap();
+    assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
+
+    // The system store alone does not trust it.
+    assert!(
+        http()
+            .get(format!("{}/v1.0/me", sim.url))
+            .send()
+            .await
+            .is_err()
+    );
+    let trusting = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .build()
+        .unwrap();
+    let me = trusting
+        .get(format!("{}/v1.0/me", sim.url))
+        .bearer_auth(&sim.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let disco: Value = trusting
+        .get(format!(
+            "{}/organizations/v2.0/.well-known/openid-configuration",
+            sim.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for key in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "device_authorization_endpoint",
+        "jwks_uri",
+    ] {
+        let v = disco[key].as_str().unwrap_or_default();
+        assert!(v.starts_with(&format!("{}/", sim.url)), "{key}: {v}");
+    }
+
+    // Without --tls there is no CA line, and --ca-out alone is refused.
+    let out = Command::new(BIN)
+        .args(["sim", "--port", "0", "--ca-out", "x.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn ca_file_that_cannot_be_used_stops_the_wizard_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("a.csv");
+    std::fs::write(
+        &csv,
+        "Device Serial Number,Windows Product ID,Hardware Hash\r\n",
+    )
+    .unwrap();
+    let missing = dir.path().join("nope.pem");
+    let out = Command::new(BIN)
+        .arg("--ca-file")
+        .arg(&missing)
+        .arg("check-csv")
+        .arg(&csv)
+        .env_remove("AUTOPILOT_WIZARD_CA_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nope.pem") && err.contains("could not be read"),
+        "{err}"
+    );
+
+    let junk = dir.path().join("junk.txt");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let out = Command::new(BIN)
+        .arg("check-csv")
+        .arg(&csv)
+        .env("AUTOPILOT_WIZARD_CA_FILE", &junk)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("junk.txt") && err.contains("PEM"), "{err}");
 }
 
 #[tokio::test]
@@ -346,4 +453,69 @@ async fn the_standalone_banner_names_the_flags_that_reach_this_tenant() {
         "{text}"
     );
     assert!(!text.contains("with --demo"), "{text}");
+}
+
+/// `sign-out` is a command of the real binary; a tenant nobody signed in to leaves the store
+/// untouched (the mock-store test in tests/auth.rs removes real entries).
+#[test]
+fn sign_out_command_reports_when_nothing_is_saved() {
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let out = Command::new(BIN)
+        .args(["sign-out", "--tenant", &tenant])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(&format!("No saved sign-in for {tenant} in ")),
+        "{text}"
+    );
+}
+
+/// A portable copy (a `portable` file beside the exe) keeps its logs beside the exe, and log
+/// files older than 14 days are deleted at start. The exe is hard-linked into a fresh folder
+/// (the running exe's own folder is what counts).
+#[test]
+fn portable_copy_keeps_logs_beside_the_exe_and_old_logs_are_deleted() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let exe = dir.path().join("autopilot-wizard");
+    if std::fs::hard_link(BIN, &exe).is_err() {
+        std::fs::copy(BIN, &exe).unwrap();
+    }
+    std::fs::write(dir.path().join("portable"), "").unwrap();
+    let logs = dir.path().join("data").join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let old = logs.join("autopilot-wizard-2020-01-01.log");
+    std::fs::write(&old, "old").unwrap();
+    let recent_day = chrono::Local::now().date_naive() - chrono::Duration::days(3);
+    let recent = logs.join(format!(
+        "autopilot-wizard-{}.log",
+        recent_day.format("%Y-%m-%d")
+    ));
+    std::fs::write(&recent, "recent").unwrap();
+
+    // `sim csv` starts the logging like every mode with a runtime.
+    let out = Command::new(&exe)
+        .args(["sim", "csv", "--count", "1"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!old.exists(), "a log from 2020 is past the 14 days");
+    assert!(recent.exists(), "a log from 3 days ago is kept");
+    let today = logs.join(format!(
+        "autopilot-wizard-{}.log",
+        chrono::Local::now().date_naive().format("%Y-%m-%d")
+    ));
+    let text = std::fs::read_to_string(&today).unwrap_or_default();
+    assert!(text.contains("old log files deleted"), "{text}");
 }

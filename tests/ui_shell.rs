@@ -398,3 +398,123 @@ fn smoke_click_points() {
     )
     .unwrap();
 }
+
+/// A 1024×600 screen (less a 40-pixel taskbar) at 100 %, 125 % and 150 %: the first window is
+/// sized to it, Back and Next are inside it, and the step list stays above the Back/Next bar.
+#[test]
+fn back_and_next_stay_on_screen_on_a_small_scaled_display() {
+    use autopilot_wizard::app::{PREFERRED_WINDOW, fit_window_size};
+    let rt = runtime();
+    for ppp in [1.0_f32, 1.25, 1.5] {
+        let work_area = egui::vec2(1024.0, 560.0) / ppp;
+        let size = fit_window_size(PREFERRED_WINDOW, work_area);
+        assert!(
+            size.x <= work_area.x && size.y <= work_area.y,
+            "{size:?} in {work_area:?}"
+        );
+        let mut h = Harness::builder()
+            .with_size(size)
+            .with_pixels_per_point(ppp)
+            .build_ui_state(
+                |ui, app: &mut WizardApp| app.show(ui),
+                WizardApp::new(config(), rt.handle().clone()),
+            );
+        h.run();
+        // Twice: panels know their size from the frame before.
+        h.run();
+        let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, size);
+        for label in ["Back", "Next"] {
+            let r = h.get_by_label(label).rect();
+            assert!(
+                screen.contains_rect(r),
+                "{label} at {r:?} outside the {size:?} window at {ppp}"
+            );
+        }
+        let (stepper, bar) = h.state().layout().expect("laid out");
+        assert!(screen.contains_rect(bar), "the bar {bar:?} at {ppp}");
+        assert!(
+            stepper.bottom() <= bar.top() + 0.5,
+            "step list {stepper:?} runs into the bar {bar:?} at {ppp}"
+        );
+        // The last step is in the list (scrolled to, not cut off for good).
+        let last = StepId::ALL.last().unwrap();
+        assert!(
+            h.query_by_label_contains(&format!("{}. {}", StepId::ALL.len(), last.title()))
+                .is_some()
+        );
+    }
+    // The preferred size where it fits.
+    assert_eq!(
+        autopilot_wizard::app::fit_window_size(
+            autopilot_wizard::app::PREFERRED_WINDOW,
+            egui::vec2(1920.0, 1040.0)
+        ),
+        egui::vec2(1100.0, 720.0)
+    );
+}
+
+/// Addresses given with --graph-url/--login-url once are remembered; the sign-in page shows
+/// them with a way back to Microsoft's service, and the simulated tenant does not inherit them.
+#[test]
+fn a_remembered_custom_endpoint_is_shown_and_one_click_resets_it() {
+    let rt = runtime();
+    let mut storage = MemoryStorage::default();
+    let mut first = config();
+    first.settings.graph_url = Some("https://proxy.contoso.test/graph".into());
+    first.settings.login_url = Some("https://proxy.contoso.test/login".into());
+    WizardApp::new(first, rt.handle().clone()).save_to(&mut storage);
+
+    // A later start without the flags.
+    let app = WizardApp::with_storage(config(), rt.handle().clone(), Some(&storage));
+    assert!(app.custom_endpoints());
+    let mut h = harness(app);
+    h.run();
+    assert!(
+        h.query_by_label("The wizard connects to a custom address")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label("Microsoft Graph: https://proxy.contoso.test/graph")
+            .is_some(),
+        "{}",
+        visible_labels(&h)
+    );
+    assert!(
+        h.query_by_label("Sign-in: https://proxy.contoso.test/login")
+            .is_some()
+    );
+    click(&mut h, "Use Microsoft's service");
+    assert!(
+        h.query_by_label("The wizard connects to a custom address")
+            .is_none()
+    );
+    let e = &h.state().connection().auth.endpoints;
+    assert_eq!(e.graph_url, "https://graph.microsoft.com");
+    assert_eq!(e.login_url, "https://login.microsoftonline.com");
+    // Forgotten for the next start too.
+    let mut after = MemoryStorage::default();
+    h.state().save_to(&mut after);
+    let next = WizardApp::with_storage(config(), rt.handle().clone(), Some(&after));
+    assert!(!next.custom_endpoints());
+    assert!(!after.0.values().any(|v| v.contains("proxy.contoso.test")));
+
+    // The simulated tenant, tried from a start with the custom address, talks to itself only.
+    let app = WizardApp::with_storage(config(), rt.handle().clone(), Some(&storage));
+    let mut h = harness(app);
+    h.run();
+    click(&mut h, "Try the simulated tenant");
+    step_until(
+        &mut h,
+        "the simulated tenant",
+        |h| h.state().connection().simulated,
+        ASYNC_TIMEOUT,
+    );
+    let e = h.state().connection().auth.endpoints.clone();
+    assert!(e.graph_url.starts_with("http://127.0.0.1:"), "{e:?}");
+    assert_eq!(e.login_url, e.graph_url);
+    assert!(
+        h.query_by_label("The wizard connects to a custom address")
+            .is_none()
+    );
+    assert!(h.query_by_label("Use Microsoft's service").is_none());
+}

@@ -318,7 +318,7 @@ fn kind(e: reqwest::Error) -> String {
 /// The HTTP client for the login service: no redirects (a token endpoint never redirects, and
 /// following one could send the form elsewhere).
 pub fn login_http() -> reqwest::Client {
-    reqwest::Client::builder()
+    super::tls::with_extra_roots(reqwest::Client::builder())
         .user_agent(concat!("autopilot-wizard/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(15))

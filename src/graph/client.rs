@@ -132,6 +132,9 @@ pub struct GraphClient {
     cancel: CancellationToken,
     /// Extra request headers, e.g. `ConsistencyLevel: eventual` for advanced directory queries.
     extra_headers: Vec<(String, String)>,
+    /// The cloud's own Graph root (`https://graph.microsoft.com`). Behind a reverse proxy Graph
+    /// still writes its `@odata.nextLink`s on this host; they are followed through `base`.
+    cloud_graph: Option<String>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -162,7 +165,15 @@ impl GraphClient {
             retry: RetryPolicy::default(),
             cancel: CancellationToken::new(),
             extra_headers: Vec::new(),
+            cloud_graph: None,
         }
+    }
+
+    /// A copy that also accepts next links on the cloud's own Graph root (`cloud_graph`, e.g.
+    /// [`super::cloud::Cloud::graph_host`]) when `base` is a proxy in front of it.
+    pub fn with_cloud_graph(mut self, cloud_graph: &str) -> Self {
+        self.cloud_graph = Some(cloud_graph.trim_end_matches('/').to_string());
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -243,20 +254,49 @@ impl GraphClient {
     }
 
     /// One page by absolute URL (a `@odata.nextLink` or [`GraphClient::url`]). Only URLs on this
-    /// client's Graph host are followed, so a forged nextLink cannot receive our token.
+    /// client's Graph host, or on the cloud's own Graph host (then fetched through this client's
+    /// root), are followed, so a forged nextLink cannot receive our token.
     pub async fn get_page_url<T: DeserializeOwned>(
         &self,
         url: &str,
     ) -> Result<Page<T>, GraphError> {
-        if !url.starts_with(&format!("{}/", self.base)) {
+        let Some(url) = self.follow_url(url) else {
             return Err(GraphError::Decode {
                 context: "paging".into(),
                 message: format!("next page link points outside Microsoft Graph: {url}"),
             });
-        }
-        self.send_url(Method::GET, url, None)
+        };
+        self.send_url(Method::GET, &url, None)
             .await?
             .json(&format!("GET {url}"))
+    }
+
+    /// Where a next link is fetched from, or `None` when it is on neither Graph host.
+    pub fn follow_url(&self, link: &str) -> Option<String> {
+        let link_url = url::Url::parse(link).ok()?;
+        let base = url::Url::parse(&self.base).ok()?;
+        // The configured host: Graph (or the proxy) wrote the link itself.
+        if link_url.origin() == base.origin() {
+            return Some(link.to_string());
+        }
+        // The upstream Graph host, as Graph writes links behind a proxy: same path and query,
+        // sent through the configured root. Userinfo or a different scheme/port is not Graph.
+        let cloud = url::Url::parse(self.cloud_graph.as_deref()?).ok()?;
+        if link_url.origin() != cloud.origin()
+            || !link_url.username().is_empty()
+            || link_url.password().is_some()
+        {
+            return None;
+        }
+        let cloud_path = cloud.path().trim_end_matches('/');
+        let rest = link_url.path().strip_prefix(cloud_path)?;
+        if !rest.starts_with('/') {
+            return None;
+        }
+        Some(match link_url.query() {
+            Some(q) => format!("{}{rest}?{q}", self.base),
+            None => format!("{}{rest}", self.base),
+        })
     }
 
     pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -514,9 +554,10 @@ fn network_message(e: &reqwest::Error) -> String {
     }
 }
 
-/// The shared HTTP client: rustls, sensible timeouts, a recognisable user agent.
+/// The shared HTTP client: rustls with the system's trust store plus any extra CA
+/// ([`super::tls`]), sensible timeouts, a recognisable user agent.
 pub fn default_http() -> reqwest::Client {
-    reqwest::Client::builder()
+    super::tls::with_extra_roots(reqwest::Client::builder())
         .user_agent(concat!("autopilot-wizard/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
         .timeout(Duration::from_secs(120))

@@ -6,6 +6,7 @@ pub mod client;
 pub mod cloud;
 pub mod error;
 pub mod models;
+pub mod tls;
 pub mod token_store;
 
 pub use client::{ApiVersion, GraphClient, TokenSource};

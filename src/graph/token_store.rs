@@ -74,6 +74,8 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     fn delete(&self, key: &StoreKey) -> Result<(), TokenStoreError>;
     /// True when tokens survive a restart of the wizard.
     fn remembers(&self) -> bool;
+    /// Every key a token is saved under (for `sign-out` on the command line).
+    fn keys(&self) -> Result<Vec<StoreKey>, TokenStoreError>;
 }
 
 /// Tokens in process memory: for tests, and the fallback when the system has no credential store.
@@ -131,6 +133,13 @@ impl TokenStore for MemoryStore {
     fn remembers(&self) -> bool {
         false
     }
+
+    fn keys(&self) -> Result<Vec<StoreKey>, TokenStoreError> {
+        let m = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<StoreKey> = m.keys().cloned().collect();
+        keys.sort_by_key(StoreKey::entry_user);
+        Ok(keys)
+    }
 }
 
 /// Tokens in a keyring-core credential store, filed under [`SERVICE`] and `tenant/account`.
@@ -169,7 +178,39 @@ impl KeyringStore {
             .build(SERVICE, &key.entry_user(), None)
             .map_err(map_err)
     }
+
+    /// The list of saved keys, itself an entry: the stores' own search differs on every platform
+    /// (a regex on Windows, attributes on the Secret Service), a list of our own does not.
+    fn index(&self) -> Result<Vec<StoreKey>, TokenStoreError> {
+        let entry = self
+            .store
+            .build(SERVICE, INDEX_USER, None)
+            .map_err(map_err)?;
+        match entry.get_password() {
+            Ok(text) => Ok(serde_json::from_str(&text).unwrap_or_default()),
+            Err(keyring_core::Error::NoEntry) => Ok(Vec::new()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    fn set_index(&self, keys: &[StoreKey]) -> Result<(), TokenStoreError> {
+        let entry = self
+            .store
+            .build(SERVICE, INDEX_USER, None)
+            .map_err(map_err)?;
+        if keys.is_empty() {
+            return match entry.delete_credential() {
+                Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+                Err(e) => Err(map_err(e)),
+            };
+        }
+        let text = serde_json::to_string(keys).unwrap_or_default();
+        entry.set_password(&text).map_err(map_err)
+    }
 }
+
+/// The index entry's user name; it has no `/`, so no `tenant/account` can be it.
+const INDEX_USER: &str = "saved-sign-ins";
 
 impl TokenStore for KeyringStore {
     fn load(&self, key: &StoreKey) -> Result<Option<String>, TokenStoreError> {
@@ -183,14 +224,31 @@ impl TokenStore for KeyringStore {
     fn save(&self, key: &StoreKey, refresh_token: &str) -> Result<(), TokenStoreError> {
         self.entry(key)?
             .set_password(refresh_token)
-            .map_err(map_err)
+            .map_err(map_err)?;
+        let mut keys = self.index()?;
+        if !keys.contains(key) {
+            keys.push(key.clone());
+            self.set_index(&keys)?;
+        }
+        Ok(())
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), TokenStoreError> {
         match self.entry(key)?.delete_credential() {
-            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
-            Err(e) => Err(map_err(e)),
+            Ok(()) | Err(keyring_core::Error::NoEntry) => {}
+            Err(e) => return Err(map_err(e)),
         }
+        let mut keys = self.index()?;
+        let before = keys.len();
+        keys.retain(|k| k != key);
+        if keys.len() != before {
+            self.set_index(&keys)?;
+        }
+        Ok(())
+    }
+
+    fn keys(&self) -> Result<Vec<StoreKey>, TokenStoreError> {
+        self.index()
     }
 
     fn remembers(&self) -> bool {
@@ -244,6 +302,33 @@ pub fn open_default_store() -> (Arc<dyn TokenStore>, Option<StoreNotice>) {
             (Arc::new(MemoryStore::new()), Some(no_store_notice(why)))
         }
     }
+}
+
+/// Removes the saved sign-ins, all of them or those of `tenant` (a tenant id, or the domain of
+/// the account that signed in, e.g. `contoso.onmicrosoft.com`). Returns the keys removed.
+pub fn sign_out(
+    store: &dyn TokenStore,
+    tenant: Option<&str>,
+) -> Result<Vec<StoreKey>, TokenStoreError> {
+    let want = tenant.map(|t| t.trim().to_ascii_lowercase());
+    let mut removed = Vec::new();
+    for key in store.keys()? {
+        let matches = match &want {
+            None => true,
+            Some(t) => {
+                key.tenant == *t
+                    || key
+                        .account
+                        .rsplit_once('@')
+                        .is_some_and(|(_, domain)| domain == t)
+            }
+        };
+        if matches {
+            store.delete(&key)?;
+            removed.push(key);
+        }
+    }
+    Ok(removed)
 }
 
 /// What the sign-in page says when there is no credential store (`why` is the raw reason).

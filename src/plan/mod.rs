@@ -56,6 +56,9 @@ struct RawTenant {
     graph_url: Option<Spanned<String>>,
     #[serde(default)]
     login_url: Option<Spanned<String>>,
+    /// A CA certificate to trust besides the system's (TLS-inspecting proxy, `sim --tls`).
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -166,6 +169,8 @@ pub struct TenantPlan {
     pub client_id: Option<String>,
     pub graph_url: Option<String>,
     pub login_url: Option<String>,
+    /// Extra CA certificate (PEM or DER), relative paths resolved against the plan's folder.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Who will deploy: users by UPN, groups by display name.
@@ -429,6 +434,13 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
         client_id,
         graph_url: url(&raw.tenant.graph_url, "graph_url")?,
         login_url: url(&raw.tenant.login_url, "login_url")?,
+        ca_file: raw
+            .tenant
+            .ca_file
+            .as_ref()
+            .map(|c| c.get_ref().trim())
+            .filter(|c| !c.is_empty())
+            .map(|c| base.join(c)),
     };
 
     let mut deployers = DeployersPlan::default();

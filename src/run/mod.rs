@@ -834,6 +834,9 @@ impl Engine<'_> {
 
     async fn sign_in(&mut self) -> Result<(), StepError> {
         self.started(Step::Of(StepId::SignIn));
+        if let Some(ca) = &self.plan.tenant.ca_file {
+            crate::graph::tls::trust_ca_file(ca).map_err(|e| StepError::input(e.to_string()))?;
+        }
         let config = self.auth_config();
         let mut flows = SignInFlows::new(
             config.clone(),

@@ -22,7 +22,7 @@ pub struct PlanState {
 
 /// The default folder of the state files.
 pub fn default_dir() -> Option<PathBuf> {
-    eframe::storage_dir(crate::paths::APP_ID).map(|d| d.join("plans"))
+    crate::paths::local_data_dir().map(|d| d.join("plans"))
 }
 
 /// One file per plan file and Graph root: the same plan against another tenant keeps its own.

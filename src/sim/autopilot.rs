@@ -907,7 +907,7 @@ async fn batch(State(sh): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
         );
     }
     let ver = if is_beta(&uri) { "beta" } else { "v1.0" };
-    let http = reqwest::Client::new();
+    let http = sh.loopback_http();
     let mut failed: Vec<String> = Vec::new();
     let mut responses = Vec::new();
     for r in reqs {

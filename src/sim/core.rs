@@ -875,10 +875,16 @@ pub struct ConnInfo {
     pub kill: Arc<KillSwitch>,
 }
 
-/// A TCP stream that fails every read and write once its [`KillSwitch`] fired; hyper then
-/// drops the connection without writing the response.
+/// A connection of the simulated tenant: plain TCP, or TLS over it with `sim --tls`.
+pub enum SimStream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// A stream that fails every read and write once its [`KillSwitch`] fired; hyper then drops the
+/// connection without writing the response.
 pub struct KillableStream {
-    inner: tokio::net::TcpStream,
+    inner: SimStream,
     kill: Arc<KillSwitch>,
 }
 
@@ -899,7 +905,10 @@ impl tokio::io::AsyncRead for KillableStream {
             return Poll::Ready(Err(killed_error()));
         }
         self.kill.register(cx);
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        match &mut self.inner {
+            SimStream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            SimStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
 }
 
@@ -912,7 +921,10 @@ impl tokio::io::AsyncWrite for KillableStream {
         if self.kill.is_killed() {
             return Poll::Ready(Err(killed_error()));
         }
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        match &mut self.inner {
+            SimStream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            SimStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(
@@ -922,19 +934,32 @@ impl tokio::io::AsyncWrite for KillableStream {
         if self.kill.is_killed() {
             return Poll::Ready(Err(killed_error()));
         }
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        match &mut self.inner {
+            SimStream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            SimStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        match &mut self.inner {
+            SimStream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            SimStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
-/// The simulator's listener: plain TCP whose connections can be cut by a fault.
-pub struct SimListener(pub tokio::net::TcpListener);
+/// The simulator's listener: TCP (with TLS when `tls` is set) whose connections can be cut by
+/// a fault.
+pub struct SimListener {
+    pub tcp: tokio::net::TcpListener,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A client that never finishes its handshake must not hold up every other connection.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl axum::serve::Listener for SimListener {
     type Io = KillableStream;
@@ -942,13 +967,33 @@ impl axum::serve::Listener for SimListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            match self.0.accept().await {
+            match self.tcp.accept().await {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    let inner = match &self.tls {
+                        None => SimStream::Plain(stream),
+                        Some(acceptor) => {
+                            match tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(tls)) => SimStream::Tls(Box::new(tls)),
+                                // A client that does not trust the CA hangs up here: its
+                                // problem, not the server's.
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "sim: TLS handshake failed");
+                                    continue;
+                                }
+                                Err(_) => continue,
+                            }
+                        }
+                    };
                     let kill = Arc::new(KillSwitch::default());
                     return (
                         KillableStream {
-                            inner: stream,
+                            inner,
                             kill: kill.clone(),
                         },
                         ConnInfo { peer, kill },
@@ -962,7 +1007,7 @@ impl axum::serve::Listener for SimListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(ConnInfo {
-            peer: self.0.local_addr()?,
+            peer: self.tcp.local_addr()?,
             kill: Arc::new(KillSwitch::default()),
         })
     }

@@ -29,6 +29,7 @@ pub mod identity;
 pub mod odata;
 pub mod profiles;
 pub mod standalone;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,6 +127,8 @@ pub struct SimConfig {
     pub access_token_lifetime: Duration,
     /// Lifetime of refresh tokens (Entra: 90 days).
     pub refresh_token_lifetime: Duration,
+    /// Serve HTTPS with a certificate made at start (its CA: [`SimHandle::ca_pem`]).
+    pub tls: bool,
 }
 
 impl Default for SimConfig {
@@ -139,6 +142,7 @@ impl Default for SimConfig {
             request_log: None,
             access_token_lifetime: Duration::from_secs(3599),
             refresh_token_lifetime: Duration::from_secs(90 * 24 * 3600),
+            tls: false,
         }
     }
 }
@@ -190,6 +194,8 @@ pub struct SimShared {
     pub request_log: Option<Mutex<std::fs::File>>,
     /// The token-signing key, generated on first use (RSA generation takes a moment).
     pub signing_key: std::sync::OnceLock<identity::SigningKey>,
+    /// The certificates with [`SimConfig::tls`].
+    pub tls: Option<tls::SimTls>,
 }
 
 pub type Shared = Arc<SimShared>;
@@ -200,6 +206,18 @@ impl SimShared {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         advance(&mut guard, &self.config);
         guard
+    }
+
+    /// An HTTP client for requests the tenant sends to itself (`$batch`), trusting its own CA.
+    pub fn loopback_http(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder();
+        if let Some(tls) = &self.tls {
+            match reqwest::Certificate::from_der(tls.ca_der.as_ref()) {
+                Ok(ca) => b = b.tls_certs_only([ca]),
+                Err(e) => tracing::warn!(error = %e, "sim: own CA not usable for $batch"),
+            }
+        }
+        b.build().unwrap_or_default()
     }
 
     pub fn scaled(&self, service_time: Duration) -> Duration {
@@ -231,6 +249,11 @@ impl SimHandle {
     /// Root URL for both Graph (`{url}/v1.0/...`) and login (`{url}/{tenant}/oauth2/v2.0/...`).
     pub fn url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// The CA certificate (PEM) clients must trust, when the tenant serves HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
 
     /// Runs `f` on the tenant state (after advancing it), for tests and fault scripts.
@@ -370,22 +393,36 @@ pub async fn spawn_on(config: SimConfig, port: u16) -> std::io::Result<SimHandle
         )),
         None => None,
     };
+    let tls = if config.tls {
+        Some(tls::generate()?)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
     let shared = Arc::new(SimShared {
         state: Mutex::new(state),
         config,
-        base_url: format!("http://{addr}"),
+        base_url: format!("{scheme}://{addr}"),
         request_log,
         signing_key: std::sync::OnceLock::new(),
+        tls,
     });
     // The connection info carries the socket's kill switch, for dropped-connection faults.
     let app = router(shared.clone()).into_make_service_with_connect_info::<core::ConnInfo>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(core::SimListener(listener), app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        let _ = axum::serve(
+            core::SimListener {
+                tcp: listener,
+                tls: acceptor,
+            },
+            app,
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await;
     });
     Ok(SimHandle {
         shared,

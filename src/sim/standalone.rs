@@ -49,6 +49,13 @@ pub struct SimArgs {
     /// import POSTs) to this file.
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
+    /// Serve HTTPS with a certificate made at start. Its certificate authority is written to a
+    /// file (named on standard output as CA_FILE=…) for the wizard's --ca-file.
+    #[arg(long)]
+    pub tls: bool,
+    /// Where --tls writes the CA certificate (PEM). Default: a file in the temporary folder.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -122,6 +129,7 @@ impl SimArgs {
             request_log: self.request_log.clone(),
             access_token_lifetime: self.token_lifetime,
             refresh_token_lifetime: self.refresh_token_lifetime,
+            tls: self.tls,
             ..SimConfig::default()
         }
     }
@@ -139,6 +147,13 @@ pub enum StandaloneError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("The certificate authority could not be written to {path} ({source}).")]
+    CaOut {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("The simulated tenant could not make its TLS certificate ({0}).")]
+    Tls(std::io::Error),
     #[error("The CSV could not be written to standard output ({0}).")]
     Output(std::io::Error),
 }
@@ -169,22 +184,40 @@ pub async fn run(args: SimArgs) -> Result<(), StandaloneError> {
                 source,
             })?;
     }
-    let sim =
-        spawn_on(args.config(), args.port)
-            .await
-            .map_err(|source| StandaloneError::Listen {
+    let sim = spawn_on(args.config(), args.port).await.map_err(|source| {
+        // Certificate generation reports `Other`; binding never does.
+        if args.tls && source.kind() == std::io::ErrorKind::Other {
+            StandaloneError::Tls(source)
+        } else {
+            StandaloneError::Listen {
                 port: args.port,
                 source,
-            })?;
+            }
+        }
+    })?;
     let url = sim.url();
     let tenant = sim.tenant_id();
+    let ca_line = match sim.ca_pem() {
+        Some(pem) => {
+            let path = args.ca_out.clone().unwrap_or_else(|| {
+                std::env::temp_dir()
+                    .join(format!("autopilot-wizard-sim-{}-ca.pem", sim.addr.port()))
+            });
+            std::fs::write(&path, pem).map_err(|source| StandaloneError::CaOut {
+                path: path.clone(),
+                source,
+            })?;
+            format!("CA_FILE={}\n", path.display())
+        }
+        None => String::new(),
+    };
     // Machine-readable first lines (shell `KEY=value`), then the explanation for people.
     // Written without println!: a script that read the URLs and closed its end of the pipe must
     // not bring the tenant down (println! panics on a closed pipe).
     let mut out = std::io::stdout();
     let _ = writeln!(
         out,
-        "GRAPH_URL={url}\nLOGIN_URL={url}\nTENANT_ID={tenant}\n\n{}",
+        "GRAPH_URL={url}\nLOGIN_URL={url}\nTENANT_ID={tenant}\n{ca_line}\n{}",
         standalone_banner(&sim)
     );
     let _ = out.flush();

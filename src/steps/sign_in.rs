@@ -307,7 +307,8 @@ pub async fn complete(auth: Authenticator) -> Result<(GraphClient, SignedIn), Si
     let graph = GraphClient::new(
         &config.endpoints.graph_url,
         std::sync::Arc::new(auth.clone()),
-    );
+    )
+    .with_cloud_graph(config.endpoints.cloud.graph_host());
     let me: Me = graph
         .get_json(
             ApiVersion::V1,

@@ -240,7 +240,73 @@ pub fn linux_dialog_support(
     Ok(())
 }
 
-/// The system file dialog through `rfd`. Await it inside a job, never in `ui()`.
+/// The wizard window, as the parent of every file dialog: without one the dialog can open
+/// behind the wizard and gets its own taskbar button.
+#[derive(Debug, Clone, Copy)]
+struct DialogParent {
+    window: raw_window_handle::RawWindowHandle,
+    display: raw_window_handle::RawDisplayHandle,
+}
+
+// SAFETY: the handles are identifiers of the one wizard window (an HWND, an X11 window id, a
+// Wayland surface), which lives until the process ends; rfd only hands them to the platform's
+// dialog call, on whichever thread opens it.
+unsafe impl Send for DialogParent {}
+unsafe impl Sync for DialogParent {}
+
+impl raw_window_handle::HasWindowHandle for DialogParent {
+    fn window_handle(
+        &self,
+    ) -> Result<raw_window_handle::WindowHandle<'_>, raw_window_handle::HandleError> {
+        // SAFETY: see the Send/Sync note: the window outlives every dialog.
+        Ok(unsafe { raw_window_handle::WindowHandle::borrow_raw(self.window) })
+    }
+}
+
+impl raw_window_handle::HasDisplayHandle for DialogParent {
+    fn display_handle(
+        &self,
+    ) -> Result<raw_window_handle::DisplayHandle<'_>, raw_window_handle::HandleError> {
+        // SAFETY: as above.
+        Ok(unsafe { raw_window_handle::DisplayHandle::borrow_raw(self.display) })
+    }
+}
+
+static DIALOG_PARENT: std::sync::OnceLock<DialogParent> = std::sync::OnceLock::new();
+
+/// Makes `window` (the eframe `Frame`) the parent of the file dialogs opened from now on.
+/// Returns false when the window has no handle to give (then dialogs open unparented).
+pub fn set_dialog_parent(
+    window: &(impl raw_window_handle::HasWindowHandle + raw_window_handle::HasDisplayHandle + ?Sized),
+) -> bool {
+    if DIALOG_PARENT.get().is_some() {
+        return true;
+    }
+    match (window.window_handle(), window.display_handle()) {
+        (Ok(w), Ok(d)) => {
+            let _ = DIALOG_PARENT.set(DialogParent {
+                window: w.as_raw(),
+                display: d.as_raw(),
+            });
+            true
+        }
+        (w, d) => {
+            tracing::warn!(window = ?w.err(), display = ?d.err(), "file dialogs open without a parent window");
+            false
+        }
+    }
+}
+
+/// `dialog` with the wizard window as its parent, once that is known.
+fn parented(dialog: rfd::AsyncFileDialog) -> rfd::AsyncFileDialog {
+    match DIALOG_PARENT.get() {
+        Some(p) => dialog.set_parent(p),
+        None => dialog,
+    }
+}
+
+/// The system file dialog through `rfd`, owned by the wizard window. Await it inside a job,
+/// never in `ui()`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RfdFilePicker;
 
@@ -250,7 +316,7 @@ impl FilePicker for RfdFilePicker {
     }
 
     fn pick_files(&self, title: &str, filter: (&str, &[&str])) -> PickedFiles {
-        let dialog = rfd::AsyncFileDialog::new()
+        let dialog = parented(rfd::AsyncFileDialog::new())
             .set_title(title)
             .add_filter(filter.0, filter.1);
         Box::pin(async move {
@@ -275,7 +341,7 @@ impl SavePicker for RfdFilePicker {
     }
 
     fn save_file(&self, title: &str, default_name: &str, filter: (&str, &[&str])) -> SaveTarget {
-        let dialog = rfd::AsyncFileDialog::new()
+        let dialog = parented(rfd::AsyncFileDialog::new())
             .set_title(title)
             .set_file_name(default_name)
             .add_filter(filter.0, filter.1);
@@ -589,6 +655,39 @@ impl SaveFallback {
 #[cfg(test)]
 mod file_picker_tests {
     use super::*;
+
+    /// The window handle eframe gives (here a made-up HWND) reaches every rfd dialog built after.
+    #[test]
+    fn dialogs_get_the_wizard_window_as_parent() {
+        struct Window;
+        impl raw_window_handle::HasWindowHandle for Window {
+            fn window_handle(
+                &self,
+            ) -> Result<raw_window_handle::WindowHandle<'_>, raw_window_handle::HandleError>
+            {
+                let h = raw_window_handle::Win32WindowHandle::new(
+                    std::num::NonZeroIsize::new(0x4242).unwrap(),
+                );
+                Ok(unsafe { raw_window_handle::WindowHandle::borrow_raw(h.into()) })
+            }
+        }
+        impl raw_window_handle::HasDisplayHandle for Window {
+            fn display_handle(
+                &self,
+            ) -> Result<raw_window_handle::DisplayHandle<'_>, raw_window_handle::HandleError>
+            {
+                Ok(raw_window_handle::DisplayHandle::windows())
+            }
+        }
+        let before = format!("{:?}", parented(rfd::AsyncFileDialog::new()));
+        assert!(before.contains("parent: None"), "{before}");
+        assert!(set_dialog_parent(&Window));
+        let after = format!("{:?}", parented(rfd::AsyncFileDialog::new()));
+        assert!(
+            after.contains("16962"),
+            "the HWND 0x4242 is the parent: {after}"
+        );
+    }
     use std::collections::HashMap;
     use std::ffi::OsString;
 

@@ -39,6 +39,20 @@ pub fn client_for(sim: &SimHandle, upn_or_id: &str) -> GraphClient {
     GraphClient::new(&sim.url(), Arc::new(StaticToken(token))).with_retry(fast_retry())
 }
 
+/// Writes the HTTPS tenant's CA to a file and has the wizard trust it, as `--ca-file` does.
+/// Returns the file (kept in the temp folder until the process ends: trust is process-wide).
+pub fn trust_sim_ca(sim: &SimHandle) -> std::path::PathBuf {
+    let pem = sim.ca_pem().expect("the tenant serves HTTPS");
+    let path = std::env::temp_dir().join(format!(
+        "autopilot-wizard-test-ca-{}-{}.pem",
+        std::process::id(),
+        sim.addr.port()
+    ));
+    std::fs::write(&path, pem).expect("write the CA file");
+    autopilot_wizard::graph::tls::trust_ca_file(&path).expect("trust the CA file");
+    path
+}
+
 /// Raw HTTP client for wire-level assertions (headers, bodies) the Graph client hides.
 pub fn raw_http() -> reqwest::Client {
     reqwest::Client::builder()

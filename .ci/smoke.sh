@@ -26,7 +26,7 @@ if [ -z "${SMOKE_INNER:-}" ]; then
     [ -n "${CI_TESTED:-}" ] && [ -f target/tmp/smoke-click-points.sh ] ||
         cargo test --locked --quiet --test app smoke_click_points >/dev/null
     mkdir -p "$OUT"
-    exec env SMOKE_INNER=1 xvfb-run -a -s "-screen 0 1280x800x24" bash "$0" "$@"
+    exec env SMOKE_INNER=1 xvfb-run -a -s "-screen 0 1280x1024x24" bash "$0" "$@"
 fi
 
 # Private runtime and data dirs: quiets Mesa, and keeps the run's persistence and log files out

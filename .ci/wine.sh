@@ -204,9 +204,9 @@ wineserver -w 2>/dev/null || true
 SMOKE_LAUNCHER=wine SMOKE_BIN="$WIN_EXE" SMOKE_OUT="$OUT" bash .ci/smoke.sh
 wineserver -k 2>/dev/null || true
 wineserver -w 2>/dev/null || true
-LOGS="$WINEPREFIX/drive_c/users/$(id -un)/AppData/Roaming/autopilot-wizard/data/logs"
-ls "$LOGS"/*.log >/dev/null 2>&1 || fail "no log file under %APPDATA%\\autopilot-wizard\\data\\logs"
-echo "wine: the log file is under %APPDATA%\\autopilot-wizard\\data\\logs"
+LOGS="$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/autopilot-wizard/logs"
+ls "$LOGS"/*.log >/dev/null 2>&1 || fail "no log file under %LOCALAPPDATA%\\autopilot-wizard\\logs"
+echo "wine: the log file is under %LOCALAPPDATA%\\autopilot-wizard\\logs (not roaming)"
 grep -q "harvesting this PC: not available here" "$LOGS"/*.log ||
     fail "the log does not say that \"Add this PC\" is withheld under Wine"
 echo "wine: \"Add this PC\" is not offered (harvesting is not available under Wine)"

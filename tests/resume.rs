@@ -345,7 +345,7 @@ mod process {
                 "1",
                 "-screen",
                 "0",
-                "1100x720x24",
+                "1280x1024x24",
                 "-nolisten",
                 "tcp",
             ])

@@ -138,7 +138,13 @@ pub fn main(args: RunArgs, runtime: &tokio::runtime::Runtime, speed: Speed) -> u
             ));
         }
     }
-    let state_dir = args.state_dir.clone().or_else(super::state::default_dir);
+    let state_dir = args.state_dir.clone().or_else(|| {
+        let dir = super::state::default_dir()?;
+        if let Some(legacy) = super::state::legacy_dir() {
+            super::state::adopt_legacy(&legacy, &dir);
+        }
+        Some(dir)
+    });
     if state_dir.is_none() {
         global = Some(
             "This system has no data directory for the plan state; give one with --state-dir."

@@ -25,6 +25,53 @@ pub fn default_dir() -> Option<PathBuf> {
     crate::paths::local_data_dir().map(|d| d.join("plans"))
 }
 
+/// Where earlier versions kept the state files by default (eframe's data directory, which
+/// roams on Windows).
+pub fn legacy_dir() -> Option<PathBuf> {
+    eframe::storage_dir(crate::paths::APP_ID).map(|d| d.join("plans"))
+}
+
+/// Moves the state files an earlier version left in `legacy` into `dir`, so an interrupted run
+/// resumes after the update instead of starting again (and uploading nothing twice because of
+/// a lost state). A file `dir` already has wins; what cannot be moved stays where it is and is
+/// logged. Returns the files moved.
+pub fn adopt_legacy(legacy: &Path, dir: &Path) -> Vec<PathBuf> {
+    if legacy == dir {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(legacy) else {
+        return Vec::new();
+    };
+    let mut moved = Vec::new();
+    for e in entries.flatten() {
+        let from = e.path();
+        if !from.is_file() {
+            continue;
+        }
+        let to = dir.join(e.file_name());
+        if to.exists() {
+            continue;
+        }
+        let r = std::fs::create_dir_all(dir).and_then(|()| {
+            std::fs::rename(&from, &to).or_else(|_| {
+                // Another volume: copy, then remove the old one.
+                std::fs::copy(&from, &to)?;
+                std::fs::remove_file(&from)
+            })
+        });
+        match r {
+            Ok(()) => moved.push(to),
+            Err(e) => {
+                tracing::warn!(from = %from.display(), error = %e, "an earlier plan state file was not moved")
+            }
+        }
+    }
+    if !moved.is_empty() {
+        tracing::info!(count = moved.len(), from = %legacy.display(), to = %dir.display(), "plan state of an earlier version moved");
+    }
+    moved
+}
+
 /// One file per plan file and Graph root: the same plan against another tenant keeps its own.
 pub fn path_for(dir: &Path, plan: &Plan, graph_url: &str) -> PathBuf {
     let canonical = std::fs::canonicalize(&plan.path).unwrap_or_else(|_| plan.path.clone());
@@ -161,5 +208,32 @@ impl PlanLock {
         );
         let _ = file.flush();
         Ok(PlanLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn state_files_of_an_earlier_version_move_to_the_new_folder() {
+        let old = tempfile::tempdir().unwrap();
+        let new = tempfile::tempdir().unwrap();
+        let new_dir = new.path().join("plans");
+        std::fs::write(old.path().join("a.json"), "old a").unwrap();
+        std::fs::write(old.path().join("b.json"), "old b").unwrap();
+        std::fs::create_dir_all(&new_dir).unwrap();
+        std::fs::write(new_dir.join("b.json"), "new b").unwrap();
+        let moved = super::adopt_legacy(old.path(), &new_dir);
+        assert_eq!(moved, vec![new_dir.join("a.json")]);
+        assert_eq!(
+            std::fs::read_to_string(new_dir.join("a.json")).unwrap(),
+            "old a"
+        );
+        assert_eq!(
+            std::fs::read_to_string(new_dir.join("b.json")).unwrap(),
+            "new b",
+            "the newer file wins"
+        );
+        assert!(!old.path().join("a.json").exists());
+        assert!(super::adopt_legacy(&new_dir, &new_dir).is_empty());
     }
 }

@@ -382,7 +382,12 @@ fn bad_plans_stop_only_themselves_and_every_plan_ends_with_finished() {
             .cloned()
             .unwrap_or_else(|| panic!("no finished event for {plan}: {events:#?}"))
     };
-    assert_eq!(finished("good")["verdict"], "READY");
+    assert_eq!(
+        finished("good")["verdict"],
+        "READY",
+        "{:#}",
+        finished("good")
+    );
     for bad in ["broken", "missing", "self"] {
         let f = finished(bad);
         assert_eq!(f["exit_code"], 2, "{f:#}");

@@ -142,7 +142,11 @@ pub fn save(path: &Path, state: &PlanState) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let body = serde_json::to_vec(state).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    // One temporary file per save: two saves of the same state that overlap (progress saved
+    // from the import while the run saves too) must not rename each other's file away.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("json.{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, path)
 }

@@ -1,5 +1,6 @@
 //! Frame time of the assignment board with 10,000 devices in a headless egui context (CPU only:
-//! layout and painting into shapes, no tessellation or GPU). Target: under 2 ms per frame.
+//! layout and painting into shapes, no tessellation or GPU). Target: under 1 ms per frame, with
+//! or without an import in step 5: nothing proportional to the import may run every frame.
 
 use std::time::{Duration, Instant};
 
@@ -163,7 +164,7 @@ fn serial_cells<'a>(shapes: impl Iterator<Item = &'a egui::Shape>) -> usize {
         .sum()
 }
 
-fn mean_frame(f: &mut Fixture, what: &str) {
+fn mean_frame(f: &mut Fixture, what: &str) -> Duration {
     // Warm up: fonts, the cached view, the table's column widths.
     let mut painted = 0;
     for _ in 0..5 {
@@ -182,18 +183,34 @@ fn mean_frame(f: &mut Fixture, what: &str) {
     let mean: Duration = started.elapsed() / n;
     println!(
         "board with {DEVICES} devices, {what}: mean frame time {:.3} ms over {n} frames, \
-         {painted} rows painted (target < 2 ms)",
+         {painted} rows painted (target < 1 ms)",
         mean.as_secs_f64() * 1000.0
+    );
+    mean
+}
+
+/// The import may cost a frame only what its smaller table saves or a little more: a pass over
+/// its 9,000 rows each frame (a fingerprint of the import, the scope rebuilt) shows as a frame
+/// several times slower than the same board without an import (issue 18, point 14).
+fn assert_not_proportional_to_the_import(plain: Duration, imported: Duration, what: &str) {
+    let budget = plain.mul_f64(1.3) + Duration::from_micros(100);
+    assert!(
+        imported <= budget,
+        "{what}: {:.3} ms a frame against {:.3} ms without an import: something proportional \
+         to the import runs every frame",
+        imported.as_secs_f64() * 1000.0,
+        plain.as_secs_f64() * 1000.0
     );
 }
 
 fn bench_board(c: &mut Criterion) {
     let mut f = Fixture::new(false);
-    mean_frame(&mut f, "nothing imported in step 5");
+    let plain = mean_frame(&mut f, "nothing imported in step 5");
     c.bench_function("board_frame_10k", |b| b.iter(|| f.frame()));
 
     let mut f = Fixture::new(true);
-    mean_frame(&mut f, "9,000 imported in step 5");
+    let what = "9,000 imported in step 5";
+    assert_not_proportional_to_the_import(plain, mean_frame(&mut f, what), what);
     c.bench_function("board_frame_10k_imported", |b| b.iter(|| f.frame()));
 
     // The details panel open on a device near the end of the list (looked up every frame).
@@ -203,7 +220,11 @@ fn bench_board(c: &mut Criterion) {
             .serial
             .clone(),
     );
-    mean_frame(&mut f, "9,000 imported, details open");
+    let what = "9,000 imported, details open";
+    let details = mean_frame(&mut f, what);
+    // The details panel adds its own drawing: compared with the plain board plus that panel is
+    // not possible here, so it gets the same margin over the plain board and 0.2 ms more.
+    assert_not_proportional_to_the_import(plain + Duration::from_micros(200), details, what);
     c.bench_function("board_frame_10k_details", |b| b.iter(|| f.frame()));
 }
 

@@ -254,17 +254,31 @@ pub struct ImportJob {
 /// runner change their own copy and store a clone), never changed in place. Not part of the
 /// job's value: two jobs with the same rows are equal whatever their revisions.
 #[derive(Debug)]
-pub struct Revision(u64);
+pub struct Revision {
+    n: u64,
+    /// The job's [`Outcome::identity`](crate::steps::registry::Outcome::identity), asked for
+    /// every frame (Done follows its inputs) and costly on a large import: kept with the
+    /// revision it was computed for.
+    identity: std::sync::OnceLock<String>,
+}
 
 impl Revision {
     fn next() -> Self {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Revision(NEXT.fetch_add(1, Ordering::Relaxed))
+        Revision {
+            n: NEXT.fetch_add(1, Ordering::Relaxed),
+            identity: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn get(&self) -> u64 {
-        self.0
+        self.n
+    }
+
+    /// `compute`'s answer for this revision: computed on the first call only.
+    pub fn identity(&self, compute: impl FnOnce() -> String) -> &str {
+        self.identity.get_or_init(compute)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Frame time of the assignment board with 10,000 devices in a headless egui context (CPU only:
 //! layout and painting into shapes, no tessellation or GPU). Target: under 1 ms per frame, with
-//! or without an import in step 5: nothing proportional to the import may run every frame.
+//! or without an import in step 5: nothing proportional to the import may run every frame
+//! (tests/assignment.rs `a_tick_does_not_walk_an_unchanged_import` holds that without timing a
+//! shared machine's frames).
 
 use std::time::{Duration, Instant};
 
@@ -164,7 +166,7 @@ fn serial_cells<'a>(shapes: impl Iterator<Item = &'a egui::Shape>) -> usize {
         .sum()
 }
 
-fn mean_frame(f: &mut Fixture, what: &str) -> Duration {
+fn mean_frame(f: &mut Fixture, what: &str) {
     // Warm up: fonts, the cached view, the table's column widths.
     let mut painted = 0;
     for _ in 0..5 {
@@ -176,41 +178,32 @@ fn mean_frame(f: &mut Fixture, what: &str) -> Duration {
         "{what}: {painted} serial cells painted; the table is not showing a screenful of rows"
     );
     let n = 200u32;
-    let started = Instant::now();
-    for _ in 0..n {
-        f.frame();
-    }
-    let mean: Duration = started.elapsed() / n;
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            f.frame();
+            started.elapsed()
+        })
+        .collect();
+    let mean: Duration = times.iter().sum::<Duration>() / n;
+    times.sort();
+    // The median: what a frame costs, without the frames another process on the machine took.
+    let median = times[times.len() / 2];
     println!(
-        "board with {DEVICES} devices, {what}: mean frame time {:.3} ms over {n} frames, \
-         {painted} rows painted (target < 1 ms)",
-        mean.as_secs_f64() * 1000.0
-    );
-    mean
-}
-
-/// The import may cost a frame only what its smaller table saves or a little more: a pass over
-/// its 9,000 rows each frame (a fingerprint of the import, the scope rebuilt) shows as a frame
-/// several times slower than the same board without an import (issue 18, point 14).
-fn assert_not_proportional_to_the_import(plain: Duration, imported: Duration, what: &str) {
-    let budget = plain.mul_f64(1.3) + Duration::from_micros(100);
-    assert!(
-        imported <= budget,
-        "{what}: {:.3} ms a frame against {:.3} ms without an import: something proportional \
-         to the import runs every frame",
-        imported.as_secs_f64() * 1000.0,
-        plain.as_secs_f64() * 1000.0
+        "board with {DEVICES} devices, {what}: mean frame time {:.3} ms, median {:.3} ms over \
+         {n} frames, {painted} rows painted (target < 1 ms)",
+        mean.as_secs_f64() * 1000.0,
+        median.as_secs_f64() * 1000.0
     );
 }
 
 fn bench_board(c: &mut Criterion) {
     let mut f = Fixture::new(false);
-    let plain = mean_frame(&mut f, "nothing imported in step 5");
+    mean_frame(&mut f, "nothing imported in step 5");
     c.bench_function("board_frame_10k", |b| b.iter(|| f.frame()));
 
     let mut f = Fixture::new(true);
-    let what = "9,000 imported in step 5";
-    assert_not_proportional_to_the_import(plain, mean_frame(&mut f, what), what);
+    mean_frame(&mut f, "9,000 imported in step 5");
     c.bench_function("board_frame_10k_imported", |b| b.iter(|| f.frame()));
 
     // The details panel open on a device near the end of the list (looked up every frame).
@@ -220,11 +213,7 @@ fn bench_board(c: &mut Criterion) {
             .serial
             .clone(),
     );
-    let what = "9,000 imported, details open";
-    let details = mean_frame(&mut f, what);
-    // The details panel adds its own drawing: compared with the plain board plus that panel is
-    // not possible here, so it gets the same margin over the plain board and 0.2 ms more.
-    assert_not_proportional_to_the_import(plain + Duration::from_micros(200), details, what);
+    mean_frame(&mut f, "9,000 imported, details open");
     c.bench_function("board_frame_10k_details", |b| b.iter(|| f.frame()));
 }
 

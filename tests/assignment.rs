@@ -899,6 +899,37 @@ fn the_import_scope_follows_each_stored_job_and_only_then() {
     h.get_by_label("All (5)");
 }
 
+/// The app ticks every page every frame: with 9,000 devices imported, a tick after the first
+/// must not walk the import again (a hash of its rows each frame made the board's frames three
+/// times slower, issue 18 point 14). Timed against the first tick, which builds the scope.
+#[test]
+fn a_tick_does_not_walk_an_unchanged_import() {
+    let serials: Vec<String> = (0..9_000).map(|i| format!("SN{i:08}")).collect();
+    let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+    let mut outcomes = autopilot_wizard::steps::Outcomes {
+        import: Some(import_of(&refs)),
+        ..Default::default()
+    };
+    let mut session = Session::default();
+    let mut jobs = Vec::new();
+    let mut page = AssignmentPage::new(None);
+    let ctx = egui::Context::default();
+    let mut cx = PageCx::new(&mut session, &mut outcomes, &mut jobs);
+    let started = std::time::Instant::now();
+    page.tick(&ctx, &mut cx);
+    let first = started.elapsed();
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        page.tick(&ctx, &mut cx);
+    }
+    let hundred = started.elapsed();
+    assert!(
+        hundred < first * 2,
+        "100 ticks took {hundred:?}, the first (building the scope) {first:?}: the import is \
+         walked every frame"
+    );
+}
+
 #[test]
 fn a_retag_is_offered_only_for_devices_of_the_import() {
     let mut board = mixed_board();

@@ -1,5 +1,8 @@
 //! Frame time of the assignment board with 10,000 devices in a headless egui context (CPU only:
-//! layout and painting into shapes, no tessellation or GPU). Target: under 2 ms per frame.
+//! layout and painting into shapes, no tessellation or GPU). Target: under 1 ms per frame, with
+//! or without an import in step 5: nothing proportional to the import may run every frame
+//! (tests/assignment.rs `a_tick_does_not_walk_an_unchanged_import` holds that without timing a
+//! shared machine's frames).
 
 use std::time::{Duration, Instant};
 
@@ -175,15 +178,22 @@ fn mean_frame(f: &mut Fixture, what: &str) {
         "{what}: {painted} serial cells painted; the table is not showing a screenful of rows"
     );
     let n = 200u32;
-    let started = Instant::now();
-    for _ in 0..n {
-        f.frame();
-    }
-    let mean: Duration = started.elapsed() / n;
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            f.frame();
+            started.elapsed()
+        })
+        .collect();
+    let mean: Duration = times.iter().sum::<Duration>() / n;
+    times.sort();
+    // The median: what a frame costs, without the frames another process on the machine took.
+    let median = times[times.len() / 2];
     println!(
-        "board with {DEVICES} devices, {what}: mean frame time {:.3} ms over {n} frames, \
-         {painted} rows painted (target < 2 ms)",
-        mean.as_secs_f64() * 1000.0
+        "board with {DEVICES} devices, {what}: mean frame time {:.3} ms, median {:.3} ms over \
+         {n} frames, {painted} rows painted (target < 1 ms)",
+        mean.as_secs_f64() * 1000.0,
+        median.as_secs_f64() * 1000.0
     );
 }
 

@@ -858,6 +858,78 @@ fn counts_agree_an_empty_filter_says_so_and_assign_says_what_it_does() {
     h.get_by_label("Add 2 devices to the group and wait");
 }
 
+/// The board follows step 5's job by its revision, not by walking its rows every frame (issue 18,
+/// point 14): every stored job is a new revision, so a device left out after the import leaves
+/// the board's counts at once, and an unchanged job is not looked at again.
+#[test]
+fn the_import_scope_follows_each_stored_job_and_only_then() {
+    use autopilot_wizard::steps::import::RowOutcome;
+    let job = import_of(&["PC-A1", "PC-A2"]);
+    // A copy may be changed on its own: it is another revision, but the same value.
+    let copy = job.clone();
+    assert_ne!(copy.revision.get(), job.revision.get());
+    assert_eq!(copy, job);
+    let json = serde_json::to_string(&job).unwrap();
+    let back: autopilot_wizard::steps::import::ImportJob = serde_json::from_str(&json).unwrap();
+    assert_ne!(back.revision.get(), job.revision.get());
+    assert_eq!(back, job);
+
+    let mut h = board_harness(AssignmentPage::new(None).with_board(mixed_board()));
+    h.state_mut().outcomes.import = Some(job.clone());
+    h.run();
+    h.get_by_label("All (2)");
+    // Step 5 leaves PC-A2 out and stores its job again: the board counts one device.
+    let mut left_out = job.clone();
+    left_out.rows[1].outcome = RowOutcome::Excluded {
+        reason: "left out".into(),
+    };
+    h.state_mut().outcomes.import = Some(left_out.clone());
+    h.run();
+    h.get_by_label("All (1)");
+    h.get_by_label(&format!(
+        "1 of 1 devices imported in {} ready",
+        StepId::Import.step_n()
+    ));
+    // Back to both devices (a new job value), and to nothing imported at all.
+    h.state_mut().outcomes.import = Some(job);
+    h.run();
+    h.get_by_label("All (2)");
+    h.state_mut().outcomes.import = None;
+    h.run();
+    h.get_by_label("All (5)");
+}
+
+/// The app ticks every page every frame: with 9,000 devices imported, a tick after the first
+/// must not walk the import again (a hash of its rows each frame made the board's frames three
+/// times slower, issue 18 point 14). Timed against the first tick, which builds the scope.
+#[test]
+fn a_tick_does_not_walk_an_unchanged_import() {
+    let serials: Vec<String> = (0..9_000).map(|i| format!("SN{i:08}")).collect();
+    let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+    let mut outcomes = autopilot_wizard::steps::Outcomes {
+        import: Some(import_of(&refs)),
+        ..Default::default()
+    };
+    let mut session = Session::default();
+    let mut jobs = Vec::new();
+    let mut page = AssignmentPage::new(None);
+    let ctx = egui::Context::default();
+    let mut cx = PageCx::new(&mut session, &mut outcomes, &mut jobs);
+    let started = std::time::Instant::now();
+    page.tick(&ctx, &mut cx);
+    let first = started.elapsed();
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        page.tick(&ctx, &mut cx);
+    }
+    let hundred = started.elapsed();
+    assert!(
+        hundred < first * 2,
+        "100 ticks took {hundred:?}, the first (building the scope) {first:?}: the import is \
+         walked every frame"
+    );
+}
+
 #[test]
 fn a_retag_is_offered_only_for_devices_of_the_import() {
     let mut board = mixed_board();

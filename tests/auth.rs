@@ -851,6 +851,23 @@ fn page_signs_in_with_a_code_then_signs_out_and_resumes_silently() {
     assert!(h.state().session.graph.is_none());
     assert!(h.state().outcomes.signed_in.is_none());
     assert!(!h.state().page.validated());
+    // The sign-in lived in memory only: nothing saved was removed, and the page says so
+    // (issue 18, point 11).
+    for _ in 0..200 {
+        if h.query_by_label_contains("Signed out").is_some() {
+            break;
+        }
+        page::pump(&mut h, &rt, &tx, &rx, |_| true);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        h.query_by_label_contains("Nothing was saved on this computer")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label_contains("saved sign-in was removed")
+            .is_none()
+    );
 
     // A later start with a saved sign-in resumes without the user.
     let rt2 = &rt;
@@ -896,6 +913,70 @@ fn page_signs_in_with_a_code_then_signs_out_and_resumes_silently() {
         refresh,
         "rotated"
     );
+}
+
+/// A credential store that keeps tokens past a restart (the system's, on a desktop).
+#[derive(Debug, Default)]
+struct KeptStore(MemoryStore);
+
+impl TokenStore for KeptStore {
+    fn load(
+        &self,
+        key: &StoreKey,
+    ) -> Result<Option<String>, autopilot_wizard::graph::token_store::TokenStoreError> {
+        self.0.load(key)
+    }
+    fn save(
+        &self,
+        key: &StoreKey,
+        token: &str,
+    ) -> Result<(), autopilot_wizard::graph::token_store::TokenStoreError> {
+        self.0.save(key, token)
+    }
+    fn delete(
+        &self,
+        key: &StoreKey,
+    ) -> Result<(), autopilot_wizard::graph::token_store::TokenStoreError> {
+        self.0.delete(key)
+    }
+    fn remembers(&self) -> bool {
+        true
+    }
+}
+
+/// "The saved sign-in was removed" only where one was saved: with a credential store that keeps
+/// it, signing out removes it and says so; signing out again has nothing left to remove.
+#[test]
+fn page_says_a_saved_sign_in_was_removed_only_when_one_was() {
+    use autopilot_wizard::ui::sign_in::SignInPhase;
+    use egui_kittest::kittest::Queryable;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let store = Arc::new(KeptStore::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut h = page::harness(&sim, store.clone());
+    h.step();
+    h.get_by_label("Sign in with a code").click();
+    page::pump(&mut h, &rt, &tx, &rx, |p| {
+        matches!(p, SignInPhase::SignedIn(_) | SignInPhase::Failed(_))
+    });
+    assert!(matches!(h.state().page.phase(), SignInPhase::SignedIn(_)));
+    assert_eq!(store.0.len(), 1, "saved in the store that keeps it");
+    h.get_by_label("Sign out").click();
+    for _ in 0..300 {
+        if h.query_by_label_contains("Signed out").is_some() {
+            break;
+        }
+        page::pump(&mut h, &rt, &tx, &rx, |_| true);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(store.0.is_empty());
+    assert!(
+        h.query_by_label_contains("the saved sign-in was removed from this computer")
+            .is_some()
+    );
+    assert!(h.query_by_label_contains("Nothing was saved").is_none());
 }
 
 /// The token endpoint sheds load like Graph (429/503 with Retry-After, dropped connections):

@@ -245,3 +245,46 @@ fn the_sign_in_asks_for_what_the_steps_declare() {
     broader.push("DeviceManagementApps.ReadWrite.All".into());
     assert!(sign_in::missing_scopes(&broader).is_empty());
 }
+
+/// Done follows its inputs every frame, for every step after the import: the import's identity
+/// (its serial numbers, sorted) is computed once per stored job, not on every ask (issue 18,
+/// point 14), and a changed job that is stored again is another identity.
+#[test]
+fn the_import_identity_is_computed_once_per_stored_job() {
+    use autopilot_wizard::steps::import::{ImportJob, ImportRow, RowOutcome};
+    use std::time::Instant;
+    let rows = (0..9_000)
+        .map(|i| ImportRow {
+            serial: format!("SN{:08}", (i * 7919) % 100_000_000),
+            file: "devices.csv".into(),
+            line: i + 2,
+            ..ImportRow::default()
+        })
+        .collect();
+    let job = ImportJob::new(rows);
+    let mut outcomes = Outcomes {
+        import: Some(job.clone()),
+        ..Outcomes::default()
+    };
+    let started = Instant::now();
+    let first = outcomes.identity(StepId::Import).unwrap();
+    let once = started.elapsed();
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(outcomes.identity(StepId::Import).as_ref(), Some(&first));
+    }
+    let hundred = started.elapsed();
+    assert!(
+        hundred < once * 10,
+        "100 asks took {hundred:?}, one computation {once:?}: recomputed on every ask"
+    );
+    // A row left out and the job stored again: another identity, computed afresh.
+    let mut changed = job.clone();
+    changed.rows[5].outcome = RowOutcome::Excluded {
+        reason: "left out".into(),
+    };
+    outcomes.import = Some(changed);
+    let now = outcomes.identity(StepId::Import).unwrap();
+    assert_ne!(now, first);
+    assert!(!now.contains(&job.rows[5].row.serial));
+}

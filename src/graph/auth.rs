@@ -786,17 +786,25 @@ impl Authenticator {
         }
     }
 
-    /// Forgets the tokens and removes the saved refresh token.
-    pub async fn sign_out(&self) -> Result<(), TokenStoreError> {
+    /// Forgets the tokens and removes the saved refresh token. True when a sign-in that would
+    /// have outlived the wizard was removed; false when nothing was kept past this run (no
+    /// credential store, or nothing saved in it), so the person is not told otherwise.
+    pub async fn sign_out(&self) -> Result<bool, TokenStoreError> {
         {
             let mut t = self.inner.tokens.lock().await;
             t.access = None;
             t.refresh = None;
         }
-        match self.key() {
-            Some(key) => forget(self.inner.store.clone(), key).await,
-            None => Ok(()),
-        }
+        let Some(key) = self.key() else {
+            return Ok(false);
+        };
+        let store = self.inner.store.clone();
+        blocking(move || {
+            let saved = store.remembers() && store.load(&key)?.is_some();
+            store.delete(&key)?;
+            Ok(saved)
+        })
+        .await
     }
 
     /// A valid access token: the cached one, or a new one from the refresh token when it is due

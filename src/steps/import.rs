@@ -241,6 +241,63 @@ pub struct ImportJob {
     pub stats: RequestStats,
     pub started: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
+    /// Which copy of the job this is (never saved): what a page keys its caches on instead of
+    /// walking 10,000 rows every frame.
+    #[serde(skip)]
+    pub revision: Revision,
+}
+
+/// A number no other job value shares: every job made, read back or copied draws a new one, so
+/// "same revision" means "this very value, not changed since". A copy does not keep the number:
+/// it may be changed on its own. That holds for the job in
+/// [`Outcomes`](crate::steps::Outcomes) because it is only ever replaced (the import page and the
+/// runner change their own copy and store a clone), never changed in place. Not part of the
+/// job's value: two jobs with the same rows are equal whatever their revisions.
+#[derive(Debug)]
+pub struct Revision {
+    n: u64,
+    /// The job's [`Outcome::identity`](crate::steps::registry::Outcome::identity), asked for
+    /// every frame (Done follows its inputs) and costly on a large import: kept with the
+    /// revision it was computed for.
+    identity: std::sync::OnceLock<String>,
+}
+
+impl Revision {
+    fn next() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Revision {
+            n: NEXT.fetch_add(1, Ordering::Relaxed),
+            identity: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> u64 {
+        self.n
+    }
+
+    /// `compute`'s answer for this revision: computed on the first call only.
+    pub fn identity(&self, compute: impl FnOnce() -> String) -> &str {
+        self.identity.get_or_init(compute)
+    }
+}
+
+impl Default for Revision {
+    fn default() -> Self {
+        Revision::next()
+    }
+}
+
+impl Clone for Revision {
+    fn clone(&self) -> Self {
+        Revision::next()
+    }
+}
+
+impl PartialEq for Revision {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Counts for the progress bar and summary.
@@ -305,6 +362,7 @@ impl ImportJob {
             stats: RequestStats::default(),
             started: None,
             finished: None,
+            revision: Revision::default(),
         }
     }
 

@@ -92,8 +92,8 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Forgets the tokens and removes the saved sign-in.
-    pub async fn sign_out(&self) -> Result<(), TokenStoreError> {
+    /// Forgets the tokens and removes the saved sign-in; true when there was one to remove.
+    pub async fn sign_out(&self) -> Result<bool, TokenStoreError> {
         self.auth.sign_out().await
     }
 }

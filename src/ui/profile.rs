@@ -284,10 +284,43 @@ impl ProfilePage {
         });
     }
 
-    fn show_errors(&self, ui: &mut egui::Ui, field: ProfileField) {
-        for m in self.errors_for(field) {
-            ui.label(RichText::new(m).color(ERROR));
+    /// A field's label, in the error colour while the field has an error: the mark stays at
+    /// the field without taking room, the message itself shows beside "Create profile".
+    fn field_label(&self, ui: &mut egui::Ui, field: ProfileField, text: &str) -> egui::Response {
+        if self.errors_for(field).is_empty() {
+            ui.label(text)
+        } else {
+            ui.label(RichText::new(text).color(ERROR))
         }
+    }
+
+    /// Every error of the form, beside the button that found them. Under their fields they
+    /// pushed "Create profile" down under the pointer as they appeared (issue 18); here they
+    /// only grow the row downwards.
+    fn form_errors_ui(&self, ui: &mut egui::Ui) {
+        const ORDER: [ProfileField; 5] = [
+            ProfileField::Name,
+            ProfileField::Description,
+            ProfileField::Language,
+            ProfileField::DeviceNameTemplate,
+            ProfileField::Tenant,
+        ];
+        let errors: Vec<(ProfileField, &str)> = ORDER
+            .iter()
+            .flat_map(|f| self.errors_for(*f).into_iter().map(move |m| (*f, m)))
+            .collect();
+        if errors.is_empty() {
+            return;
+        }
+        ui.vertical(|ui| {
+            for (field, m) in errors {
+                let text = match field {
+                    ProfileField::Tenant => m.to_string(),
+                    f => format!("{}: {m}", f.label()),
+                };
+                ui.add(egui::Label::new(RichText::new(text).color(ERROR)).wrap());
+            }
+        });
     }
 
     fn existing_with_form_name(&self) -> Option<&DeploymentProfile> {
@@ -379,10 +412,9 @@ impl ProfilePage {
         );
         ui.add_space(4.0);
 
-        let label = ui.label("Name");
+        let label = self.field_label(ui, ProfileField::Name, "Name");
         ui.text_edit_singleline(&mut self.form.name)
             .labelled_by(label.id);
-        self.show_errors(ui, ProfileField::Name);
         let chosen_id = self.chosen.as_ref().map(|c| c.profile().id.clone());
         if let Some(p) = self
             .existing_with_form_name()
@@ -399,10 +431,9 @@ impl ProfilePage {
             }
         }
 
-        let label = ui.label("Description");
+        let label = self.field_label(ui, ProfileField::Description, "Description");
         ui.text_edit_singleline(&mut self.form.description)
             .labelled_by(label.id);
-        self.show_errors(ui, ProfileField::Description);
 
         ui.checkbox(
             &mut self.form.convert_all_targeted,
@@ -417,7 +448,8 @@ impl ProfilePage {
         );
 
         ui.horizontal(|ui| {
-            let label = ui.label(ProfileField::Language.label());
+            let label =
+                self.field_label(ui, ProfileField::Language, ProfileField::Language.label());
             egui::ComboBox::from_id_salt("profile_language")
                 .selected_text(language_label(&self.form.language))
                 .show_ui(ui, |ui| {
@@ -428,7 +460,6 @@ impl ProfilePage {
                 .response
                 .labelled_by(label.id);
         });
-        self.show_errors(ui, ProfileField::Language);
         ui.checkbox(
             &mut self.form.configure_keyboard_automatically,
             ProfileField::ConfigureKeyboard.label(),
@@ -469,7 +500,11 @@ impl ProfilePage {
             ProfileField::Preprovisioning.label(),
         );
 
-        let label = ui.label(ProfileField::DeviceNameTemplate.label());
+        let label = self.field_label(
+            ui,
+            ProfileField::DeviceNameTemplate,
+            ProfileField::DeviceNameTemplate.label(),
+        );
         ui.text_edit_singleline(&mut self.form.device_name_template)
             .labelled_by(label.id);
         ui.label(
@@ -479,15 +514,19 @@ impl ProfilePage {
             ))
             .weak(),
         );
-        self.show_errors(ui, ProfileField::DeviceNameTemplate);
-        self.show_errors(ui, ProfileField::Tenant);
 
         ui.add_space(6.0);
         let can_create = !self.action.is_running() && cx.graph().is_some();
-        if ui
-            .add_enabled(can_create, egui::Button::new("Create profile"))
-            .clicked()
-        {
+        let clicked = ui
+            .horizontal_top(|ui| {
+                let clicked = ui
+                    .add_enabled(can_create, egui::Button::new("Create profile"))
+                    .clicked();
+                self.form_errors_ui(ui);
+                clicked
+            })
+            .inner;
+        if clicked {
             self.create(cx);
         }
     }

@@ -121,9 +121,9 @@ pub enum Msg {
         run: u64,
         error: String,
     },
-    /// Sign-out finished; `warning` if the saved token could not be removed.
+    /// Sign-out finished: whether a saved sign-in was removed, or why it could not be.
     SignedOut {
-        warning: Option<String>,
+        result: Result<bool, String>,
     },
 }
 
@@ -299,11 +299,11 @@ impl SignInPage {
         self.phase = SignInPhase::Idle;
         if let Some(session) = self.session.take() {
             cx.spawn("Signing out", move |out, _cancel| async move {
-                let warning = session.sign_out().await.err().map(|e| {
+                let result = session.sign_out().await.map_err(|e| {
                     tracing::warn!(error = ?e, "the saved sign-in could not be removed");
                     e.to_string()
                 });
-                send(&out, Msg::SignedOut { warning });
+                send(&out, Msg::SignedOut { result });
             });
         }
     }
@@ -633,11 +633,17 @@ impl Page for SignInPage {
                 self.cancel = None;
                 self.phase = SignInPhase::Failed(error);
             }
-            Msg::SignedOut { warning } => {
-                self.note =
-                    Some(warning.unwrap_or_else(|| {
-                        "Signed out; the saved sign-in was removed.".to_string()
-                    }));
+            Msg::SignedOut { result } => {
+                self.note = Some(match result {
+                    Ok(true) => {
+                        "Signed out; the saved sign-in was removed from this computer.".into()
+                    }
+                    // Memory only (no credential store, or `--demo`): say so, not "removed".
+                    Ok(false) => "Signed out. Nothing was saved on this computer: the sign-in \
+                                  was kept only while the wizard ran."
+                        .into(),
+                    Err(warning) => warning,
+                });
             }
             // A job that was cancelled or replaced.
             _ => {}

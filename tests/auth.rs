@@ -942,6 +942,9 @@ impl TokenStore for KeptStore {
     fn remembers(&self) -> bool {
         true
     }
+    fn keys(&self) -> Result<Vec<StoreKey>, autopilot_wizard::graph::token_store::TokenStoreError> {
+        self.0.keys()
+    }
 }
 
 /// "The saved sign-in was removed" only where one was saved: with a credential store that keeps

@@ -519,3 +519,27 @@ fn portable_copy_keeps_logs_beside_the_exe_and_old_logs_are_deleted() {
     let text = std::fs::read_to_string(&today).unwrap_or_default();
     assert!(text.contains("old log files deleted"), "{text}");
 }
+
+/// Issue 19, point 12: the page size of the standalone tenant is a flag (request counts depend
+/// on it); a collection without `$top` comes in pages of that size, linked by nextLink.
+#[tokio::test]
+async fn the_standalone_page_size_is_a_flag() {
+    let sim = start_sim(&["--page-size", "2"]);
+    let url = format!("{}/v1.0/groups", sim.url);
+    let page: Value = http()
+        .get(&url)
+        .bearer_auth(&sim.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["value"].as_array().map(Vec::len), Some(2), "{page:#}");
+    assert!(page["@odata.nextLink"].is_string(), "{page:#}");
+    let refused = Command::new(BIN)
+        .args(["sim", "--page-size", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

@@ -53,6 +53,11 @@ pub struct SimArgs {
     /// file (named on standard output as CA_FILE=…) for the wizard's --ca-file.
     #[arg(long)]
     pub tls: bool,
+    /// Items per page of a collection when the request gives no `$top` (Graph's page sizes
+    /// vary by collection; small values exercise paging). Request counts depend on it: name it
+    /// with any figure measured against this tenant
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=999))]
+    pub page_size: u16,
     /// Where --tls writes the CA certificate (PEM). Default: a file in the temporary folder.
     #[arg(long, value_name = "FILE", requires = "tls")]
     pub ca_out: Option<PathBuf>,
@@ -130,6 +135,7 @@ impl SimArgs {
             access_token_lifetime: self.token_lifetime,
             refresh_token_lifetime: self.refresh_token_lifetime,
             tls: self.tls,
+            page_size: usize::from(self.page_size),
             ..SimConfig::default()
         }
     }

@@ -1032,9 +1032,22 @@ async fn sim_autopilot_resources_match_the_schema() {
     let dev = "/deviceManagement/windowsAutopilotDeviceIdentities";
     let imp = "/deviceManagement/importedWindowsAutopilotDeviceIdentities";
 
-    // A device with an assigned profile, so the navigations have something to expand.
+    // A device with an assigned profile, so the navigations have something to expand. The
+    // profile really targets every device (alone): the tenant's own assignment evaluation,
+    // which a loaded machine reaches before the read, then keeps it instead of undoing it.
     let (profile_id, device_id) = sim.with_state(|s| {
+        use autopilot_wizard::sim::profiles::{StoredAssignment, StoredTarget};
         let p = s.profiles.profiles[0].id.clone();
+        s.profiles
+            .assignments
+            .retain(|a| a.target != StoredTarget::AllDevices);
+        s.profiles.assignments.push(StoredAssignment {
+            id: "5f0c2a71-8d3e-4b6a-9c1f-2e7d4a8b6c10".into(),
+            profile_id: p.clone(),
+            target: StoredTarget::AllDevices,
+            filter_id: None,
+            filter_type: "none".into(),
+        });
         let d = &mut s.autopilot.devices[0];
         d.assigned_profile_id = Some(p.clone());
         d.intended_profile_id = Some(p.clone());

@@ -1032,10 +1032,10 @@ async fn sim_autopilot_resources_match_the_schema() {
     let dev = "/deviceManagement/windowsAutopilotDeviceIdentities";
     let imp = "/deviceManagement/importedWindowsAutopilotDeviceIdentities";
 
-    // A device with an assigned profile, so the navigations have something to expand. The
-    // profile really targets every device (alone): the tenant's own assignment evaluation,
-    // which a loaded machine reaches before the read, then keeps it instead of undoing it.
-    let (profile_id, device_id) = sim.with_state(|s| {
+    // A device with an assigned profile, so the navigations have something to expand: one
+    // profile targets every device, and the tenant's own assignment evaluation gives it out
+    // (a profile set by hand would be undone by that evaluation whenever it runs first).
+    sim.with_state(|s| {
         use autopilot_wizard::sim::profiles::{StoredAssignment, StoredTarget};
         let p = s.profiles.profiles[0].id.clone();
         s.profiles
@@ -1043,16 +1043,36 @@ async fn sim_autopilot_resources_match_the_schema() {
             .retain(|a| a.target != StoredTarget::AllDevices);
         s.profiles.assignments.push(StoredAssignment {
             id: "5f0c2a71-8d3e-4b6a-9c1f-2e7d4a8b6c10".into(),
-            profile_id: p.clone(),
+            profile_id: p,
             target: StoredTarget::AllDevices,
             filter_id: None,
             filter_type: "none".into(),
         });
-        let d = &mut s.autopilot.devices[0];
-        d.assigned_profile_id = Some(p.clone());
-        d.intended_profile_id = Some(p.clone());
-        (p, d.id.clone())
     });
+    let mut assigned = None;
+    for _ in 0..200 {
+        // Requests move the tenant's clock on.
+        raw(
+            &sim,
+            &token,
+            reqwest::Method::GET,
+            &format!("/beta{dev}"),
+            None,
+        )
+        .await;
+        assigned = sim.with_state(|s| {
+            s.autopilot
+                .devices
+                .iter()
+                .find_map(|d| Some((d.assigned_profile_id.clone()?, d.id.clone())))
+        });
+        if assigned.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (profile_id, device_id) =
+        assigned.expect("a device got the profile targeting every device");
 
     for version in ["beta", "v1.0"] {
         let (status, _, page) = raw(

@@ -5,6 +5,7 @@
 #   autopilot-wizard-<version>-windows-x64.exe  the bare windowed Windows exe
 #   autopilot-wizard_<version>-1_amd64.deb      Debian/Ubuntu package (cargo-deb)
 #   autopilot-wizard-<version>-linux-x86_64     the Linux release binary
+#   winget/<version>/…yaml                       winget manifests of the MSI (when RELEASE_URL is set)
 #   SHA256SUMS
 # Each release build runs once; a second run reuses target/ and only repackages.
 #
@@ -15,6 +16,11 @@
 # and SIGN_TIMESTAMP_URL=… (an RFC 3161 time-stamping service) makes the signatures outlive the
 # certificate. Without a certificate nothing is signed, and the script says so at the start and
 # at the end.
+#
+# winget: RELEASE_URL=https://…/ (the folder the MSI will be downloaded from) writes the three
+# manifests of this MSI (packaging/winget/ with the version, the MSI's address, SHA-256 and
+# product code filled in), ready for a pull request to microsoft/winget-pkgs. Without it no
+# manifest is written, and the script says so.
 #
 # Needs: rustup target x86_64-pc-windows-gnu, gcc-mingw-w64-x86-64 (linker and windres), wixl
 # and msibuild (msitools), zip, osslsigncode, cargo-deb (cargo install cargo-deb --locked
@@ -169,11 +175,31 @@ msibuild "$MSI" \
 msiinfo export "$MSI" Environment | grep '=-\*PATH' >/dev/null || die "the MSI has no PATH entry"
 sign "$MSI" "Autopilot Wizard $VERSION installer"
 
+# 5b. winget manifests of the MSI just signed (its hash is final now).
+WINGET_DIR=$DIST/winget/$VERSION
+if [ -n "${RELEASE_URL:-}" ]; then
+    case $RELEASE_URL in https://*) ;; *) die "RELEASE_URL must start with https:// (winget downloads over HTTPS only)" ;; esac
+    MSI_URL=${RELEASE_URL%/}/$(basename "$MSI")
+    MSI_SHA256=$(sha256sum "$MSI" | cut -d' ' -f1 | tr a-f A-F)
+    PRODUCT_CODE=$(msiinfo export "$MSI" Property | awk -F'\t' '$1 == "ProductCode" { print $2 }' | tr -d '\r')
+    [ -n "$PRODUCT_CODE" ] || die "no ProductCode in the MSI's Property table"
+    mkdir -p "$WINGET_DIR"
+    for f in packaging/winget/*.yaml; do
+        sed -e "s|@VERSION@|$VERSION|g" -e "s|@URL@|$MSI_URL|g" -e "s|@SHA256@|$MSI_SHA256|g" \
+            -e "s|@PRODUCT_CODE@|$PRODUCT_CODE|g" -e '/^# winget .*(template/,/^# yaml-language-server/{/^# yaml-language-server/!d}' \
+            "$f" >"$WINGET_DIR/$(basename "$f")"
+    done
+    if grep -l '@[A-Z_0-9]*@' "$WINGET_DIR"/*.yaml; then die "placeholders left in the winget manifests above"; fi
+    echo "build.sh: winget manifests in $WINGET_DIR (installer $MSI_URL)"
+else
+    echo "build.sh: no winget manifests (set RELEASE_URL to the https:// folder the MSI is published in)"
+fi
+
 # 6. .deb from the release binary just built ([package.metadata.deb] in Cargo.toml; it takes
 #    LICENSE and the notices generated above).
 timed cargo deb --locked --no-build --output "$DIST/"
 
-(cd "$DIST" && sha256sum -- * >SHA256SUMS)
+(cd "$DIST" && find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%P\0' | sort -z | xargs -0 sha256sum -- >SHA256SUMS)
 echo "build.sh: artifacts in $DIST:"
 ls -l "$DIST"
 if [ ${#SIGN_ARGS[@]} -gt 0 ]; then

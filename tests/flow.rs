@@ -12,10 +12,11 @@ use autopilot_wizard::sim::directory::JoinScope;
 use autopilot_wizard::sim::profiles::StoredTarget;
 use autopilot_wizard::sim::{self, Shared, SimConfig, SimHandle, SimState, Speed};
 use autopilot_wizard::ui::{FixedFilePicker, StepId, StepStatus};
-use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use support::ui::{ASYNC_TIMEOUT, is_enabled, step_until, visible_labels};
+use support::ui::{
+    ASYNC_TIMEOUT, is_enabled, offered, runtime, step_until, visible_labels, wait_shown,
+};
 
 type H = Harness<'static, WizardApp>;
 
@@ -29,14 +30,6 @@ const SAMPLES: &[&str] = &[
     "03-utf16-plain-lenovo.csv",
     "04-utf16-plain-lenovo2.csv",
 ];
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The real sample CSVs (UTF-16 with BOM, as Windows PowerShell writes them) copied to `dir`
 /// with a Group Tag column, as `Get-WindowsAutopilotInfo -GroupTag` writes it. Returns the
@@ -125,58 +118,17 @@ fn counting(on: bool) {
 /// The most clicks the README story may take, from the first page to READY.
 const MAX_CLICKS: usize = 20;
 
-/// Clicks the widget labelled exactly `label` once it shows and is enabled.
+/// Clicks the widget labelled exactly `label` once it shows and is enabled (a click of the
+/// story).
 fn press(h: &mut H, label: &str) {
     count(1, 0);
-    step_until(
-        h,
-        &format!("an enabled widget labelled {label:?}"),
-        |h| {
-            h.query_by_label(label)
-                .is_some_and(|n| !n.accesskit_node().is_disabled())
-        },
-        ASYNC_TIMEOUT,
-    );
-    h.get_by_label(label).scroll_to_me();
-    h.run_ok();
-    h.get_by_label(label).click();
-    h.run_ok();
+    support::ui::press(h, label);
 }
 
-/// Waits until some widget's label contains `text` (several may).
-fn wait_shown(h: &mut H, text: &str) {
-    step_until(
-        h,
-        &format!("a widget whose label contains {text:?}"),
-        |h| h.query_all_by_label_contains(text).next().is_some(),
-        ASYNC_TIMEOUT,
-    );
-}
-
-/// Replaces the text of the text field labelled `label`.
+/// Replaces the text of the text field labelled `label` (a typed field of the story).
 fn type_into(h: &mut H, label: &str, text: &str) {
     count(0, 1);
-    step_until(
-        h,
-        &format!("a text field labelled {label:?}"),
-        |h| h.query_by_role_and_label(Role::TextInput, label).is_some(),
-        ASYNC_TIMEOUT,
-    );
-    h.get_by_role_and_label(Role::TextInput, label).focus();
-    h.run_ok();
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.key_press(egui::Key::Backspace);
-    h.run_ok();
-    h.get_by_role_and_label(Role::TextInput, label)
-        .type_text(text);
-    h.run_ok();
-    assert_eq!(
-        h.get_by_role_and_label(Role::TextInput, label)
-            .value()
-            .as_deref(),
-        Some(text),
-        "typed into {label:?}"
-    );
+    support::ui::replace_text(h, label, text);
 }
 
 fn assert_on(h: &H, step: StepId) {
@@ -759,12 +711,6 @@ fn visit(h: &mut H, step: StepId) -> bool {
         h.run_ok();
     }
     reachable
-}
-
-/// A widget labelled `label` shows and is enabled.
-fn offered(h: &Harness<'_, WizardApp>, label: &str) -> bool {
-    h.query_by_label(label)
-        .is_some_and(|n| !n.accesskit_node().is_disabled())
 }
 
 /// Clicks `label` if it shows and is enabled now; false otherwise.

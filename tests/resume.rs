@@ -17,7 +17,10 @@ use autopilot_wizard::ui::{FixedFilePicker, StepId, StepStatus};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use support::ui::{ASYNC_TIMEOUT, is_enabled, runtime, step_until, visible_labels};
+use support::ui::{
+    ASYNC_TIMEOUT, is_enabled, press, replace_text, runtime, step_until, visible_labels,
+    wait_shown,
+};
 
 type H = Harness<'static, WizardApp>;
 
@@ -46,46 +49,6 @@ fn harness(app: WizardApp) -> H {
         .with_size([1280.0, 2400.0])
         .with_accessibility_check(false)
         .build_ui_state(|ui, app: &mut WizardApp| app.show(ui), app)
-}
-
-fn press(h: &mut H, label: &str) {
-    step_until(
-        h,
-        &format!("an enabled widget labelled {label:?}"),
-        |h| {
-            h.query_by_label(label)
-                .is_some_and(|n| !n.accesskit_node().is_disabled())
-        },
-        ASYNC_TIMEOUT,
-    );
-    h.get_by_label(label).click();
-    h.run_ok();
-}
-
-fn wait_shown(h: &mut H, text: &str) {
-    step_until(
-        h,
-        &format!("a widget whose label contains {text:?}"),
-        |h| h.query_all_by_label_contains(text).next().is_some(),
-        ASYNC_TIMEOUT,
-    );
-}
-
-fn type_into(h: &mut H, label: &str, text: &str) {
-    step_until(
-        h,
-        &format!("a text field labelled {label:?}"),
-        |h| h.query_by_role_and_label(Role::TextInput, label).is_some(),
-        ASYNC_TIMEOUT,
-    );
-    h.get_by_role_and_label(Role::TextInput, label).focus();
-    h.run_ok();
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.key_press(egui::Key::Backspace);
-    h.run_ok();
-    h.get_by_role_and_label(Role::TextInput, label)
-        .type_text(text);
-    h.run_ok();
 }
 
 fn field_value(h: &H, label: &str) -> String {
@@ -119,22 +82,22 @@ fn walk_to_the_group_step(h: &mut H) {
     wait_shown(h, "Signed in as");
     press(h, "Next");
 
-    type_into(h, "Search users or groups", "technicians");
+    replace_text(h, "Search users or groups", "technicians");
     press(h, "Search");
     press(h, "Add IT Technicians (group)");
     wait_shown(h, "Every deploying user may join devices");
     press(h, "Next");
 
     wait_shown(h, "Kiosk - self-deploying");
-    type_into(h, "Name", PROFILE);
-    type_into(h, "Device name template", TEMPLATE);
+    replace_text(h, "Name", PROFILE);
+    replace_text(h, "Device name template", TEMPLATE);
     press(h, "Create profile");
     wait_shown(h, &format!("Created the profile \"{PROFILE}\"."));
     press(h, "Next");
 
-    type_into(h, "Group name", GROUP);
+    replace_text(h, "Group name", GROUP);
     press(h, "Devices with these group tags (dynamic)");
-    type_into(h, "Group tags (comma-separated)", TAG);
+    replace_text(h, "Group tags (comma-separated)", TAG);
     press(h, "Create group and assign the profile");
     wait_shown(h, "Read back from Microsoft Entra and as expected.");
     wait_shown(h, "confirmed by reading the assignments back");

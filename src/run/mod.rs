@@ -546,26 +546,36 @@ impl Engine<'_> {
             }
             match f(self).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.transient && attempt < self.config.step_attempts => {
-                    self.warn(
-                        step,
-                        format!(
-                            "{} Trying the step again ({} of {}).",
-                            e.message,
-                            attempt + 1,
-                            self.config.step_attempts
-                        ),
-                    );
-                    attempt += 1;
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => {
-                            return Err(StepError::new(Exit::Interrupted, "Cancelled."));
-                        }
-                        _ = tokio::time::sleep(self.config.step_retry_delay) => {}
+                Err(e) if e.transient => {
+                    let why = format!("{} Trying the step again", e.message);
+                    if !self.another_attempt(step, &mut attempt, why, "").await? {
+                        return Err(e);
                     }
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// The one place a step is tried again: when `attempt` has not used up the attempts, says
+    /// why (`"{why} (2 of 5){after}."`), waits the pause and counts the attempt. `false` when
+    /// the attempts are used up; cancelling during the pause ends the run.
+    async fn another_attempt(
+        &mut self,
+        step: Step,
+        attempt: &mut u32,
+        why: String,
+        after: &str,
+    ) -> Result<bool, StepError> {
+        if *attempt >= self.config.step_attempts {
+            return Ok(false);
+        }
+        *attempt += 1;
+        let of = self.config.step_attempts;
+        self.warn(step, format!("{why} ({attempt} of {of}){after}."));
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(StepError::new(Exit::Interrupted, "Cancelled.")),
+            _ = tokio::time::sleep(self.config.step_retry_delay) => Ok(true),
         }
     }
 
@@ -1239,23 +1249,17 @@ impl Engine<'_> {
                     Ok(()) => break,
                     Err(e) => {
                         let e = StepError::from(e);
-                        if e.transient && attempt < self.config.step_attempts {
-                            self.warn(
-                                Step::Of(StepId::Import),
-                                format!(
-                                    "{} Continuing the import ({} of {}); nothing is uploaded twice.",
-                                    e.message,
-                                    attempt + 1,
-                                    self.config.step_attempts
-                                ),
-                            );
-                            attempt += 1;
-                            tokio::select! {
-                                _ = self.cancel.cancelled() => {
-                                    return Err(StepError::new(Exit::Interrupted, "Cancelled."));
-                                }
-                                _ = tokio::time::sleep(self.config.step_retry_delay) => {}
-                            }
+                        let why = format!("{} Continuing the import", e.message);
+                        if e.transient
+                            && self
+                                .another_attempt(
+                                    Step::Of(StepId::Import),
+                                    &mut attempt,
+                                    why,
+                                    "; nothing is uploaded twice",
+                                )
+                                .await?
+                        {
                             continue;
                         }
                         return Err(e);
@@ -1411,24 +1415,15 @@ impl Engine<'_> {
                 .filter(|i| i.verdict == validate::Verdict::Unknown)
                 .map(|i| i.title.as_str())
                 .collect();
-            if unknown.is_empty() || attempt >= self.config.step_attempts {
+            if unknown.is_empty() {
                 break report;
             }
-            self.warn(
-                Step::Of(StepId::Validate),
-                format!(
-                    "Could not check: {}. Checking again ({} of {}).",
-                    unknown.join(", "),
-                    attempt + 1,
-                    self.config.step_attempts
-                ),
-            );
-            attempt += 1;
-            tokio::select! {
-                _ = self.cancel.cancelled() => {
-                    return Err(StepError::new(Exit::Interrupted, "Cancelled."));
-                }
-                _ = tokio::time::sleep(self.config.step_retry_delay) => {}
+            let why = format!("Could not check: {}. Checking again", unknown.join(", "));
+            if !self
+                .another_attempt(Step::Of(StepId::Validate), &mut attempt, why, "")
+                .await?
+            {
+                break report;
             }
         };
         self.state.outcomes.validation = Some(ValidationOutcome::from_report(&report));

@@ -115,8 +115,14 @@ impl Default for WaitOptions {
 }
 
 impl WaitOptions {
-    fn next_poll(&self, current: Duration) -> Duration {
-        current.mul_f64(1.5).min(self.max_poll).max(self.first_poll)
+    /// Each phase's polling: from `first_poll`, growing by half up to `max_poll`.
+    fn policy(&self) -> crate::steps::poll::PollPolicy {
+        crate::steps::poll::PollPolicy {
+            initial: self.first_poll,
+            max: self.max_poll,
+            factor: 1.5,
+            timeout: self.phase_timeout,
+        }
     }
 }
 
@@ -538,38 +544,34 @@ async fn sleep_or_cancel(graph: &GraphClient, d: Duration) -> Result<(), Assignm
     }
 }
 
-/// One waiting phase: the growing poll interval and the phase's deadline.
-struct Poll<'a> {
-    opts: &'a WaitOptions,
-    started: tokio::time::Instant,
-    wait: Duration,
-}
+/// One waiting phase ([`crate::steps::poll`]): the growing poll interval and the phase's
+/// deadline.
+struct Poll(crate::steps::poll::Poller);
 
-impl<'a> Poll<'a> {
-    fn new(opts: &'a WaitOptions) -> Self {
-        Poll {
-            opts,
-            started: tokio::time::Instant::now(),
-            wait: opts.first_poll,
-        }
+impl Poll {
+    fn new(opts: &WaitOptions) -> Self {
+        Poll(crate::steps::poll::Poller::new(opts.policy()))
     }
 
     /// Polls fast again (a new sub-phase) without restarting the phase's deadline.
     fn reset_interval(&mut self) {
-        self.wait = self.opts.first_poll;
+        self.0.reset_interval();
     }
 
     fn expired(&self) -> bool {
-        self.started.elapsed() >= self.opts.phase_timeout
+        self.0.expired()
     }
 
     fn waited(&self) -> String {
-        waited_words(self.started.elapsed())
+        waited_words(self.0.waited())
     }
 
     async fn sleep(&mut self, graph: &GraphClient) -> Result<(), AssignmentError> {
-        sleep_or_cancel(graph, self.wait).await?;
-        self.wait = self.opts.next_poll(self.wait);
+        self.0
+            .sleep(graph.cancel_token())
+            .await
+            .map_err(|_| AssignmentError::Cancelled)?;
+        self.0.back_off();
         Ok(())
     }
 }

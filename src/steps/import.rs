@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -603,15 +602,7 @@ impl ImportObserver for NoObserver {
     fn save(&self, _job: &ImportJob) {}
 }
 
-/// How often and how long to poll.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PollPolicy {
-    pub initial: Duration,
-    pub max: Duration,
-    /// Interval growth after each poll that found work still open.
-    pub factor: f64,
-    pub timeout: Duration,
-}
+pub use crate::steps::poll::PollPolicy;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportOptions {
@@ -778,29 +769,6 @@ pub fn explain(code: i32, name: &str) -> Explanation {
     }
 }
 
-/// Repairs unpadded Base64 (procedure §2: devices emit it; Graph rejects it with an
-/// Edm.Binary error). `Some((canonical, changed))`, or `None` if it is not Base64 at all.
-pub fn normalise_hash(hash: &str) -> Option<(String, bool)> {
-    let compact: String = hash.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.is_empty() {
-        return None;
-    }
-    if STANDARD.decode(compact.as_bytes()).is_ok() {
-        let changed = compact != hash;
-        return Some((compact, changed));
-    }
-    let lenient = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
-    let bytes = lenient
-        .decode(compact.trim_end_matches('=').as_bytes())
-        .ok()?;
-    Some((STANDARD.encode(bytes), true))
-}
-
 // ---- precheck ------------------------------------------------------------------------------
 
 /// Pages through a collection counting requests.
@@ -837,17 +805,20 @@ pub async fn precheck(
     let mut seen_hash: HashMap<String, usize> = HashMap::new();
     for i in 0..job.rows.len() {
         let r = &mut job.rows[i];
-        match normalise_hash(&r.row.hash) {
-            Some((h, changed)) => {
-                r.row.hash = h;
-                r.hash_fixed = changed;
+        // The same rule as the CSV checker (`hwid`), so the page, `check-csv` and the upload
+        // agree on what a hash is; rows from the checker arrive already normalised.
+        match crate::hwid::normalize_hash(&r.row.hash) {
+            Ok(h) => {
+                r.hash_fixed = h.value != r.row.hash;
+                r.row.hash = h.value;
             }
-            None => {
+            Err((code, message)) => {
                 r.outcome = RowOutcome::Failed {
                     code: 0,
-                    name: "InvalidBase64".into(),
-                    summary: "The hardware hash is empty or not Base64.".into(),
-                    action: "Capture the hash again with Get-WindowsAutopilotInfo.".into(),
+                    name: code.into(),
+                    summary: message,
+                    action: "Capture the hash again with Get-WindowsAutopilotInfo -OutputFile."
+                        .into(),
                 };
                 continue;
             }
@@ -998,7 +969,14 @@ pub async fn update_group_tag(
         .await
         .map_err(graph_err("Changing the group tag"))?;
     let mut last = None;
-    for attempt in 0..10u32 {
+    // Intune applies the tag within seconds; read back until it shows, for about ten seconds.
+    let mut poll = crate::steps::poll::Poller::new(PollPolicy {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(2),
+        factor: 1.5,
+        timeout: Duration::from_secs(10),
+    });
+    while !poll.expired() {
         let d: AutopilotDevice = graph
             .get_json(
                 ApiVersion::Beta,
@@ -1010,7 +988,10 @@ pub async fn update_group_tag(
             return Ok(d);
         }
         last = Some(d);
-        tokio::time::sleep(Duration::from_millis(200 * (attempt as u64 + 1))).await;
+        poll.sleep(graph.cancel_token())
+            .await
+            .map_err(|_| ImportError::Cancelled)?;
+        poll.back_off();
     }
     let shown = last.and_then(|d| d.group_tag).unwrap_or_default();
     Err(ImportError::Graph {
@@ -1033,44 +1014,39 @@ async fn sleep(d: Duration, cancel: &CancellationToken) -> Result<(), ImportErro
     }
 }
 
-/// Polling with a growing interval under a [`PollPolicy`], for the waits on Intune's service-side
-/// processing.
-struct Poller<'a> {
-    policy: &'a PollPolicy,
-    /// Names the wait in the timeout error.
+/// A wait on Intune's service-side processing ([`crate::steps::poll`]), named for its timeout
+/// error.
+struct Poller {
+    poll: crate::steps::poll::Poller,
     what: &'static str,
-    started: tokio::time::Instant,
-    interval: Duration,
 }
 
-impl<'a> Poller<'a> {
-    fn new(policy: &'a PollPolicy, what: &'static str) -> Self {
+impl Poller {
+    fn new(policy: PollPolicy, what: &'static str) -> Self {
         Poller {
-            policy,
+            poll: crate::steps::poll::Poller::new(policy),
             what,
-            started: tokio::time::Instant::now(),
-            interval: policy.initial,
         }
     }
 
     /// Sleeps until the next poll, or fails once the policy's timeout has passed.
     async fn wait(&self, cancel: &CancellationToken) -> Result<(), ImportError> {
-        if self.started.elapsed() > self.policy.timeout {
+        if self.poll.expired() {
             return Err(ImportError::Timeout {
                 what: self.what.into(),
-                minutes: self.policy.timeout.as_secs() / 60,
+                minutes: self.poll.policy().timeout.as_secs() / 60,
             });
         }
-        sleep(self.interval, cancel).await
+        self.poll
+            .sleep(cancel)
+            .await
+            .map_err(|_| ImportError::Cancelled)
     }
 
     /// After a poll: a poll that changed nothing makes the next wait longer.
     fn polled(&mut self, changed: bool) {
         if !changed {
-            self.interval = self
-                .interval
-                .mul_f64(self.policy.factor)
-                .min(self.policy.max);
+            self.poll.back_off();
         }
     }
 }
@@ -1363,7 +1339,7 @@ async fn follow_records(
     obs: &dyn ImportObserver,
     cancel: &CancellationToken,
 ) -> Result<(), ImportError> {
-    let mut poll = Poller::new(&opts.processing, "Processing of the upload");
+    let mut poll = Poller::new(opts.processing, "Processing of the upload");
     loop {
         let open: Vec<usize> = (0..job.rows.len())
             .filter(|&i| matches!(job.rows[i].outcome, RowOutcome::Submitted { .. }))
@@ -1573,7 +1549,7 @@ async fn wait_for_devices(
     obs: &dyn ImportObserver,
     cancel: &CancellationToken,
 ) -> Result<(), ImportError> {
-    let mut poll = Poller::new(&opts.waiting, "Waiting for the imported devices to appear");
+    let mut poll = Poller::new(opts.waiting, "Waiting for the imported devices to appear");
     loop {
         let open: Vec<usize> = (0..job.rows.len())
             .filter(|&i| {
@@ -1677,17 +1653,6 @@ pub fn file_name(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn padding_is_repaired() {
-        let full = STANDARD.encode(b"OA\x01\x02\x03");
-        assert!(full.ends_with('='));
-        let unpadded = full.trim_end_matches('=');
-        assert_eq!(normalise_hash(unpadded), Some((full.clone(), true)));
-        assert_eq!(normalise_hash(&full), Some((full.clone(), false)));
-        assert_eq!(normalise_hash("***"), None);
-        assert_eq!(normalise_hash(""), None);
-    }
 
     #[test]
     fn every_known_code_is_explained() {

@@ -11,6 +11,7 @@ pub mod esp;
 pub mod group;
 pub mod import;
 pub mod join_permission;
+pub mod poll;
 pub mod profile;
 pub mod registry;
 pub mod sign_in;

@@ -109,6 +109,67 @@ pub fn type_into<S>(harness: &mut Harness<'_, S>, label: &str, text: &str) {
     harness.run_ok();
 }
 
+/// A widget labelled exactly `label` shows and is enabled.
+pub fn offered<S>(harness: &Harness<'_, S>, label: &str) -> bool {
+    harness
+        .query_by_label(label)
+        .is_some_and(|n| !n.accesskit_node().is_disabled())
+}
+
+/// Clicks the widget labelled exactly `label` once it shows and is enabled, scrolling to it
+/// first (as a person would: a button below the fold is not clicked blind).
+pub fn press<S>(harness: &mut Harness<'_, S>, label: &str) {
+    step_until(
+        harness,
+        &format!("an enabled widget labelled {label:?}"),
+        |h| offered(h, label),
+        ASYNC_TIMEOUT,
+    );
+    harness.get_by_label(label).scroll_to_me();
+    harness.run_ok();
+    harness.get_by_label(label).click();
+    harness.run_ok();
+}
+
+/// Waits until some widget's label contains `text` (several may).
+pub fn wait_shown<S>(harness: &mut Harness<'_, S>, text: &str) {
+    step_until(
+        harness,
+        &format!("a widget whose label contains {text:?}"),
+        |h| h.query_all_by_label_contains(text).next().is_some(),
+        ASYNC_TIMEOUT,
+    );
+}
+
+/// Replaces the text of the text field labelled `label` (select all, delete, type), once it
+/// shows, and checks the field holds exactly `text`.
+pub fn replace_text<S>(harness: &mut Harness<'_, S>, label: &str, text: &str) {
+    use egui::accesskit::Role;
+    step_until(
+        harness,
+        &format!("a text field labelled {label:?}"),
+        |h| h.query_by_role_and_label(Role::TextInput, label).is_some(),
+        ASYNC_TIMEOUT,
+    );
+    harness.get_by_role_and_label(Role::TextInput, label).focus();
+    harness.run_ok();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.key_press(egui::Key::Backspace);
+    harness.run_ok();
+    harness
+        .get_by_role_and_label(Role::TextInput, label)
+        .type_text(text);
+    harness.run_ok();
+    assert_eq!(
+        harness
+            .get_by_role_and_label(Role::TextInput, label)
+            .value()
+            .as_deref(),
+        Some(text),
+        "typed into {label:?}"
+    );
+}
+
 /// A multi-threaded runtime for page tests: the harness runs on the test thread while the
 /// page's jobs run on the workers.
 pub fn runtime() -> tokio::runtime::Runtime {

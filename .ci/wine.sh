@@ -4,7 +4,8 @@
 # `check-csv --json` with the Linux binary, the console companion from `cmd` (order, ERRORLEVEL,
 # `/?`), PATH, the Programs and Features entry, a same-version rebuild replacing itself,
 # smoke-test the installed exe's window in Xvfb
-# (.ci/smoke.sh: sign in by clicking, Next, screenshots), uninstall, check nothing is left.
+# (.ci/smoke.sh: sign in by clicking, Next, screenshots), uninstall, check nothing is left, then
+# the installer's own dialogs as after a double-click (.ci/msi-dialogs.sh).
 # Output: artifacts/wine/ (screenshots, app.log, the two JSON files, --help output)
 #
 # Wine 8.0 lacks bcryptprimitives.dll (ProcessPrng, imported by Rust's std); the test-only shim
@@ -224,4 +225,11 @@ for f in "${SHORTCUTS[@]}"; do
 done
 wine reg query 'HKLM\Software\autopilot-wizard' >/dev/null 2>&1 &&
     fail "the registry key HKLM\Software\autopilot-wizard is left after uninstall"
+step "double-click install: the installer's own dialogs (Xvfb)"
+wineserver -k 2>/dev/null || true
+wineserver -w 2>/dev/null || true
+xvfb-run -a -s "-screen 0 1100x720x24" bash .ci/msi-dialogs.sh "$MSI_W" "$INSTALL_DIR" "$OUT"
+wineserver -k 2>/dev/null || true
+wineserver -w 2>/dev/null || true
+
 step "OK (installed, ran, uninstalled)"

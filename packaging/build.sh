@@ -159,11 +159,20 @@ timed wixl -a x64 \
     -D "IconPath=assets/icon.ico" \
     -o "$MSI" \
     packaging/autopilot-wizard.wxs
-# What wixl 0.101 cannot write. The install folder goes on PATH ("=-": set on install, removed
+# What wixl 0.101 cannot write: the dialogs (packaging/windows/msi-ui.sql), and the PATH
+# entries and file versions. The install folder goes on PATH ("=-": set on install, removed
 # on uninstall; "*": the system's; "[~];" appends to what is there). The File table carries the
 # exes' versions (winresource's FILEVERSION: major.minor.patch.0), so Windows Installer compares
 # versions, not dates, when it replaces them.
 FILE_VERSION=$MSI_VERSION.0
+# The dialogs of a double-click install (welcome, progress, finished, cancelled, failed).
+UI_QUERIES=()
+while IFS= read -r query; do
+    case $query in '' | --*) continue ;; esac
+    UI_QUERIES+=(-q "$query")
+done <packaging/windows/msi-ui.sql
+msibuild "$MSI" "${UI_QUERIES[@]}"
+msiinfo export "$MSI" InstallUISequence | grep -q '^WelcomeDlg' || die "the MSI has no welcome dialog"
 msibuild "$MSI" \
     -q "CREATE TABLE \`Environment\` (\`Environment\` CHAR(72) NOT NULL, \`Name\` CHAR(255) NOT NULL LOCALIZABLE, \`Value\` CHAR(255) LOCALIZABLE, \`Component_\` CHAR(72) NOT NULL PRIMARY KEY \`Environment\`)" \
     -q "INSERT INTO \`Environment\` (\`Environment\`, \`Name\`, \`Value\`, \`Component_\`) VALUES ('PathSystem', '=-*PATH', '[~];[INSTALLDIR]', 'PathSystem')" \

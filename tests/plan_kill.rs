@@ -391,11 +391,13 @@ fn bad_plans_stop_only_themselves_and_every_plan_ends_with_finished() {
     for bad in ["broken", "missing", "self"] {
         let f = finished(bad);
         assert_eq!(f["exit_code"], 2, "{f:#}");
-        assert!(f["error"].as_str().unwrap().contains(if bad == "self" {
+        let error = f["error"].as_str().unwrap_or_default();
+        let expected = if bad == "self" {
             "the plan file itself"
         } else {
             ".toml:"
-        }));
+        };
+        assert!(error.contains(expected), "{bad}: {f:#}");
     }
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(

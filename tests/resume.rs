@@ -18,8 +18,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use support::ui::{
-    ASYNC_TIMEOUT, is_enabled, press, replace_text, runtime, step_until, visible_labels,
-    wait_shown,
+    ASYNC_TIMEOUT, is_enabled, press, replace_text, runtime, step_until, visible_labels, wait_shown,
 };
 
 type H = Harness<'static, WizardApp>;

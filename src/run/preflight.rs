@@ -18,8 +18,12 @@ pub fn state_dir(dir: &Path) -> Result<(), String> {
 }
 
 fn probe(dir: &Path) -> std::io::Result<()> {
+    // Plans of one call probe the same folder at the same time: one name each, or one plan
+    // removes the other's probe and reports a writable folder as unwritable.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     std::fs::create_dir_all(dir)?;
-    let p = dir.join(format!(".write-probe-{}", std::process::id()));
+    let p = dir.join(format!(".write-probe-{}-{n}", std::process::id()));
     std::fs::write(&p, b"probe")?;
     std::fs::remove_file(&p)
 }
@@ -96,4 +100,29 @@ pub fn files_of(plan: &Plan) -> Vec<PathBuf> {
         .chain(plan.csv_files.iter().cloned())
         .chain([&r.html, &r.json, &r.text].into_iter().flatten().cloned())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The plans of one call check the same state folder at the same time (a shared probe name
+    /// made a writable folder fail as "No such file or directory", 1 run in 5 under load).
+    #[test]
+    fn plans_probing_one_folder_at_once_all_find_it_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        super::state_dir(&state).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            std::fs::read_dir(&state).unwrap().count(),
+            0,
+            "probes left behind"
+        );
+    }
 }

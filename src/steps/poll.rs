@@ -98,7 +98,11 @@ mod tests {
         assert!(!p.expired());
         let cancel = CancellationToken::new();
         cancel.cancel();
-        assert_eq!(p.sleep(&cancel).await, Err(Cancelled), "a cancel does not wait 2 s");
+        assert_eq!(
+            p.sleep(&cancel).await,
+            Err(Cancelled),
+            "a cancel does not wait 2 s"
+        );
 
         let over = Poller::new(PollPolicy {
             timeout: Duration::ZERO,

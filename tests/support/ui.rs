@@ -151,7 +151,9 @@ pub fn replace_text<S>(harness: &mut Harness<'_, S>, label: &str, text: &str) {
         |h| h.query_by_role_and_label(Role::TextInput, label).is_some(),
         ASYNC_TIMEOUT,
     );
-    harness.get_by_role_and_label(Role::TextInput, label).focus();
+    harness
+        .get_by_role_and_label(Role::TextInput, label)
+        .focus();
     harness.run_ok();
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     harness.key_press(egui::Key::Backspace);

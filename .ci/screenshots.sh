@@ -9,27 +9,45 @@
 # no edits here. Clicks happen in a tall window, where every page fits without scrolling; the
 # window is shrunk to 1100×720 for each screenshot.
 #
-# Usage: .ci/screenshots.sh            → artifacts/screenshots/*.png, app.log
-#        .ci/screenshots.sh --update   → also copies the PNGs to assets/screenshots/ (README)
+# Usage: .ci/screenshots.sh [--size 1440x900] [--update]
+#   → artifacts/screenshots/*.png and app.log (another size: artifacts/screenshots-1440x900/);
+#   --update also copies the PNGs to assets/screenshots/ (another size: a subfolder named by it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=artifacts/screenshots
+SIZE=1100x720
+UPDATE=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --size) SIZE=$2; shift 2 ;;
+    --update) UPDATE=1; shift ;;
+    *) echo "usage: .ci/screenshots.sh [--size WIDTHxHEIGHT] [--update]" >&2; exit 2 ;;
+    esac
+done
+ASSETS=assets/screenshots
+if [ -z "${SHOTS_INNER:-}" ]; then
+    OUT=artifacts/screenshots
+    if [ "$SIZE" != 1100x720 ]; then
+        OUT=$OUT-$SIZE
+        ASSETS=$ASSETS/$SIZE
+    fi
+fi
 BIN=target/debug/autopilot-wizard
 WALK=target/tmp/screenshot-walk.sh
 TITLE="Autopilot Wizard"
 
 if [ -z "${SHOTS_INNER:-}" ]; then
     cargo build --locked --quiet
-    [ -n "${CI_TESTED:-}" ] && [ -f "$WALK" ] ||
-        cargo test --locked --quiet --test app screenshot_walk:: >/dev/null
+    # CI's test run wrote the default size's walk; another size needs its own.
+    [ -n "${CI_TESTED:-}" ] && [ -f "$WALK" ] && [ "$SIZE" = 1100x720 ] ||
+        SCREENSHOT_SIZE=$SIZE cargo test --locked --quiet --test app screenshot_walk:: >/dev/null
     rm -rf "$OUT"
     mkdir -p "$OUT"
-    env SHOTS_INNER=1 xvfb-run -a -s "-screen 0 1100x2300x24" bash "$0" "$@"
-    if [ "${1:-}" = "--update" ]; then
-        mkdir -p assets/screenshots
-        cp "$OUT"/*.png assets/screenshots/
-        echo "screenshots: copied to assets/screenshots/"
+    env SHOTS_INNER=1 OUT="$OUT" xvfb-run -a -s "-screen 0 ${SIZE%x*}x2300x24" bash "$0"
+    if [ -n "$UPDATE" ]; then
+        mkdir -p "$ASSETS"
+        cp "$OUT"/*.png "$ASSETS/"
+        echo "screenshots: copied to $ASSETS/"
     fi
     exit 0
 fi
@@ -51,7 +69,9 @@ fail() {
 
 # shellcheck source=/dev/null
 . "$WALK"
-WIDTH=${WALK_WIDTH%.*} SHOT_HEIGHT=${WALK_SHOT_HEIGHT%.*} TALL_HEIGHT=${WALK_TALL_HEIGHT%.*}
+# Not WIDTH: `xdotool getwindowgeometry --shell` below sets WIDTH (and X, Y, HEIGHT) to the
+# window's first size.
+SHOT_WIDTH=${WALK_WIDTH%.*} SHOT_HEIGHT=${WALK_SHOT_HEIGHT%.*} TALL_HEIGHT=${WALK_TALL_HEIGHT%.*}
 PICK_ARGS=()
 for f in "${WALK_PICK[@]}"; do PICK_ARGS+=(--pick "$f"); done
 
@@ -84,7 +104,7 @@ painted() {
         alive
         import -window "$WID" "ppm:$cur"
         local bottom
-        bottom=$(convert "$cur" -crop "${WIDTH}x4+0+$((h - 4))" -format '%[fx:maxima]' info:)
+        bottom=$(convert "$cur" -crop "${SHOT_WIDTH}x4+0+$((h - 4))" -format '%[fx:maxima]' info:)
         if [ "$bottom" != "0" ] && cmp -s "$prev" "$cur"; then
             return 0
         fi
@@ -96,7 +116,7 @@ painted() {
 HEIGHT_NOW=0
 resize() {
     [ "$HEIGHT_NOW" = "$1" ] && return 0
-    xdotool windowsize "$WID" "$WIDTH" "$1"
+    xdotool windowsize "$WID" "$SHOT_WIDTH" "$1"
     HEIGHT_NOW=$1
     # The app may not draw again on a resize alone (seen under Xvfb), and until it does it
     # ignores clicks outside its old size: wiggle the pointer over the banner to wake it.
@@ -145,13 +165,13 @@ shot() {
     idle
     resize "$SHOT_HEIGHT"
     # The pointer off the window, so no button shows its hover colour.
-    xdotool mousemove --sync $((X + WIDTH - 1)) $((Y + TALL_HEIGHT - 1))
+    xdotool mousemove --sync $((X + SHOT_WIDTH - 1)) $((Y + TALL_HEIGHT - 1))
     painted "$SHOT_HEIGHT"
     import -window "$WID" "$OUT/$1.png"
     local size colours
     size=$(identify -format %wx%h "$OUT/$1.png")
     colours=$(identify -format %k "$OUT/$1.png")
-    [ "$size" = "${WIDTH}x${SHOT_HEIGHT}" ] || fail "$1.png is $size, not ${WIDTH}x${SHOT_HEIGHT}"
+    [ "$size" = "${SHOT_WIDTH}x${SHOT_HEIGHT}" ] || fail "$1.png is $size, not ${SHOT_WIDTH}x${SHOT_HEIGHT}"
     [ "$colours" -ge 16 ] || fail "$1.png is blank ($colours colours)"
     echo "screenshots: $1.png ($colours colours)"
 }

@@ -1193,7 +1193,7 @@ mod page {
         );
         assert_eq!(text_color(&h, &error_row), palette::ERROR);
         // Registered, but no profile yet: not the green of a finished row.
-        let registered = "SN-DUP: Already registered (group tag \"HQ\", No profile assigned)";
+        let registered = "SN-DUP: Already registered (group tag \"HQ\", no profile assigned)";
         assert!(h.query_by_label_contains(registered).is_some());
         assert_ne!(text_color(&h, registered), palette::SUCCESS);
         // Only SN-NEW is offered the tag, and the list has no blank serial.

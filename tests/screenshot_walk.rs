@@ -7,7 +7,7 @@
 //! a label that moved is measured again, a label that is gone fails here, by name.
 //!
 //! Clicks happen in a tall window (every page fits without scrolling, so no scroll positions
-//! have to be replayed); the real window is shrunk to 1100×720 only for the screenshots.
+//! have to be replayed); the real window is shrunk to 1100×720 (or `SCREENSHOT_SIZE`) only for the screenshots.
 
 use crate::support;
 
@@ -23,10 +23,21 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use support::ui::{ASYNC_TIMEOUT, step_until};
 
-/// The screenshot size (a common laptop window) and the taller size the clicks happen at.
-const WIDTH: f32 = 1100.0;
-const SHOT_HEIGHT: f32 = 720.0;
+/// The taller size the clicks happen at.
 const TALL_HEIGHT: f32 = 2200.0;
+
+/// The screenshot size: 1100×720 (a common laptop window), or `SCREENSHOT_SIZE=1440x900`
+/// (`.ci/screenshots.sh --size 1440x900`). The width is the window's for the clicks too: the
+/// layout, and so every position, depends on it.
+fn shot_size() -> (f32, f32) {
+    let Ok(size) = std::env::var("SCREENSHOT_SIZE") else {
+        return (1100.0, 720.0);
+    };
+    let parsed = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("SCREENSHOT_SIZE={size:?}: write it as 1440x900"))
+}
 /// kittest draws inside this outer margin; the harness grows by it so the app gets the
 /// window's exact size, and positions shift back by it to window coordinates.
 const MARGIN: f32 = 8.0;
@@ -251,8 +262,9 @@ fn screenshot_walk() {
         ..AppConfig::default()
     }
     .with_sim(sim);
+    let (width, shot_height) = shot_size();
     let h = Harness::builder()
-        .with_size([WIDTH + 2.0 * MARGIN, TALL_HEIGHT + 2.0 * MARGIN])
+        .with_size([width + 2.0 * MARGIN, TALL_HEIGHT + 2.0 * MARGIN])
         .build_ui_state(
             |ui, app: &mut WizardApp| app.show(ui),
             WizardApp::new(config, rt.handle().clone()),
@@ -262,7 +274,7 @@ fn screenshot_walk() {
     );
     writeln!(
         script,
-        "WALK_WIDTH={WIDTH}\nWALK_SHOT_HEIGHT={SHOT_HEIGHT}\nWALK_TALL_HEIGHT={TALL_HEIGHT}"
+        "WALK_WIDTH={width}\nWALK_SHOT_HEIGHT={shot_height}\nWALK_TALL_HEIGHT={TALL_HEIGHT}"
     )
     .unwrap();
     let pick: Vec<String> = picked

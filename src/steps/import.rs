@@ -123,7 +123,14 @@ impl RowOutcome {
                 } else {
                     format!("group tag \"{group_tag}\"")
                 };
-                format!("Already registered ({tag}, {profile_status}). {note}")
+                // The status is a label of its own ("No profile assigned"); mid-sentence it
+                // starts in lower case.
+                let mut chars = profile_status.chars();
+                let status = chars
+                    .next()
+                    .map(|c| c.to_lowercase().chain(chars).collect::<String>())
+                    .unwrap_or_default();
+                format!("Already registered ({tag}, {status}). {note}")
                     .trim()
                     .to_string()
             }

@@ -28,6 +28,7 @@ pub mod esp;
 pub mod identity;
 pub mod odata;
 pub mod profiles;
+pub mod readiness;
 pub mod standalone;
 pub mod tls;
 
@@ -170,6 +171,7 @@ pub struct SimState {
     pub autopilot: autopilot::AutopilotState,
     pub assignment: assignment::AssignmentState,
     pub esp: esp::EspState,
+    pub readiness: readiness::ReadinessState,
 }
 
 impl SimState {
@@ -181,6 +183,7 @@ impl SimState {
         autopilot::seed(&mut state, seed);
         assignment::seed(&mut state, seed);
         esp::seed(&mut state, seed);
+        readiness::seed(&mut state, seed);
         state
     }
 }
@@ -360,7 +363,7 @@ impl Drop for SimHandle {
 /// The delegated permissions the simulated tenant has consented for any client: the core areas'
 /// and those of each area with a module of its own (added here, beside its router).
 pub fn consented_permissions() -> Vec<&'static str> {
-    [identity::CONSENTED, esp::CONSENTED].concat()
+    [identity::CONSENTED, esp::CONSENTED, readiness::CONSENTED].concat()
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -371,7 +374,8 @@ pub fn router(shared: Shared) -> Router {
         .merge(profiles::routes())
         .merge(autopilot::routes())
         .merge(assignment::routes())
-        .merge(esp::routes());
+        .merge(esp::routes())
+        .merge(readiness::routes());
     core::wrap(routes, shared.clone()).with_state(shared)
 }
 

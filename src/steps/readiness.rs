@@ -813,9 +813,12 @@ pub async fn check_registration(
             names(&on_action)
         ));
         f.at_oobe = Some("The older setting asks for MFA at the join instead of your Conditional Access policy: its conditions (locations, authentication strength, exclusions) are not applied as you set them. Microsoft asks to set the older setting to No when Conditional Access handles it.".into());
-        f.fix = Some("Set \"Require Multifactor Authentication to register or join devices with Microsoft Entra\" to No (Microsoft Entra admin center > Devices > Device settings).".into());
+        f.fix = Some(format!("Set \"Require Multifactor Authentication to register or join devices with Microsoft Entra\" to No (Microsoft Entra admin center > Devices > Device settings; Microsoft's guide: {MFA_DOC_URL})."));
         f.action = Some(Action::TurnOffMfaToJoin);
-        f.link = Some(("Microsoft guide".into(), MFA_DOC_URL.into()));
+        f.link = Some((
+            "Entra device settings".into(),
+            join_permission::JOIN_SETTING_URL.into(),
+        ));
     }
     let q = quota(&policy);
     f.details.push(match q {

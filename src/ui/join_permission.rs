@@ -268,7 +268,7 @@ impl JoinPermissionPage {
         if c.verdict.is_ok() && !c.ready() {
             ui.colored_label(
                 ui.visuals().warn_fg_color,
-                "Not ready yet: fix what is marked ✘ above, then check again.",
+                "Not ready yet: fix what is marked Failed above, then check again.",
             );
         }
         action

@@ -8,10 +8,10 @@ use crate::ui::widgets::palette;
 
 pub fn level_mark(level: Level) -> (&'static str, egui::Color32) {
     match level {
-        Level::Pass => ("✔", palette::SUCCESS),
-        Level::Warning => ("⚠ Warning:", palette::WARNING),
-        Level::Fail => ("✘", palette::ERROR),
-        Level::Unknown => ("? Could not be checked:", palette::WARNING),
+        Level::Pass => ("Passed:", palette::SUCCESS),
+        Level::Warning => ("Warning:", palette::WARNING),
+        Level::Fail => ("Failed:", palette::ERROR),
+        Level::Unknown => ("Could not be checked:", palette::WARNING),
     }
 }
 

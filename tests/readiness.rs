@@ -960,3 +960,75 @@ mod page_ui {
         recheck(&mut h, "The tenant has company branding");
     }
 }
+
+/// Step 3: who will be administrator on the PC, said where the profile is chosen.
+mod profile_page {
+    use super::*;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::ui::profile::ProfilePage;
+    use autopilot_wizard::ui::{Msg, Page};
+    use egui_kittest::kittest::Queryable;
+    use support::ui::{click, runtime};
+
+    type H = egui_kittest::Harness<'static, support::page::PageState<ProfilePage>>;
+
+    fn extract(m: Msg) -> Option<autopilot_wizard::ui::profile::Msg> {
+        match m {
+            Msg::Profile(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn wait_for(h: &mut H, text: &str) {
+        support::ui::step_until(
+            h,
+            text,
+            |h| h.query_all_by_label_contains(text).next().is_some(),
+            std::time::Duration::from_secs(20),
+        );
+    }
+
+    #[test]
+    fn standard_profile_against_entra_admins_then_made_to_agree() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        sim.with_state(|s| {
+            let id = support::tenant::add_profile(s, "Office PCs", 2025, &[]);
+            let p = s.profiles.profiles.iter_mut().find(|p| p.id == id).unwrap();
+            p.oobe.user_type = "standard".into();
+        });
+        let mut h = support::page::page_harness(
+            ProfilePage::new(),
+            graph,
+            Outcomes::default(),
+            rt.handle().clone(),
+            extract,
+        );
+        h.set_size(egui::Vec2::new(1000.0, 4000.0));
+        h.run_ok();
+        click(&mut h, "Use \"Office PCs\"");
+        wait_for(&mut h, "On an Autopilot device the profile decides: they will be a standard user");
+        assert!(
+            h.query_all_by_label_contains("Administrators on the PC: Global Administrators")
+                .next()
+                .is_some()
+        );
+        assert!(h.state().page.validated(), "a warning does not hold the step");
+        // Entra made to agree: nobody registering becomes administrator.
+        sim.with_state(|s| {
+            s.directory.registration_policy.registering_users_admins = JoinScope::None
+        });
+        click(&mut h, "Use \"Office PCs\"");
+        wait_for(&mut h, "Passed:");
+        assert!(
+            h.query_all_by_label_contains("The person who signs in will be a standard user")
+                .next()
+                .is_some()
+        );
+        assert!(
+            h.query_all_by_label_contains("they will be a standard user")
+                .next()
+                .is_none()
+        );
+    }
+}

@@ -726,16 +726,28 @@ fn a_deployer_without_intune_makes_the_run_not_ready_until_licensed() {
             .iter()
             .find(|i| i.id.key() == "Licences")
             .expect("the licence item");
-        assert_eq!(item.verdict, autopilot_wizard::steps::validate::Verdict::Fail);
-        assert!(item.evidence[0].contains("Imani Okafor"), "{:?}", item.evidence);
+        assert_eq!(
+            item.verdict,
+            autopilot_wizard::steps::validate::Verdict::Fail
+        );
+        assert!(
+            item.evidence[0].contains("Imani Okafor"),
+            "{:?}",
+            item.evidence
+        );
         assert!(report.first_problem().unwrap().contains("Intune"));
         let html = std::fs::read_to_string(dir.path().join("licences-report.html")).unwrap();
         assert!(html.contains("Every deploying user has Intune and Microsoft Entra ID P1"));
-        assert!(html.contains("Warning: The tenant has no company branding"), "{html}");
+        assert!(
+            html.contains("Warning: The tenant has no company branding"),
+            "{html}"
+        );
 
         sim.with_state(|s| {
-            s.readiness
-                .assign(&imani, autopilot_wizard::sim::readiness::SKU_BUSINESS_PREMIUM)
+            s.readiness.assign(
+                &imani,
+                autopilot_wizard::sim::readiness::SKU_BUSINESS_PREMIUM,
+            )
         });
         let (r, _) = run(&path, &config).await;
         assert_eq!(

@@ -90,13 +90,18 @@ async fn the_demo_technicians_meet_warnings_only() {
     let f = rd::check_deployers(&graph, &technicians(&sim), Some(3)).await;
     assert_eq!(f.len(), 6);
     assert!(
-        f.iter().all(|x| matches!(x.level, Level::Pass | Level::Warning)),
+        f.iter()
+            .all(|x| matches!(x.level, Level::Pass | Level::Warning)),
         "{f:#?}"
     );
     assert_eq!(find(&f, rd::CHECK_LICENCES).level, Level::Pass);
     let reg = find(&f, rd::CHECK_REGISTRATION);
     assert_eq!(reg.level, Level::Warning);
-    assert!(text(reg).contains("Require MFA to register or join devices"), "{}", text(reg));
+    assert!(
+        text(reg).contains("Require MFA to register or join devices"),
+        "{}",
+        text(reg)
+    );
     assert!(text(reg).contains("Rowan Achterberg has joined 18 devices (2 more allowed)"));
     assert_eq!(reg.action, Some(rd::Action::TurnOffMfaToJoin));
     let ca = find(&f, rd::CHECK_CONDITIONAL_ACCESS);
@@ -107,7 +112,11 @@ async fn the_demo_technicians_meet_warnings_only() {
     assert_eq!(find(&f, rd::CHECK_RESTRICTIONS).level, Level::Pass);
     let mdm = find(&f, rd::CHECK_MDM_GROUPS);
     assert_eq!(mdm.level, Level::Warning);
-    assert!(mdm.summary.contains("\"Autopilot - All devices\""), "{}", mdm.summary);
+    assert!(
+        mdm.summary.contains("\"Autopilot - All devices\""),
+        "{}",
+        mdm.summary
+    );
     let b = find(&f, rd::CHECK_BRANDING);
     assert_eq!(b.level, Level::Warning);
     assert!(b.at_oobe.as_deref().unwrap().contains("sign-in page"));
@@ -119,7 +128,11 @@ async fn a_deployer_without_intune_is_named_with_the_free_seats() {
     let f = rd::check_deployers(&graph, &[user(&sim, "lucia.ferrandez")], None).await;
     let l = find(&f, rd::CHECK_LICENCES);
     assert_eq!(l.level, Level::Fail);
-    assert!(l.summary.starts_with("Lucía Ferrández has no Intune"), "{}", l.summary);
+    assert!(
+        l.summary.starts_with("Lucía Ferrández has no Intune"),
+        "{}",
+        l.summary
+    );
     assert!(
         text(l).contains("Microsoft 365 Business Premium (SPB): 3 free of 10"),
         "{}",
@@ -130,7 +143,11 @@ async fn a_deployer_without_intune_is_named_with_the_free_seats() {
     // Her group's restriction blocks Windows.
     let r = find(&f, rd::CHECK_RESTRICTIONS);
     assert_eq!(r.level, Level::Fail);
-    assert!(r.summary.contains("Front desk: no Windows enrollment"), "{}", r.summary);
+    assert!(
+        r.summary.contains("Front desk: no Windows enrollment"),
+        "{}",
+        r.summary
+    );
     assert!(text(r).contains("does not apply to devices enrolled with Windows Autopilot"));
 
     // Licensed, and provisioned: passes. Assigned but still pending: fails, with the status.
@@ -161,7 +178,11 @@ async fn no_free_seats_says_how_many_to_buy() {
         .await
         .unwrap();
     let l = rd::check_licences(&graph, &users).await;
-    assert!(l.fix.as_deref().unwrap().starts_with("Buy 1 more seat"), "{:?}", l.fix);
+    assert!(
+        l.fix.as_deref().unwrap().starts_with("Buy 1 more seat"),
+        "{:?}",
+        l.fix
+    );
 }
 
 /// Turning off MFA to join replaces the policy; the quota goes back as it was read (the tenant
@@ -177,7 +198,10 @@ async fn turning_off_mfa_to_join_keeps_the_quota() {
         assert!(!p.mfa_required);
         assert_eq!(p.user_device_quota, 37);
         assert_eq!(p.updates, 1);
-        assert!(matches!(p.join, JoinScope::Selected { .. }), "join scope kept");
+        assert!(
+            matches!(p.join, JoinScope::Selected { .. }),
+            "join scope kept"
+        );
     });
     let puts: Vec<_> = sim
         .requests()
@@ -200,7 +224,8 @@ fn the_replacement_body_always_carries_the_quota() {
     assert_eq!(body["multiFactorAuthConfiguration"], "notRequired");
     assert!(body.get("@odata.context").is_none());
     // Without a quota to send back, nothing is sent: the service would make it 0.
-    let no_quota = json!({"id": "deviceRegistrationPolicy", "multiFactorAuthConfiguration": "required"});
+    let no_quota =
+        json!({"id": "deviceRegistrationPolicy", "multiFactorAuthConfiguration": "required"});
     assert!(rd::mfa_off_body(&no_quota).unwrap_err().contains("quota"));
 }
 
@@ -211,7 +236,10 @@ async fn sim_resets_a_quota_left_out_of_a_replacement() {
     let (sim, _graph) = start().await;
     let token = sim.issue_token(&sim.admin().user_principal_name);
     let r = support::raw_http()
-        .put(format!("{}/v1.0/policies/deviceRegistrationPolicy", sim.url()))
+        .put(format!(
+            "{}/v1.0/policies/deviceRegistrationPolicy",
+            sim.url()
+        ))
         .bearer_auth(&token)
         .json(&json!({"multiFactorAuthConfiguration": "notRequired"}))
         .send()
@@ -232,7 +260,10 @@ async fn sim_resets_a_quota_left_out_of_a_replacement() {
         std::time::Duration::from_secs(600),
     );
     let r = support::raw_http()
-        .put(format!("{}/v1.0/policies/deviceRegistrationPolicy", sim.url()))
+        .put(format!(
+            "{}/v1.0/policies/deviceRegistrationPolicy",
+            sim.url()
+        ))
         .bearer_auth(&read_only)
         .json(&json!({"userDeviceQuota": 50}))
         .send()
@@ -245,7 +276,9 @@ async fn sim_resets_a_quota_left_out_of_a_replacement() {
 async fn a_deployer_at_the_quota_fails() {
     let (sim, graph) = start().await;
     sim.with_state(|s| s.directory.registration_policy.user_device_quota = 18);
-    let users = rd::deploying_users(&graph, &technicians(&sim)).await.unwrap();
+    let users = rd::deploying_users(&graph, &technicians(&sim))
+        .await
+        .unwrap();
     let f = rd::check_registration(&graph, &users, None).await;
     assert_eq!(f.level, Level::Fail);
     assert!(
@@ -259,13 +292,18 @@ async fn a_deployer_at_the_quota_fails() {
 #[tokio::test]
 async fn conditional_access_blocks_unless_intune_is_left_out() {
     let (sim, graph) = start().await;
-    let users = rd::deploying_users(&graph, &technicians(&sim)).await.unwrap();
+    let users = rd::deploying_users(&graph, &technicians(&sim))
+        .await
+        .unwrap();
     // The pilot switched on: enrollment is refused.
     sim.with_state(|s| s.readiness.ca_policies[1].state = "enabled".into());
     let f = rd::check_conditional_access(&graph, &users).await;
     assert_eq!(f.level, Level::Fail, "{f:#?}");
     assert!(f.summary.contains("requires a compliant device"));
-    assert!(f.summary.contains("Microsoft Intune Enrollment and Microsoft Intune"));
+    assert!(
+        f.summary
+            .contains("Microsoft Intune Enrollment and Microsoft Intune")
+    );
     // Both apps left out: passes.
     sim.with_state(|s| {
         s.readiness.ca_policies[1].conditions["applications"]["excludeApplications"] =
@@ -287,8 +325,17 @@ async fn conditional_access_blocks_unless_intune_is_left_out() {
     });
     let f = rd::check_conditional_access(&graph, &users).await;
     assert_eq!(f.level, Level::Fail);
-    assert!(f.summary.contains("Terms of use on Microsoft Intune Enrollment"), "{}", f.summary);
-    assert!(!f.summary.contains("\"Accept the terms\" requires"), "{}", f.summary);
+    assert!(
+        f.summary
+            .contains("Terms of use on Microsoft Intune Enrollment"),
+        "{}",
+        f.summary
+    );
+    assert!(
+        !f.summary.contains("\"Accept the terms\" requires"),
+        "{}",
+        f.summary
+    );
     // A policy excluding the technicians' group does not concern them.
     let it = match &technicians(&sim)[0] {
         Deployer::Group { id, .. } => id.clone(),
@@ -309,14 +356,20 @@ async fn local_administrator_in_plain_words() {
     let (sim, graph) = start().await;
     let f = rd::check_local_admin(&graph, "standard").await;
     assert_eq!(f.level, Level::Warning);
-    assert!(f.summary.contains("they will be a standard user"), "{}", f.summary);
-    assert!(f.summary.contains("Administrators on the PC: Global Administrators"));
-    let f = rd::check_local_admin(&graph, "administrator").await;
-    assert_eq!(f.level, Level::Pass);
+    assert!(
+        f.summary.contains("they will be a standard user"),
+        "{}",
+        f.summary
+    );
     assert!(
         f.summary
-            .contains("Administrators on the PC: the person who signs in at OOBE, Global Administrators")
+            .contains("Administrators on the PC: Global Administrators")
     );
+    let f = rd::check_local_admin(&graph, "administrator").await;
+    assert_eq!(f.level, Level::Pass);
+    assert!(f.summary.contains(
+        "Administrators on the PC: the person who signs in at OOBE, Global Administrators"
+    ));
     sim.with_state(|s| {
         let p = &mut s.directory.registration_policy;
         p.registering_users_admins = JoinScope::None;
@@ -332,7 +385,10 @@ async fn local_administrator_in_plain_words() {
     sim.with_state(|s| s.directory.registration_policy.local_admin_password_enabled = false);
     let f = rd::check_local_admin(&graph, "standard").await;
     assert_eq!(f.level, Level::Warning);
-    assert!(f.summary.contains("Nobody signing in on the PC is an administrator"));
+    assert!(
+        f.summary
+            .contains("Nobody signing in on the PC is an administrator")
+    );
 }
 
 #[tokio::test]
@@ -356,17 +412,27 @@ async fn without_the_licence_permission_the_check_says_which() {
     let (sim, _graph) = start().await;
     let token = sim.issue_token_with(
         &sim.admin().user_principal_name,
-        &["Policy.Read.All", "User.ReadBasic.All", "Group.ReadWrite.All"],
+        &[
+            "Policy.Read.All",
+            "User.ReadBasic.All",
+            "Group.ReadWrite.All",
+        ],
         std::time::Duration::from_secs(600),
     );
     let graph = autopilot_wizard::graph::GraphClient::new(
         &sim.url(),
         std::sync::Arc::new(autopilot_wizard::graph::client::StaticToken(token)),
     );
-    let users = rd::deploying_users(&graph, &technicians(&sim)).await.unwrap();
+    let users = rd::deploying_users(&graph, &technicians(&sim))
+        .await
+        .unwrap();
     let f = rd::check_licences(&graph, &users).await;
     assert_eq!(f.level, Level::Unknown);
-    assert!(f.summary.contains("LicenseAssignment.Read.All"), "{}", f.summary);
+    assert!(
+        f.summary.contains("LicenseAssignment.Read.All"),
+        "{}",
+        f.summary
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,7 +593,9 @@ const PLATFORM_TYPES: &[&str] = &[
 ];
 
 fn only(v: &Value, allowed: &[&str], what: &str) {
-    let m = v.as_object().unwrap_or_else(|| panic!("{what}: not an object: {v}"));
+    let m = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object: {v}"));
     for k in m.keys() {
         assert!(
             k.starts_with("@odata.context") || allowed.contains(&k.as_str()),
@@ -591,17 +659,29 @@ async fn sim_conditional_access_as_graph_serves_it() {
         let st = p["state"].as_str().unwrap();
         assert!(CA_STATES.contains(&st), "{st}");
         states.push(st.to_string());
-        only(&p["conditions"], CA_CONDITIONS, "conditionalAccessConditionSet");
+        only(
+            &p["conditions"],
+            CA_CONDITIONS,
+            "conditionalAccessConditionSet",
+        );
         only(
             &p["conditions"]["applications"],
             CA_APPLICATIONS,
             "conditionalAccessApplications",
         );
-        only(&p["conditions"]["users"], CA_USERS, "conditionalAccessUsers");
+        only(
+            &p["conditions"]["users"],
+            CA_USERS,
+            "conditionalAccessUsers",
+        );
         for t in p["conditions"]["clientAppTypes"].as_array().unwrap() {
             assert!(CLIENT_APP_TYPES.contains(&t.as_str().unwrap()), "{t}");
         }
-        only(&p["grantControls"], CA_GRANT, "conditionalAccessGrantControls");
+        only(
+            &p["grantControls"],
+            CA_GRANT,
+            "conditionalAccessGrantControls",
+        );
         for c in p["grantControls"]["builtInControls"].as_array().unwrap() {
             assert!(CA_CONTROLS.contains(&c.as_str().unwrap()), "{c}");
         }
@@ -618,7 +698,11 @@ async fn sim_branding_and_restrictions_as_graph_serves_them() {
     let (s, err) = get(&sim, &format!("/v1.0/organization/{org}/branding")).await;
     assert_eq!(s, 404, "no default branding: 404, as documented");
     assert!(support::schema::validate_error(&err).is_empty());
-    let (s, page) = get(&sim, &format!("/v1.0/organization/{org}/branding/localizations")).await;
+    let (s, page) = get(
+        &sim,
+        &format!("/v1.0/organization/{org}/branding/localizations"),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(page["value"], json!([]));
     sim.with_state(|s| {
@@ -631,7 +715,11 @@ async fn sim_branding_and_restrictions_as_graph_serves_them() {
     let (s, b) = get(&sim, &format!("/v1.0/organization/{org}/branding")).await;
     assert_eq!(s, 200);
     only(&b, BRANDING, "organizationalBranding");
-    let (_, page) = get(&sim, &format!("/v1.0/organization/{org}/branding/localizations")).await;
+    let (_, page) = get(
+        &sim,
+        &format!("/v1.0/organization/{org}/branding/localizations"),
+    )
+    .await;
     for l in page["value"].as_array().unwrap() {
         only(l, BRANDING, "organizationalBrandingLocalization");
     }
@@ -651,16 +739,26 @@ async fn sim_branding_and_restrictions_as_graph_serves_them() {
         .expect("the Front desk restriction");
     let mut allowed: Vec<&str> = ENROLLMENT_CONFIG_BASE.to_vec();
     allowed.extend(["platformRestriction", "platformType"]);
-    only(single, &allowed, "deviceEnrollmentPlatformRestrictionConfiguration");
+    only(
+        single,
+        &allowed,
+        "deviceEnrollmentPlatformRestrictionConfiguration",
+    );
     assert!(PLATFORM_TYPES.contains(&single["platformType"].as_str().unwrap()));
-    assert_eq!(single["deviceEnrollmentConfigurationType"], "singlePlatformRestriction");
+    assert_eq!(
+        single["deviceEnrollmentConfigurationType"],
+        "singlePlatformRestriction"
+    );
     only(
         &single["platformRestriction"],
         PLATFORM_RESTRICTION,
         "deviceEnrollmentPlatformRestriction",
     );
     let target = &single["assignments"][0]["target"];
-    assert_eq!(target["@odata.type"], "#microsoft.graph.groupAssignmentTarget");
+    assert_eq!(
+        target["@odata.type"],
+        "#microsoft.graph.groupAssignmentTarget"
+    );
     support::schema::assert_valid("beta", "microsoft.graph.groupAssignmentTarget", target);
     let default = items
         .iter()
@@ -668,10 +766,21 @@ async fn sim_branding_and_restrictions_as_graph_serves_them() {
             v["@odata.type"] == "#microsoft.graph.deviceEnrollmentPlatformRestrictionsConfiguration"
         })
         .expect("the default platform restrictions");
-    only(&default["windowsRestriction"], PLATFORM_RESTRICTION, "windowsRestriction");
-    assert_eq!(default["deviceEnrollmentConfigurationType"], "defaultPlatformRestrictions");
+    only(
+        &default["windowsRestriction"],
+        PLATFORM_RESTRICTION,
+        "windowsRestriction",
+    );
+    assert_eq!(
+        default["deviceEnrollmentConfigurationType"],
+        "defaultPlatformRestrictions"
+    );
     // Without $expand the assignments stay out, as for every navigation property.
-    let (_, page) = get(&sim, "/beta/deviceManagement/deviceEnrollmentConfigurations").await;
+    let (_, page) = get(
+        &sim,
+        "/beta/deviceManagement/deviceEnrollmentConfigurations",
+    )
+    .await;
     assert!(
         page["value"]
             .as_array()
@@ -725,7 +834,10 @@ async fn the_report_carries_the_checks_and_fails_on_a_failing_one() {
     assert!(branding.evidence[0].starts_with("Warning: "));
     inputs.deployers = technicians(&sim);
     let items = rd::validate_join_items(&graph, &inputs).await;
-    assert!(items.iter().all(|i| i.verdict == Verdict::Pass), "{items:#?}");
+    assert!(
+        items.iter().all(|i| i.verdict == Verdict::Pass),
+        "{items:#?}"
+    );
     // The profile's item: a missing profile cannot be checked.
     let items = rd::validate_profile_items(&graph, &inputs).await;
     assert_eq!(items[0].id.key(), "LocalAdministrator");
@@ -824,8 +936,15 @@ mod page_ui {
                 .members
                 .clear();
         });
-        recheck(&mut h, "Every deploying user has Intune and Microsoft Entra ID P1");
-        assert!(h.state().page.validated(), "{}", support::ui::visible_labels(&h));
+        recheck(
+            &mut h,
+            "Every deploying user has Intune and Microsoft Entra ID P1",
+        );
+        assert!(
+            h.state().page.validated(),
+            "{}",
+            support::ui::visible_labels(&h)
+        );
         assert_eq!(h.state().page.status(), StepStatus::Done);
     }
 
@@ -866,7 +985,10 @@ mod page_ui {
         assert!(h.state().page.validated());
         click(&mut h, rd::Action::TurnOffMfaToJoin.label());
         wait_for(&mut h, "is now No (read back)");
-        wait_for(&mut h, "Require Multifactor Authentication to register or join devices: No");
+        wait_for(
+            &mut h,
+            "Require Multifactor Authentication to register or join devices: No",
+        );
         assert!(!has(&h, "also asks for it"));
         sim.with_state(|s| {
             assert!(!s.directory.registration_policy.mfa_required);
@@ -888,7 +1010,10 @@ mod page_ui {
             vec![autopilot_wizard::steps::join_permission::JOIN_SETTING_URL.to_string()]
         );
         sim.with_state(|s| s.directory.registration_policy.user_device_quota = 50);
-        recheck(&mut h, "Rowan Achterberg has joined 18 devices (32 more allowed)");
+        recheck(
+            &mut h,
+            "Rowan Achterberg has joined 18 devices (32 more allowed)",
+        );
         assert!(h.state().page.validated());
     }
 
@@ -903,7 +1028,10 @@ mod page_ui {
         assert!(has(&h, "Target resources > Exclude"));
         assert!(!h.state().page.validated());
         assert_eq!(
-            click_link(&mut h, "Conditional Access policies in the Entra admin center"),
+            click_link(
+                &mut h,
+                "Conditional Access policies in the Entra admin center"
+            ),
             vec![rd::CA_URL.to_string()]
         );
         sim.with_state(|s| {
@@ -930,7 +1058,10 @@ mod page_ui {
         let (sim, graph) = rt.block_on(start());
         let mut h = page(graph, &rt);
         add(&mut h, "technicians", "Add IT Technicians (group)");
-        wait_for(&mut h, "\"Autopilot - All devices\" in the MDM user scope holds no users");
+        wait_for(
+            &mut h,
+            "\"Autopilot - All devices\" in the MDM user scope holds no users",
+        );
         let staff = group(&sim, "All staff");
         sim.with_state(|s| {
             s.directory.mdm_policies[0].scope =
@@ -1007,13 +1138,19 @@ mod profile_page {
         h.set_size(egui::Vec2::new(1000.0, 4000.0));
         h.run_ok();
         click(&mut h, "Use \"Office PCs\"");
-        wait_for(&mut h, "On an Autopilot device the profile decides: they will be a standard user");
+        wait_for(
+            &mut h,
+            "On an Autopilot device the profile decides: they will be a standard user",
+        );
         assert!(
             h.query_all_by_label_contains("Administrators on the PC: Global Administrators")
                 .next()
                 .is_some()
         );
-        assert!(h.state().page.validated(), "a warning does not hold the step");
+        assert!(
+            h.state().page.validated(),
+            "a warning does not hold the step"
+        );
         // Entra made to agree: nobody registering becomes administrator.
         sim.with_state(|s| {
             s.directory.registration_policy.registering_users_admins = JoinScope::None

@@ -945,7 +945,9 @@ async fn put_registration_policy(
     }
     let body = match odata::json_body(&body) {
         Ok(Value::Object(m)) => m,
-        Ok(_) => return odata::bad_request("BadRequest", "The request body must be a JSON object."),
+        Ok(_) => {
+            return odata::bad_request("BadRequest", "The request body must be a JSON object.");
+        }
         Err(r) => return r,
     };
     let p = &mut state.directory.registration_policy;
@@ -978,7 +980,9 @@ async fn put_registration_policy(
         if let Some(m) = join.get("allowedToJoin") {
             match membership_from_json(m) {
                 Some(s) => next.join = s,
-                None => return odata::bad_request("BadRequest", "Invalid allowedToJoin membership."),
+                None => {
+                    return odata::bad_request("BadRequest", "Invalid allowedToJoin membership.");
+                }
             }
         }
         if let Some(la) = join.get("localAdmins") {
@@ -989,7 +993,10 @@ async fn put_registration_policy(
                 match membership_from_json(m) {
                     Some(s) => next.registering_users_admins = s,
                     None => {
-                        return odata::bad_request("BadRequest", "Invalid registeringUsers membership.");
+                        return odata::bad_request(
+                            "BadRequest",
+                            "Invalid registeringUsers membership.",
+                        );
                     }
                 }
             }
@@ -1000,7 +1007,9 @@ async fn put_registration_policy(
     {
         match membership_from_json(m) {
             Some(s) => next.register = s,
-            None => return odata::bad_request("BadRequest", "Invalid allowedToRegister membership."),
+            None => {
+                return odata::bad_request("BadRequest", "Invalid allowedToRegister membership.");
+            }
         }
     }
     if let Some(b) = body

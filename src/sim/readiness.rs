@@ -52,7 +52,8 @@ pub const INTUNE_APP: &str = "0000000a-0000-0000-c000-000000000000";
 /// The user action "Register or join devices".
 pub const REGISTER_OR_JOIN: &str = "urn:user:registerdevice";
 
-const PLATFORM_RESTRICTION_TYPE: &str = "microsoft.graph.deviceEnrollmentPlatformRestrictionConfiguration";
+const PLATFORM_RESTRICTION_TYPE: &str =
+    "microsoft.graph.deviceEnrollmentPlatformRestrictionConfiguration";
 const PLATFORM_RESTRICTIONS_TYPE: &str =
     "microsoft.graph.deviceEnrollmentPlatformRestrictionsConfiguration";
 
@@ -167,7 +168,12 @@ fn ca(id: &str, name: &str, state: &str, conditions: Value, grant: Value) -> CaP
 }
 
 /// The conditions of a policy for every user and `apps` (or a user action).
-pub fn conditions(apps: &[&str], excluded_apps: &[&str], actions: &[&str], clients: &[&str]) -> Value {
+pub fn conditions(
+    apps: &[&str],
+    excluded_apps: &[&str],
+    actions: &[&str],
+    clients: &[&str],
+) -> Value {
     json!({
         "applications": {
             "includeApplications": apps,
@@ -309,15 +315,13 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
     }
     // One technician signs in on every PC: 18 of the 20 devices the policy allows are his.
     if let Some(id) = rowan {
-        r.owned_devices.insert(
-            id,
-            (1..=18).map(|n| format!("FAB-LT-{n:03}")).collect(),
-        );
+        r.owned_devices
+            .insert(id, (1..=18).map(|n| format!("FAB-LT-{n:03}")).collect());
     }
     r.ca_policies = vec![
         ca(
             "mfa-register",
-            "Require MFA to register or join devices",
+            "Device registration: MFA",
             "enabled",
             conditions(&[], &[], &[REGISTER_OR_JOIN], &["all"]),
             grant(&["mfa"], &[]),
@@ -365,8 +369,14 @@ pub(crate) fn routes() -> Router<Shared> {
     let mut r = Router::new();
     for v in ["/v1.0", "/beta"] {
         r = r
-            .route(&format!("{v}/users/{{id}}/licenseDetails"), get(license_details))
-            .route(&format!("{v}/users/{{id}}/ownedDevices"), get(owned_devices))
+            .route(
+                &format!("{v}/users/{{id}}/licenseDetails"),
+                get(license_details),
+            )
+            .route(
+                &format!("{v}/users/{{id}}/ownedDevices"),
+                get(owned_devices),
+            )
             .route(&format!("{v}/subscribedSkus"), get(subscribed_skus))
             .route(
                 &format!("{v}/identity/conditionalAccess/policies"),
@@ -608,11 +618,7 @@ fn branding_json(b: &Branding, id: &str) -> Value {
 }
 
 /// 404 when the tenant has no default branding, as Graph documents it.
-async fn branding(
-    State(shared): State<Shared>,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Response {
+async fn branding(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {
     let state = shared.lock();
     if !state.core.organization.id.eq_ignore_ascii_case(&id) {
         return odata::not_found("organization", &id);

@@ -78,13 +78,11 @@ pub const INTUNE_APP: &str = "0000000a-0000-0000-c000-000000000000";
 const REGISTER_OR_JOIN: &str = "urn:user:registerdevice";
 
 pub const LICENCES_URL: &str = "https://admin.microsoft.com/#/users";
-pub const CA_URL: &str =
-    "https://entra.microsoft.com/#view/Microsoft_AAD_ConditionalAccess/ConditionalAccessBlade/~/Policies";
-pub const RESTRICTIONS_URL: &str =
-    "https://intune.microsoft.com/#view/Microsoft_Intune_DeviceSettings/DevicesEnrollmentMenu/~/enrollmentRestrictions";
-pub const BRANDING_URL: &str = "https://learn.microsoft.com/entra/fundamentals/how-to-customize-branding";
-pub const MFA_DOC_URL: &str =
-    "https://learn.microsoft.com/entra/identity/conditional-access/policy-all-users-device-registration";
+pub const CA_URL: &str = "https://entra.microsoft.com/#view/Microsoft_AAD_ConditionalAccess/ConditionalAccessBlade/~/Policies";
+pub const RESTRICTIONS_URL: &str = "https://intune.microsoft.com/#view/Microsoft_Intune_DeviceSettings/DevicesEnrollmentMenu/~/enrollmentRestrictions";
+pub const BRANDING_URL: &str =
+    "https://learn.microsoft.com/entra/fundamentals/how-to-customize-branding";
+pub const MFA_DOC_URL: &str = "https://learn.microsoft.com/entra/identity/conditional-access/policy-all-users-device-registration";
 
 /// How a check came out. Warnings are told, and do not stop READY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -127,6 +125,18 @@ pub struct Finding {
     pub link: Option<(String, String)>,
     /// The change the wizard can make itself.
     pub action: Option<Action>,
+    /// Per deploying user, for checks about each person (licences): shown in the page's
+    /// coverage table beside join and MDM.
+    #[serde(default)]
+    pub per_user: Vec<UserMark>,
+}
+
+/// One person's result of a per-user check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserMark {
+    pub user_id: String,
+    pub ok: bool,
+    pub why: String,
 }
 
 impl Finding {
@@ -140,6 +150,7 @@ impl Finding {
             fix: None,
             link: None,
             action: None,
+            per_user: Vec::new(),
         }
     }
 
@@ -363,6 +374,7 @@ pub async fn check_licences(graph: &GraphClient, users: &[DeployingUser]) -> Fin
     let c = CHECK_LICENCES;
     let mut missing: Vec<String> = Vec::new();
     let mut details = Vec::new();
+    let mut per_user = Vec::new();
     for u in users {
         let licences: Vec<RawLicence> = match graph
             .get_all(
@@ -379,11 +391,18 @@ pub async fn check_licences(graph: &GraphClient, users: &[DeployingUser]) -> Fin
             .filter_map(|l| l.sku_part_number.as_deref().map(product_name))
             .collect();
         let mut lacks = Vec::new();
-        for (plan, what) in [(INTUNE_PLAN, "Intune"), (ENTRA_P1_PLAN, "Microsoft Entra ID P1")] {
+        let mut short = Vec::new();
+        for (plan, what) in [(INTUNE_PLAN, "Intune"), (ENTRA_P1_PLAN, "Entra ID P1")] {
             match plan_state(&licences, plan) {
                 Some(s) if s.eq_ignore_ascii_case("Success") => {}
-                Some(s) => lacks.push(format!("{what} (assigned, not provisioned: {s})")),
-                None => lacks.push(what.to_string()),
+                Some(s) => {
+                    lacks.push(format!("{what} (assigned, not provisioned: {s})"));
+                    short.push(format!("{what} ({s})"));
+                }
+                None => {
+                    lacks.push(what.to_string());
+                    short.push(what.to_string());
+                }
             }
         }
         let has = if products.is_empty() {
@@ -391,10 +410,27 @@ pub async fn check_licences(graph: &GraphClient, users: &[DeployingUser]) -> Fin
         } else {
             products.join(", ")
         };
-        if lacks.is_empty() {
-            details.push(format!("{}: {has}: Intune and Entra ID P1", u.name));
+        let ok = lacks.is_empty();
+        let why = if ok {
+            "Intune, Entra ID P1".to_string()
         } else {
-            details.push(format!("{}: {has}: lacks {}", u.name, lacks.join(" and ")));
+            format!("lacks {}", short.join(", "))
+        };
+        details.push(format!(
+            "{}: {has}: {}",
+            u.name,
+            if ok {
+                "Intune and Entra ID P1".to_string()
+            } else {
+                format!("lacks {}", lacks.join(" and "))
+            }
+        ));
+        per_user.push(UserMark {
+            user_id: u.id.clone(),
+            ok,
+            why,
+        });
+        if !ok {
             missing.push(u.name.clone());
         }
     }
@@ -443,7 +479,10 @@ pub async fn check_licences(graph: &GraphClient, users: &[DeployingUser]) -> Fin
             )
         };
         f.details = seats;
-        f.link = Some(("Microsoft 365 admin center, Active users".into(), LICENCES_URL.into()));
+        f.link = Some((
+            "Microsoft 365 admin center, Active users".into(),
+            LICENCES_URL.into(),
+        ));
         return f;
     }
     if missing.is_empty() {
@@ -453,6 +492,7 @@ pub async fn check_licences(graph: &GraphClient, users: &[DeployingUser]) -> Fin
             "Every deploying user has Intune and Microsoft Entra ID P1, provisioned.",
         );
         f.details = details;
+        f.per_user = per_user;
         return f;
     }
     let mut f = Finding::new(
@@ -470,6 +510,7 @@ pub async fn check_licences(graph: &GraphClient, users: &[DeployingUser]) -> Fin
         format!("Free seats: {}", seats.join("; "))
     });
     f.details = details;
+    f.per_user = per_user;
     f.at_oobe = Some(format!(
         "When {} signs in, the device does not enroll in Intune: the Enrollment Status Page stays on \"Identifying\" and setup fails.",
         names(&missing)
@@ -484,11 +525,18 @@ pub async fn check_licences(graph: &GraphClient, users: &[DeployingUser]) -> Fin
         format!(
             "Buy {} more seat{} of a subscription with Intune and Entra ID P1 (only {free_total} free) and assign them to {} in Microsoft 365 admin center > Users > Active users > Licenses and apps, or choose other people to deploy.",
             missing.len() as i64 - free_total,
-            if missing.len() as i64 - free_total == 1 { "" } else { "s" },
+            if missing.len() as i64 - free_total == 1 {
+                ""
+            } else {
+                "s"
+            },
             names(&missing)
         )
     });
-    f.link = Some(("Microsoft 365 admin center, Active users".into(), LICENCES_URL.into()));
+    f.link = Some((
+        "Microsoft 365 admin center, Active users".into(),
+        LICENCES_URL.into(),
+    ));
     f
 }
 
@@ -551,7 +599,10 @@ struct RawCaPolicy {
 
 impl RawCaPolicy {
     fn name(&self) -> String {
-        format!("\"{}\"", self.display_name.as_deref().unwrap_or("(no name)"))
+        format!(
+            "\"{}\"",
+            self.display_name.as_deref().unwrap_or("(no name)")
+        )
     }
 
     fn state(&self) -> &str {
@@ -595,9 +646,12 @@ impl RawCaPolicy {
             .map(|c| c.client_app_types.clone())
             .unwrap_or_default();
         types.is_empty()
-            || types
-                .iter()
-                .any(|t| matches!(t.as_str(), "all" | "browser" | "mobileAppsAndDesktopClients"))
+            || types.iter().any(|t| {
+                matches!(
+                    t.as_str(),
+                    "all" | "browser" | "mobileAppsAndDesktopClients"
+                )
+            })
     }
 
     /// The apps enrollment needs that the policy covers and does not leave out.
@@ -610,8 +664,14 @@ impl RawCaPolicy {
         ]
         .into_iter()
         .filter(|(id, _)| {
-            (all || a.include_applications.iter().any(|x| x.eq_ignore_ascii_case(id)))
-                && !a.exclude_applications.iter().any(|x| x.eq_ignore_ascii_case(id))
+            (all || a
+                .include_applications
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(id)))
+                && !a
+                    .exclude_applications
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(id))
         })
         .map(|(_, n)| n)
         .collect()
@@ -626,7 +686,10 @@ impl RawCaPolicy {
             return Some("blocks access");
         }
         let device = |x: &String| matches!(x.as_str(), "compliantDevice" | "domainJoinedDevice");
-        let and = g.operator.as_deref().is_some_and(|o| o.eq_ignore_ascii_case("AND"));
+        let and = g
+            .operator
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("AND"));
         if c.iter().any(device) && (and || c.iter().all(device)) {
             return Some("requires a compliant device");
         }
@@ -674,7 +737,10 @@ pub async fn check_conditional_access(graph: &GraphClient, users: &[DeployingUse
         let covered: Vec<String> = who
             .iter()
             .filter(|u| p.covers(**u))
-            .map(|u| u.map(|u| u.name.clone()).unwrap_or_else(|| "all users".into()))
+            .map(|u| {
+                u.map(|u| u.name.clone())
+                    .unwrap_or_else(|| "all users".into())
+            })
             .collect();
         let mut what = Vec::new();
         if !covered.is_empty() && p.applies_to_oobe_clients() {
@@ -739,10 +805,17 @@ pub async fn check_conditional_access(graph: &GraphClient, users: &[DeployingUse
         f.fix = Some(format!("Before switching it on: {fix}"));
         f
     } else {
-        Finding::new(c, Level::Pass, "No Conditional Access policy stops enrollment.")
+        Finding::new(
+            c,
+            Level::Pass,
+            "No Conditional Access policy stops enrollment.",
+        )
     };
     if f.level != Level::Pass {
-        f.link = Some(("Conditional Access policies in the Entra admin center".into(), CA_URL.into()));
+        f.link = Some((
+            "Conditional Access policies in the Entra admin center".into(),
+            CA_URL.into(),
+        ));
     }
     f.details = details;
     f
@@ -761,7 +834,8 @@ async fn read_registration(graph: &GraphClient) -> Result<Value, GraphError> {
 
 fn mfa_required(p: &Value) -> bool {
     matches!(
-        p.get("multiFactorAuthConfiguration").and_then(Value::as_str),
+        p.get("multiFactorAuthConfiguration")
+            .and_then(Value::as_str),
         Some("required") | Some("1")
     )
 }
@@ -793,7 +867,12 @@ pub async fn check_registration(
     let on_action: Vec<String> = ca
         .iter()
         .filter(|p| p.state() != "disabled")
-        .filter(|p| p.apps().include_user_actions.iter().any(|a| a == REGISTER_OR_JOIN))
+        .filter(|p| {
+            p.apps()
+                .include_user_actions
+                .iter()
+                .any(|a| a == REGISTER_OR_JOIN)
+        })
         .map(|p| p.name())
         .collect();
     f.details.push(format!(
@@ -809,11 +888,15 @@ pub async fn check_registration(
     if mfa && !on_action.is_empty() {
         f.worse(Level::Warning);
         summary.push(format!(
-            "\"Require MFA to register or join devices\" is on while {} also asks for it on \"Register or join devices\"",
-            names(&on_action)
+            "\"Require MFA to register or join devices\" (Entra device settings) is on while the Conditional Access {} {} also {} for it on \"Register or join devices\"",
+            if on_action.len() == 1 { "policy" } else { "policies" },
+            names(&on_action),
+            if on_action.len() == 1 { "asks" } else { "ask" }
         ));
         f.at_oobe = Some("The older setting asks for MFA at the join instead of your Conditional Access policy: its conditions (locations, authentication strength, exclusions) are not applied as you set them. Microsoft asks to set the older setting to No when Conditional Access handles it.".into());
-        f.fix = Some(format!("Set \"Require Multifactor Authentication to register or join devices with Microsoft Entra\" to No (Microsoft Entra admin center > Devices > Device settings; Microsoft's guide: {MFA_DOC_URL})."));
+        f.fix = Some(format!(
+            "Set \"Require Multifactor Authentication to register or join devices with Microsoft Entra\" to No (Microsoft Entra admin center > Devices > Device settings; Microsoft's guide: {MFA_DOC_URL})."
+        ));
         f.action = Some(Action::TurnOffMfaToJoin);
         f.link = Some((
             "Entra device settings".into(),
@@ -858,7 +941,9 @@ pub async fn check_registration(
         );
         if q == 0 {
             f.worse(Level::Fail);
-            summary.push("The maximum number of devices per user is 0: nobody can join a device".into());
+            summary.push(
+                "The maximum number of devices per user is 0: nobody can join a device".into(),
+            );
         } else if !full.is_empty() {
             f.worse(Level::Fail);
             summary.push(format!(
@@ -1019,7 +1104,10 @@ impl RawConfig {
     }
 
     fn name(&self) -> String {
-        format!("\"{}\"", self.display_name.as_deref().unwrap_or("(no name)"))
+        format!(
+            "\"{}\"",
+            self.display_name.as_deref().unwrap_or("(no name)")
+        )
     }
 
     fn reaches(&self, u: Option<&DeployingUser>) -> bool {
@@ -1071,9 +1159,13 @@ pub async fn check_restrictions(graph: &GraphClient, users: &[DeployingUser]) ->
             .find(|c| !c.is_default() && c.reaches(u))
             .copied()
             .or(default);
-        let name = u.map(|u| u.name.clone()).unwrap_or_else(|| "Everyone".into());
+        let name = u
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| "Everyone".into());
         match applies {
-            None => details.push(format!("{name}: no Windows platform restriction (Windows allowed)")),
+            None => details.push(format!(
+                "{name}: no Windows platform restriction (Windows allowed)"
+            )),
             Some(r) => {
                 let w = r.windows().unwrap_or_default();
                 let is_blocked = w.platform_blocked.unwrap_or(false);
@@ -1105,7 +1197,11 @@ pub async fn check_restrictions(graph: &GraphClient, users: &[DeployingUser]) ->
         ));
     }
     let mut f = if blocked.is_empty() {
-        Finding::new(c, Level::Pass, "Windows enrollment is allowed for the deployers.")
+        Finding::new(
+            c,
+            Level::Pass,
+            "Windows enrollment is allowed for the deployers.",
+        )
     } else {
         let mut f = Finding::new(
             c,
@@ -1114,7 +1210,10 @@ pub async fn check_restrictions(graph: &GraphClient, users: &[DeployingUser]) ->
         );
         f.at_oobe = Some("The device does not enroll in Intune when this person signs in: setup stops with an enrollment error.".into());
         f.fix = Some("In Microsoft Intune admin center > Devices > Enrollment > Device platform restriction > Windows restrictions, allow Windows (MDM) in that restriction, or take the person's group out of its assignments.".into());
-        f.link = Some(("Intune enrollment restrictions".into(), RESTRICTIONS_URL.into()));
+        f.link = Some((
+            "Intune enrollment restrictions".into(),
+            RESTRICTIONS_URL.into(),
+        ));
         f
     };
     f.details = details;
@@ -1164,7 +1263,11 @@ pub async fn check_mdm_groups(graph: &GraphClient) -> Finding {
         }
     }
     let mut f = if empty.is_empty() {
-        Finding::new(c, Level::Pass, "Every group in the MDM user scope holds users.")
+        Finding::new(
+            c,
+            Level::Pass,
+            "Every group in the MDM user scope holds users.",
+        )
     } else {
         let mut f = Finding::new(
             c,
@@ -1173,7 +1276,11 @@ pub async fn check_mdm_groups(graph: &GraphClient) -> Finding {
                 "{} in the MDM user scope {} no users: {} nobody.",
                 names(&empty),
                 if empty.len() == 1 { "holds" } else { "hold" },
-                if empty.len() == 1 { "it covers" } else { "they cover" }
+                if empty.len() == 1 {
+                    "it covers"
+                } else {
+                    "they cover"
+                }
             ),
         );
         f.at_oobe = Some("Automatic enrollment looks at the person who signs in, not at the device: someone covered only through such a group is not enrolled in Intune.".into());
@@ -1238,7 +1345,10 @@ pub async fn check_branding(graph: &GraphClient) -> Finding {
             let mut f = Finding::new(c, Level::Warning, "The tenant has no company branding.");
             f.at_oobe = Some("The sign-in page at OOBE is Microsoft's plain one: no company name, logo or hint for the sign-in name, so people cannot tell it is their company asking, and with \"Hide change account options\" they have no other way to see whose device it is.".into());
             f.fix = Some("Add at least a banner logo and a sign-in page text: Microsoft Entra admin center > User experiences > Company branding.".into());
-            f.link = Some(("Microsoft guide: company branding".into(), BRANDING_URL.into()));
+            f.link = Some((
+                "Microsoft guide: company branding".into(),
+                BRANDING_URL.into(),
+            ));
             f
         }
         Err(e) => Finding::unknown(c, e),
@@ -1273,9 +1383,7 @@ pub async fn check_local_admin(graph: &GraphClient, user_type: &str) -> Finding 
         Ok(p) => p,
         Err(e) => return Finding::unknown(c, e),
     };
-    let local = policy
-        .get("azureADJoin")
-        .and_then(|j| j.get("localAdmins"));
+    let local = policy.get("azureADJoin").and_then(|j| j.get("localAdmins"));
     let (registering, registering_words) =
         membership_words(local.and_then(|l| l.get("registeringUsers")));
     let global_admins = local
@@ -1297,7 +1405,9 @@ pub async fn check_local_admin(graph: &GraphClient, user_type: &str) -> Finding 
     }
     admins.push("holders of the Microsoft Entra Joined Device Local Administrator role".into());
     if laps {
-        admins.push("whoever reads the local administrator password from Entra (Windows LAPS)".into());
+        admins.push(
+            "whoever reads the local administrator password from Entra (Windows LAPS)".into(),
+        );
     }
     let mut f = Finding::new(
         c,
@@ -1315,7 +1425,11 @@ pub async fn check_local_admin(graph: &GraphClient, user_type: &str) -> Finding 
     f.details = vec![
         format!(
             "Profile: user account type {}",
-            if admin_profile { "Administrator" } else { "Standard" }
+            if admin_profile {
+                "Administrator"
+            } else {
+                "Standard"
+            }
         ),
         format!("Entra: registering user is added as local administrator: {registering_words}"),
         format!(
@@ -1414,7 +1528,8 @@ pub fn validate_join_items<'a>(
     inputs: &'a ValidateInputs,
 ) -> BoxFuture<'a, Vec<CheckItem>> {
     Box::pin(async move {
-        let devices = (!inputs.expected_serials.is_empty()).then_some(inputs.expected_serials.len());
+        let devices =
+            (!inputs.expected_serials.is_empty()).then_some(inputs.expected_serials.len());
         check_deployers(graph, &inputs.deployers, devices)
             .await
             .into_iter()
@@ -1429,15 +1544,19 @@ pub fn validate_profile_items<'a>(
     inputs: &'a ValidateInputs,
 ) -> BoxFuture<'a, Vec<CheckItem>> {
     Box::pin(async move {
-        let finding = match crate::steps::profile::pick_profile(graph, &inputs.target.profile_id)
-            .await
-        {
-            Ok(p) => {
-                let t = p.profile.oobe.user_type.clone().unwrap_or_else(|| "standard".into());
-                check_local_admin(graph, &t).await
-            }
-            Err(e) => Finding::unknown(CHECK_LOCAL_ADMIN, e),
-        };
+        let finding =
+            match crate::steps::profile::pick_profile(graph, &inputs.target.profile_id).await {
+                Ok(p) => {
+                    let t = p
+                        .profile
+                        .oobe
+                        .user_type
+                        .clone()
+                        .unwrap_or_else(|| "standard".into());
+                    check_local_admin(graph, &t).await
+                }
+                Err(e) => Finding::unknown(CHECK_LOCAL_ADMIN, e),
+            };
         vec![finding.into_item()]
     })
 }

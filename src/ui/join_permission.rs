@@ -197,13 +197,18 @@ impl JoinPermissionPage {
         }
         ui.add_space(6.0);
         ui.heading("Coverage");
+        let licences = c
+            .findings
+            .iter()
+            .find(|f| f.check == readiness::CHECK_LICENCES);
         egui::Grid::new("join-coverage")
-            .num_columns(3)
+            .num_columns(4)
             .striped(true)
             .show(ui, |ui| {
                 ui.strong("Deploying user");
                 ui.strong("Join");
                 ui.strong("MDM enrollment");
+                ui.strong("Licences");
                 ui.end_row();
                 for r in &c.report.rows {
                     match &r.via {
@@ -217,6 +222,18 @@ impl JoinPermissionPage {
                             ("No:", ui.visuals().error_fg_color)
                         };
                         ui.colored_label(color, format!("{mark} {}", cov.why));
+                    }
+                    match licences.and_then(|f| f.per_user.iter().find(|m| m.user_id == r.user_id))
+                    {
+                        Some(m) if m.ok => {
+                            ui.label(format!("Yes: {}", m.why));
+                        }
+                        Some(m) => {
+                            ui.colored_label(ui.visuals().error_fg_color, format!("No: {}", m.why));
+                        }
+                        None => {
+                            ui.label("not checked");
+                        }
                     }
                     ui.end_row();
                 }

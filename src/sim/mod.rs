@@ -11,6 +11,9 @@
 //! - [`profiles`] — Autopilot deployment profiles and their assignments.
 //! - [`autopilot`] — hardware-hash import, Autopilot device identities, settings and sync.
 //! - [`assignment`] — dynamic membership evaluation and profile assignment progress.
+//! - [`esp`] — Enrollment Status Pages, apps, and the enrollment restrictions beside them.
+//! - [`readiness`] — licences, Conditional Access, owned devices, branding and the platform
+//!   restrictions: what else fails OOBE (reference §10).
 //! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every

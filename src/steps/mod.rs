@@ -227,7 +227,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-verify-autopilot-profile-assignment",
         plan_section: "report",
         depends_on: [JoinPermission, Profile, Group, Esp, Import, Assignment],
-        permissions: [join_permission::POLICY_READ, import::DEVICES_READ],
+        permissions: [join_permission::POLICY_READ, import::DEVICES_READ, readiness::LICENCES_READ],
         checks: [],
         runner: None,
         validate: None,

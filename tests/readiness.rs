@@ -227,6 +227,13 @@ fn the_replacement_body_always_carries_the_quota() {
     let no_quota =
         json!({"id": "deviceRegistrationPolicy", "multiFactorAuthConfiguration": "required"});
     assert!(rd::mfa_off_body(&no_quota).unwrap_err().contains("quota"));
+    // The older shape is left to the admin center.
+    let legacy = json!({"id": "deviceRegistrationPolicy", "userDeviceQuota": 12, "multiFactorAuthConfiguration": "1"});
+    assert!(
+        rd::mfa_off_body(&legacy)
+            .unwrap_err()
+            .contains("older format")
+    );
 }
 
 /// The tenant side of the trap: a replacement without `userDeviceQuota` leaves nobody able to

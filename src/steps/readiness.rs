@@ -1025,6 +1025,14 @@ pub fn mfa_off_body(read: &Value) -> Result<Value, String> {
     let Some(mut m) = read.as_object().cloned() else {
         return Err("The device registration policy came back in an unexpected form.".into());
     };
+    // The older shape ("0"/"1", appliesTo…) is not what the documented replacement takes.
+    if matches!(
+        read.get("multiFactorAuthConfiguration")
+            .and_then(Value::as_str),
+        Some("0") | Some("1")
+    ) {
+        return Err("The device registration policy came back in the older format; the wizard does not replace it in that form. Change the setting by hand: Microsoft Entra admin center > Devices > Device settings.".into());
+    }
     if quota(read).is_none() {
         return Err("The device registration policy came back without its device quota; the wizard will not replace it (that would set the quota to 0). Change the setting by hand: Microsoft Entra admin center > Devices > Device settings.".into());
     }

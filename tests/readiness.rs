@@ -356,6 +356,28 @@ async fn conditional_access_blocks_unless_intune_is_left_out() {
         rd::check_conditional_access(&graph, &users).await.level,
         Level::Pass
     );
+    // A policy for directory roles is named, not judged: roles are not resolved to people.
+    sim.with_state(|s| {
+        let mut c = simr::conditions(&["All"], &[], &[], &["all"]);
+        c["users"]["includeUsers"] = json!([]);
+        c["users"]["includeRoles"] = json!(["62e90394-69f5-4237-9190-012177145e10"]);
+        s.readiness.ca_policies.push(simr::CaPolicy {
+            id: "admins".into(),
+            display_name: "Admins: compliant device".into(),
+            state: "enabled".into(),
+            conditions: c,
+            grant_controls: simr::grant(&["compliantDevice"], &[]),
+        });
+    });
+    let f = rd::check_conditional_access(&graph, &users).await;
+    assert_eq!(f.level, Level::Pass);
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.starts_with("\"Admins: compliant device\": on, targets directory roles")),
+        "{:?}",
+        f.details
+    );
 }
 
 #[tokio::test]

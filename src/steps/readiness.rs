@@ -638,6 +638,14 @@ impl RawCaPolicy {
         included && !has(&users.exclude_users) && !in_group(&users.exclude_groups)
     }
 
+    /// Directory roles the policy targets: not resolved to people here, so named instead.
+    fn targets_roles(&self) -> bool {
+        self.conditions
+            .as_ref()
+            .and_then(|c| c.users.as_ref())
+            .is_some_and(|u| !u.include_roles.is_empty())
+    }
+
     /// Modern sign-ins (the OOBE's) are among the client apps it applies to.
     fn applies_to_oobe_clients(&self) -> bool {
         let types = self
@@ -773,7 +781,12 @@ pub async fn check_conditional_access(graph: &GraphClient, users: &[DeployingUse
             "enabled" => "on",
             other => other,
         };
-        if what.is_empty() {
+        if what.is_empty() && covered.is_empty() && p.targets_roles() {
+            details.push(format!(
+                "{}: {label}, targets directory roles, not checked against the deployers: make sure none of them holds those roles, or that it leaves out Microsoft Intune Enrollment",
+                p.name()
+            ));
+        } else if what.is_empty() {
             details.push(format!("{}: {label}, does not stop enrollment", p.name()));
         } else if state == "enabledForReportingButNotEnforced" {
             details.push(format!("{}: report-only: {}", p.name(), what.join("; ")));

@@ -205,7 +205,8 @@ async fn legacy_policy_shape_is_understood() {
         other => panic!("{other:?}"),
     }
     assert!(report.rows[0].join.ok);
-    assert_eq!(policies.mfa_required, Some(false));
+    // The demo tenant asks for MFA to join (and Conditional Access asks too: sim/readiness.rs).
+    assert_eq!(policies.mfa_required, Some(true));
 }
 
 #[tokio::test]

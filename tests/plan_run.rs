@@ -693,3 +693,69 @@ fn the_sync_window_is_one_json_event_not_one_per_second() {
         assert_eq!(waits.len(), 1, "{waits:#?}");
     });
 }
+
+/// Issue 15: a deploying user without Intune fails the run's report (exit 1) with the item and
+/// its fix; warnings (no branding…) are in the report and do not; licensed, the rerun is READY.
+#[test]
+fn a_deployer_without_intune_makes_the_run_not_ready_until_licensed() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("lic.csv");
+        write_csv(&csv, "LIC", 3, "LIC");
+        let path = write_plan(dir.path(), "licences", &sim.url(), &csv, "LIC");
+        let config = config(&dir.path().join("state")).with_urls(Some(sim.url()), Some(sim.url()));
+        let imani = sim.with_state(|s| {
+            let id = s
+                .core
+                .users
+                .iter()
+                .find(|u| u.user_principal_name.starts_with("imani.okafor@"))
+                .unwrap()
+                .id
+                .clone();
+            s.readiness.licences.remove(&id);
+            id
+        });
+        let (r, _events) = run(&path, &config).await;
+        assert_eq!(r.exit, Exit::NotReady, "{:?}", r.error);
+        let report = r.report.expect("a report");
+        let item = report
+            .items
+            .iter()
+            .find(|i| i.id.key() == "Licences")
+            .expect("the licence item");
+        assert_eq!(
+            item.verdict,
+            autopilot_wizard::steps::validate::Verdict::Fail
+        );
+        assert!(
+            item.evidence[0].contains("Imani Okafor"),
+            "{:?}",
+            item.evidence
+        );
+        assert!(report.first_problem().unwrap().contains("Intune"));
+        let html = std::fs::read_to_string(dir.path().join("licences-report.html")).unwrap();
+        assert!(html.contains("Every deploying user has Intune and Microsoft Entra ID P1"));
+        assert!(
+            html.contains("Warning: The tenant has no company branding"),
+            "{html}"
+        );
+
+        sim.with_state(|s| {
+            s.readiness.assign(
+                &imani,
+                autopilot_wizard::sim::readiness::SKU_BUSINESS_PREMIUM,
+            )
+        });
+        let (r, _) = run(&path, &config).await;
+        assert_eq!(
+            r.exit,
+            Exit::Ready,
+            "{:?} {:?}",
+            r.error,
+            r.report.map(|r| r.to_text())
+        );
+    });
+}

@@ -307,6 +307,27 @@ fn screenshot_walk() {
     w.press("Add IT Technicians (group)");
     w.wait_status(StepId::JoinPermission, &[StepStatus::Done]);
     w.shot("03-join-permission");
+    // Issue 15: the office manager as a deployer shows a licence problem caught before OOBE;
+    // she goes again before Next.
+    w.type_into("Search users or groups", "lucia");
+    w.press("Search");
+    let lucia =
+        w.h.query_all_by_label_contains("Add Lucía Ferrández")
+            .filter_map(|n| n.accesskit_node().label())
+            .next();
+    let lucia = lucia.unwrap_or_else(|| {
+        w.wait_text("Add Lucía Ferrández");
+        w.h.get_by_label_contains("Add Lucía Ferrández")
+            .accesskit_node()
+            .label()
+            .unwrap()
+    });
+    w.press(&lucia);
+    w.wait_text("Lucía Ferrández has no Intune");
+    w.wait_status(StepId::JoinPermission, &[StepStatus::NeedsAttention]);
+    w.shot("03b-join-permission-licence");
+    w.press(&lucia.replacen("Add ", "Remove ", 1));
+    w.wait_status(StepId::JoinPermission, &[StepStatus::Done]);
     w.next();
 
     // 3. A user-driven, Entra join deployment profile.
@@ -391,6 +412,6 @@ fn screenshot_walk() {
     // Every page of the procedure was shown.
     assert_eq!(
         w.script.matches("\nshot ").count() + usize::from(w.script.starts_with("shot ")),
-        11
+        12
     );
 }

@@ -129,7 +129,14 @@ pub struct RegistrationPolicy {
     pub user_device_quota: i32,
     pub mfa_required: bool,
     pub local_admin_password_enabled: bool,
+    /// `azureADJoin.localAdmins.registeringUsers`: who becomes a local administrator of the
+    /// devices they join.
+    pub registering_users_admins: JoinScope,
+    /// `azureADJoin.localAdmins.enableGlobalAdmins`.
+    pub global_admins_local: bool,
     pub shape: PolicyShape,
+    /// Replacements of the policy (`PUT`) received, for tests.
+    pub updates: u32,
 }
 
 impl Default for RegistrationPolicy {
@@ -140,7 +147,10 @@ impl Default for RegistrationPolicy {
             user_device_quota: 50,
             mfa_required: false,
             local_admin_password_enabled: false,
+            registering_users_admins: JoinScope::All,
+            global_admins_local: true,
             shape: PolicyShape::Current,
+            updates: 0,
         }
     }
 }
@@ -713,7 +723,7 @@ pub(crate) fn routes() -> Router<Shared> {
         r = r
             .route(
                 &format!("{v}/policies/deviceRegistrationPolicy"),
-                get(get_registration_policy),
+                get(get_registration_policy).put(put_registration_policy),
             )
             .route(&format!("{v}/groups"), get(list_groups).post(create_group))
             .route(
@@ -835,8 +845,8 @@ fn registration_policy_json(base: &str, uri: &Uri, p: &RegistrationPolicy) -> Va
                     "isAdminConfigurable": true,
                     "allowedToJoin": membership_json(&p.join),
                     "localAdmins": {
-                        "enableGlobalAdmins": true,
-                        "registeringUsers": membership_json(&JoinScope::All),
+                        "enableGlobalAdmins": p.global_admins_local,
+                        "registeringUsers": membership_json(&p.registering_users_admins),
                     },
                 }),
             );
@@ -891,6 +901,127 @@ async fn get_registration_policy(
         &state.directory.registration_policy,
     ))
     .into_response()
+}
+
+const POLICY_WRITE_SCOPES: &[&str] = &["Policy.ReadWrite.DeviceConfiguration"];
+
+/// A membership as Graph writes it (`@odata.type` discriminated), or `None` when not understood.
+fn membership_from_json(v: &Value) -> Option<JoinScope> {
+    let t = v.get("@odata.type")?.as_str()?.trim_start_matches('#');
+    let ids = |k: &str| -> Vec<String> {
+        v.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match t {
+        "microsoft.graph.allDeviceRegistrationMembership" => Some(JoinScope::All),
+        "microsoft.graph.noDeviceRegistrationMembership" => Some(JoinScope::None),
+        "microsoft.graph.enumeratedDeviceRegistrationMembership" => Some(JoinScope::Selected {
+            users: ids("users"),
+            groups: ids("groups"),
+        }),
+        _ => None,
+    }
+}
+
+/// `PUT /policies/deviceRegistrationPolicy` replaces the policy with the body, as the service
+/// does: a `userDeviceQuota` left out becomes 0 and nobody can join a device any more
+/// (reference §2.1, §10). Parts of the policy the body leaves out are otherwise kept.
+async fn put_registration_policy(
+    State(shared): State<Shared>,
+    user: Option<Extension<CurrentUser>>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let mut state = shared.lock();
+    if state.directory.access.deny_registration_policy || !has_any_scope(&user, POLICY_WRITE_SCOPES)
+    {
+        return insufficient_privileges();
+    }
+    let body = match odata::json_body(&body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return odata::bad_request("BadRequest", "The request body must be a JSON object.");
+        }
+        Err(r) => return r,
+    };
+    let p = &mut state.directory.registration_policy;
+    let mut next = p.clone();
+    next.user_device_quota = match body.get("userDeviceQuota") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_i64().and_then(|n| i32::try_from(n).ok()) {
+            Some(n) if n >= 0 => n,
+            _ => {
+                return odata::bad_request(
+                    "BadRequest",
+                    "Invalid value for property 'userDeviceQuota': an Edm.Int32 of at least 0 is expected.",
+                );
+            }
+        },
+    };
+    if let Some(m) = body.get("multiFactorAuthConfiguration") {
+        next.mfa_required = match m.as_str() {
+            Some("required") => true,
+            Some("notRequired") => false,
+            _ => {
+                return odata::bad_request(
+                    "BadRequest",
+                    "Invalid value for property 'multiFactorAuthConfiguration': use required or notRequired.",
+                );
+            }
+        };
+    }
+    if let Some(join) = body.get("azureADJoin") {
+        if let Some(m) = join.get("allowedToJoin") {
+            match membership_from_json(m) {
+                Some(s) => next.join = s,
+                None => {
+                    return odata::bad_request("BadRequest", "Invalid allowedToJoin membership.");
+                }
+            }
+        }
+        if let Some(la) = join.get("localAdmins") {
+            if let Some(b) = la.get("enableGlobalAdmins").and_then(Value::as_bool) {
+                next.global_admins_local = b;
+            }
+            if let Some(m) = la.get("registeringUsers") {
+                match membership_from_json(m) {
+                    Some(s) => next.registering_users_admins = s,
+                    None => {
+                        return odata::bad_request(
+                            "BadRequest",
+                            "Invalid registeringUsers membership.",
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let Some(reg) = body.get("azureADRegistration")
+        && let Some(m) = reg.get("allowedToRegister")
+    {
+        match membership_from_json(m) {
+            Some(s) => next.register = s,
+            None => {
+                return odata::bad_request("BadRequest", "Invalid allowedToRegister membership.");
+            }
+        }
+    }
+    if let Some(b) = body
+        .get("localAdminPassword")
+        .and_then(|l| l.get("isEnabled"))
+        .and_then(Value::as_bool)
+    {
+        next.local_admin_password_enabled = b;
+    }
+    next.updates += 1;
+    *p = next;
+    Json(registration_policy_json(&shared.base_url, &uri, p)).into_response()
 }
 
 fn mdm_json(p: &MdmPolicy) -> Value {
@@ -2057,12 +2188,17 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
             groups: vec![it.id.clone()],
         },
         user_device_quota: 20,
+        // Asked twice: here and by the Conditional Access policy for "Register or join devices"
+        // (sim/readiness.rs), the conflict Microsoft tells to avoid (reference §10).
+        mfa_required: true,
         ..RegistrationPolicy::default()
     };
     state.directory.mdm_policies = vec![MdmPolicy {
         id: INTUNE_MDM_APP_ID.into(),
         display_name: "Microsoft Intune".into(),
-        scope: MdmScope::Selected(vec![staff.id.clone()]),
+        // The device group beside "All staff" covers nobody: the MDM user scope applies to
+        // users (reference §10), a mistake the readiness checks name.
+        scope: MdmScope::Selected(vec![staff.id.clone(), dynamic.id.clone()]),
     }];
     // The group the seeded kiosk profile targets, so picking it in step 4 shows the
     // oldest-profile-wins warning.
@@ -2074,7 +2210,16 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
         Some(r#"(device.devicePhysicalIds -any (_ -eq "[OrderID]:KIOSK"))"#),
     );
     kiosk.id = super::profiles::DEMO_KIOSK_GROUP_ID.to_string();
-    state.directory.groups = vec![it, staff, dynamic, kiosk];
+    // The office manager's group, which an enrollment restriction keeps from enrolling Windows
+    // devices (sim/readiness.rs).
+    let front_desk = seed_group(
+        "Front desk",
+        "front-desk",
+        "Reception and office management",
+        by_alias("lucia.ferrandez").into_iter().collect(),
+        None,
+    );
+    state.directory.groups = vec![it, staff, dynamic, kiosk, front_desk];
     let now = Utc::now();
     state.directory.devices.push(SimDevice {
         id: super::core::fixed_guid("device:reception-pc"),

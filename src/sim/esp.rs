@@ -588,9 +588,13 @@ async fn list_configs(State(shared): State<Shared>, headers: HeaderMap, uri: Uri
         }
         let expand = expands_assignments(&uri);
         let mut items: Vec<Value> = state.esp.others.clone();
-        if expand {
-            for o in items.iter_mut().filter_map(|v| v.as_object_mut()) {
-                o.insert("assignments".into(), json!([]));
+        // Restrictions may carry their assignments (sim/readiness.rs); they show only when
+        // expanded, as navigation properties do.
+        for o in items.iter_mut().filter_map(|v| v.as_object_mut()) {
+            if expand {
+                o.entry("assignments").or_insert_with(|| json!([]));
+            } else {
+                o.remove("assignments");
             }
         }
         items.extend(state.esp.configs.iter().map(|c| render_esp(c, expand)));
@@ -621,7 +625,17 @@ async fn get_config(
         return odata::entity(&uri, render_esp(c, expands_assignments(&uri)));
     }
     match state.esp.others.iter().find(|o| o["id"] == id.as_str()) {
-        Some(o) => odata::entity(&uri, o.clone()),
+        Some(o) => {
+            let mut o = o.clone();
+            if let Some(m) = o.as_object_mut() {
+                if expands_assignments(&uri) {
+                    m.entry("assignments").or_insert_with(|| json!([]));
+                } else {
+                    m.remove("assignments");
+                }
+            }
+            odata::entity(&uri, o)
+        }
         None => not_found(&id),
     }
 }

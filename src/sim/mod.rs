@@ -11,6 +11,9 @@
 //! - [`profiles`] — Autopilot deployment profiles and their assignments.
 //! - [`autopilot`] — hardware-hash import, Autopilot device identities, settings and sync.
 //! - [`assignment`] — dynamic membership evaluation and profile assignment progress.
+//! - [`esp`] — Enrollment Status Pages, apps, and the enrollment restrictions beside them.
+//! - [`readiness`] — licences, Conditional Access, owned devices, branding and the platform
+//!   restrictions: what else fails OOBE (reference §10).
 //! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every
@@ -28,6 +31,7 @@ pub mod esp;
 pub mod identity;
 pub mod odata;
 pub mod profiles;
+pub mod readiness;
 pub mod standalone;
 pub mod tls;
 
@@ -170,6 +174,7 @@ pub struct SimState {
     pub autopilot: autopilot::AutopilotState,
     pub assignment: assignment::AssignmentState,
     pub esp: esp::EspState,
+    pub readiness: readiness::ReadinessState,
 }
 
 impl SimState {
@@ -181,6 +186,7 @@ impl SimState {
         autopilot::seed(&mut state, seed);
         assignment::seed(&mut state, seed);
         esp::seed(&mut state, seed);
+        readiness::seed(&mut state, seed);
         state
     }
 }
@@ -360,7 +366,7 @@ impl Drop for SimHandle {
 /// The delegated permissions the simulated tenant has consented for any client: the core areas'
 /// and those of each area with a module of its own (added here, beside its router).
 pub fn consented_permissions() -> Vec<&'static str> {
-    [identity::CONSENTED, esp::CONSENTED].concat()
+    [identity::CONSENTED, esp::CONSENTED, readiness::CONSENTED].concat()
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -371,7 +377,8 @@ pub fn router(shared: Shared) -> Router {
         .merge(profiles::routes())
         .merge(autopilot::routes())
         .merge(assignment::routes())
-        .merge(esp::routes());
+        .merge(esp::routes())
+        .merge(readiness::routes());
     core::wrap(routes, shared.clone()).with_state(shared)
 }
 

@@ -3,8 +3,9 @@
 //! (v1.0) and the MDM policies (beta), expands the chosen deployers into users, and decides
 //! coverage per user through transitive group membership (reference §2, procedure §1.1).
 //!
-//! Read only: these tenant-wide policies are never written (a PUT of the registration policy
-//! that omits a field resets it, reference §2.1).
+//! Read only: who may join and enroll is never written (a PUT of the registration policy that
+//! omits a field resets it, reference §2.1). The one change the wizard makes to that policy,
+//! turning off "Require MFA to register or join devices", is in `steps/readiness.rs`.
 
 use std::collections::HashMap;
 

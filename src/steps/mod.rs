@@ -13,6 +13,7 @@ pub mod import;
 pub mod join_permission;
 pub mod poll;
 pub mod profile;
+pub mod readiness;
 pub mod registry;
 pub mod sign_in;
 pub mod this_pc;
@@ -134,10 +135,25 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-allow-users-to-join",
         plan_section: "deployers",
         depends_on: [SignIn],
-        permissions: [join_permission::POLICY_READ, join_permission::USERS_READ, group::GROUPS_WRITE],
-        checks: [CheckId::JoinPermission, CheckId::MdmScope],
+        permissions: [
+            join_permission::POLICY_READ,
+            join_permission::USERS_READ,
+            group::GROUPS_WRITE,
+            readiness::LICENCES_READ,
+            readiness::POLICY_WRITE,
+        ],
+        checks: [
+            CheckId::JoinPermission,
+            CheckId::MdmScope,
+            readiness::CHECK_LICENCES,
+            readiness::CHECK_REGISTRATION,
+            readiness::CHECK_CONDITIONAL_ACCESS,
+            readiness::CHECK_RESTRICTIONS,
+            readiness::CHECK_MDM_GROUPS,
+            readiness::CHECK_BRANDING,
+        ],
         runner: None,
-        validate: None,
+        validate: Some(readiness::validate_join_items),
     },
     Profile {
         outcome: profile: profile::ProfileRef,
@@ -147,10 +163,10 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/profiles",
         plan_section: "profile",
         depends_on: [SignIn],
-        permissions: [profile::SERVICE_CONFIG],
-        checks: [CheckId::Profile],
+        permissions: [profile::SERVICE_CONFIG, join_permission::POLICY_READ],
+        checks: [CheckId::Profile, readiness::CHECK_LOCAL_ADMIN],
         runner: None,
-        validate: None,
+        validate: Some(readiness::validate_profile_items),
     },
     Group {
         outcome: group: group::GroupRef,
@@ -212,7 +228,7 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-verify-autopilot-profile-assignment",
         plan_section: "report",
         depends_on: [JoinPermission, Profile, Group, Esp, Import, Assignment],
-        permissions: [join_permission::POLICY_READ, import::DEVICES_READ],
+        permissions: [join_permission::POLICY_READ, import::DEVICES_READ, readiness::LICENCES_READ],
         checks: [],
         runner: None,
         validate: None,

@@ -6,13 +6,17 @@ use egui::RichText;
 use crate::steps::join_permission::{
     self as step, CoverageReport, Deployer, JoinPermissionOutcome, Policies, Scope,
 };
+use crate::steps::readiness::{self, Action, Finding, Level};
 use crate::ui::{Page, PageCx, Phase, StepId, StepStatus};
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
 pub enum Msg {
     Searched(Result<Vec<Deployer>, String>),
-    Checked(Result<step::JoinCheck, String>),
+    /// The join check with the readiness checks of the same deployers.
+    Checked(Result<(step::JoinCheck, Vec<Finding>), String>),
+    /// A readiness fix the wizard made, read back.
+    Fixed(Result<String, String>),
 }
 
 fn send(out: &crate::ui::Outbox, msg: Msg) {
@@ -26,6 +30,15 @@ pub struct Checked {
     pub report: CoverageReport,
     /// `Ok` when every deployer is covered; otherwise what to change.
     pub verdict: Result<(), Vec<String>>,
+    /// What else decides whether the deployers get through OOBE (licences, Conditional
+    /// Access…): a failing one keeps the step from Done.
+    pub findings: Vec<Finding>,
+}
+
+impl Checked {
+    fn ready(&self) -> bool {
+        self.verdict.is_ok() && !self.findings.iter().any(|f| f.level == Level::Fail)
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -43,6 +56,8 @@ pub struct JoinPermissionPage {
     /// The deployers changed while a check ran: its answer is about the old list, so the check
     /// runs again when it comes.
     recheck: bool,
+    /// A fix the wizard is making (or made) from a finding's button.
+    fix: Phase<String>,
 }
 
 impl JoinPermissionPage {
@@ -88,12 +103,39 @@ impl JoinPermissionPage {
         self.check = Phase::Running {
             what: "Reading the join and enrollment settings…".into(),
         };
+        let devices = cx
+            .outcomes
+            .import
+            .as_ref()
+            .map(|j| j.expected_serials().count())
+            .filter(|n| *n > 0);
         cx.spawn("Check join permission", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
-            let r = step::check_join(&graph, &deployers)
-                .await
-                .map_err(|e| e.to_string());
+            let r = match step::check_join(&graph, &deployers).await {
+                Ok(c) => {
+                    let findings = readiness::check_deployers(&graph, &deployers, devices).await;
+                    Ok((c, findings))
+                }
+                Err(e) => Err(e.to_string()),
+            };
             send(&out, Msg::Checked(r));
+        });
+    }
+
+    fn start_fix(&mut self, action: Action, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else {
+            self.fix = Phase::Failed(format!("Sign in first ({}).", StepId::SignIn.step_n()));
+            return;
+        };
+        self.fix = Phase::Running {
+            what: format!("{}…", action.label()),
+        };
+        cx.spawn(action.label(), move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = match action {
+                Action::TurnOffMfaToJoin => readiness::turn_off_mfa_to_join(&graph).await,
+            };
+            send(&out, Msg::Fixed(r));
         });
     }
 
@@ -128,7 +170,7 @@ impl JoinPermissionPage {
         }
     }
 
-    fn checked_ui(ui: &mut egui::Ui, c: &Checked) {
+    fn checked_ui(ui: &mut egui::Ui, c: &Checked, fix: &Phase<String>) -> Option<Action> {
         ui.add_space(6.0);
         ui.heading("Tenant settings");
         egui::Grid::new("join-policies")
@@ -155,13 +197,18 @@ impl JoinPermissionPage {
         }
         ui.add_space(6.0);
         ui.heading("Coverage");
+        let licences = c
+            .findings
+            .iter()
+            .find(|f| f.check == readiness::CHECK_LICENCES);
         egui::Grid::new("join-coverage")
-            .num_columns(3)
+            .num_columns(4)
             .striped(true)
             .show(ui, |ui| {
                 ui.strong("Deploying user");
                 ui.strong("Join");
                 ui.strong("MDM enrollment");
+                ui.strong("Licences");
                 ui.end_row();
                 for r in &c.report.rows {
                     match &r.via {
@@ -175,6 +222,18 @@ impl JoinPermissionPage {
                             ("No:", ui.visuals().error_fg_color)
                         };
                         ui.colored_label(color, format!("{mark} {}", cov.why));
+                    }
+                    match licences.and_then(|f| f.per_user.iter().find(|m| m.user_id == r.user_id))
+                    {
+                        Some(m) if m.ok => {
+                            ui.label(format!("Yes: {}", m.why));
+                        }
+                        Some(m) => {
+                            ui.colored_label(ui.visuals().error_fg_color, format!("No: {}", m.why));
+                        }
+                        None => {
+                            ui.label("not checked");
+                        }
                     }
                     ui.end_row();
                 }
@@ -197,9 +256,39 @@ impl JoinPermissionPage {
                     ui.hyperlink_to("Open Entra device settings", step::JOIN_SETTING_URL);
                     ui.hyperlink_to("Open Intune automatic enrollment", step::MDM_SETTING_URL);
                 });
-                ui.label("This wizard never changes these tenant-wide settings itself.");
+                ui.label("This wizard never changes who may join or enroll itself.");
             }
         }
+        ui.add_space(6.0);
+        ui.heading("Before anyone switches a PC on");
+        ui.label(
+            "What else decides whether these people get through the first setup (OOBE): \
+             licences, the registration policy, Conditional Access, enrollment restrictions, \
+             the MDM user scope and the sign-in page.",
+        );
+        let mut action = None;
+        for f in &c.findings {
+            if let Some(a) = crate::ui::readiness::finding_ui(ui, f, fix.is_running()) {
+                action = Some(a);
+            }
+        }
+        match fix {
+            Phase::Idle => {}
+            Phase::Running { what } => super::widgets::busy(ui, what),
+            Phase::Failed(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            Phase::Done(t) => {
+                ui.colored_label(crate::ui::widgets::palette::SUCCESS, t);
+            }
+        }
+        if c.verdict.is_ok() && !c.ready() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "Not ready yet: fix what is marked Failed above, then check again.",
+            );
+        }
+        action
     }
 }
 
@@ -306,7 +395,11 @@ impl Page for JoinPermissionPage {
             Phase::Failed(e) => {
                 ui.colored_label(ui.visuals().error_fg_color, e);
             }
-            Phase::Done(c) => Self::checked_ui(ui, c),
+            Phase::Done(c) => {
+                if let Some(a) = Self::checked_ui(ui, c, &self.fix) {
+                    self.start_fix(a, cx);
+                }
+            }
         }
     }
 
@@ -320,20 +413,36 @@ impl Page for JoinPermissionPage {
             }
             Msg::Checked(_) if std::mem::take(&mut self.recheck) => self.start_check(cx),
             Msg::Checked(Err(e)) => self.check = Phase::Failed(e),
-            Msg::Checked(Ok(step::JoinCheck {
-                policies,
-                report,
-                verdict,
-            })) => {
-                cx.outcomes.join_permission = Some(JoinPermissionOutcome {
-                    deployers: self.deployers.clone(),
-                    validated: verdict.is_ok(),
-                });
-                self.check = Phase::Done(Checked {
+            Msg::Checked(Ok((
+                step::JoinCheck {
                     policies,
                     report,
                     verdict,
+                },
+                findings,
+            ))) => {
+                let checked = Checked {
+                    policies,
+                    report,
+                    verdict,
+                    findings,
+                };
+                cx.outcomes.join_permission = Some(JoinPermissionOutcome {
+                    deployers: self.deployers.clone(),
+                    validated: checked.ready(),
                 });
+                self.check = Phase::Done(checked);
+            }
+            Msg::Fixed(r) => {
+                let ok = r.is_ok();
+                self.fix = match r {
+                    Ok(t) => Phase::Done(t),
+                    Err(e) => Phase::Failed(e),
+                };
+                // What the fix changed is read again with everything else.
+                if ok && !self.check.is_running() {
+                    self.start_check(cx);
+                }
             }
         }
     }
@@ -342,13 +451,13 @@ impl Page for JoinPermissionPage {
         match &self.check {
             Phase::Idle if self.deployers.is_empty() => StepStatus::NotStarted,
             Phase::Idle | Phase::Running { .. } => StepStatus::InProgress,
-            Phase::Done(c) if c.verdict.is_ok() => StepStatus::Done,
+            Phase::Done(c) if c.ready() => StepStatus::Done,
             Phase::Done(_) | Phase::Failed(_) => StepStatus::NeedsAttention,
         }
     }
 
     fn validated(&self) -> bool {
-        self.check.done().is_some_and(|c| c.verdict.is_ok())
+        self.check.done().is_some_and(|c| c.ready())
     }
 
     fn save_state(&self) -> Option<serde_json::Value> {

@@ -22,6 +22,7 @@ pub mod harvest;
 pub mod import;
 pub mod join_permission;
 pub mod profile;
+pub mod readiness;
 pub mod sign_in;
 pub mod validate;
 pub mod widgets;

@@ -19,6 +19,8 @@ pub enum Msg {
     Listed(Box<Result<Vec<DeploymentProfile>, ProfileError>>),
     Picked(Box<Result<PickedProfile, ProfileError>>),
     Created(Box<Result<CreateOutcome, ProfileError>>),
+    /// Who will be administrator on the PC with the chosen profile (for that profile id).
+    LocalAdmin(String, Box<crate::steps::readiness::Finding>),
 }
 
 enum Unboxed {
@@ -141,6 +143,9 @@ pub struct ProfilePage {
     /// A result just arrived: the page scrolls it into view once (it appears under the button
     /// that caused it, which may be at the bottom of a laptop window).
     reveal: bool,
+    /// Who will be administrator on the PC with the chosen profile (Entra's settings read
+    /// against the profile's account type).
+    local_admin: Phase<crate::steps::readiness::Finding>,
 }
 
 const ERROR: Color32 = crate::ui::widgets::palette::ERROR;
@@ -209,8 +214,41 @@ impl ProfilePage {
     /// nothing is chosen, so Next cannot carry a stale profile forward.
     fn start_action(&mut self, what: &str, cx: &mut PageCx<'_>) {
         self.chosen = None;
+        self.local_admin = Phase::Idle;
         cx.outcomes.profile = None;
         self.action = Phase::Running { what: what.into() };
+    }
+
+    /// Reads who will be administrator on the PC with the profile just chosen.
+    fn check_local_admin(&mut self, cx: &mut PageCx<'_>) {
+        let Some(chosen) = &self.chosen else { return };
+        let Some(graph) = cx.graph() else { return };
+        let profile = chosen.profile();
+        let id = profile.id.clone();
+        let user_type = profile
+            .oobe
+            .user_type
+            .clone()
+            .unwrap_or_else(|| "standard".into());
+        self.local_admin = Phase::Running {
+            what: "Reading who will be administrator on the PC…".into(),
+        };
+        cx.spawn("Check local administrator", move |out, cancel| async move {
+            let g = graph.with_cancel(cancel);
+            let f = crate::steps::readiness::check_local_admin(&g, &user_type).await;
+            out.send(crate::ui::Msg::Profile(Msg::LocalAdmin(id, Box::new(f))));
+        });
+    }
+
+    fn local_admin_ui(&self, ui: &mut egui::Ui) {
+        match &self.local_admin {
+            Phase::Idle | Phase::Failed(_) => {}
+            Phase::Running { what } => crate::ui::widgets::busy(ui, what),
+            Phase::Done(f) => {
+                ui.add_space(4.0);
+                crate::ui::readiness::finding_ui(ui, f, false);
+            }
+        }
     }
 
     fn errors_for(&self, field: ProfileField) -> Vec<&str> {
@@ -650,11 +688,13 @@ impl Page for ProfilePage {
         self.existing_ui(ui, cx);
         if self.origin == Origin::List {
             self.result_ui(ui);
+            self.local_admin_ui(ui);
         }
         ui.separator();
         self.form_ui(ui, cx);
         if self.origin == Origin::Form {
             self.result_ui(ui);
+            self.local_admin_ui(ui);
         }
     }
 
@@ -663,6 +703,13 @@ impl Page for ProfilePage {
             Msg::Listed(r) => Unboxed::Listed(*r),
             Msg::Picked(r) => Unboxed::Picked(*r),
             Msg::Created(r) => Unboxed::Created(*r),
+            Msg::LocalAdmin(id, f) => {
+                // Only about the profile still chosen.
+                if self.chosen.as_ref().is_some_and(|c| c.profile().id == id) {
+                    self.local_admin = Phase::Done(*f);
+                }
+                return;
+            }
         };
         self.reveal |= !matches!(msg, Unboxed::Listed(_));
         match msg {
@@ -674,6 +721,7 @@ impl Page for ProfilePage {
                 cx.outcomes.profile = chosen.fits().then(|| ProfileRef::from(chosen.profile()));
                 self.action = Phase::Done(());
                 self.chosen = Some(chosen);
+                self.check_local_admin(cx);
             }
             Unboxed::Created(Ok(outcome)) => {
                 cx.outcomes.profile = Chosen::Created(outcome.clone())
@@ -687,6 +735,7 @@ impl Page for ProfilePage {
                 }
                 self.action = Phase::Done(());
                 self.chosen = Some(Chosen::Created(outcome));
+                self.check_local_admin(cx);
             }
             Unboxed::Picked(Err(e)) | Unboxed::Created(Err(e)) => {
                 if let ProfileError::Rejected {

@@ -54,6 +54,7 @@ fn board() -> Board {
                 enrollment_state: "notContacted".into(),
                 last_contact: None,
                 remediation_state: "noRemediationRequired".into(),
+                deployment: None,
             }
         })
         .collect();

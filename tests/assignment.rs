@@ -366,6 +366,7 @@ fn row(serial: &str, status: &str, profile: Option<&str>) -> BoardRow {
         enrollment_state: "notContacted".into(),
         last_contact: None,
         remediation_state: "noRemediationRequired".into(),
+        deployment: None,
     }
 }
 

@@ -447,6 +447,7 @@ fn the_headline_names_the_failing_check_and_the_cause() {
         enrollment_state: "notContacted".into(),
         last_contact: None,
         remediation_state: "noRemediationRequired".into(),
+        deployment: None,
     };
     let board = Board {
         target,

@@ -11,6 +11,7 @@
 //! - [`profiles`] — Autopilot deployment profiles and their assignments.
 //! - [`autopilot`] — hardware-hash import, Autopilot device identities, settings and sync.
 //! - [`assignment`] — dynamic membership evaluation and profile assignment progress.
+//! - [`oobe`] — devices switched on: OOBE played over service time, `autopilotEvents`.
 //! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every
@@ -27,6 +28,7 @@ pub mod directory;
 pub mod esp;
 pub mod identity;
 pub mod odata;
+pub mod oobe;
 pub mod profiles;
 pub mod standalone;
 pub mod tls;
@@ -170,6 +172,7 @@ pub struct SimState {
     pub autopilot: autopilot::AutopilotState,
     pub assignment: assignment::AssignmentState,
     pub esp: esp::EspState,
+    pub oobe: oobe::OobeState,
 }
 
 impl SimState {
@@ -181,6 +184,7 @@ impl SimState {
         autopilot::seed(&mut state, seed);
         assignment::seed(&mut state, seed);
         esp::seed(&mut state, seed);
+        oobe::seed(&mut state, seed);
         state
     }
 }
@@ -236,6 +240,7 @@ impl SimShared {
 pub fn advance(state: &mut SimState, config: &SimConfig) {
     autopilot::advance(state, config);
     assignment::advance(state, config);
+    oobe::advance(state, config);
 }
 
 /// A running simulated tenant. Dropping it stops the server.
@@ -338,6 +343,11 @@ impl SimHandle {
         self.with_state(|s| s.core.faults.script.extend(faults));
     }
 
+    /// Switches devices on (see [`oobe::switch_on`]); their serial numbers.
+    pub fn switch_on(&self, req: &oobe::SwitchOn) -> Vec<String> {
+        self.with_state(|s| oobe::switch_on(s, req))
+    }
+
     /// Replaces the fault rates for the rest of the run (the script is kept).
     pub fn set_fault_rates(&self, config: core::FaultConfig) {
         self.with_state(|s| {
@@ -360,7 +370,7 @@ impl Drop for SimHandle {
 /// The delegated permissions the simulated tenant has consented for any client: the core areas'
 /// and those of each area with a module of its own (added here, beside its router).
 pub fn consented_permissions() -> Vec<&'static str> {
-    [identity::CONSENTED, esp::CONSENTED].concat()
+    [identity::CONSENTED, esp::CONSENTED, oobe::CONSENTED].concat()
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -371,7 +381,8 @@ pub fn router(shared: Shared) -> Router {
         .merge(profiles::routes())
         .merge(autopilot::routes())
         .merge(assignment::routes())
-        .merge(esp::routes());
+        .merge(esp::routes())
+        .merge(oobe::routes());
     core::wrap(routes, shared.clone()).with_state(shared)
 }
 

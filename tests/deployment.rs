@@ -398,9 +398,12 @@ async fn the_step_reads_every_page_and_keeps_the_latest_deployment_per_device() 
     let bad = &done["DEMO-LAB-0001"];
     assert_eq!(bad.phase, DeploymentPhase::Failed);
     assert_eq!(bad.esp_name, "Staff apps at first sign-in");
-    assert_eq!(
-        bad.words(),
-        "Failed: the app \"Contoso Timesheets\" (error 0x87D1041C)"
+    assert_eq!(bad.words(), "Failed: Contoso Timesheets");
+    assert!(
+        bad.explanation()
+            .contains("the app \"Contoso Timesheets\" (error 0x87D1041C) did not install"),
+        "{}",
+        bad.explanation()
     );
     assert!(bad.explanation().contains("stopped at account setup"));
     assert!(

@@ -110,15 +110,17 @@ pub fn duration_words(secs: u64) -> String {
 }
 
 impl Deployment {
-    /// The board's cell: "Succeeded in 20 min", "Failed: the app "X"", "In progress: device setup".
+    /// The board's cell: "Succeeded in 20 min", "Failed: Contoso Timesheets", "In progress:
+    /// device setup".
     pub fn words(&self) -> String {
         match self.phase {
             DeploymentPhase::Succeeded => match self.total_secs {
                 Some(t) => format!("Succeeded in {}", duration_words(t)),
                 None => "Succeeded".into(),
             },
+            // The cell is narrow: the app's name; the details say which kind and the error.
             DeploymentPhase::Failed => match &self.failing {
-                Some(f) => format!("Failed: {}", f.words()),
+                Some(f) => format!("Failed: {}", f.name),
                 None => "Failed".into(),
             },
             p => p.label().into(),

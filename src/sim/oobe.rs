@@ -81,7 +81,9 @@ pub struct Play {
     pub esp_name: String,
     /// `(app id, name, type)` the ESP waits for.
     pub apps: Vec<(String, String, String)>,
-    /// The app (id) that fails, if this device fails.
+    /// The device fails in account setup.
+    pub fails: bool,
+    /// The app (id) that fails it; `None` with `fails`: the ESP tracks no app, a policy fails.
     pub failing_app: Option<String>,
     pub managed_device_id: String,
     pub managed_device_name: String,
@@ -228,6 +230,7 @@ pub fn switch_on(state: &mut SimState, req: &SwitchOn) -> Vec<String> {
             esp_id: esp_id.clone(),
             esp_name: esp_name.clone(),
             apps: apps.clone(),
+            fails,
             failing_app: if fails { failing_app.clone() } else { None },
             managed_device_id: uuid::Uuid::new_v4().to_string(),
             managed_device_name: name,
@@ -328,17 +331,11 @@ fn phase(p: &Play, config: &SimConfig) -> Phase {
         return Phase::DeviceSetup { into: t };
     }
     let t = t - DEVICE_SETUP;
-    let limit = if p.failing_app.is_some() {
-        FAILS_AFTER
-    } else {
-        ACCOUNT_SETUP
-    };
+    let limit = if p.fails { FAILS_AFTER } else { ACCOUNT_SETUP };
     if t < limit {
         return Phase::AccountSetup { into: t };
     }
-    Phase::Done {
-        failed: p.failing_app.is_some(),
-    }
+    Phase::Done { failed: p.fails }
 }
 
 /// The Autopilot identity after OOBE: enrolled, with its managed device, and its Entra object
@@ -401,6 +398,9 @@ fn record_managed_device(state: &mut SimState, p: &Play, entra: &str) {
 }
 
 const OS_VERSION: &str = "10.0.22631.4460";
+const WIFI_POLICY: &str = "Office Wi-Fi";
+/// 0x87D1FDE8: remediation of a configuration setting failed.
+const POLICY_ERROR: i64 = -2016281112;
 
 /// `PT7M30S`-style duration, as Graph writes `Edm.Duration`.
 pub fn iso_duration(d: Duration) -> String {
@@ -504,7 +504,11 @@ fn render_event(p: &Play, config: &SimConfig, expand: bool) -> Option<Value> {
         "deploymentEndDateTime": end.map(|e| since(e).to_rfc3339()).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         "targetedAppCount": p.apps.len(),
         "targetedPolicyCount": 2,
-        "enrollmentFailureDetails": failing.map(|a| format!("The app \"{}\" failed to install (0x87D1041C): the Enrollment Status Page stopped at account setup.", a.1)),
+        "enrollmentFailureDetails": match (ph, failing) {
+            (Phase::Done { failed: true }, Some(a)) => Some(format!("The app \"{}\" failed to install (0x87D1041C): the Enrollment Status Page stopped at account setup.", a.1)),
+            (Phase::Done { failed: true }, None) => Some(format!("The policy \"{WIFI_POLICY}\" failed to apply: the Enrollment Status Page stopped at account setup.")),
+            _ => None,
+        },
     });
     if expand && let Some(o) = v.as_object_mut() {
         o.insert("policyStatusDetails".into(), render_details(p, ph));
@@ -514,14 +518,16 @@ fn render_event(p: &Play, config: &SimConfig, expand: bool) -> Option<Value> {
 
 fn render_details(p: &Play, ph: Phase) -> Value {
     let reached_account = matches!(ph, Phase::AccountSetup { .. } | Phase::Done { .. });
+    // Without an app to fail on, the device fails on its policy.
+    let policy_failed = p.fails && p.failing_app.is_none() && matches!(ph, Phase::Done { .. });
     let mut out = vec![json!({
         "id": format!("{}_policy_wifi", p.event_id),
-        "displayName": "Office Wi-Fi",
+        "displayName": WIFI_POLICY,
         "policyType": "configurationPolicy",
-        "complianceStatus": if matches!(ph, Phase::Enrolling) { "unknown" } else { "compliant" },
+        "complianceStatus": if policy_failed { "error" } else if matches!(ph, Phase::Enrolling) { "unknown" } else { "compliant" },
         "trackedOnEnrollmentStatus": true,
         "lastReportedDateTime": p.started_utc.to_rfc3339(),
-        "errorCode": 0,
+        "errorCode": if policy_failed { POLICY_ERROR } else { 0 },
     })];
     for (id, name, _) in &p.apps {
         let failed = p.failing_app.as_deref() == Some(id) && matches!(ph, Phase::Done { .. });

@@ -623,10 +623,10 @@ impl Engine<'_> {
         }
         let (mut report, mut files) =
             verdict.ok_or_else(|| StepError::input("the validation step did not run"))?;
-        if let Some(wait) = self.plan.deployment_wait {
-            if self.follow_deployments(wait, &mut report).await? {
-                files = self.write_report_files(&report)?;
-            }
+        if let Some(wait) = self.plan.deployment_wait
+            && self.follow_deployments(wait, &mut report).await?
+        {
+            files = self.write_report_files(&report)?;
         }
         Ok((report, files))
     }

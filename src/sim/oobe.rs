@@ -533,9 +533,10 @@ fn render_details(p: &Play, ph: Phase) -> Value {
         let failed = p.failing_app.as_deref() == Some(id) && matches!(ph, Phase::Done { .. });
         let status = if failed {
             "error"
-        } else if matches!(ph, Phase::Done { failed: false }) {
-            "installed"
-        } else if reached_account && p.failing_app.as_deref() != Some(id) {
+        } else if matches!(ph, Phase::Done { failed: false })
+            || (reached_account && p.failing_app.as_deref() != Some(id))
+        {
+            // Apps install during device setup; the failing one is still trying.
             "installed"
         } else {
             "notInstalled"

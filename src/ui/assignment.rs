@@ -282,6 +282,9 @@ pub struct AssignmentPage {
     /// does not repaint for it.
     deploy_at: Option<Instant>,
     switch_on: Phase<String>,
+    /// "Deployments: …" over the scope, kept with the report and the scope (a walk of every
+    /// device of the import is too much for each frame).
+    deploy_summary: Option<String>,
 }
 
 impl Default for AssignmentPage {
@@ -331,6 +334,7 @@ impl AssignmentPage {
             deploy_load: Phase::Idle,
             deploy_at: None,
             switch_on: Phase::Idle,
+            deploy_summary: None,
         }
     }
 
@@ -345,6 +349,12 @@ impl AssignmentPage {
             self.target = Some(board.target.clone());
         }
         self.set_board(board);
+        self
+    }
+
+    /// Shows `by_serial` as if the deployment report had just been read (tests, benches).
+    pub fn with_deployments(mut self, by_serial: BTreeMap<String, Deployment>) -> Self {
+        self.set_deployments(by_serial);
         self
     }
 
@@ -397,6 +407,7 @@ impl AssignmentPage {
     fn rescope(&mut self) {
         self.generation += 1;
         self.view_key = None;
+        self.deploy_summary = self.deployments_summary();
         let (Some(board), Some(target)) = (&self.board, &self.target) else {
             self.scoped = Summary::default();
             self.problem = None;
@@ -538,6 +549,7 @@ impl AssignmentPage {
         }
         let deploying = self.deployments.values().any(|d| d.phase.in_progress());
         self.deploy_at = deploying.then(|| Instant::now() + self.checks.first);
+        self.deploy_summary = self.deployments_summary();
     }
 
     /// The demo's "Switch on 3 devices" (simulated tenant only).
@@ -1102,7 +1114,7 @@ impl AssignmentPage {
                     ui.weak("Deployment");
                     widgets::worded(
                         ui,
-                        &row.deployment_words(),
+                        row.deployment_words(),
                         "deploymentState",
                         row.deployment
                             .as_ref()
@@ -1515,8 +1527,8 @@ impl Page for AssignmentPage {
         self.summary_ui(ui);
         self.first_problem_ui(ui, &mut action);
         self.toolbar_ui(ui, cx.session.simulated, &mut action);
-        if let Some(text) = self.deployments_summary() {
-            ui.label(text);
+        if let Some(text) = &self.deploy_summary {
+            ui.label(text.as_str());
         }
         if let Phase::Failed(e) = &self.deploy_load {
             ui.weak(format!("Deployment report not read: {e}"));

@@ -359,11 +359,15 @@ async fn the_sim_switches_on_the_next_devices_that_have_a_profile_through_its_co
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let first = deployment::switch_on_simulated(&graph, 3).await.unwrap();
+    let first = deployment::switch_on_simulated(&graph, &[], 3)
+        .await
+        .unwrap();
     assert_eq!(first, ["DEMO-HQ-0001", "DEMO-HQ-0002", "DEMO-LAB-0001"]);
-    let second = deployment::switch_on_simulated(&graph, 3).await.unwrap();
+    let second = deployment::switch_on_simulated(&graph, &[], 3)
+        .await
+        .unwrap();
     assert_eq!(second, ["PC0NVWSH"], "only the one not switched on yet");
-    let err = deployment::switch_on_simulated(&graph, 3)
+    let err = deployment::switch_on_simulated(&graph, &[], 3)
         .await
         .unwrap_err();
     assert!(

@@ -461,6 +461,7 @@ pub fn standalone_banner(sim: &SimHandle) -> String {
     let token = sim.issue_token(&admin);
     let client_id = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
     let scope = "https://graph.microsoft.com/.default offline_access openid profile";
+    let switch_on = oobe::SWITCH_ON_PATH;
     format!(
         "Simulated tenant \"{org}\" (tenant id {tenant}) is running.\n\
          \n  Graph:  {url}/v1.0/  and  {url}/beta/\
@@ -473,6 +474,8 @@ pub fn standalone_banner(sim: &SimHandle) -> String {
          \nOr use this ready-made access token (valid one hour):\
          \n  export TOKEN={token}\
          \n  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1.0/me\n\
+         \nSwitch devices on (they go through OOBE; the first batch of several has one failure):\
+         \n  curl -s -X POST {url}{switch_on} -d '{{\"count\": 3}}'\n\
          \nRun the wizard against this tenant (--demo starts a tenant of its own instead):\
          \n  autopilot-wizard --graph-url {url} --login-url {url}\
          \nPress Ctrl-C to stop."

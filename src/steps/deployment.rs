@@ -340,17 +340,19 @@ pub fn counts(by_serial: &BTreeMap<String, Deployment>, serials: &[String]) -> C
     c
 }
 
-/// The simulated tenant switches `count` devices with a profile on (the demo button). Not a
-/// Graph call: the simulator's own control route beside its Graph root.
+/// The simulated tenant switches `serials` on, or (none given) the next `count` devices that
+/// have a profile (the demo button). Not a Graph call: the simulator's own control route beside
+/// its Graph root.
 pub async fn switch_on_simulated(
     graph: &GraphClient,
+    serials: &[String],
     count: usize,
 ) -> Result<Vec<String>, DeploymentError> {
     let url = format!("{}/_sim/oobe/switch-on", graph.base());
     let resp = graph
         .http()
         .post(&url)
-        .json(&serde_json::json!({ "count": count }))
+        .json(&serde_json::json!({ "count": count, "serials": serials }))
         .send()
         .await
         .map_err(|e| DeploymentError::Simulator(e.to_string()))?;

@@ -555,12 +555,29 @@ impl AssignmentPage {
     /// The demo's "Switch on 3 devices" (simulated tenant only).
     fn start_switch_on(&mut self, cx: &mut PageCx<'_>) {
         let Some(graph) = cx.graph() else { return };
+        // The board's own devices first: those of the import that have the profile and have
+        // not been switched on; without any, whatever the tenant has next.
+        let mut serials: Vec<String> = match (&self.board, &self.target) {
+            (Some(b), Some(t)) => b
+                .rows
+                .iter()
+                .filter(|r| {
+                    self.in_scope(r)
+                        && r.is_ready(&t.profile_id)
+                        && r.deployment_phase() == DeploymentPhase::NotStarted
+                })
+                .map(|r| r.serial.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        serials.sort();
+        serials.truncate(3);
         self.switch_on = Phase::Running {
             what: "Switching devices on".into(),
         };
         cx.spawn("Switch on devices", move |out, cancel| async move {
             let graph = graph.with_cancel(cancel);
-            let r = deployments::switch_on_simulated(&graph, 3)
+            let r = deployments::switch_on_simulated(&graph, &serials, 3)
                 .await
                 .map_err(|e| e.to_string());
             out.send(super::Msg::Assignment(Msg::SwitchedOn(r)));
@@ -960,7 +977,8 @@ impl AssignmentPage {
                     )
                     .on_hover_text(
                         "Simulated tenant only: the next three devices with the profile go \
-                         through setup, as if someone switched them on.",
+                         through setup, as if someone switched them on; one of the first batch \
+                         fails on an app, so the board has a failure to show.",
                     )
                     .clicked()
                 {

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use autopilot_wizard::board::{
-    Board, BoardRow, Chip, GroupMembership, GroupSnapshot, MemberState, Target,
+    Board, BoardRow, Chip, Deployment, DeploymentPhase, FailingItem, GroupMembership,
+    GroupSnapshot, MemberState, Target,
 };
 use autopilot_wizard::steps::import::{ImportJob, ImportRow, RowOutcome};
 use autopilot_wizard::ui::assignment::AssignmentPage;
@@ -54,6 +55,7 @@ fn board() -> Board {
                 enrollment_state: "notContacted".into(),
                 last_contact: None,
                 remediation_state: "noRemediationRequired".into(),
+                deployment: None,
             }
         })
         .collect();
@@ -197,6 +199,38 @@ fn mean_frame(f: &mut Fixture, what: &str) {
     );
 }
 
+/// A finished or running deployment, by turns.
+fn deployment(serial: &str, i: usize) -> Deployment {
+    let phase = [
+        DeploymentPhase::Succeeded,
+        DeploymentPhase::Failed,
+        DeploymentPhase::AccountSetup,
+    ][i % 3];
+    Deployment {
+        serial: serial.into(),
+        phase,
+        state_raw: "success".into(),
+        device_setup_raw: "success".into(),
+        account_setup_raw: "success".into(),
+        device_setup_secs: Some(420),
+        account_setup_secs: Some(660),
+        total_secs: Some(1170),
+        started: None,
+        ended: None,
+        user: "user@contoso.example".into(),
+        device_name: format!("DESKTOP-{i}"),
+        profile_name: "User-driven".into(),
+        esp_name: "Staff apps".into(),
+        failing: (phase == DeploymentPhase::Failed).then(|| FailingItem {
+            name: "Contoso Timesheets".into(),
+            kind_raw: "application".into(),
+            status_raw: "error".into(),
+            error_code: -2016345060,
+        }),
+        failure_details: String::new(),
+    }
+}
+
 fn bench_board(c: &mut Criterion) {
     let mut f = Fixture::new(false);
     mean_frame(&mut f, "nothing imported in step 5");
@@ -205,6 +239,22 @@ fn bench_board(c: &mut Criterion) {
     let mut f = Fixture::new(true);
     mean_frame(&mut f, "9,000 imported in step 5");
     c.bench_function("board_frame_10k_imported", |b| b.iter(|| f.frame()));
+
+    // Every device has been through OOBE: the Deployment column and its summary are shown.
+    let mut f = Fixture::new(true);
+    let deployments = f
+        .page
+        .board()
+        .expect("board")
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.serial.clone(), deployment(&r.serial, i)))
+        .collect();
+    f.page = std::mem::take(&mut f.page).with_deployments(deployments);
+    f.page.auto_refresh = false;
+    mean_frame(&mut f, "9,000 imported, all deployed");
+    c.bench_function("board_frame_10k_deployed", |b| b.iter(|| f.frame()));
 
     // The details panel open on a device near the end of the list (looked up every frame).
     let mut f = Fixture::new(true);

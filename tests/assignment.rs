@@ -366,6 +366,7 @@ fn row(serial: &str, status: &str, profile: Option<&str>) -> BoardRow {
         enrollment_state: "notContacted".into(),
         last_contact: None,
         remediation_state: "noRemediationRequired".into(),
+        deployment: None,
     }
 }
 
@@ -1092,4 +1093,85 @@ async fn static_members_are_added_twenty_at_a_time_with_per_device_fallback() {
     );
     let members = sim.with_state(|s| s.directory.group(&group).unwrap().members.clone());
     assert_eq!(members.len(), 25);
+}
+
+// ---- issue 15: following each device through OOBE ----------------------------------------------
+
+#[test]
+fn the_deployment_column_follows_devices_switched_on_through_oobe() {
+    use autopilot_wizard::sim::esp::StoredApp;
+    let rt = support::ui::runtime();
+    let (sim, graph) = rt.block_on(support::signed_in_sim(empty_config()));
+    let (group, profile) = sim.with_state(|s| {
+        let mut objects = Vec::new();
+        for serial in ["OOBE-0001", "OOBE-0002", "OOBE-0003"] {
+            let (_, did) = add_device(s, serial, "", true);
+            objects.push(s.directory.device_by_device_id(&did).unwrap().id.clone());
+        }
+        let group = add_group(s, "Autopilot static", None, objects);
+        let profile = add_profile(s, "User-driven", 2025, &[&group]);
+        // The default ESP waits for one Win32 app: the one that fails on one PC.
+        s.esp.apps.push(StoredApp {
+            id: "app-1".into(),
+            odata_type: "microsoft.graph.win32LobApp".into(),
+            display_name: "Contoso Timesheets".into(),
+            publisher: "Contoso".into(),
+            required_for: vec![None],
+        });
+        s.esp.configs[0]
+            .settings
+            .insert("selectedMobileAppIds".into(), serde_json::json!(["app-1"]));
+        (group, profile)
+    });
+    let mut page = AssignmentPage::new(Some(target(
+        &group,
+        GroupMembership::Static,
+        &profile,
+        "User-driven",
+    )));
+    page.checks = quick_checks();
+    let mut h = support::page::page_harness(
+        page,
+        graph,
+        Default::default(),
+        rt.handle().clone(),
+        assignment_msg,
+    );
+    step_until(
+        &mut h,
+        "the devices have the profile",
+        |h| h.state().page.status() == StepStatus::Done,
+        ASYNC_TIMEOUT,
+    );
+    // Before OOBE: every device "Not started", no deployment summary.
+    assert!(h.query_by_label_contains("Deployments:").is_none());
+    support::ui::click(&mut h, "Switch on 3 devices");
+    support::ui::wait_for_text(&mut h, "Switched on OOBE-0001, OOBE-0002, OOBE-0003");
+    support::ui::wait_for_text(&mut h, "Deployments: 2 succeeded, 1 failed");
+    h.get_by_label("Deployment");
+    assert_eq!(
+        h.query_all_by_label_contains("Succeeded in 19 min").count(),
+        2
+    );
+    h.get_by_label("Failed: Contoso Timesheets");
+    // The device details show the timeline and what to do.
+    h.get_by_label("OOBE-0003").click();
+    h.run();
+    h.get_by_label("Deployment timeline");
+    h.get_by_label("Account setup: failed (6 min)");
+    h.get_by_label_contains("stopped at account setup: the app \"Contoso Timesheets\"");
+    // Nothing is deploying any more: no report read of its own is planned (the next board
+    // check reads it again), so an idle board does not wake up for it.
+    assert_eq!(h.state().page.next_deployments_check_in(), None);
+    // The CSV carries the words and the raw state.
+    let board = h.state().page.board().unwrap().clone();
+    let mut out = Vec::new();
+    autopilot_wizard::board::export_csv(&board, board.rows.iter(), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("Deployment,Raw deployment state"), "{text}");
+    assert!(
+        text.contains("Failed: Contoso Timesheets,failure"),
+        "{text}"
+    );
+    assert!(text.contains("Succeeded in 19 min,success"), "{text}");
 }

@@ -383,3 +383,33 @@ fn waits_and_multi_line_problems_are_told_whole() {
     }]);
     assert!(table.contains("a.csv, line 3: no hash"), "{table}");
 }
+
+/// Issue 15: `[deployment] wait` is optional, a positive duration, and its table takes no other key.
+#[test]
+fn the_deployment_wait_is_optional_and_checked_like_the_other_waits() {
+    assert_eq!(parse(&example()).unwrap().deployment_wait, None);
+    let with = |table: &str| format!("{}\n[deployment]\n{table}\n", example());
+    assert_eq!(
+        parse(&with("wait = \"2h\"")).unwrap().deployment_wait,
+        Some(Duration::from_secs(7200))
+    );
+    for (table, says) in [
+        (
+            "wait = \"soon\"",
+            &["wait \"soon\" is not a duration", "e.g. wait = \"2h\""][..],
+        ),
+        ("wait = \"0m\"", &["is zero"][..]),
+        ("wait = \"-1h\"", &["negative"][..]),
+        ("wiat = \"2h\"", &["unknown field `wiat`", "wait"][..]),
+        ("", &["missing field `wait`"][..]),
+    ] {
+        let text = with(table);
+        let e = error(&text);
+        if !table.is_empty() {
+            assert_eq!(e.line, line_of(&text, table), "{table}: {e}");
+        }
+        for s in says {
+            assert!(e.to_string().contains(s), "{table}: {e} lacks {s}");
+        }
+    }
+}

@@ -759,3 +759,172 @@ fn a_deployer_without_intune_makes_the_run_not_ready_until_licensed() {
         );
     });
 }
+
+/// Switches the plan's devices on when the run starts following them (after the validation),
+/// as people do once the wizard says READY; one of them fails on an app.
+struct SwitchOnWhenFollowed {
+    inner: Collect,
+    shared: sim::Shared,
+    serials: Vec<String>,
+    fail: String,
+}
+
+impl EventSink for SwitchOnWhenFollowed {
+    fn emit(&self, event: Event) {
+        if matches!(
+            event,
+            Event::StepStarted {
+                step: Step::Deployment,
+                ..
+            }
+        ) {
+            let mut state = self.shared.lock();
+            sim::oobe::switch_on(
+                &mut state,
+                &sim::oobe::SwitchOn {
+                    serials: self.serials.clone(),
+                    count: 0,
+                    fail: Some(self.fail.clone()),
+                },
+            );
+        }
+        self.inner.emit(event);
+    }
+}
+
+/// Issue 15: `[deployment] wait` follows the devices through OOBE after the validation, tells
+/// each change, and ends with exit 1 naming the device that failed and its app.
+#[test]
+fn a_plan_that_waits_for_the_deployments_exits_1_naming_the_failed_device() {
+    let rt = runtime();
+    rt.block_on(async {
+        let sim = sim::spawn(sim_config(20)).await.unwrap();
+        // The ESP the devices get waits for a Win32 app: the one that fails.
+        sim.with_state(|s| {
+            s.esp.apps.push(sim::esp::StoredApp {
+                id: "app-timesheets".into(),
+                odata_type: "microsoft.graph.win32LobApp".into(),
+                display_name: "Contoso Timesheets".into(),
+                publisher: "Contoso".into(),
+                required_for: vec![None],
+            });
+            s.esp.configs[0].settings.insert(
+                "selectedMobileAppIds".into(),
+                serde_json::json!(["app-timesheets"]),
+            );
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("devices.csv");
+        let serials = write_csv(&csv, "OOB", 3, "Oobe");
+        let path = write_plan(dir.path(), "oobe", &sim.url(), &csv, "Oobe");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("\n[deployment]\nwait = \"10m\"\n");
+        std::fs::write(&path, text).unwrap();
+        let config = config(&dir.path().join("state"));
+        let plan = plan::load(&path).unwrap();
+        assert_eq!(plan.deployment_wait, Some(Duration::from_secs(600)));
+        let sink = SwitchOnWhenFollowed {
+            inner: Collect::default(),
+            shared: sim.shared.clone(),
+            serials: serials.clone(),
+            fail: serials[1].clone(),
+        };
+        let started = Instant::now();
+        let r = run_plan(&plan, &config, &sink, &CancellationToken::new()).await;
+        let events = sink.inner.events();
+        assert_eq!(r.exit, Exit::NotReady, "{:?} {events:#?}", r.error);
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the wait ended when every device had finished, not after 10 minutes"
+        );
+        // One `device` event per change, ending in each device's outcome.
+        let last_outcome = |serial: &str| {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Device {
+                        step: Step::Deployment,
+                        serial: s,
+                        outcome,
+                        detail,
+                        ..
+                    } if s == serial => Some((outcome.clone(), detail.clone())),
+                    _ => None,
+                })
+                .next_back()
+        };
+        for (i, serial) in serials.iter().enumerate() {
+            let (outcome, detail) = last_outcome(serial).expect("told");
+            if i == 1 {
+                assert_eq!(outcome, "failed");
+                assert!(detail.contains("Contoso Timesheets"), "{detail}");
+            } else {
+                assert_eq!(outcome, "succeeded", "{serial}: {detail}");
+            }
+        }
+        let device_events = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Device {
+                        step: Step::Deployment,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(
+            device_events <= 3 * 5,
+            "one event per change: {device_events}"
+        );
+        let finished = events
+            .iter()
+            .find_map(|e| match e {
+                Event::StepFinished {
+                    step: Step::Deployment,
+                    ok,
+                    summary,
+                    ..
+                } => Some((*ok, summary.clone())),
+                _ => None,
+            })
+            .expect("the deployment step finished");
+        assert!(!finished.0);
+        assert!(
+            finished.1.contains("2 of 3 devices succeeded, 1 failed")
+                && finished.1.contains(&serials[1]),
+            "{}",
+            finished.1
+        );
+        // The JSON events' report carries the per-device outcomes; the files were rewritten.
+        let Some(Event::Finished {
+            exit_code: 1,
+            report: Some(report),
+            ..
+        }) = events.last()
+        else {
+            panic!("{:?}", events.last());
+        };
+        let items = report["items"].as_array().unwrap();
+        let deployments: Vec<&serde_json::Value> = items
+            .iter()
+            .filter(|i| {
+                i["title"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("Deployment of ")
+            })
+            .collect();
+        assert_eq!(deployments.len(), 3, "{report}");
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("oobe-report.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["ready"], false);
+        assert!(
+            json.to_string()
+                .contains(&format!("Deployment of {}: Failed", serials[1]))
+        );
+    });
+}

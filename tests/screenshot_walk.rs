@@ -406,6 +406,17 @@ fn screenshot_walk() {
     w.wait_status(StepId::Validate, &[StepStatus::Done]);
     w.shot("11-validate");
 
+    // 8. Back on the board, the three PCs switched on: each goes through OOBE, one fails on an
+    // app of its Enrollment Status Page.
+    w.press(&format!(
+        "{}. {}",
+        StepId::Assignment.number(),
+        StepId::Assignment.title()
+    ));
+    w.press("Switch on 3 devices");
+    w.wait_text("Deployments: 2 succeeded, 1 failed");
+    w.shot("12-deployments");
+
     w.script.push_str("}\n");
     let path = tmp.join("screenshot-walk.sh");
     std::fs::write(&path, &w.script).unwrap();

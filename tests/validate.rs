@@ -6,6 +6,7 @@ use crate::support;
 use autopilot_wizard::sim::SimHandle;
 use autopilot_wizard::sim::directory::JoinScope;
 use autopilot_wizard::steps::assignment::{self as assignment, GroupMembership};
+use autopilot_wizard::steps::deployment;
 use autopilot_wizard::steps::validate::{
     self as validate, CheckId, CheckItem, DeviceVerdict, Report, ValidateInputs, Verdict,
 };
@@ -104,7 +105,12 @@ async fn the_html_report_has_the_checklist_and_escapes_names() {
     let (_sim, graph, inputs) = healthy("Sales & <HQ> \"laptops\"").await;
     let report = validate::run(&graph, &inputs).await;
     let html = report.to_html();
-    for id in CheckId::ALL {
+    // The "Deployments" items come once a device has been through OOBE (below).
+    let before_oobe: Vec<&CheckId> = CheckId::ALL
+        .iter()
+        .filter(|c| **c != deployment::CHECK_DEPLOYMENT)
+        .collect();
+    for id in &before_oobe {
         assert!(
             html.contains(&validate::escape_html(id.title())),
             "missing item {id:?}"
@@ -116,8 +122,60 @@ async fn the_html_report_has_the_checklist_and_escapes_names() {
     assert!(!html.contains("<devices>"));
     assert!(html.contains("VAL-0001"));
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
-    assert_eq!(json["items"].as_array().unwrap().len(), CheckId::ALL.len());
+    assert_eq!(json["items"].as_array().unwrap().len(), before_oobe.len());
     assert!(report.to_text().contains("[✔]"));
+}
+
+#[tokio::test]
+async fn a_deployments_section_comes_once_a_device_went_through_oobe_and_a_failure_fails_it() {
+    let (sim, graph, inputs) = healthy("User-driven").await;
+    let report = validate::run(&graph, &inputs).await;
+    assert!(
+        report
+            .items
+            .iter()
+            .all(|i| i.id != deployment::CHECK_DEPLOYMENT),
+        "no section before any device was switched on"
+    );
+    assert!(report.ready, "{}", report.to_text());
+    sim.switch_on(&autopilot_wizard::sim::oobe::SwitchOn {
+        serials: vec!["VAL-0001".into()],
+        count: 0,
+        fail: Some("VAL-0001".into()),
+    });
+    let start = std::time::Instant::now();
+    let report = loop {
+        let r = validate::run(&graph, &inputs).await;
+        if r.items
+            .iter()
+            .any(|i| i.id == deployment::CHECK_DEPLOYMENT && i.verdict == Verdict::Fail)
+        {
+            break r;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{}",
+            r.to_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(!report.ready, "a failed deployment is not READY");
+    let item = item(&report, deployment::CHECK_DEPLOYMENT);
+    assert!(
+        item.title.starts_with("Deployment of VAL-0001: Failed"),
+        "{}",
+        item.title
+    );
+    assert!(item.fix.as_deref().unwrap().contains("VAL-0001"));
+    assert!(report.to_text().contains("Deployment of VAL-0001"));
+    // The recommended ESP of the healthy tenant names it in the evidence.
+    assert!(
+        item.evidence
+            .iter()
+            .any(|e| e.contains("Enrollment Status Page")),
+        "{:?}",
+        item.evidence
+    );
 }
 
 // ---- the page --------------------------------------------------------------------------------
@@ -447,6 +505,7 @@ fn the_headline_names_the_failing_check_and_the_cause() {
         enrollment_state: "notContacted".into(),
         last_contact: None,
         remediation_state: "noRemediationRequired".into(),
+        deployment: None,
     };
     let board = Board {
         target,

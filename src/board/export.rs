@@ -35,6 +35,8 @@ pub fn export_csv<'a, W: std::io::Write>(
         "Enrollment state",
         "Raw enrollment state",
         "Last contact",
+        "Deployment",
+        "Raw deployment state",
         "Why / what to do",
     ])?;
     for r in rows {
@@ -56,6 +58,8 @@ pub fn export_csv<'a, W: std::io::Write>(
             super::words::enrollment_state(&r.enrollment_state),
             &r.enrollment_state,
             &r.last_contact.map(|d| d.to_rfc3339()).unwrap_or_default(),
+            &r.deployment_words(),
+            r.deployment.as_ref().map_or("", |d| d.state_raw.as_str()),
             &format!("{} {}", diag.reason, diag.what_to_do),
         ])?;
     }

@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::graph::models::autopilot::AutopilotDevice;
 
+pub mod deployment;
 mod diagnose;
 mod edit;
 mod export;
 mod query;
 pub mod words;
 
+pub use deployment::{Deployment, DeploymentPhase, FailingItem};
 pub use diagnose::{Diagnosis, FixAction, diagnose, diagnose_in};
 pub use edit::{DeviceEdit, EditForm, validate_computer_name};
 pub use export::{ExportError, export_csv};
@@ -163,9 +165,27 @@ pub struct BoardRow {
     pub enrollment_state: String,
     pub last_contact: Option<DateTime<Utc>>,
     pub remediation_state: String,
+    /// The device's latest deployment through OOBE (`None`: none reported).
+    #[serde(default)]
+    pub deployment: Option<Deployment>,
 }
 
 impl BoardRow {
+    /// Where the device is in OOBE.
+    pub fn deployment_phase(&self) -> DeploymentPhase {
+        self.deployment
+            .as_ref()
+            .map_or(DeploymentPhase::NotStarted, |d| d.phase)
+    }
+
+    /// The Deployment column in words.
+    pub fn deployment_words(&self) -> String {
+        self.deployment.as_ref().map_or_else(
+            || DeploymentPhase::NotStarted.label().to_string(),
+            |d| d.words(),
+        )
+    }
+
     /// The three conditions of procedure §1.3: status Assigned, a date assigned, the expected
     /// profile.
     pub fn is_ready(&self, expected_profile_id: &str) -> bool {
@@ -283,6 +303,28 @@ impl Board {
         diagnose_in(&self.target, &self.group, row, in_scope)
     }
 
+    /// Puts each device's latest deployment (by upper-case serial number) on its row; rows
+    /// without one have none. Returns whether anything changed.
+    pub fn set_deployments(
+        &mut self,
+        by_serial: &std::collections::BTreeMap<String, Deployment>,
+    ) -> bool {
+        let mut changed = false;
+        for r in &mut self.rows {
+            let d = by_serial.get(&r.serial.trim().to_ascii_uppercase());
+            if r.deployment.as_ref() != d {
+                r.deployment = d.cloned();
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Some device of `scope` (or any, with `None`) is still going through OOBE.
+    pub fn deploying(&self) -> bool {
+        self.rows.iter().any(|r| r.deployment_phase().in_progress())
+    }
+
     pub fn row_by_id(&self, id: &str) -> Option<&BoardRow> {
         self.rows.iter().find(|r| r.id == id)
     }
@@ -360,6 +402,7 @@ fn row_from_device(
         enrollment_state: d.enrollment_state.clone().unwrap_or_default(),
         last_contact: d.last_contacted_date_time,
         remediation_state: d.remediation_state.clone().unwrap_or_default(),
+        deployment: None,
     }
 }
 
@@ -400,6 +443,7 @@ pub(crate) mod fixtures {
             enrollment_state: "notContacted".into(),
             last_contact: None,
             remediation_state: "noRemediationRequired".into(),
+            deployment: None,
         }
     }
 }

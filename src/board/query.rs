@@ -20,6 +20,7 @@ pub enum SortKey {
     AssignedAt,
     Enrollment,
     LastContact,
+    Deployment,
 }
 
 /// What the board shows.
@@ -71,6 +72,10 @@ impl Board {
                 SortKey::AssignedAt => x.assigned_at.cmp(&y.assigned_at),
                 SortKey::Enrollment => x.enrollment_state.cmp(&y.enrollment_state),
                 SortKey::LastContact => x.last_contact.cmp(&y.last_contact),
+                SortKey::Deployment => x
+                    .deployment_phase()
+                    .cmp(&y.deployment_phase())
+                    .then_with(|| x.deployment_words().cmp(&y.deployment_words())),
             }
             .then_with(|| x.serial.cmp(&y.serial));
             if q.descending { ord.reverse() } else { ord }

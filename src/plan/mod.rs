@@ -41,6 +41,16 @@ struct RawPlan {
     devices: RawDevices,
     #[serde(default)]
     report: RawReport,
+    /// Optional: wait after the validation for the devices to go through OOBE.
+    #[serde(default)]
+    deployment: Option<RawDeployment>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    /// How long to follow the devices through OOBE, e.g. "2h".
+    wait: Spanned<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +244,9 @@ pub struct Plan {
     /// How long to wait for each phase of the assignment (membership, profile).
     pub assignment_wait: Duration,
     pub report: ReportPlan,
+    /// `[deployment] wait`: after the validation, follow the plan's devices through OOBE this
+    /// long (until each succeeded or failed); `None`: the run ends with the validation.
+    pub deployment_wait: Option<Duration>,
     /// The tables of registered steps the plan reader does not know itself (`[esp]`…), by name;
     /// each step reads its own (see `StepDef::plan_section`).
     pub sections: std::collections::BTreeMap<String, toml::Value>,
@@ -254,6 +267,7 @@ const BUILT_IN_SECTIONS: &[&str] = &[
     "group",
     "devices",
     "report",
+    "deployment",
 ];
 
 /// Splits the tables of registered steps that [`RawPlan`] does not know out of `text`: their
@@ -725,27 +739,16 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
     }
     let assignment_wait = match &raw.devices.assignment_wait {
         None => DEFAULT_ASSIGNMENT_WAIT,
-        Some(w) => parse_duration(w.get_ref()).ok_or_else(|| {
-            let v = w.get_ref().trim();
-            let what = if v.starts_with('-') {
-                "is negative: a wait cannot be"
-            } else if v.chars().all(|c| c.is_ascii_digit() || "smhd".contains(c))
-                && v.chars().any(|c| c.is_ascii_digit())
-                && !v.chars().any(|c| matches!(c, '1'..='9'))
-            {
-                "is zero: the devices would never be waited for"
-            } else {
-                "is not a duration"
-            };
-            at(
-                Some(w.span()),
-                format!("assignment_wait \"{}\" {what}", shorten(v)),
-                Some(
-                    "Write a positive number with s, m, h or d, e.g. assignment_wait = \"30m\", \"4h\" or \"1h30m\"."
-                        .into(),
-                ),
-            )
-        })?,
+        Some(w) => wait_duration("assignment_wait", w, "\"30m\", \"4h\" or \"1h30m\"", &at)?,
+    };
+    let deployment_wait = match &raw.deployment {
+        None => None,
+        Some(d) => Some(wait_duration(
+            "wait",
+            &d.wait,
+            "\"2h\", \"90m\" or \"1h30m\"",
+            &at,
+        )?),
     };
     let resolve = |p: &Option<String>| p.as_ref().map(|p| base.join(p));
     let report = ReportPlan {
@@ -764,7 +767,37 @@ pub fn parse(text: &str, file: &str, base: &Path, check_files: bool) -> Result<P
         tag_untagged,
         assignment_wait,
         report,
+        deployment_wait,
         sections,
+    })
+}
+
+/// A positive duration written as `key = "…"`, or the plan error that says what is wrong with it.
+fn wait_duration(
+    key: &str,
+    w: &Spanned<String>,
+    examples: &str,
+    at: &impl Fn(Option<std::ops::Range<usize>>, String, Option<String>) -> PlanError,
+) -> Result<Duration, PlanError> {
+    parse_duration(w.get_ref()).ok_or_else(|| {
+        let v = w.get_ref().trim();
+        let what = if v.starts_with('-') {
+            "is negative: a wait cannot be"
+        } else if v.chars().all(|c| c.is_ascii_digit() || "smhd".contains(c))
+            && v.chars().any(|c| c.is_ascii_digit())
+            && !v.chars().any(|c| matches!(c, '1'..='9'))
+        {
+            "is zero: the devices would never be waited for"
+        } else {
+            "is not a duration"
+        };
+        at(
+            Some(w.span()),
+            format!("{key} \"{}\" {what}", shorten(v)),
+            Some(format!(
+                "Write a positive number with s, m, h or d, e.g. {key} = {examples}."
+            )),
+        )
     })
 }
 

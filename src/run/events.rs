@@ -12,6 +12,8 @@ use crate::steps::StepId;
 pub enum Step {
     Plan,
     Of(StepId),
+    /// `[deployment] wait`: following the devices through OOBE after the validation.
+    Deployment,
 }
 
 impl Step {
@@ -19,6 +21,7 @@ impl Step {
         match self {
             Step::Plan => "Read the plan",
             Step::Of(step) => step.def().run_title,
+            Step::Deployment => "Follow the devices through OOBE",
         }
     }
 
@@ -26,6 +29,7 @@ impl Step {
         match self {
             Step::Plan => "plan",
             Step::Of(step) => step.key(),
+            Step::Deployment => "deployment",
         }
     }
 }

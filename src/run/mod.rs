@@ -17,7 +17,7 @@ pub mod preflight;
 pub mod state;
 pub mod terminal;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,7 @@ use crate::hwid::{self, CheckOptions};
 use crate::plan::{GroupPlan, Plan};
 use crate::steps::StepId;
 use crate::steps::assignment::{self, AssignmentError, WaitOptions};
+use crate::steps::deployment;
 use crate::steps::group::{self, GroupError, GroupKind, GroupSpec, ReadBackPolicy};
 use crate::steps::import::{self, ImportError, ImportEvent, ImportJob, ImportOptions, RowOutcome};
 use crate::steps::join_permission::{self, Deployer, JoinPermissionError, JoinPermissionOutcome};
@@ -630,7 +631,177 @@ impl Engine<'_> {
                 self.state.outcomes.record_inputs(step);
             }
         }
-        verdict.ok_or_else(|| StepError::input("the validation step did not run"))
+        let (mut report, mut files) =
+            verdict.ok_or_else(|| StepError::input("the validation step did not run"))?;
+        if let Some(wait) = self.plan.deployment_wait
+            && self.follow_deployments(wait, &mut report).await?
+        {
+            files = self.write_report_files(&report)?;
+        }
+        Ok((report, files))
+    }
+
+    /// Writes the report files the plan names; the files written.
+    fn write_report_files(&self, report: &Report) -> Result<Vec<PathBuf>, StepError> {
+        let mut files = Vec::new();
+        let r = &self.plan.report;
+        for (path, body) in [
+            (&r.html, report.to_html()),
+            (&r.json, report.to_json()),
+            (&r.text, report.to_text()),
+        ] {
+            let Some(path) = path else { continue };
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            std::fs::write(path, body).map_err(|e| {
+                StepError::input(format!(
+                    "The report could not be written to {}: {e}",
+                    path.display()
+                ))
+            })?;
+            files.push(path.clone());
+        }
+        Ok(files)
+    }
+
+    /// `[deployment] wait`: follows the plan's devices through OOBE until each succeeded or
+    /// failed, or `wait` is over; one `device` event per change, a countdown while waiting. The
+    /// report gains the "Deployments" items (a failed device fails it: exit 1). Returns whether
+    /// the report changed.
+    async fn follow_deployments(
+        &mut self,
+        wait: Duration,
+        report: &mut Report,
+    ) -> Result<bool, StepError> {
+        use crate::board::DeploymentPhase;
+        let at = Step::Deployment;
+        self.started(at);
+        if !report.ready {
+            self.finished(
+                at,
+                false,
+                "not followed: the validation is NOT READY, fix that before the devices are \
+                 switched on",
+            );
+            return Ok(false);
+        }
+        let serials: Vec<String> = validate::inputs_from_outcomes(&self.state.outcomes)
+            .map(|i| i.expected_serials)
+            .unwrap_or_default();
+        let total = serials.len();
+        let deadline = std::time::Instant::now() + wait;
+        let poll = self.config.wait.max_poll.max(Duration::from_millis(10));
+        let mut told: BTreeMap<String, (DeploymentPhase, String)> = BTreeMap::new();
+        let mut read_errors = 0;
+        let by_serial = loop {
+            let read = deployment::read(&self.graph()).await;
+            let by_serial = match read {
+                Ok(m) => {
+                    read_errors = 0;
+                    m
+                }
+                Err(e) if e.is_auth() => return Err(StepError::new(Exit::SignIn, e.to_string())),
+                Err(e) => {
+                    read_errors += 1;
+                    if read_errors >= self.config.step_attempts {
+                        return Err(StepError::new(Exit::Service, e.to_string()));
+                    }
+                    self.warn(at, format!("{e} Trying again."));
+                    BTreeMap::new()
+                }
+            };
+            for serial in &serials {
+                let key = serial.trim().to_ascii_uppercase();
+                let Some(d) = by_serial.get(&key) else {
+                    continue;
+                };
+                let now = (d.phase, d.words());
+                if told.get(&key) != Some(&now) {
+                    self.emit(Event::Device {
+                        plan: self.name.clone(),
+                        step: at,
+                        serial: d.serial.clone(),
+                        outcome: phase_key(d.phase).into(),
+                        detail: d.explanation(),
+                    });
+                    told.insert(key, now);
+                }
+            }
+            let c = deployment::counts(&by_serial, &serials);
+            let settled = c.succeeded + c.failed;
+            self.emit(Event::Progress {
+                plan: self.name.clone(),
+                step: at,
+                done: settled as u64,
+                total: total as u64,
+                message: format!(
+                    "{} succeeded, {} failed, {} in progress, {} not switched on yet",
+                    c.succeeded, c.failed, c.in_progress, c.not_started
+                ),
+            });
+            if (settled == total && read_errors == 0) || std::time::Instant::now() >= deadline {
+                break by_serial;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let next = poll.min(left);
+            self.emit(Event::Waiting {
+                plan: self.name.clone(),
+                step: at,
+                message: format!(
+                    "Waiting for {} device(s) to finish setup ({} left of the wait)",
+                    total - settled,
+                    crate::board::deployment::duration_words(left.as_secs())
+                ),
+                next_check: chrono::Utc::now()
+                    + chrono::Duration::from_std(next).unwrap_or_default(),
+            });
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(StepError::new(Exit::Interrupted, "Cancelled."));
+                }
+                _ = tokio::time::sleep(next) => {}
+            }
+        };
+        let items = deployment::items_of(&by_serial, &serials);
+        let c = deployment::counts(&by_serial, &serials);
+        report
+            .items
+            .retain(|i| i.id != deployment::CHECK_DEPLOYMENT);
+        let failed: Vec<String> = items
+            .iter()
+            .filter(|i| i.verdict == validate::Verdict::Fail)
+            .map(|i| i.title.clone())
+            .collect();
+        report.items.extend(items);
+        report
+            .items
+            .sort_by_key(|i| validate::CheckId::ALL.iter().position(|c| *c == i.id));
+        report.ready = report.ready && failed.is_empty();
+        let summary = format!(
+            "{} of {total} devices succeeded, {} failed{}",
+            c.succeeded,
+            c.failed,
+            match c.in_progress + c.not_started {
+                0 => String::new(),
+                n => format!(", {n} not finished when the wait ended"),
+            }
+        );
+        if c.in_progress + c.not_started > 0 {
+            self.warn(at, deployment::REPORT_LIMITS);
+        }
+        self.finished(
+            at,
+            failed.is_empty(),
+            if failed.is_empty() {
+                summary
+            } else {
+                format!("{summary}: {}", failed.join("; "))
+            },
+        );
+        Ok(true)
     }
 
     /// The reads that can refuse the plan, made before the profile step's first write: a run
@@ -1428,27 +1599,7 @@ impl Engine<'_> {
         };
         self.state.outcomes.validation = Some(ValidationOutcome::from_report(&report));
         self.save()?;
-        let mut files = Vec::new();
-        let r = &self.plan.report;
-        for (path, body) in [
-            (&r.html, report.to_html()),
-            (&r.json, report.to_json()),
-            (&r.text, report.to_text()),
-        ] {
-            let Some(path) = path else { continue };
-            if let Some(dir) = path.parent()
-                && !dir.as_os_str().is_empty()
-            {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            std::fs::write(path, body).map_err(|e| {
-                StepError::input(format!(
-                    "The report could not be written to {}: {e}",
-                    path.display()
-                ))
-            })?;
-            files.push(path.clone());
-        }
+        let files = self.write_report_files(&report)?;
         self.finished(
             Step::Of(StepId::Validate),
             report.ready,
@@ -1458,6 +1609,19 @@ impl Engine<'_> {
             },
         );
         Ok((report, files))
+    }
+}
+
+/// A deployment's outcome in `device` events of `run --json`.
+fn phase_key(p: crate::board::DeploymentPhase) -> &'static str {
+    use crate::board::DeploymentPhase as P;
+    match p {
+        P::NotStarted => "not-started",
+        P::Enrolling => "enrolling",
+        P::DeviceSetup => "device-setup",
+        P::AccountSetup => "account-setup",
+        P::Succeeded => "succeeded",
+        P::Failed => "failed",
     }
 }
 

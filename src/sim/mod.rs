@@ -14,6 +14,7 @@
 //! - [`esp`] — Enrollment Status Pages, apps, and the enrollment restrictions beside them.
 //! - [`readiness`] — licences, Conditional Access, owned devices, branding and the platform
 //!   restrictions: what else fails OOBE (reference §10).
+//! - [`oobe`] — devices switched on: OOBE played over service time, `autopilotEvents`.
 //! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every
@@ -30,6 +31,7 @@ pub mod directory;
 pub mod esp;
 pub mod identity;
 pub mod odata;
+pub mod oobe;
 pub mod profiles;
 pub mod readiness;
 pub mod standalone;
@@ -175,6 +177,7 @@ pub struct SimState {
     pub assignment: assignment::AssignmentState,
     pub esp: esp::EspState,
     pub readiness: readiness::ReadinessState,
+    pub oobe: oobe::OobeState,
 }
 
 impl SimState {
@@ -187,6 +190,7 @@ impl SimState {
         assignment::seed(&mut state, seed);
         esp::seed(&mut state, seed);
         readiness::seed(&mut state, seed);
+        oobe::seed(&mut state, seed);
         state
     }
 }
@@ -242,6 +246,7 @@ impl SimShared {
 pub fn advance(state: &mut SimState, config: &SimConfig) {
     autopilot::advance(state, config);
     assignment::advance(state, config);
+    oobe::advance(state, config);
 }
 
 /// A running simulated tenant. Dropping it stops the server.
@@ -344,6 +349,11 @@ impl SimHandle {
         self.with_state(|s| s.core.faults.script.extend(faults));
     }
 
+    /// Switches devices on (see [`oobe::switch_on`]); their serial numbers.
+    pub fn switch_on(&self, req: &oobe::SwitchOn) -> Vec<String> {
+        self.with_state(|s| oobe::switch_on(s, req))
+    }
+
     /// Replaces the fault rates for the rest of the run (the script is kept).
     pub fn set_fault_rates(&self, config: core::FaultConfig) {
         self.with_state(|s| {
@@ -366,7 +376,13 @@ impl Drop for SimHandle {
 /// The delegated permissions the simulated tenant has consented for any client: the core areas'
 /// and those of each area with a module of its own (added here, beside its router).
 pub fn consented_permissions() -> Vec<&'static str> {
-    [identity::CONSENTED, esp::CONSENTED, readiness::CONSENTED].concat()
+    [
+        identity::CONSENTED,
+        esp::CONSENTED,
+        readiness::CONSENTED,
+        oobe::CONSENTED,
+    ]
+    .concat()
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -378,7 +394,8 @@ pub fn router(shared: Shared) -> Router {
         .merge(autopilot::routes())
         .merge(assignment::routes())
         .merge(esp::routes())
-        .merge(readiness::routes());
+        .merge(readiness::routes())
+        .merge(oobe::routes());
     core::wrap(routes, shared.clone()).with_state(shared)
 }
 
@@ -457,6 +474,7 @@ pub fn standalone_banner(sim: &SimHandle) -> String {
     let token = sim.issue_token(&admin);
     let client_id = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
     let scope = "https://graph.microsoft.com/.default offline_access openid profile";
+    let switch_on = oobe::SWITCH_ON_PATH;
     format!(
         "Simulated tenant \"{org}\" (tenant id {tenant}) is running.\n\
          \n  Graph:  {url}/v1.0/  and  {url}/beta/\
@@ -469,6 +487,8 @@ pub fn standalone_banner(sim: &SimHandle) -> String {
          \nOr use this ready-made access token (valid one hour):\
          \n  export TOKEN={token}\
          \n  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1.0/me\n\
+         \nSwitch devices on (they go through OOBE; the first batch of several has one failure):\
+         \n  curl -s -X POST {url}{switch_on} -d '{{\"count\": 3}}'\n\
          \nRun the wizard against this tenant (--demo starts a tenant of its own instead):\
          \n  autopilot-wizard --graph-url {url} --login-url {url}\
          \nPress Ctrl-C to stop."

@@ -7,6 +7,7 @@
 //! checks and the persisted [`Outcomes`] all derive from it.
 
 pub mod assignment;
+pub mod deployment;
 pub mod esp;
 pub mod group;
 pub mod import;
@@ -215,10 +216,12 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-assign-autopilot-profile",
         plan_section: "devices",
         depends_on: [Profile, Group, Import],
-        permissions: [profile::SERVICE_CONFIG, import::DEVICES_READ, group::GROUPS_WRITE],
-        checks: [CheckId::Devices],
+        permissions: [profile::SERVICE_CONFIG, import::DEVICES_READ, group::GROUPS_WRITE, deployment::EVENTS_READ],
+        // The board also follows each device through OOBE: its deployments are the report's
+        // "Deployments" section.
+        checks: [CheckId::Devices, deployment::CHECK_DEPLOYMENT],
         runner: None,
-        validate: None,
+        validate: Some(deployment::validate_items),
     },
     Validate {
         outcome: validation: validate::ValidationOutcome,

@@ -8,7 +8,7 @@
 //! takes the step out of Done without anyone pressing a button. The toolbar says when the next
 //! check is.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +20,11 @@ use tokio_util::sync::CancellationToken;
 use super::widgets::{self, palette};
 use super::{Page, PageCx, Phase, StepId, StepStatus};
 use crate::board::{
-    Board, BoardQuery, BoardRow, Chip, DeviceEdit, EditForm, FixAction, SortKey, Summary, Target,
-    words,
+    Board, BoardQuery, BoardRow, Chip, Deployment, DeploymentPhase, DeviceEdit, EditForm,
+    FixAction, SortKey, Summary, Target, words,
 };
 use crate::steps::assignment::{self as steps, BoardReader, SyncNow, WaitOptions};
+use crate::steps::deployment as deployments;
 
 /// Messages from this page's background jobs.
 #[derive(Debug)]
@@ -37,6 +38,10 @@ pub enum Msg {
     Edited(Result<String, String>),
     Synced(Result<SyncNow, String>),
     Exported(Result<PathBuf, SaveFailure>),
+    /// Intune's deployment report, one latest deployment per serial number.
+    Deployments(Result<BTreeMap<String, Deployment>, String>),
+    /// The simulated tenant switched these devices on.
+    SwitchedOn(Result<Vec<String>, String>),
 }
 
 pub use super::widgets::{FixedSavePath, RfdSavePicker, SavePicker};
@@ -114,13 +119,15 @@ enum Col {
     AssignedAt,
     Enrollment,
     LastContact,
+    Deployment,
 }
 
 impl Col {
     /// Left to right.
-    const ORDER: [Col; 10] = [
+    const ORDER: [Col; 11] = [
         Col::Serial,
         Col::Status,
+        Col::Deployment,
         Col::GroupTag,
         Col::Membership,
         Col::Profile,
@@ -131,12 +138,13 @@ impl Col {
         Col::LastContact,
     ];
     /// Which columns stay when the width runs out (first = last to go).
-    const PRIORITY: [Col; 10] = [
+    const PRIORITY: [Col; 11] = [
         Col::Serial,
         Col::Status,
         Col::GroupTag,
         Col::Membership,
         Col::AssignedAt,
+        Col::Deployment,
         Col::Profile,
         Col::Model,
         Col::Enrollment,
@@ -156,6 +164,7 @@ impl Col {
             Col::AssignedAt => "Date assigned",
             Col::Enrollment => "Enrollment",
             Col::LastContact => "Last contact",
+            Col::Deployment => "Deployment",
         }
     }
 
@@ -171,6 +180,7 @@ impl Col {
             Col::AssignedAt => SortKey::AssignedAt,
             Col::Enrollment => SortKey::Enrollment,
             Col::LastContact => SortKey::LastContact,
+            Col::Deployment => SortKey::Deployment,
         }
     }
 
@@ -188,15 +198,22 @@ impl Col {
             Col::AssignedAt => 125.0,
             Col::Enrollment => 130.0,
             Col::LastContact => 125.0,
+            Col::Deployment => 150.0,
         }
     }
 }
 
-/// The columns that fit `width` (with `gap` between them), in display order.
-fn fit_columns(width: f32, gap: f32) -> Vec<Col> {
+/// The columns that fit `width` (with `gap` between them), in display order. Until a device
+/// has been switched on the Deployment column says "Not started" on every row: it goes last
+/// then, so the board before OOBE keeps the columns it always had.
+fn fit_columns(width: f32, gap: f32, deploying: bool) -> Vec<Col> {
     let mut used = 0.0;
     let mut keep = Vec::new();
-    for c in Col::PRIORITY {
+    let order = Col::PRIORITY
+        .into_iter()
+        .filter(|c| deploying || *c != Col::Deployment)
+        .chain((!deploying).then_some(Col::Deployment));
+    for c in order {
         let w = c.width() + gap;
         if keep.is_empty() || used + w <= width {
             used += w;
@@ -257,6 +274,17 @@ pub struct AssignmentPage {
     pub wait: WaitOptions,
     /// The manual-sync window (Microsoft's 10 minutes; the demo scales it with its clock).
     pub sync_interval: Duration,
+    /// Intune's deployment report by upper-case serial, as last read (put on every board read).
+    deployments: BTreeMap<String, Deployment>,
+    deploy_load: Phase<()>,
+    /// When to read the report again: only while a device is going through OOBE (and after a
+    /// board read, which happens anyway); `None` when nothing is deploying, so an idle page
+    /// does not repaint for it.
+    deploy_at: Option<Instant>,
+    switch_on: Phase<String>,
+    /// "Deployments: …" over the scope, kept with the report and the scope (a walk of every
+    /// device of the import is too much for each frame).
+    deploy_summary: Option<String>,
 }
 
 impl Default for AssignmentPage {
@@ -302,6 +330,11 @@ impl AssignmentPage {
                 ..WaitOptions::default()
             },
             sync_interval: steps::SYNC_INTERVAL,
+            deployments: BTreeMap::new(),
+            deploy_load: Phase::Idle,
+            deploy_at: None,
+            switch_on: Phase::Idle,
+            deploy_summary: None,
         }
     }
 
@@ -316,6 +349,12 @@ impl AssignmentPage {
             self.target = Some(board.target.clone());
         }
         self.set_board(board);
+        self
+    }
+
+    /// Shows `by_serial` as if the deployment report had just been read (tests, benches).
+    pub fn with_deployments(mut self, by_serial: BTreeMap<String, Deployment>) -> Self {
+        self.set_deployments(by_serial);
         self
     }
 
@@ -334,6 +373,13 @@ impl AssignmentPage {
             .map(|a| a.at.saturating_duration_since(Instant::now()))
     }
 
+    /// Time until the deployment report is read again on its own (only while a device is
+    /// going through OOBE).
+    pub fn next_deployments_check_in(&self) -> Option<Duration> {
+        self.deploy_at
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
     /// Rows currently shown (after scope, filter and search), as serial numbers.
     pub fn visible_serials(&mut self) -> Vec<String> {
         self.refresh_view();
@@ -344,9 +390,10 @@ impl AssignmentPage {
             .collect()
     }
 
-    fn set_board(&mut self, board: Board) {
+    fn set_board(&mut self, mut board: Board) {
         // `scoped` always follows the current board and scope.
         let before = self.board.as_ref().map(|_| self.scoped);
+        board.set_deployments(&self.deployments);
         self.summary = board.summary();
         self.board = Some(board);
         self.rescope();
@@ -360,6 +407,7 @@ impl AssignmentPage {
     fn rescope(&mut self) {
         self.generation += 1;
         self.view_key = None;
+        self.deploy_summary = self.deployments_summary();
         let (Some(board), Some(target)) = (&self.board, &self.target) else {
             self.scoped = Summary::default();
             self.problem = None;
@@ -468,6 +516,97 @@ impl AssignmentPage {
                 r.map(|b| Box::new((b, reader))),
             )));
         });
+    }
+
+    /// Reads Intune's deployment report (the Deployment column and the device timelines).
+    fn start_deployments(&mut self, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else { return };
+        if self.deploy_load.is_running() {
+            return;
+        }
+        self.deploy_at = None;
+        self.deploy_load = Phase::Running {
+            what: "Reading the deployment report".into(),
+        };
+        cx.spawn(
+            "Read the deployment report",
+            move |out, cancel| async move {
+                let graph = graph.with_cancel(cancel);
+                let r = deployments::read(&graph).await.map_err(|e| e.to_string());
+                out.send(super::Msg::Assignment(Msg::Deployments(r)));
+            },
+        );
+    }
+
+    /// Puts a new report on the board; reads again soon while a device is deploying.
+    fn set_deployments(&mut self, by_serial: BTreeMap<String, Deployment>) {
+        self.deployments = by_serial;
+        if let Some(b) = &mut self.board
+            && b.set_deployments(&self.deployments)
+        {
+            self.generation += 1;
+            self.view_key = None;
+        }
+        let deploying = self.deployments.values().any(|d| d.phase.in_progress());
+        self.deploy_at = deploying.then(|| Instant::now() + self.checks.first);
+        self.deploy_summary = self.deployments_summary();
+    }
+
+    /// The demo's "Switch on 3 devices" (simulated tenant only).
+    fn start_switch_on(&mut self, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else { return };
+        // The board's own devices first: those of the import that have the profile and have
+        // not been switched on; without any, whatever the tenant has next.
+        let mut serials: Vec<String> = match (&self.board, &self.target) {
+            (Some(b), Some(t)) => b
+                .rows
+                .iter()
+                .filter(|r| {
+                    self.in_scope(r)
+                        && r.is_ready(&t.profile_id)
+                        && r.deployment_phase() == DeploymentPhase::NotStarted
+                })
+                .map(|r| r.serial.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        serials.sort();
+        serials.truncate(3);
+        self.switch_on = Phase::Running {
+            what: "Switching devices on".into(),
+        };
+        cx.spawn("Switch on devices", move |out, cancel| async move {
+            let graph = graph.with_cancel(cancel);
+            let r = deployments::switch_on_simulated(&graph, &serials, 3)
+                .await
+                .map_err(|e| e.to_string());
+            out.send(super::Msg::Assignment(Msg::SwitchedOn(r)));
+        });
+    }
+
+    /// "Deployments: 2 succeeded, 1 failed, 1 in progress" over the board's scope, once any
+    /// device has been switched on.
+    fn deployments_summary(&self) -> Option<String> {
+        if self.deployments.is_empty() {
+            return None;
+        }
+        let serials: Vec<String> = self.scope.iter().flatten().cloned().collect();
+        let c = deployments::counts(&self.deployments, &serials);
+        if c.succeeded + c.failed + c.in_progress == 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (c.succeeded, "succeeded"),
+            (c.failed, "failed"),
+            (c.in_progress, "in progress"),
+            (c.not_started, "not started"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        Some(format!("Deployments: {}", parts.join(", ")))
     }
 
     /// The devices "Assign" works on: those of the import, or every device when nothing was
@@ -729,7 +868,12 @@ impl AssignmentPage {
             .filter(|d| !d.is_zero())
     }
 
-    fn toolbar_ui(&mut self, ui: &mut egui::Ui, action: &mut Option<DetailAction>) {
+    fn toolbar_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        simulated: bool,
+        action: &mut Option<DetailAction>,
+    ) {
         ui.horizontal_wrapped(|ui| {
             let loading = self.load.is_running();
             if ui
@@ -822,6 +966,23 @@ impl AssignmentPage {
                     .clicked()
                 {
                     *action = Some(DetailAction::Run);
+                }
+            }
+            if simulated {
+                ui.separator();
+                if ui
+                    .add_enabled(
+                        self.board.is_some() && !self.switch_on.is_running(),
+                        egui::Button::new("Switch on 3 devices"),
+                    )
+                    .on_hover_text(
+                        "Simulated tenant only: the next three devices with the profile go \
+                         through setup, as if someone switched them on; one of the first batch \
+                         fails on an app, so the board has a failure to show.",
+                    )
+                    .clicked()
+                {
+                    *action = Some(DetailAction::SwitchOn);
                 }
             }
         });
@@ -968,7 +1129,25 @@ impl AssignmentPage {
                     field(ui, "Last contact", short_date(row.last_contact));
                     field(ui, "Computer name", or_none(&row.display_name));
                     field(ui, "Assigned user", or_none(&row.user_principal_name));
+                    ui.weak("Deployment");
+                    widgets::worded(
+                        ui,
+                        row.deployment_words(),
+                        "deploymentState",
+                        row.deployment
+                            .as_ref()
+                            .map_or("none", |d| d.state_raw.as_str()),
+                    );
+                    ui.end_row();
                 });
+            if let Some(d) = &row.deployment {
+                ui.label(RichText::new("Deployment timeline").strong());
+                for line in d.timeline() {
+                    ui.add(egui::Label::new(line).wrap());
+                }
+                ui.add(egui::Label::new(d.explanation()).wrap());
+                ui.add(egui::Label::new(RichText::new(deployments::REPORT_LIMITS).weak()).wrap());
+            }
             ui.add(egui::Label::new(format!("Why: {}", diag.reason)).wrap());
             ui.add(
                 egui::Label::new(
@@ -1060,7 +1239,8 @@ impl AssignmentPage {
         ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
         let gap = ui.spacing().item_spacing.x;
         let bar = ui.spacing().scroll.allocated_width();
-        let cols = fit_columns(ui.available_width() - bar, gap);
+        let deploying = !self.deployments.is_empty();
+        let cols = fit_columns(ui.available_width() - bar, gap, deploying);
         let q = &self.query;
         let mut builder = TableBuilder::new(ui)
             .id_salt("assignment-board")
@@ -1225,6 +1405,7 @@ impl AssignmentPage {
                 }
             }
             DetailAction::Save(id, edit) => self.start_edit(cx, id, edit),
+            DetailAction::SwitchOn => self.start_switch_on(cx),
         }
     }
 }
@@ -1243,6 +1424,7 @@ enum DetailAction {
     SetTag(String, String),
     Edit,
     Save(String, DeviceEdit),
+    SwitchOn,
 }
 
 /// One cell of the table: words for Graph's values, the raw value on hover.
@@ -1266,6 +1448,29 @@ fn cell(ui: &mut egui::Ui, c: Col, r: &BoardRow) {
                 .on_hover_text(format!("enrollmentState: {}", r.enrollment_state));
         }
         Col::LastContact => text(ui, &short_date(r.last_contact)),
+        Col::Deployment => {
+            let words = r.deployment_words();
+            let colour = match r.deployment_phase() {
+                DeploymentPhase::Succeeded => Some(palette::SUCCESS),
+                DeploymentPhase::Failed => Some(palette::ERROR),
+                p if p.in_progress() => Some(palette::PENDING),
+                _ => None,
+            };
+            let label = match colour {
+                Some(c) => egui::Label::new(RichText::new(words).color(c)),
+                None => egui::Label::new(words),
+            };
+            ui.add(label.truncate()).on_hover_text(match &r.deployment {
+                Some(d) => format!(
+                    "{}\ndeploymentState: {}, deviceSetupStatus: {}, accountSetupStatus: {}",
+                    d.explanation(),
+                    d.state_raw,
+                    d.device_setup_raw,
+                    d.account_setup_raw
+                ),
+                None => "No deployment reported for this device yet.".into(),
+            });
+        }
     }
 }
 
@@ -1291,6 +1496,14 @@ impl Page for AssignmentPage {
         // automatic checks run whichever page is open.
         if self.target.is_none() || cx.graph().is_none() {
             return;
+        }
+        if let Some(at) = self.deploy_at.filter(|_| self.auto_refresh) {
+            let now = Instant::now();
+            if now >= at {
+                self.start_deployments(cx);
+            } else {
+                ctx.request_repaint_after(at - now);
+            }
         }
         let Some(a) = self.auto.filter(|_| self.auto_refresh) else {
             return;
@@ -1331,8 +1544,14 @@ impl Page for AssignmentPage {
         let mut action = None;
         self.summary_ui(ui);
         self.first_problem_ui(ui, &mut action);
-        self.toolbar_ui(ui, &mut action);
-        for phase in [&self.run, &self.sync] {
+        self.toolbar_ui(ui, cx.session.simulated, &mut action);
+        if let Some(text) = &self.deploy_summary {
+            ui.label(text.as_str());
+        }
+        if let Phase::Failed(e) = &self.deploy_load {
+            ui.weak(format!("Deployment report not read: {e}"));
+        }
+        for phase in [&self.run, &self.sync, &self.switch_on] {
             match phase {
                 Phase::Running { what } => {
                     ui.label(what.as_str());
@@ -1439,6 +1658,9 @@ impl Page for AssignmentPage {
                     self.scope.as_ref(),
                 ));
                 self.set_board(board);
+                // Every board read also looks at the deployment report: a device switched on
+                // since shows without anyone asking.
+                self.start_deployments(cx);
             }
             Msg::Loaded(Err(e)) => {
                 self.load = Phase::Failed(e);
@@ -1490,6 +1712,29 @@ impl Page for AssignmentPage {
                         Phase::Done(format!(
                             "A sync ran less than 10 minutes ago; the next one is possible in {} min.",
                             d.as_secs().div_ceil(60)
+                        ))
+                    }
+                    Err(e) => Phase::Failed(e),
+                };
+            }
+            Msg::Deployments(Ok(by_serial)) => {
+                self.deploy_load = Phase::Done(());
+                self.set_deployments(by_serial);
+            }
+            Msg::Deployments(Err(e)) => {
+                // The board works without the report (no permission, no Intune licence): say
+                // so once, and look again with the next board read.
+                tracing::warn!(error = %e, "deployment report not read");
+                self.deploy_load = Phase::Failed(e);
+            }
+            Msg::SwitchedOn(r) => {
+                self.switch_on = match r {
+                    Ok(serials) => {
+                        self.deploy_at = Some(Instant::now());
+                        Phase::Done(format!(
+                            "Switched on {}: they go through setup now; the Deployment column \
+                             follows them.",
+                            serials.join(", ")
                         ))
                     }
                     Err(e) => Phase::Failed(e),

@@ -5,6 +5,8 @@
 
 #[path = "../assignment.rs"]
 mod assignment;
+#[path = "../deployment.rs"]
+mod deployment;
 #[path = "../esp.rs"]
 mod esp;
 #[path = "../group.rs"]

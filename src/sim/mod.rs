@@ -11,6 +11,7 @@
 //! - [`profiles`] — Autopilot deployment profiles and their assignments.
 //! - [`autopilot`] — hardware-hash import, Autopilot device identities, settings and sync.
 //! - [`assignment`] — dynamic membership evaluation and profile assignment progress.
+//! - [`removal`] — Intune managed devices, wipe, deletes after sync, Multi Admin Approval.
 //! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every
@@ -28,6 +29,7 @@ pub mod esp;
 pub mod identity;
 pub mod odata;
 pub mod profiles;
+pub mod removal;
 pub mod standalone;
 pub mod tls;
 
@@ -170,6 +172,7 @@ pub struct SimState {
     pub autopilot: autopilot::AutopilotState,
     pub assignment: assignment::AssignmentState,
     pub esp: esp::EspState,
+    pub removal: removal::RemovalState,
 }
 
 impl SimState {
@@ -181,6 +184,7 @@ impl SimState {
         autopilot::seed(&mut state, seed);
         assignment::seed(&mut state, seed);
         esp::seed(&mut state, seed);
+        removal::seed(&mut state, seed);
         state
     }
 }
@@ -235,6 +239,7 @@ impl SimShared {
 /// create Entra objects, membership follows, assignment follows membership.
 pub fn advance(state: &mut SimState, config: &SimConfig) {
     autopilot::advance(state, config);
+    removal::advance(state, config);
     assignment::advance(state, config);
 }
 
@@ -360,7 +365,7 @@ impl Drop for SimHandle {
 /// The delegated permissions the simulated tenant has consented for any client: the core areas'
 /// and those of each area with a module of its own (added here, beside its router).
 pub fn consented_permissions() -> Vec<&'static str> {
-    [identity::CONSENTED, esp::CONSENTED].concat()
+    [identity::CONSENTED, esp::CONSENTED, removal::CONSENTED].concat()
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -371,7 +376,8 @@ pub fn router(shared: Shared) -> Router {
         .merge(profiles::routes())
         .merge(autopilot::routes())
         .merge(assignment::routes())
-        .merge(esp::routes());
+        .merge(esp::routes())
+        .merge(removal::routes());
     core::wrap(routes, shared.clone()).with_state(shared)
 }
 

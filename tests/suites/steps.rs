@@ -19,6 +19,8 @@ mod import;
 mod join_permission;
 #[path = "../profile.rs"]
 mod profile;
+#[path = "../removal.rs"]
+mod removal;
 #[path = "../support/mod.rs"]
 mod support;
 #[path = "../validate.rs"]

@@ -628,3 +628,138 @@ async fn the_validation_report_names_the_approval_policies() {
     assert!(items[0].evidence[0].contains("No Multi Admin Approval policy"));
     assert!(autopilot_wizard::steps::validate::CheckId::ALL.contains(&removal::CHECK_APPROVAL));
 }
+
+mod page {
+    use super::*;
+    use autopilot_wizard::steps::Outcomes;
+    use autopilot_wizard::ui::removal::RemovalPage;
+    use autopilot_wizard::ui::widgets::FixedSavePath;
+    use autopilot_wizard::ui::{Page, StepStatus};
+    use egui_kittest::kittest::Queryable;
+    use support::ui::{click, is_enabled, runtime, type_into, wait_for_label, wait_for_text};
+
+    fn page(dir: &std::path::Path) -> RemovalPage {
+        let mut p = RemovalPage::new().with_save_picker(std::sync::Arc::new(FixedSavePath(
+            dir.join("results.csv"),
+        )));
+        p.pace = Pace {
+            interval: Duration::from_millis(10),
+            timeout: Duration::from_secs(20),
+        };
+        p
+    }
+
+    #[test]
+    fn leave_shows_the_plan_then_the_result_and_exports_it() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        without_approval(&sim);
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = support::page::page_harness(page(dir.path()), graph, Outcomes::default(), rt.handle().clone(), |_| None);
+        h.run_ok();
+        assert!(!is_enabled(&h, "Show the plan"), "no serials yet");
+        click(&mut h, "Leave the organisation");
+        type_into(&mut h, "Serial numbers (one per line)", "DEMO-HQ-0001\nNOT-HERE-9");
+        click(&mut h, "Show the plan");
+        wait_for_text(&mut h, "1. Delete the Intune record and wait until Intune no longer has it");
+        wait_for_text(&mut h, "Delete the Entra ID device only if it did not go by itself");
+        wait_for_text(&mut h, "Cannot be undone: Once the Autopilot registration is gone");
+        wait_for_text(&mut h, "NOT-HERE-9 is not registered in this tenant");
+        assert_eq!(sim.with_state(|s| s.removal.count("deleteManaged")), 0, "nothing sent for the plan");
+        click(&mut h, "Carry out the plan for 1 device");
+        wait_for_text(&mut h, "DEMO-HQ-0001: Left the organisation: Intune record deleted");
+        wait_for_text(&mut h, "Entra ID device went by itself");
+        assert_eq!(h.state().page.status(), StepStatus::Done);
+        click(&mut h, "Export the results as CSV");
+        wait_for_text(&mut h, "Saved to");
+        let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+        assert!(csv.contains("DEMO-HQ-0001,leave,done") && csv.contains("NOT-HERE-9,leave,stopped"), "{csv}");
+        assert!(sim.with_state(|s| s.autopilot.device_by_serial("DEMO-HQ-0001").is_none()));
+    }
+
+    #[test]
+    fn a_wipe_held_by_multi_admin_approval_is_explained_with_where_to_approve() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = support::page::page_harness(page(dir.path()), graph, Outcomes::default(), rt.handle().clone(), |_| None);
+        h.run_ok();
+        click(&mut h, "Re-deploy here");
+        type_into(&mut h, "Serial numbers (one per line)", "DEMO-HQ-0001");
+        click(&mut h, "Show the plan");
+        wait_for_text(&mut h, "Multi Admin Approval holds the Autopilot Reset (a wipe) of DEMO-HQ-0001");
+        wait_for_text(&mut h, "Received requests");
+        wait_for_text(&mut h, "No device has anything to send.");
+        assert!(h.query_by_label_contains("Carry out the plan").is_none());
+        assert_eq!(sim.with_state(|s| s.removal.count("wipe")), 0);
+    }
+
+    #[test]
+    fn more_than_five_devices_need_their_number_typed() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        without_approval(&sim);
+        let serials: Vec<String> = (1..=6).map(|i| format!("BULK-{i:04}")).collect();
+        sim.with_state(|s| {
+            for serial in &serials {
+                support::tenant::add_device(s, serial, "", true);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = page(dir.path());
+        p.select(&serials);
+        let mut h = support::page::page_harness(p, graph, Outcomes::default(), rt.handle().clone(), |_| None);
+        h.run_ok();
+        click(&mut h, "Show the plan");
+        wait_for_label(&mut h, "Carry out the plan for 6 devices");
+        assert!(!is_enabled(&h, "Carry out the plan for 6 devices"));
+        type_into(&mut h, "Type the number of devices (6) to confirm", "1");
+        assert!(!is_enabled(&h, "Carry out the plan for 6 devices"), "a wrong number does not confirm");
+        // "1" then "6" is 16: still wrong.
+        type_into(&mut h, "Type the number of devices (6) to confirm", "6");
+        assert!(!is_enabled(&h, "Carry out the plan for 6 devices"));
+        h.state_mut().page.set_typed_count("6");
+        h.run_ok();
+        assert!(is_enabled(&h, "Carry out the plan for 6 devices"));
+        click(&mut h, "Carry out the plan for 6 devices");
+        support::ui::step_until(
+            &mut h,
+            "the run finished",
+            |h| h.state().page.status() == StepStatus::Done,
+            Duration::from_secs(20),
+        );
+        assert!(sim.with_state(|st| serials.iter().all(|s| st.autopilot.device_by_serial(s).is_none())));
+    }
+
+    #[test]
+    fn an_unfinished_record_is_kept_and_continued_after_a_restart() {
+        let rt = runtime();
+        let (sim, graph) = rt.block_on(start());
+        without_approval(&sim);
+        sim.with_state(|s| s.removal.settings.wipe_time = Duration::from_secs(100_000));
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = page(dir.path());
+        p.pace.timeout = Duration::from_millis(60);
+        let mut h = support::page::page_harness(p, graph.clone(), Outcomes::default(), rt.handle().clone(), |_| None);
+        h.run_ok();
+        click(&mut h, "Wipe the devices first");
+        type_into(&mut h, "Serial numbers (one per line)", "DEMO-HQ-0001");
+        click(&mut h, "Show the plan");
+        click(&mut h, "Carry out the plan for 1 device");
+        wait_for_text(&mut h, "gave up waiting until the device reports the wipe done");
+        let saved = h.state().page.save_state().unwrap();
+        drop(h);
+        // The window restarts with the saved state.
+        sim.with_state(|s| s.removal.settings.wipe_time = Duration::from_secs(60));
+        let mut p = page(dir.path());
+        p.load_state(saved);
+        let mut h = support::page::page_harness(p, graph, Outcomes::default(), rt.handle().clone(), |_| None);
+        h.run_ok();
+        wait_for_text(&mut h, "An earlier removal did not finish");
+        click(&mut h, "Show the plan");
+        wait_for_text(&mut h, "already sent earlier, it will not be sent again");
+        click(&mut h, "Carry out the plan for 1 device");
+        wait_for_text(&mut h, "DEMO-HQ-0001: Left the organisation: wiped");
+        assert_eq!(sim.with_state(|s| s.removal.count("wipe")), 1);
+    }
+}

@@ -863,6 +863,17 @@ impl RunRecord {
         !self.devices.is_empty() && self.devices.iter().all(|d| d.outcome.is_some())
     }
 
+    /// A device is not done and may be continued: not reached, or stopped by a wait that gave
+    /// up or an error (a refusal such as 808 or a held wipe is an answer, not an interruption).
+    pub fn unfinished(&self) -> bool {
+        self.devices.iter().any(|d| {
+            matches!(
+                d.outcome,
+                None | Some(DeviceOutcome::Refused(Refusal::Failed { .. }))
+            )
+        })
+    }
+
     /// The result per device in words.
     pub fn result_words(&self, serial: &str) -> String {
         match self.device(serial).and_then(|d| d.outcome.as_ref()) {

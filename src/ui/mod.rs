@@ -22,6 +22,7 @@ pub mod harvest;
 pub mod import;
 pub mod join_permission;
 pub mod profile;
+pub mod removal;
 pub mod sign_in;
 pub mod validate;
 pub mod widgets;
@@ -228,6 +229,11 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(tx: std::sync::mpsc::Sender<Msg>, ctx: egui::Context) -> Self {
         Outbox { tx, ctx }
+    }
+
+    /// Wakes the UI thread (work that shares its results through state, not messages).
+    pub fn repaint(&self) {
+        self.ctx.request_repaint();
     }
 
     pub fn send(&self, msg: Msg) {

@@ -420,3 +420,118 @@ fn bad_plans_stop_only_themselves_and_every_plan_ends_with_finished() {
     assert!(events[0]["error"].as_str().unwrap().contains("--graph-url"));
     assert!(sim.requests().is_empty());
 }
+
+/// `remove`, the real binary, killed while it waits for the device to pick the wipe up: the
+/// rerun continues from its state file, finishes the removal and never sends a second wipe.
+#[test]
+fn remove_killed_after_the_wipe_continues_without_a_second_wipe() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            speed: Speed::TEST,
+            seed: Seed::Walkthrough,
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    sim.with_state(|s| {
+        s.removal.policies.clear();
+        // The device is off: the wipe waits until the test switches it on.
+        s.removal.settings.wipe_time = Duration::from_secs(100_000_000);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let remove = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"));
+        c.args([
+            "remove",
+            "--serial",
+            "DEMO-HQ-0001",
+            "--mode",
+            "leave",
+            "--wipe",
+            "--json",
+            "--yes",
+            "--wait-scale",
+            "0.002",
+            "--graph-url",
+            &sim.url(),
+            "--login-url",
+            &sim.url(),
+            "--state-file",
+        ])
+        .arg(dir.path().join("removal.json"))
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        c
+    };
+    let mut child = remove().spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(v) => {
+                let waiting = v["event"] == "progress"
+                    && v["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Waiting until the device reports the wipe done"));
+                seen.push(v);
+                if waiting {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the wait for the wipe never came: {seen:#?}");
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sim.with_state(|s| s.removal.count("wipe")), 1);
+    assert!(sim.with_state(|s| s.removal.managed_by_serial("DEMO-HQ-0001").is_some()));
+    // The device comes online and reports the wipe.
+    sim.with_state(|s| {
+        s.removal.settings.wipe_time = Duration::from_secs(60);
+        for m in &mut s.removal.managed {
+            for a in &mut m.actions {
+                a.done_at = Instant::now();
+            }
+        }
+    });
+    let out = remove().output().unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "{events:#?}");
+    let result = events.iter().find(|e| e["event"] == "result").unwrap();
+    assert_eq!(result["done"], true, "{result}");
+    assert!(result["text"].as_str().unwrap().contains("wiped"), "{result}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "plan" && e["steps"][0].as_str().unwrap_or("").contains("will not be sent again")),
+        "the plan of the rerun knows the wipe: {events:#?}"
+    );
+    assert_eq!(sim.with_state(|s| s.removal.count("wipe")), 1, "one wipe in all");
+    sim.with_state(|s| {
+        assert!(s.autopilot.device_by_serial("DEMO-HQ-0001").is_none());
+        assert!(s.removal.managed_by_serial("DEMO-HQ-0001").is_none());
+    });
+}

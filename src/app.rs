@@ -914,6 +914,9 @@ impl WizardApp {
             }
             page.ui(ui, &mut cx);
         }
+        if let Some(serials) = cx.take_removal_request() {
+            self.show_removal(Some(&serials));
+        }
     }
 
     /// While a restored session walks back to the step it was on: which step, and what it waits

@@ -925,6 +925,9 @@ impl AssignmentPage {
                     if ui.small_button("Close").clicked() {
                         *action = Some(DetailAction::Close);
                     }
+                    if ui.small_button("Remove this device…").clicked() {
+                        *action = Some(DetailAction::Remove(vec![row.serial.clone()]));
+                    }
                 });
             });
             egui::Grid::new("assignment-details")
@@ -1185,6 +1188,7 @@ impl AssignmentPage {
                 self.selected = None;
                 self.edit = None;
             }
+            DetailAction::Remove(serials) => cx.request_removal(serials),
             DetailAction::CancelEdit => self.edit = None,
             DetailAction::Select(id) => {
                 if self.selected.as_deref() != Some(id.as_str()) {
@@ -1232,6 +1236,8 @@ impl AssignmentPage {
 /// What a click on the page asks for; carried out after drawing.
 enum DetailAction {
     Close,
+    /// Hand the devices to "Remove devices".
+    Remove(Vec<String>),
     CancelEdit,
     Select(String),
     Sync,

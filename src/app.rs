@@ -328,7 +328,9 @@ impl WizardApp {
             removal: crate::ui::removal::RemovalPage::new(),
             showing_removal: false,
         };
-        if let Some(state) = load(keys::REMOVAL).and_then(|s| parse_or_warn::<serde_json::Value>(keys::REMOVAL, &s)) {
+        if let Some(state) =
+            load(keys::REMOVAL).and_then(|s| parse_or_warn::<serde_json::Value>(keys::REMOVAL, &s))
+        {
             crate::ui::Page::load_state(&mut app.removal, state);
         }
         app.build_pages();

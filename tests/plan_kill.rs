@@ -487,9 +487,9 @@ fn remove_killed_after_the_wipe_continues_without_a_second_wipe() {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(v) => {
                 let waiting = v["event"] == "progress"
-                    && v["text"]
-                        .as_str()
-                        .is_some_and(|t| t.starts_with("Waiting until the device reports the wipe done"));
+                    && v["text"].as_str().is_some_and(|t| {
+                        t.starts_with("Waiting until the device reports the wipe done")
+                    });
                 seen.push(v);
                 if waiting {
                     break;
@@ -522,14 +522,23 @@ fn remove_killed_after_the_wipe_continues_without_a_second_wipe() {
     assert_eq!(out.status.code(), Some(0), "{events:#?}");
     let result = events.iter().find(|e| e["event"] == "result").unwrap();
     assert_eq!(result["done"], true, "{result}");
-    assert!(result["text"].as_str().unwrap().contains("wiped"), "{result}");
     assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "plan" && e["steps"][0].as_str().unwrap_or("").contains("will not be sent again")),
+        result["text"].as_str().unwrap().contains("wiped"),
+        "{result}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "plan"
+            && e["steps"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("will not be sent again")),
         "the plan of the rerun knows the wipe: {events:#?}"
     );
-    assert_eq!(sim.with_state(|s| s.removal.count("wipe")), 1, "one wipe in all");
+    assert_eq!(
+        sim.with_state(|s| s.removal.count("wipe")),
+        1,
+        "one wipe in all"
+    );
     sim.with_state(|s| {
         assert!(s.autopilot.device_by_serial("DEMO-HQ-0001").is_none());
         assert!(s.removal.managed_by_serial("DEMO-HQ-0001").is_none());

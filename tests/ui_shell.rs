@@ -531,12 +531,16 @@ fn remove_devices_opens_from_the_step_list_and_plans() {
     assert!(h.state().showing_removal());
     wait_for_text(&mut h, "in Microsoft's order");
     assert!(!is_enabled(&h, "Show the plan"), "not signed in yet");
-    click(&mut h, &format!("{}. {}", StepId::SignIn.number(), StepId::SignIn.title()));
+    click(
+        &mut h,
+        &format!("{}. {}", StepId::SignIn.number(), StepId::SignIn.title()),
+    );
     assert!(!h.state().showing_removal());
     h.get_by_label("Sign in with browser").click();
     wait_for_text(&mut h, "Signed in as");
     // The board's hand-off: the app opens the page with the devices picked.
-    h.state_mut().show_removal(Some(&["DEMO-LAB-0001".to_string()]));
+    h.state_mut()
+        .show_removal(Some(&["DEMO-LAB-0001".to_string()]));
     h.run();
     click(&mut h, "Show the plan");
     wait_for_text(&mut h, "DEMO-LAB-0001 — Fabrikam Laptop 14");

@@ -11,10 +11,10 @@
 //! transient service error (connection lost, still throttled after the client's retries) is
 //! simply run again, a few times, before the run gives up with exit code 4.
 
-pub mod remove_cli;
 pub mod cli;
 pub mod events;
 pub mod preflight;
+pub mod remove_cli;
 pub mod state;
 pub mod terminal;
 

@@ -211,14 +211,21 @@ fn confirm(plan: &Plan) -> bool {
     }
 }
 
-async fn sign_in(args: &RemoveArgs) -> Result<(GraphClient, Option<crate::sim::SimHandle>), (Exit, String)> {
+async fn sign_in(
+    args: &RemoveArgs,
+) -> Result<(GraphClient, Option<crate::sim::SimHandle>), (Exit, String)> {
     if args.demo {
         let sim = crate::sim::spawn(crate::sim::SimConfig {
             speed: Speed::DEMO,
             ..crate::sim::SimConfig::default()
         })
         .await
-        .map_err(|e| (Exit::Service, format!("The simulated tenant did not start: {e}")))?;
+        .map_err(|e| {
+            (
+                Exit::Service,
+                format!("The simulated tenant did not start: {e}"),
+            )
+        })?;
         let token = sim.issue_token(&sim.admin().user_principal_name);
         let graph = GraphClient::new(
             &sim.url(),
@@ -233,7 +240,10 @@ async fn sign_in(args: &RemoveArgs) -> Result<(GraphClient, Option<crate::sim::S
     );
     let config = AuthConfig {
         endpoints,
-        tenant: args.tenant.clone().unwrap_or_else(|| "organizations".into()),
+        tenant: args
+            .tenant
+            .clone()
+            .unwrap_or_else(|| "organizations".into()),
         client: ClientApp::GraphCommandLineTools,
     };
     let flows = SignInFlows::new(
@@ -288,20 +298,27 @@ pub fn main(args: RemoveArgs, runtime: &tokio::runtime::Runtime) -> u8 {
         eprintln!("Name the devices with --serial SERIAL (repeatable) or --csv FILE.");
         return Exit::BadInput.code();
     }
-    let Some(state_file) = args.state_file.clone().or_else(|| {
-        crate::paths::local_data_dir().map(|d| d.join("removal-state.json"))
-    }) else {
+    let Some(state_file) = args
+        .state_file
+        .clone()
+        .or_else(|| crate::paths::local_data_dir().map(|d| d.join("removal-state.json")))
+    else {
         eprintln!("This system has no data directory for the state; give one with --state-file.");
         return Exit::BadInput.code();
     };
-    let scale = args.wait_scale.unwrap_or(if args.demo { 1.0 / 60.0 } else { 1.0 });
+    let scale = args
+        .wait_scale
+        .unwrap_or(if args.demo { 1.0 / 60.0 } else { 1.0 });
     let default = Pace::default();
     let opts = Options {
         mode,
         wipe: args.wipe,
         hash_dir: args.hash_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
         pace: Pace {
-            interval: default.interval.mul_f64(scale).max(Duration::from_millis(5)),
+            interval: default
+                .interval
+                .mul_f64(scale)
+                .max(Duration::from_millis(5)),
             timeout: default.timeout.mul_f64(scale).max(Duration::from_secs(5)),
         },
     };

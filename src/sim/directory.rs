@@ -268,10 +268,7 @@ pub fn remove_device_object(state: &mut SimState, device_id: &str) {
         .filter(|d| d.device_id.eq_ignore_ascii_case(device_id))
         .map(|d| d.id.clone())
         .collect();
-    state
-        .directory
-        .devices
-        .retain(|d| !ids.contains(&d.id));
+    state.directory.devices.retain(|d| !ids.contains(&d.id));
     for g in &mut state.directory.groups {
         g.members.retain(|m| !ids.contains(m));
     }

@@ -259,7 +259,11 @@ pub fn enrol_device(state: &mut SimState, serial: &str, user: Option<&str>) -> O
 
 /// A Multi Admin Approval policy holding `policy_type` (`deviceWipe`, `deviceDelete`) for
 /// Windows devices, approved by `approver_group_id`. Returns its id.
-pub fn add_approval_policy(state: &mut SimState, policy_type: &str, approver_group_id: &str) -> String {
+pub fn add_approval_policy(
+    state: &mut SimState,
+    policy_type: &str,
+    approver_group_id: &str,
+) -> String {
     let id = uuid::Uuid::new_v4().to_string();
     state.removal.policies.push(ApprovalPolicy {
         id: id.clone(),
@@ -288,12 +292,15 @@ pub(crate) fn seed(state: &mut SimState, seed: Seed) {
         .map(|u| u.user_principal_name.clone());
     enrol_device(state, "DEMO-HQ-0001", user.as_deref());
     enrol_device(state, "DEMO-LAB-0001", None);
-    state.removal.settings.entra_stays.push("DEMO-LAB-0001".into());
+    state
+        .removal
+        .settings
+        .entra_stays
+        .push("DEMO-LAB-0001".into());
     state.removal.policies.push(ApprovalPolicy {
         id: DEMO_WIPE_POLICY_ID.into(),
         display_name: "Device wipe needs a second admin".into(),
-        description: "Every wipe of a Windows device is approved by a second administrator."
-            .into(),
+        description: "Every wipe of a Windows device is approved by a second administrator.".into(),
         policy_type: "deviceWipe".into(),
         policy_platform: "windows10AndLater".into(),
         approver_group_ids: vec![DEMO_APPROVER_GROUP_ID.into()],
@@ -639,19 +646,28 @@ async fn wipe(
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return odata::bad_request(
                 "BadRequest",
-                &format!("The parameter '{k}' in the request payload is not a valid parameter for the operation 'wipe'."),
+                &format!(
+                    "The parameter '{k}' in the request payload is not a valid parameter for the operation 'wipe'."
+                ),
             );
         }
         for k in ["keepEnrollmentData", "keepUserData", "persistEsimDataPlan"] {
             if obj.get(k).is_some_and(|x| !x.is_boolean() && !x.is_null()) {
                 return odata::bad_request(
                     "BadRequest",
-                    &format!("Cannot convert the literal to the expected type 'Edm.Boolean' ({k})."),
+                    &format!(
+                        "Cannot convert the literal to the expected type 'Edm.Boolean' ({k})."
+                    ),
                 );
             }
         }
     }
-    if !st.removal.managed.iter().any(|m| m.id == id && m.gone_at.is_none()) {
+    if !st
+        .removal
+        .managed
+        .iter()
+        .any(|m| m.id == id && m.gone_at.is_none())
+    {
         return odata::not_found("managedDevice", &id);
     }
     if let Some(r) = held(&mut st, "deviceWipe", &id) {

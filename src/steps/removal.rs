@@ -35,10 +35,8 @@ use crate::steps::registry::{BoxFuture, Permission};
 use crate::steps::validate::{CheckId, CheckItem, ValidateInputs, Verdict};
 
 /// Deletes Intune records (reference §12 step 3).
-pub const MANAGED_DEVICES_WRITE: Permission = Permission::new(
-    "DeviceManagementManagedDevices.ReadWrite.All",
-    &[],
-);
+pub const MANAGED_DEVICES_WRITE: Permission =
+    Permission::new("DeviceManagementManagedDevices.ReadWrite.All", &[]);
 /// Wipe and Autopilot Reset: Graph refuses them with ReadWrite.All alone (graph-docs #17172).
 pub const PRIVILEGED_OPERATIONS: Permission = Permission::new(
     "DeviceManagementManagedDevices.PrivilegedOperations.All",
@@ -233,13 +231,25 @@ impl Action {
     pub fn words(self) -> &'static str {
         match self {
             Action::SaveHash => "Save the hardware hash as a CSV file the other tenant can import",
-            Action::Wipe => "Wipe the device (everything on it is erased) and wait until it reports the wipe done",
-            Action::AutopilotReset => "Autopilot Reset: remove personal files, apps and settings, keep the registration and enrollment; the device deploys again at its next start",
-            Action::AllowNextEnrollment => "Release the blocked next enrollment so the device can deploy again",
-            Action::DeleteIntune => "Delete the Intune record and wait until Intune no longer has it",
+            Action::Wipe => {
+                "Wipe the device (everything on it is erased) and wait until it reports the wipe done"
+            }
+            Action::AutopilotReset => {
+                "Autopilot Reset: remove personal files, apps and settings, keep the registration and enrollment; the device deploys again at its next start"
+            }
+            Action::AllowNextEnrollment => {
+                "Release the blocked next enrollment so the device can deploy again"
+            }
+            Action::DeleteIntune => {
+                "Delete the Intune record and wait until Intune no longer has it"
+            }
             Action::UnassignUser => "Unassign the user from the Autopilot registration",
-            Action::DeleteIdentity => "Delete the Autopilot registration, sync, and wait until it is gone",
-            Action::DeleteEntraIfLeft => "Delete the Entra ID device only if it did not go by itself",
+            Action::DeleteIdentity => {
+                "Delete the Autopilot registration, sync, and wait until it is gone"
+            }
+            Action::DeleteEntraIfLeft => {
+                "Delete the Entra ID device only if it did not go by itself"
+            }
         }
     }
 
@@ -400,7 +410,9 @@ impl DevicePlan {
             return vec![format!("Nothing will be sent. {r}")];
         }
         if self.actions.is_empty() {
-            return vec!["Nothing to do: the device is registered and will deploy as it is.".into()];
+            return vec![
+                "Nothing to do: the device is registered and will deploy as it is.".into(),
+            ];
         }
         self.actions
             .iter()
@@ -413,9 +425,7 @@ impl DevicePlan {
                         .as_deref()
                         .map(|u| format!(" ({u})"))
                         .unwrap_or_default(),
-                    Action::Wipe | Action::AutopilotReset
-                        if self.facts.wipe_state.is_some() =>
-                    {
+                    Action::Wipe | Action::AutopilotReset if self.facts.wipe_state.is_some() => {
                         " — already sent earlier, it will not be sent again".into()
                     }
                     _ => String::new(),
@@ -535,7 +545,9 @@ fn nonempty(s: Option<&str>) -> Option<String> {
 }
 
 /// The Multi Admin Approval policies that hold a wipe or delete of a Windows device.
-pub async fn read_approval_policies(graph: &GraphClient) -> Result<Vec<ApprovalPolicy>, GraphError> {
+pub async fn read_approval_policies(
+    graph: &GraphClient,
+) -> Result<Vec<ApprovalPolicy>, GraphError> {
     let all: Vec<ApprovalPolicy> = graph.get_all(ApiVersion::Beta, POLICIES).await?;
     Ok(all
         .into_iter()
@@ -543,7 +555,10 @@ pub async fn read_approval_policies(graph: &GraphClient) -> Result<Vec<ApprovalP
         .collect())
 }
 
-async fn find_identity(graph: &GraphClient, serial: &str) -> Result<Option<AutopilotDevice>, GraphError> {
+async fn find_identity(
+    graph: &GraphClient,
+    serial: &str,
+) -> Result<Option<AutopilotDevice>, GraphError> {
     // contains() on the first token, exact match here (reference §7).
     let token = serial.split_whitespace().next().unwrap_or(serial);
     let found: Vec<AutopilotDevice> = graph
@@ -571,7 +586,10 @@ async fn get_managed(graph: &GraphClient, id: &str) -> Result<Option<ManagedDevi
     }
 }
 
-async fn managed_by_serial(graph: &GraphClient, serial: &str) -> Result<Option<ManagedDevice>, GraphError> {
+async fn managed_by_serial(
+    graph: &GraphClient,
+    serial: &str,
+) -> Result<Option<ManagedDevice>, GraphError> {
     let found: Vec<ManagedDevice> = graph
         .get_all(
             ApiVersion::V1,
@@ -618,13 +636,19 @@ pub fn support_facts(serial: &str, facts: &Facts, known: Option<&Known>) -> Stri
     }
     match known {
         Some(k) if !k.hash.is_empty() => parts.push(format!("hardware hash in {}", k.file)),
-        _ => parts.push("hardware hash: harvest it on the device (Get-WindowsAutopilotInfo)".into()),
+        _ => {
+            parts.push("hardware hash: harvest it on the device (Get-WindowsAutopilotInfo)".into())
+        }
     }
     parts.push("proof of purchase (invoice)".into());
     parts.join(", ")
 }
 
-fn refusal_for_approval(facts: &Facts, actions: &[Action], policies: &[ApprovalPolicy]) -> Option<Refusal> {
+fn refusal_for_approval(
+    facts: &Facts,
+    actions: &[Action],
+    policies: &[ApprovalPolicy],
+) -> Option<Refusal> {
     let names = |t: &str| {
         policies
             .iter()
@@ -780,7 +804,7 @@ async fn plan_device(
         }
     }
     let mut refusal = refusal_for_approval(&facts, &actions, policies);
-    if refusal.is_none() && mode == Mode::Move && !k.is_some_and(|k| !k.hash.trim().is_empty()) {
+    if refusal.is_none() && mode == Mode::Move && k.is_none_or(|k| k.hash.trim().is_empty()) {
         refusal = Some(Refusal::NoHash {
             serial: serial.into(),
         });
@@ -1196,16 +1220,25 @@ async fn run_device(
                     .await
                     .map_err(err)?;
                 let g = graph.clone();
-                wait_until(opts, obs, serial, "the next enrollment is released", move |_| {
-                    let g = g.clone();
-                    let id = id.clone();
-                    async move {
-                        let d: AutopilotDevice = g
-                            .get_json(ApiVersion::Beta, &format!("{IDENTITIES}/{}", encode(&id)))
-                            .await?;
-                        Ok(d.enrollment_state.as_deref() != Some("blocked"))
-                    }
-                })
+                wait_until(
+                    opts,
+                    obs,
+                    serial,
+                    "the next enrollment is released",
+                    move |_| {
+                        let g = g.clone();
+                        let id = id.clone();
+                        async move {
+                            let d: AutopilotDevice = g
+                                .get_json(
+                                    ApiVersion::Beta,
+                                    &format!("{IDENTITIES}/{}", encode(&id)),
+                                )
+                                .await?;
+                            Ok(d.enrollment_state.as_deref() != Some("blocked"))
+                        }
+                    },
+                )
                 .await?;
             }
             Action::DeleteIntune => {
@@ -1219,11 +1252,17 @@ async fn run_device(
                     Err(e) => return Err(err(e)),
                 }
                 let g = graph.clone();
-                wait_until(opts, obs, serial, "Intune no longer has the record", move |_| {
-                    let g = g.clone();
-                    let id = id.clone();
-                    async move { Ok(get_managed(&g, &id).await?.is_none()) }
-                })
+                wait_until(
+                    opts,
+                    obs,
+                    serial,
+                    "Intune no longer has the record",
+                    move |_| {
+                        let g = g.clone();
+                        let id = id.clone();
+                        async move { Ok(get_managed(&g, &id).await?.is_none()) }
+                    },
+                )
                 .await?;
             }
             Action::UnassignUser => {
@@ -1320,11 +1359,17 @@ async fn run_device(
                         }
                     }
                     let g = graph.clone();
-                    wait_until(opts, obs, serial, "Entra ID no longer has the device", move |_| {
-                        let g = g.clone();
-                        let id = device_id.clone();
-                        async move { Ok(entra_devices(&g, &id).await?.is_empty()) }
-                    })
+                    wait_until(
+                        opts,
+                        obs,
+                        serial,
+                        "Entra ID no longer has the device",
+                        move |_| {
+                            let g = g.clone();
+                            let id = device_id.clone();
+                            async move { Ok(entra_devices(&g, &id).await?.is_empty()) }
+                        },
+                    )
                     .await?;
                 }
             }
@@ -1343,7 +1388,9 @@ async fn sync_once(graph: &GraphClient) {
         max_attempts: 1,
         ..RetryPolicy::default()
     });
-    let _ = once.post_no_content::<Value>(ApiVersion::Beta, SYNC, None).await;
+    let _ = once
+        .post_no_content::<Value>(ApiVersion::Beta, SYNC, None)
+        .await;
 }
 
 /// Writes `<dir>/<serial>-hardware-hash.csv` in Get-WindowsAutopilotInfo's format.
@@ -1355,12 +1402,21 @@ fn save_hash(serial: &str, known: &KnownDevices, dir: &Path) -> Result<PathBuf, 
     };
     let failed = |e: std::io::Error| Refusal::Failed {
         serial: serial.into(),
-        message: format!("the hash file could not be written in {}: {e}", dir.display()),
+        message: format!(
+            "the hash file could not be written in {}: {e}",
+            dir.display()
+        ),
     };
     std::fs::create_dir_all(dir).map_err(failed)?;
     let safe: String = serial
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let path = dir.join(format!("{safe}-hardware-hash.csv"));
     let bytes = crate::hwid::harvest::write_csv(&[crate::hwid::harvest::CsvRow {
@@ -1426,7 +1482,12 @@ pub fn validate_items<'a>(
 pub fn approval_words(policies: &[ApprovalPolicy]) -> Vec<String> {
     policies
         .iter()
-        .map(|p| format!("\"{}\" ({}, {})", p.display_name, p.policy_type, p.policy_platform))
+        .map(|p| {
+            format!(
+                "\"{}\" ({}, {})",
+                p.display_name, p.policy_type, p.policy_platform
+            )
+        })
         .collect()
 }
 

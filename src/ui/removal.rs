@@ -109,7 +109,7 @@ impl RemovalPage {
 
     pub fn serial_list(&self) -> Vec<String> {
         self.serials
-            .split(|c: char| c == '\n' || c == ',' || c == ';' || c == '\r')
+            .split(['\n', ',', ';', '\r'])
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
@@ -247,7 +247,10 @@ impl RemovalPage {
                     ui.weak(format!("Stays: {s}"));
                 }
                 for w in d.irreversible() {
-                    ui.colored_label(ui.visuals().error_fg_color, format!("Cannot be undone: {w}"));
+                    ui.colored_label(
+                        ui.visuals().error_fg_color,
+                        format!("Cannot be undone: {w}"),
+                    );
                 }
             });
         }
@@ -395,9 +398,8 @@ impl RemovalPage {
                 }
                 let confirmed = if plan.needs_typed_count() {
                     ui.horizontal(|ui| {
-                        let label = ui.label(format!(
-                            "Type the number of devices ({n}) to confirm"
-                        ));
+                        let label =
+                            ui.label(format!("Type the number of devices ({n}) to confirm"));
                         ui.text_edit_singleline(&mut self.typed_count)
                             .labelled_by(label.id);
                     });
@@ -430,7 +432,9 @@ impl RemovalPage {
                 for d in &plan.devices {
                     let words = record.result_words(&d.facts.serial);
                     let done = matches!(
-                        record.device(&d.facts.serial).and_then(|r| r.outcome.as_ref()),
+                        record
+                            .device(&d.facts.serial)
+                            .and_then(|r| r.outcome.as_ref()),
                         Some(DeviceOutcome::Done { .. })
                     );
                     let color = if done {

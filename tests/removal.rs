@@ -526,6 +526,44 @@ async fn a_wipe_sent_before_a_kill_left_no_record_is_not_sent_again() {
 }
 
 #[tokio::test]
+async fn a_wipe_the_device_reports_failed_keeps_the_intune_record() {
+    let (sim, graph) = start().await;
+    without_approval(&sim);
+    let (_, managed, _) = ids(&sim, "DEMO-HQ-0001");
+    graph
+        .post_no_content(
+            ApiVersion::V1,
+            &format!("{}/{managed}/wipe", removal::MANAGED),
+            Some(&json!({"keepEnrollmentData": false, "keepUserData": false})),
+        )
+        .await
+        .unwrap();
+    sim.with_state(|s| {
+        let m = s
+            .removal
+            .managed
+            .iter_mut()
+            .find(|m| m.id == managed)
+            .unwrap();
+        m.actions[0].state = "failed".into();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut record = RunRecord::default();
+    run(
+        &graph,
+        &["DEMO-HQ-0001"],
+        &fast(dir.path(), Mode::Leave, true),
+        &KnownDevices::default(),
+        &mut record,
+    )
+    .await;
+    let words = record.result_words("DEMO-HQ-0001");
+    assert!(words.contains("reports the wipe as failed"), "{words}");
+    assert!(sim.with_state(|s| s.removal.managed_by_serial("DEMO-HQ-0001").is_some()));
+    assert_eq!(sim.with_state(|s| s.removal.count("deleteManaged")), 0);
+}
+
+#[tokio::test]
 async fn redeploy_sends_autopilot_reset_or_releases_a_blocked_enrollment() {
     let (sim, graph) = start().await;
     without_approval(&sim);

@@ -1085,6 +1085,7 @@ fn summary(mode: Mode, device: &DevicePlan, rec: &DeviceRecord) -> String {
 
 /// Polls `check` until it answers `true`, showing the wait.
 async fn wait_until<F, Fut>(
+    cancel: &tokio_util::sync::CancellationToken,
     opts: &Options,
     obs: &dyn RemovalObserver,
     serial: &str,
@@ -1122,19 +1123,17 @@ where
             serial,
             &format!("Waiting until {what} ({} s so far)…", waited.as_secs()),
         );
-        if graph_cancelled_sleep(opts.pace.interval).await {
-            return Err(Refusal::Failed {
-                serial: serial.into(),
-                message: "Cancelled.".into(),
-            });
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                return Err(Refusal::Failed {
+                    serial: serial.into(),
+                    message: "Cancelled. Run the removal again to continue from here.".into(),
+                });
+            }
+            _ = tokio::time::sleep(opts.pace.interval) => {}
         }
         round += 1;
     }
-}
-
-async fn graph_cancelled_sleep(d: Duration) -> bool {
-    tokio::time::sleep(d).await;
-    false
 }
 
 async fn run_device(
@@ -1194,20 +1193,35 @@ async fn run_device(
                 };
                 let g = graph.clone();
                 let id2 = id.clone();
-                wait_until(opts, obs, serial, what, move |_| {
+                wait_until(graph.cancel_token(), opts, obs, serial, what, move |_| {
                     let g = g.clone();
                     let id = id2.clone();
                     async move {
                         let m = get_managed(&g, &id).await?;
                         Ok(match m.as_ref().and_then(|m| m.wipe_state()) {
-                            Some("done") => true,
-                            Some("failed") | Some("canceled") => true,
+                            Some("done" | "failed" | "canceled" | "notSupported") => true,
                             Some(_) => reset,
                             None => m.is_none(),
                         })
                     }
                 })
                 .await?;
+                // A wipe the device refused or that was cancelled: the Intune record must not
+                // go (it is how the device is found again).
+                if let Some(state @ ("failed" | "canceled" | "notSupported")) =
+                    get_managed(graph, &id)
+                        .await
+                        .map_err(err)?
+                        .as_ref()
+                        .and_then(|m| m.wipe_state())
+                {
+                    return Err(Refusal::Failed {
+                        serial: serial.into(),
+                        message: format!(
+                            "the device reports the wipe as {state}. Nothing else was changed; look at the device in the Intune admin center (Devices > {serial} > Device actions status) before running this again."
+                        ),
+                    });
+                }
             }
             Action::AllowNextEnrollment => {
                 let id = facts.identity_id.clone().unwrap_or_default();
@@ -1221,6 +1235,7 @@ async fn run_device(
                     .map_err(err)?;
                 let g = graph.clone();
                 wait_until(
+                    graph.cancel_token(),
                     opts,
                     obs,
                     serial,
@@ -1253,6 +1268,7 @@ async fn run_device(
                 }
                 let g = graph.clone();
                 wait_until(
+                    graph.cancel_token(),
                     opts,
                     obs,
                     serial,
@@ -1280,23 +1296,30 @@ async fn run_device(
                     Err(e) => return Err(err(e)),
                 }
                 let g = graph.clone();
-                wait_until(opts, obs, serial, "the user is unassigned", move |_| {
-                    let g = g.clone();
-                    let id = id.clone();
-                    async move {
-                        match g
-                            .get_json::<AutopilotDevice>(
-                                ApiVersion::V1,
-                                &format!("{IDENTITIES}/{}", encode(&id)),
-                            )
-                            .await
-                        {
-                            Ok(d) => Ok(nonempty(d.user_principal_name.as_deref()).is_none()),
-                            Err(e) if e.is_not_found() => Ok(true),
-                            Err(e) => Err(e),
+                wait_until(
+                    graph.cancel_token(),
+                    opts,
+                    obs,
+                    serial,
+                    "the user is unassigned",
+                    move |_| {
+                        let g = g.clone();
+                        let id = id.clone();
+                        async move {
+                            match g
+                                .get_json::<AutopilotDevice>(
+                                    ApiVersion::V1,
+                                    &format!("{IDENTITIES}/{}", encode(&id)),
+                                )
+                                .await
+                            {
+                                Ok(d) => Ok(nonempty(d.user_principal_name.as_deref()).is_none()),
+                                Err(e) if e.is_not_found() => Ok(true),
+                                Err(e) => Err(e),
+                            }
                         }
-                    }
-                })
+                    },
+                )
                 .await?;
             }
             Action::DeleteIdentity => {
@@ -1311,6 +1334,7 @@ async fn run_device(
                 }
                 let g = graph.clone();
                 wait_until(
+                    graph.cancel_token(),
                     opts,
                     obs,
                     serial,
@@ -1360,6 +1384,7 @@ async fn run_device(
                     }
                     let g = graph.clone();
                     wait_until(
+                        graph.cancel_token(),
                         opts,
                         obs,
                         serial,

@@ -544,3 +544,81 @@ fn remove_killed_after_the_wipe_continues_without_a_second_wipe() {
         assert!(s.removal.managed_by_serial("DEMO-HQ-0001").is_none());
     });
 }
+
+/// `remove --plan`: the plan's [tenant] signs in and its [remove] table names the devices and
+/// the mode; `run --plan` reads the same file and leaves the table alone.
+#[test]
+fn remove_reads_the_remove_table_of_a_plan() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            speed: Speed::TEST,
+            seed: Seed::Walkthrough,
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    sim.with_state(|s| s.removal.policies.clear());
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    write_csv(&csv, "KREM", 2, "Kill");
+    let plan = write_plan(dir.path(), "rem", &sim.url(), &csv, "Kill");
+    let mut text = std::fs::read_to_string(&plan).unwrap();
+    text.push_str(
+        "\n[remove]\nserials = [\"DEMO-HQ-0002\", \"DEMO-LAB-0001\"]\nmode = \"leave\"\n",
+    );
+    std::fs::write(&plan, &text).unwrap();
+    let parsed = autopilot_wizard::plan::load(&plan).expect("run --plan reads the plan");
+    assert!(parsed.section("remove").is_some());
+    let out = Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"))
+        .args([
+            "remove",
+            "--json",
+            "--yes",
+            "--wait-scale",
+            "0.002",
+            "--plan",
+        ])
+        .arg(&plan)
+        .arg("--state-file")
+        .arg(dir.path().join("removal.json"))
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{events:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "result" && e["done"] == true)
+            .count(),
+        2
+    );
+    sim.with_state(|s| {
+        assert!(s.autopilot.device_by_serial("DEMO-HQ-0002").is_none());
+        assert!(s.autopilot.device_by_serial("DEMO-LAB-0001").is_none());
+    });
+    // A mode that is none: refused before anything is sent (exit 2).
+    std::fs::write(&plan, text.replace("mode = \"leave\"", "mode = \"sell\"")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"))
+        .args(["remove", "--yes", "--plan"])
+        .arg(&plan)
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a mode"));
+}

@@ -49,9 +49,14 @@ pub struct RemoveArgs {
     #[arg(long = "csv", value_name = "FILE")]
     pub csv: Vec<PathBuf>,
     /// leave: out of the organisation; redeploy: Autopilot Reset or release a blocked
-    /// enrollment; move: save the hash, then as leave.
+    /// enrollment; move: save the hash, then as leave. Required unless the plan's [remove]
+    /// table names it.
     #[arg(long, value_enum)]
-    pub mode: ModeArg,
+    pub mode: Option<ModeArg>,
+    /// A plan file: its [tenant] signs in, its [remove] table (serials, csv, mode, wipe,
+    /// hash_dir) names the devices. The command line adds to it and wins.
+    #[arg(long, value_name = "PLAN.toml")]
+    pub plan: Option<PathBuf>,
     /// Wipe the devices first (leave, move).
     #[arg(long)]
     pub wipe: bool,
@@ -82,6 +87,55 @@ pub struct RemoveArgs {
     /// Multiply every poll interval and wait by this factor (tests against `sim --speed test`).
     #[arg(long, value_name = "FACTOR", hide = true)]
     pub wait_scale: Option<f64>,
+}
+
+/// The `[remove]` table of a plan file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoveSection {
+    pub serials: Vec<String>,
+    /// Hardware-hash CSVs, relative to the plan's folder.
+    pub csv: Vec<PathBuf>,
+    /// `leave`, `redeploy` or `move`.
+    pub mode: Option<String>,
+    pub wipe: bool,
+    pub hash_dir: Option<PathBuf>,
+}
+
+impl RemoveSection {
+    /// Reads the table from `plan` (absent: empty), paths resolved against the plan's folder.
+    pub fn of(plan: &crate::plan::Plan) -> Result<RemoveSection, String> {
+        let Some(v) = plan.section(crate::plan::REMOVE_SECTION) else {
+            return Ok(RemoveSection::default());
+        };
+        let mut r: RemoveSection = v.clone().try_into().map_err(|e: toml::de::Error| {
+            format!(
+                "{}: [remove] {}. It takes serials = [\"…\"], csv = [\"…\"], mode = \"leave\" | \"redeploy\" | \"move\", wipe = true | false, hash_dir = \"…\".",
+                plan.path.display(),
+                e.message().trim()
+            )
+        })?;
+        if let Some(m) = &r.mode
+            && Mode::from_key(m).is_none()
+        {
+            return Err(format!(
+                "{}: [remove] mode = \"{m}\" is not a mode: write \"leave\", \"redeploy\" or \"move\".",
+                plan.path.display()
+            ));
+        }
+        let base = plan.path.parent().unwrap_or(std::path::Path::new("."));
+        for f in &mut r.csv {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
+        if let Some(d) = &mut r.hash_dir
+            && d.is_relative()
+        {
+            *d = base.join(&*d);
+        }
+        Ok(r)
+    }
 }
 
 struct Printer {
@@ -213,6 +267,7 @@ fn confirm(plan: &Plan) -> bool {
 
 async fn sign_in(
     args: &RemoveArgs,
+    tenant: Option<&crate::plan::TenantPlan>,
 ) -> Result<(GraphClient, Option<crate::sim::SimHandle>), (Exit, String)> {
     if args.demo {
         let sim = crate::sim::spawn(crate::sim::SimConfig {
@@ -234,17 +289,25 @@ async fn sign_in(
         return Ok((graph, Some(sim)));
     }
     let endpoints = Endpoints::with_overrides(
-        Cloud::Global,
-        args.graph_url.clone(),
-        args.login_url.clone(),
+        tenant.map(|t| t.cloud).unwrap_or(Cloud::Global),
+        args.graph_url
+            .clone()
+            .or_else(|| tenant.and_then(|t| t.graph_url.clone())),
+        args.login_url
+            .clone()
+            .or_else(|| tenant.and_then(|t| t.login_url.clone())),
     );
     let config = AuthConfig {
         endpoints,
         tenant: args
             .tenant
             .clone()
+            .or_else(|| tenant.map(|t| t.id.clone()))
             .unwrap_or_else(|| "organizations".into()),
-        client: ClientApp::GraphCommandLineTools,
+        client: match tenant.and_then(|t| t.client_id.as_deref()) {
+            Some(id) => ClientApp::from_client_id(id),
+            None => ClientApp::GraphCommandLineTools,
+        },
     };
     let flows = SignInFlows::new(
         config,
@@ -279,8 +342,46 @@ async fn sign_in(
 }
 
 /// Runs the subcommand on `runtime`; returns the exit code.
-pub fn main(args: RemoveArgs, runtime: &tokio::runtime::Runtime) -> u8 {
-    let mode: Mode = args.mode.into();
+pub fn main(mut args: RemoveArgs, runtime: &tokio::runtime::Runtime) -> u8 {
+    let plan = match &args.plan {
+        None => None,
+        Some(p) => match crate::plan::load(p) {
+            Ok(plan) => Some(plan),
+            Err(e) => {
+                eprintln!("{e}");
+                return Exit::BadInput.code();
+            }
+        },
+    };
+    if let Some(ca) = plan.as_ref().and_then(|p| p.tenant.ca_file.as_ref())
+        && let Err(e) = crate::graph::tls::trust_ca_file(ca)
+    {
+        eprintln!("{e}");
+        return Exit::BadInput.code();
+    }
+    let section = match plan.as_ref().map(RemoveSection::of).transpose() {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::BadInput.code();
+        }
+    };
+    let mode: Mode = match (args.mode, section.mode.as_deref().and_then(Mode::from_key)) {
+        (Some(m), _) => m.into(),
+        (None, Some(m)) => m,
+        (None, None) => {
+            eprintln!(
+                "Say what happens to the devices: --mode leave, redeploy or move (or mode = \"…\" under [remove] in the plan)."
+            );
+            return Exit::BadInput.code();
+        }
+    };
+    args.wipe |= section.wipe;
+    args.serials.extend(section.serials.iter().cloned());
+    args.csv.extend(section.csv.iter().cloned());
+    if args.hash_dir.is_none() {
+        args.hash_dir = section.hash_dir.clone();
+    }
     let (csv_serials, known) = if args.csv.is_empty() {
         (Vec::new(), KnownDevices::default())
     } else {
@@ -328,7 +429,7 @@ pub fn main(args: RemoveArgs, runtime: &tokio::runtime::Runtime) -> u8 {
         last: Mutex::new(Vec::new()),
     };
     runtime.block_on(async move {
-        let (graph, _sim) = match sign_in(&args).await {
+        let (graph, _sim) = match sign_in(&args, plan.as_ref().map(|p| &p.tenant)).await {
             Ok(g) => g,
             Err((exit, message)) => {
                 eprintln!("{message}");

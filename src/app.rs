@@ -758,7 +758,8 @@ impl WizardApp {
                 .horizontal(|ui| {
                     status_icon(ui, status);
                     let text = format!("{}. {}", step.number(), step.title());
-                    ui.add_enabled(reachable, egui::Button::selectable(i == self.current, text))
+                    let current = i == self.current && !self.showing_removal;
+                    ui.add_enabled(reachable, egui::Button::selectable(current, text))
                         .on_hover_text(&word)
                         .on_disabled_hover_text(format!("{word}. Finish the steps above first."))
                 })
@@ -829,7 +830,13 @@ impl WizardApp {
                 self.resume_to = None;
                 self.showing_removal = false;
             }
-            if let Some(page) = self.pages.get(self.current) {
+            if self.showing_removal {
+                ui.separator();
+                ui.hyperlink_to(
+                    "Microsoft docs: Deregister a device",
+                    crate::ui::removal::DOC_URL,
+                );
+            } else if let Some(page) = self.pages.get(self.current) {
                 let step = page.id();
                 ui.separator();
                 ui.hyperlink_to(format!("Microsoft docs: {}", step.title()), step.doc_url());

@@ -14,6 +14,10 @@ use crate::steps::removal::{
 use crate::ui::widgets::{RfdSavePicker, SavePicker, save_to};
 use crate::ui::{Page, PageCx, StepStatus};
 
+/// Microsoft's page on taking a device out of Autopilot (the order this flow follows).
+pub const DOC_URL: &str =
+    "https://learn.microsoft.com/autopilot/registration-overview#deregister-a-device";
+
 #[derive(Debug, Clone, Default, PartialEq)]
 enum Phase {
     #[default]

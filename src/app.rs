@@ -151,6 +151,7 @@ mod keys {
     pub const OUTCOMES: &str = "outcomes";
     pub const PAGES: &str = "pages";
     pub const CURRENT: &str = "current_step";
+    pub const REMOVAL: &str = "removal";
 }
 
 /// A step as the stepper shows it: the page's own status, unless a step before it no longer
@@ -234,6 +235,10 @@ pub struct WizardApp {
     last_statuses: Vec<(StepId, StepStatus)>,
     /// The step shown last frame, to log when another one opens.
     last_step: Option<StepId>,
+    /// "Remove devices": beside the procedure, not a step of it.
+    removal: crate::ui::removal::RemovalPage,
+    /// The removal page is shown instead of the current step.
+    showing_removal: bool,
 }
 
 impl WizardApp {
@@ -320,7 +325,14 @@ impl WizardApp {
             recheck_on_visit: Vec::new(),
             window_fitted: false,
             layout: None,
+            removal: crate::ui::removal::RemovalPage::new(),
+            showing_removal: false,
         };
+        if let Some(state) =
+            load(keys::REMOVAL).and_then(|s| parse_or_warn::<serde_json::Value>(keys::REMOVAL, &s))
+        {
+            crate::ui::Page::load_state(&mut app.removal, state);
+        }
         app.build_pages();
         // Earlier steps validate again (silent sign-in, read-backs) after start; the step the
         // user was on opens as soon as it is reachable.
@@ -746,7 +758,8 @@ impl WizardApp {
                 .horizontal(|ui| {
                     status_icon(ui, status);
                     let text = format!("{}. {}", step.number(), step.title());
-                    ui.add_enabled(reachable, egui::Button::selectable(i == self.current, text))
+                    let current = i == self.current && !self.showing_removal;
+                    ui.add_enabled(reachable, egui::Button::selectable(current, text))
                         .on_hover_text(&word)
                         .on_disabled_hover_text(format!("{word}. Finish the steps above first."))
                 })
@@ -762,7 +775,31 @@ impl WizardApp {
         if let Some(i) = go_to {
             self.current = i;
             self.resume_to = None;
+            self.showing_removal = false;
         }
+        ui.separator();
+        // Beyond READY, not a step: devices that are there already leave, deploy again or move.
+        if ui
+            .add(egui::Button::selectable(self.showing_removal, "Remove devices"))
+            .on_hover_text("Take devices out of the tenant, re-deploy them here, or move them to another tenant")
+            .clicked()
+        {
+            self.show_removal(None);
+        }
+    }
+
+    /// Opens "Remove devices", with `serials` picked when given (the board's selection).
+    pub fn show_removal(&mut self, serials: Option<&[String]>) {
+        if let Some(serials) = serials {
+            self.removal.select(serials);
+        }
+        self.showing_removal = true;
+        self.resume_to = None;
+    }
+
+    /// "Remove devices" is shown instead of a step.
+    pub fn showing_removal(&self) -> bool {
+        self.showing_removal
     }
 
     fn navigation_ui(&mut self, ui: &mut egui::Ui) {
@@ -775,6 +812,7 @@ impl WizardApp {
             {
                 self.current -= 1;
                 self.resume_to = None;
+                self.showing_removal = false;
             }
             let has_next = self.current + 1 < self.pages.len();
             // Not only this step: an earlier one that stopped validating closes the way too.
@@ -790,8 +828,15 @@ impl WizardApp {
             if next.clicked() {
                 self.current += 1;
                 self.resume_to = None;
+                self.showing_removal = false;
             }
-            if let Some(page) = self.pages.get(self.current) {
+            if self.showing_removal {
+                ui.separator();
+                ui.hyperlink_to(
+                    "Microsoft docs: Deregister a device",
+                    crate::ui::removal::DOC_URL,
+                );
+            } else if let Some(page) = self.pages.get(self.current) {
                 let step = page.id();
                 ui.separator();
                 ui.hyperlink_to(format!("Microsoft docs: {}", step.title()), step.doc_url());
@@ -841,6 +886,12 @@ impl WizardApp {
     }
 
     fn page_ui(&mut self, ui: &mut egui::Ui) {
+        if self.showing_removal {
+            let mut cx = PageCx::new(&mut self.session, &mut self.outcomes, &mut self.jobs_queued)
+                .with_file_picker(self.file_picker.clone());
+            crate::ui::Page::ui(&mut self.removal, ui, &mut cx);
+            return;
+        }
         let Some(step) = self.current_step() else {
             ui.label("The wizard has no steps in this build.");
             return;
@@ -871,6 +922,9 @@ impl WizardApp {
                 page.inputs_changed(&mut cx);
             }
             page.ui(ui, &mut cx);
+        }
+        if let Some(serials) = cx.take_removal_request() {
+            self.show_removal(Some(&serials));
         }
     }
 
@@ -1146,6 +1200,9 @@ impl WizardApp {
             }
         }
         put(keys::PAGES, serde_json::to_string(&pages));
+        if let Some(state) = crate::ui::Page::save_state(&self.removal) {
+            put(keys::REMOVAL, serde_json::to_string(&state));
+        }
         if let Some(step) = self.current_step() {
             put(keys::CURRENT, serde_json::to_string(&step));
         }

@@ -59,6 +59,9 @@ enum Command {
     Sim(sim::standalone::SimArgs),
     /// Run the procedure from plan files, without a window (exit code 0: READY).
     Run(crate::run::cli::RunArgs),
+    /// Take devices out of the tenant, re-deploy them here, or move them to another tenant
+    /// (exit code 0: every device done; as `run` otherwise).
+    Remove(crate::run::remove_cli::RemoveArgs),
     /// Check hardware-hash CSV files before importing them (exit code 0: all importable).
     CheckCsv {
         /// The CSV files, as Get-WindowsAutopilotInfo or the OEM wrote them.
@@ -194,7 +197,7 @@ pub fn main(launcher: Launcher) -> ExitCode {
     {
         return code;
     }
-    if matches!(cli.command, Some(Command::Run(_))) {
+    if matches!(cli.command, Some(Command::Run(_) | Command::Remove(_))) {
         crate::run::cli::init_logging();
     }
     let log = app::logging::init(app::APP_ID);
@@ -218,6 +221,12 @@ pub fn main(launcher: Launcher) -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Some(Command::Remove(mut args)) = cli.command {
+        args.demo |= cli.demo;
+        args.graph_url = args.graph_url.or(cli.graph_url);
+        args.login_url = args.login_url.or(cli.login_url);
+        return ExitCode::from(crate::run::remove_cli::main(args, &runtime));
     }
     if let Some(Command::Run(mut args)) = cli.command {
         args.demo |= cli.demo;

@@ -1682,5 +1682,25 @@ async fn sim_speaks_the_import_and_device_wire_format() {
         .delete(ApiVersion::Beta, &format!("{dev}/ztd-w"))
         .await
         .unwrap();
-    sim.with_state(|s| assert!(s.autopilot.devices.is_empty()));
+    // A deleted registration goes with the next sync (reference §12, sim::removal).
+    assert!(
+        sim.with_state(|s| !s.autopilot.devices.is_empty()),
+        "listed until a sync"
+    );
+    graph
+        .post_no_content::<Value>(
+            ApiVersion::Beta,
+            "/deviceManagement/windowsAutopilotSettings/sync",
+            None,
+        )
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !sim.with_state(|s| s.autopilot.devices.is_empty()) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "gone after the sync"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

@@ -422,3 +422,205 @@ fn bad_plans_stop_only_themselves_and_every_plan_ends_with_finished() {
     assert!(events[0]["error"].as_str().unwrap().contains("--graph-url"));
     assert!(sim.requests().is_empty());
 }
+
+/// `remove`, the real binary, killed while it waits for the device to pick the wipe up: the
+/// rerun continues from its state file, finishes the removal and never sends a second wipe.
+#[test]
+fn remove_killed_after_the_wipe_continues_without_a_second_wipe() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            speed: Speed::TEST,
+            seed: Seed::Walkthrough,
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    sim.with_state(|s| {
+        s.removal.policies.clear();
+        // The device is off: the wipe waits until the test switches it on.
+        s.removal.settings.wipe_time = Duration::from_secs(100_000_000);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let remove = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"));
+        c.args([
+            "remove",
+            "--serial",
+            "DEMO-HQ-0001",
+            "--mode",
+            "leave",
+            "--wipe",
+            "--json",
+            "--yes",
+            "--wait-scale",
+            "0.002",
+            "--graph-url",
+            &sim.url(),
+            "--login-url",
+            &sim.url(),
+            "--state-file",
+        ])
+        .arg(dir.path().join("removal.json"))
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        c
+    };
+    let mut child = remove().spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(v) => {
+                let waiting = v["event"] == "progress"
+                    && v["text"].as_str().is_some_and(|t| {
+                        t.starts_with("Waiting until the device reports the wipe done")
+                    });
+                seen.push(v);
+                if waiting {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the wait for the wipe never came: {seen:#?}");
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sim.with_state(|s| s.removal.count("wipe")), 1);
+    assert!(sim.with_state(|s| s.removal.managed_by_serial("DEMO-HQ-0001").is_some()));
+    // The device comes online and reports the wipe.
+    sim.with_state(|s| {
+        s.removal.settings.wipe_time = Duration::from_secs(60);
+        for m in &mut s.removal.managed {
+            for a in &mut m.actions {
+                a.done_at = Instant::now();
+            }
+        }
+    });
+    let out = remove().output().unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "{events:#?}");
+    let result = events.iter().find(|e| e["event"] == "result").unwrap();
+    assert_eq!(result["done"], true, "{result}");
+    assert!(
+        result["text"].as_str().unwrap().contains("wiped"),
+        "{result}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "plan"
+            && e["steps"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("will not be sent again")),
+        "the plan of the rerun knows the wipe: {events:#?}"
+    );
+    assert_eq!(
+        sim.with_state(|s| s.removal.count("wipe")),
+        1,
+        "one wipe in all"
+    );
+    sim.with_state(|s| {
+        assert!(s.autopilot.device_by_serial("DEMO-HQ-0001").is_none());
+        assert!(s.removal.managed_by_serial("DEMO-HQ-0001").is_none());
+    });
+}
+
+/// `remove --plan`: the plan's [tenant] signs in and its [remove] table names the devices and
+/// the mode; `run --plan` reads the same file and leaves the table alone.
+#[test]
+fn remove_reads_the_remove_table_of_a_plan() {
+    let rt = runtime();
+    let _guard = rt.enter();
+    let sim = rt
+        .block_on(sim::spawn(SimConfig {
+            speed: Speed::TEST,
+            seed: Seed::Walkthrough,
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    sim.with_state(|s| s.removal.policies.clear());
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    write_csv(&csv, "KREM", 2, "Kill");
+    let plan = write_plan(dir.path(), "rem", &sim.url(), &csv, "Kill");
+    let mut text = std::fs::read_to_string(&plan).unwrap();
+    text.push_str(
+        "\n[remove]\nserials = [\"DEMO-HQ-0002\", \"DEMO-LAB-0001\"]\nmode = \"leave\"\n",
+    );
+    std::fs::write(&plan, &text).unwrap();
+    let parsed = autopilot_wizard::plan::load(&plan).expect("run --plan reads the plan");
+    assert!(parsed.section("remove").is_some());
+    let out = Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"))
+        .args([
+            "remove",
+            "--json",
+            "--yes",
+            "--wait-scale",
+            "0.002",
+            "--plan",
+        ])
+        .arg(&plan)
+        .arg("--state-file")
+        .arg(dir.path().join("removal.json"))
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{events:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "result" && e["done"] == true)
+            .count(),
+        2
+    );
+    sim.with_state(|s| {
+        assert!(s.autopilot.device_by_serial("DEMO-HQ-0002").is_none());
+        assert!(s.autopilot.device_by_serial("DEMO-LAB-0001").is_none());
+    });
+    // A mode that is none: refused before anything is sent (exit 2).
+    std::fs::write(&plan, text.replace("mode = \"leave\"", "mode = \"sell\"")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_autopilot-wizard"))
+        .args(["remove", "--yes", "--plan"])
+        .arg(&plan)
+        .env("XDG_DATA_HOME", dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a mode"));
+}

@@ -518,3 +518,31 @@ fn a_remembered_custom_endpoint_is_shown_and_one_click_resets_it() {
     );
     assert!(h.query_by_label("Use Microsoft's service").is_none());
 }
+
+/// "Remove devices" is no step: the step list offers it below the steps from the start page on,
+/// and it plans against the signed-in tenant; a step click goes back to the procedure.
+#[test]
+fn remove_devices_opens_from_the_step_list_and_plans() {
+    let rt = runtime();
+    let sim = rt.block_on(sim::spawn(SimConfig::test())).unwrap();
+    let mut h = harness(WizardApp::new(config().with_sim(sim), rt.handle().clone()));
+    h.run();
+    click(&mut h, "Remove devices");
+    assert!(h.state().showing_removal());
+    wait_for_text(&mut h, "in Microsoft's order");
+    assert!(!is_enabled(&h, "Show the plan"), "not signed in yet");
+    click(
+        &mut h,
+        &format!("{}. {}", StepId::SignIn.number(), StepId::SignIn.title()),
+    );
+    assert!(!h.state().showing_removal());
+    h.get_by_label("Sign in with browser").click();
+    wait_for_text(&mut h, "Signed in as");
+    // The board's hand-off: the app opens the page with the devices picked.
+    h.state_mut()
+        .show_removal(Some(&["DEMO-LAB-0001".to_string()]));
+    h.run();
+    click(&mut h, "Show the plan");
+    wait_for_text(&mut h, "DEMO-LAB-0001 — Fabrikam Laptop 14");
+    wait_for_text(&mut h, "Delete the Intune record");
+}

@@ -24,6 +24,9 @@ pub use edit::{DeviceEdit, EditForm, validate_computer_name};
 pub use export::{ExportError, export_csv};
 pub use query::{BoardQuery, SortKey};
 
+/// The Deployment column for an enrolled device the deployment report does not name.
+pub const ENROLLED_EARLIER: &str = "Enrolled earlier (not in the report)";
+
 /// How the group gets its members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupMembership {
@@ -172,18 +175,25 @@ pub struct BoardRow {
 
 impl BoardRow {
     /// Where the device is in OOBE.
+    /// Whether the device could still be switched on for a first deployment.
+    pub fn awaits_first_deployment(&self) -> bool {
+        self.deployment.is_none() && self.enrollment_state != "enrolled"
+    }
+
     pub fn deployment_phase(&self) -> DeploymentPhase {
         self.deployment
             .as_ref()
             .map_or(DeploymentPhase::NotStarted, |d| d.phase)
     }
 
-    /// The Deployment column in words.
+    /// The Deployment column in words. An enrolled device the report does not name went through
+    /// OOBE before the report's window (or was enrolled without Autopilot): not "not started".
     pub fn deployment_words(&self) -> String {
-        self.deployment.as_ref().map_or_else(
-            || DeploymentPhase::NotStarted.label().to_string(),
-            |d| d.words(),
-        )
+        match &self.deployment {
+            Some(d) => d.words(),
+            None if self.enrollment_state == "enrolled" => ENROLLED_EARLIER.to_string(),
+            None => DeploymentPhase::NotStarted.label().to_string(),
+        }
     }
 
     /// The three conditions of procedure §1.3: status Assigned, a date assigned, the expected
@@ -460,5 +470,18 @@ mod tests {
         assert_eq!(Chip::from_raw("pending"), Chip::Pending);
         assert_eq!(Chip::from_raw("failed"), Chip::Failed);
         assert_eq!(Chip::from_raw("unknown"), Chip::NotAssigned);
+    }
+
+    #[test]
+    fn an_enrolled_device_missing_from_the_report_is_not_called_not_started() {
+        let mut r = fixtures::row("S1", "assignedInSync");
+        assert_eq!(r.deployment_words(), "Not started");
+        assert!(r.awaits_first_deployment());
+        r.enrollment_state = "enrolled".into();
+        assert_eq!(r.deployment_words(), ENROLLED_EARLIER);
+        assert!(
+            !r.awaits_first_deployment(),
+            "not switched on again by the demo button"
+        );
     }
 }

@@ -273,11 +273,15 @@ const BUILT_IN_SECTIONS: &[&str] = &[
 /// Splits the tables of registered steps that [`RawPlan`] does not know out of `text`: their
 /// values, and the text with their lines blanked (same length, so every span and line number
 /// of the rest stays right).
+/// The table `remove --plan` reads (removing devices is no step; `run --plan` leaves it alone).
+pub const REMOVE_SECTION: &str = "remove";
+
 fn split_step_sections(text: &str) -> (String, std::collections::BTreeMap<String, toml::Value>) {
     let extra: Vec<&str> = crate::steps::STEPS
         .iter()
         .map(|d| d.plan_section)
         .filter(|s| !BUILT_IN_SECTIONS.contains(s))
+        .chain(std::iter::once(REMOVE_SECTION))
         .collect();
     split_sections(text, &extra)
 }

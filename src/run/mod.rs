@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod events;
 pub mod preflight;
+pub mod remove_cli;
 pub mod state;
 pub mod terminal;
 

@@ -795,12 +795,11 @@ async fn delete_device(State(sh): State<Shared>, _uri: Uri, Path(id): Path<Strin
     let mut st = sh.lock();
     let ap = &mut st.autopilot;
     enter(ap, "deleteDevice");
-    let before = ap.devices.len();
-    ap.devices.retain(|d| d.id != id);
-    if ap.devices.len() == before {
-        return odata::not_found("windowsAutopilotDeviceIdentity", &id);
+    // The identity goes with the next sync (reference §12), see `sim::removal`.
+    match super::removal::request_identity_delete(&mut st, &id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
     }
-    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn update_device_properties(

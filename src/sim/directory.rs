@@ -269,6 +269,21 @@ pub fn register_autopilot_device_object(
     device_id
 }
 
+/// Removes the Entra device whose `deviceId` is `device_id`, and its group memberships.
+pub fn remove_device_object(state: &mut SimState, device_id: &str) {
+    let ids: Vec<String> = state
+        .directory
+        .devices
+        .iter()
+        .filter(|d| d.device_id.eq_ignore_ascii_case(device_id))
+        .map(|d| d.id.clone())
+        .collect();
+    state.directory.devices.retain(|d| !ids.contains(&d.id));
+    for g in &mut state.directory.groups {
+        g.members.retain(|m| !ids.contains(m));
+    }
+}
+
 /// Replaces the `[OrderID]` entry of the device with `device_id` (its `deviceId`, not its object
 /// id) after the Autopilot group tag changed; `None` or an empty tag removes it. Returns false
 /// when no such device exists.
@@ -765,7 +780,10 @@ pub(crate) fn routes() -> Router<Shared> {
                 post(user_check_member_groups),
             )
             .route(&format!("{v}/devices"), get(list_devices))
-            .route(&format!("{v}/devices/{{id}}"), get(get_device));
+            .route(
+                &format!("{v}/devices/{{id}}"),
+                get(get_device).delete(delete_device),
+            );
     }
     r.route(
         "/beta/policies/mobileDeviceManagementPolicies",
@@ -1836,6 +1854,31 @@ async fn list_devices(State(shared): State<Shared>, headers: HeaderMap, uri: Uri
         Err(r) => return r,
     };
     shared.page(&uri, items, "devices")
+}
+
+/// `DELETE /devices/{id}` (object id): 204, needs Device.ReadWrite.All (reference §12 step 6).
+async fn delete_device(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut state = shared.lock();
+    if let Some(granted) = super::core::granted_scopes(&state, &headers)
+        && !granted
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case("Device.ReadWrite.All"))
+    {
+        return odata::error(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        );
+    }
+    let Some(device_id) = state.directory.device(&id).map(|d| d.device_id.clone()) else {
+        return odata::not_found("device", &id);
+    };
+    remove_device_object(&mut state, &device_id);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_device(State(shared): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {

@@ -15,6 +15,7 @@
 //! - [`readiness`] — licences, Conditional Access, owned devices, branding and the platform
 //!   restrictions: what else fails OOBE (reference §10).
 //! - [`oobe`] — devices switched on: OOBE played over service time, `autopilotEvents`.
+//! - [`removal`] — Intune managed devices, wipe, deletes after sync, Multi Admin Approval.
 //! - [`odata`] — error bodies, paging, `$select`, `$filter` helpers shared by all areas.
 //!
 //! Service-side asynchronous work (imports, membership, assignment) is evaluated lazily: every
@@ -34,6 +35,7 @@ pub mod odata;
 pub mod oobe;
 pub mod profiles;
 pub mod readiness;
+pub mod removal;
 pub mod standalone;
 pub mod tls;
 
@@ -178,6 +180,7 @@ pub struct SimState {
     pub esp: esp::EspState,
     pub readiness: readiness::ReadinessState,
     pub oobe: oobe::OobeState,
+    pub removal: removal::RemovalState,
 }
 
 impl SimState {
@@ -191,6 +194,7 @@ impl SimState {
         esp::seed(&mut state, seed);
         readiness::seed(&mut state, seed);
         oobe::seed(&mut state, seed);
+        removal::seed(&mut state, seed);
         state
     }
 }
@@ -245,6 +249,7 @@ impl SimShared {
 /// create Entra objects, membership follows, assignment follows membership.
 pub fn advance(state: &mut SimState, config: &SimConfig) {
     autopilot::advance(state, config);
+    removal::advance(state, config);
     assignment::advance(state, config);
     oobe::advance(state, config);
 }
@@ -381,6 +386,7 @@ pub fn consented_permissions() -> Vec<&'static str> {
         esp::CONSENTED,
         readiness::CONSENTED,
         oobe::CONSENTED,
+        removal::CONSENTED,
     ]
     .concat()
 }
@@ -395,7 +401,8 @@ pub fn router(shared: Shared) -> Router {
         .merge(assignment::routes())
         .merge(esp::routes())
         .merge(readiness::routes())
-        .merge(oobe::routes());
+        .merge(oobe::routes())
+        .merge(removal::routes());
     core::wrap(routes, shared.clone()).with_state(shared)
 }
 

@@ -91,23 +91,11 @@ pub struct Play {
     pub finished: bool,
 }
 
-/// The minimal managed-device record OOBE leaves behind (the removal area has the full one).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EnrolledDevice {
-    pub id: String,
-    pub serial: String,
-    pub device_name: String,
-    pub azure_ad_device_id: String,
-    pub user_principal_name: String,
-    pub enrolled: DateTime<Utc>,
-}
-
 #[derive(Debug, Default)]
 pub struct OobeState {
     pub plays: Vec<Play>,
     /// The one failure of the demo was played.
     pub failure_played: bool,
-    pub managed_devices: Vec<EnrolledDevice>,
 }
 
 pub(crate) fn seed(_state: &mut SimState, _seed: Seed) {
@@ -205,7 +193,18 @@ pub fn switch_on(state: &mut SimState, req: &SwitchOn) -> Vec<String> {
         if fails {
             state.oobe.failure_played = true;
         }
-        let name = if d.display_name.is_empty() {
+        // A device enrolled before (reset, re-deployed) keeps its Intune record.
+        let known = state
+            .removal
+            .managed_by_serial(&d.serial_number)
+            .map(|m| (m.id.clone(), m.device_name.clone()));
+        let (managed_id, name) = match known {
+            Some(k) => k,
+            None => (uuid::Uuid::new_v4().to_string(), String::new()),
+        };
+        let name = if !name.is_empty() {
+            name
+        } else if d.display_name.is_empty() {
             format!(
                 "DESKTOP-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..7]
@@ -232,7 +231,7 @@ pub fn switch_on(state: &mut SimState, req: &SwitchOn) -> Vec<String> {
             apps: apps.clone(),
             fails,
             failing_app: if fails { failing_app.clone() } else { None },
-            managed_device_id: uuid::Uuid::new_v4().to_string(),
+            managed_device_id: managed_id,
             managed_device_name: name,
             finished: false,
         };
@@ -296,8 +295,17 @@ pub(crate) fn advance(state: &mut SimState, config: &SimConfig) {
     for i in done {
         state.oobe.plays[i].finished = true;
         let p = state.oobe.plays[i].clone();
-        let entra = enroll_autopilot_device(state, &p);
-        record_managed_device(state, &p, &entra);
+        // Intune's record first (the removal area owns managed devices), with the id and
+        // name the events already carry; then the identity and Entra object as OOBE leaves them.
+        super::removal::enrol_device_as(
+            state,
+            &p.serial,
+            Some(&p.user_principal_name)
+                .filter(|u| !u.is_empty())
+                .map(|u| u.as_str()),
+            Some((p.managed_device_id.clone(), p.managed_device_name.clone())),
+        );
+        enroll_autopilot_device(state, &p);
     }
 }
 
@@ -382,19 +390,6 @@ fn enroll_autopilot_device(state: &mut SimState, p: &Play) -> String {
         dev.approximate_last_sign_in_date_time = Some(Utc::now());
     }
     entra
-}
-
-/// Keeps the managed device Intune creates at enrollment. Deliberately minimal: the removal
-/// area owns the managed-device collection and its routes.
-fn record_managed_device(state: &mut SimState, p: &Play, entra: &str) {
-    state.oobe.managed_devices.push(EnrolledDevice {
-        id: p.managed_device_id.clone(),
-        serial: p.serial.clone(),
-        device_name: p.managed_device_name.clone(),
-        azure_ad_device_id: entra.to_string(),
-        user_principal_name: p.user_principal_name.clone(),
-        enrolled: Utc::now(),
-    });
 }
 
 const OS_VERSION: &str = "10.0.22631.4460";

@@ -16,6 +16,7 @@ pub mod poll;
 pub mod profile;
 pub mod readiness;
 pub mod registry;
+pub mod removal;
 pub mod sign_in;
 pub mod this_pc;
 pub mod validate;
@@ -231,10 +232,15 @@ procedure! {
         doc_url: "https://learn.microsoft.com/autopilot/tutorial/user-driven/azure-ad-join-verify-autopilot-profile-assignment",
         plan_section: "report",
         depends_on: [JoinPermission, Profile, Group, Esp, Import, Assignment],
-        permissions: [join_permission::POLICY_READ, import::DEVICES_READ, readiness::LICENCES_READ],
-        checks: [],
+        permissions: [
+            join_permission::POLICY_READ,
+            import::DEVICES_READ,
+            readiness::LICENCES_READ,
+            removal::APPROVAL_POLICIES_READ
+        ],
+        checks: [removal::CHECK_APPROVAL],
         runner: None,
-        validate: None,
+        validate: Some(removal::validate_items),
     },
 }
 
@@ -278,7 +284,12 @@ impl StepId {
 /// the sign-in asks for.
 pub fn required_permissions() -> Vec<&'static Permission> {
     let mut out: Vec<&'static Permission> = Vec::new();
-    for p in STEPS.iter().flat_map(|s| s.permissions) {
+    // Removing devices is no step of the procedure, but the same sign-in performs it.
+    for p in STEPS
+        .iter()
+        .flat_map(|s| s.permissions)
+        .chain(removal::PERMISSIONS)
+    {
         if !out.iter().any(|o| o.name == p.name) {
             out.push(p);
         }

@@ -562,9 +562,7 @@ impl AssignmentPage {
                 .rows
                 .iter()
                 .filter(|r| {
-                    self.in_scope(r)
-                        && r.is_ready(&t.profile_id)
-                        && r.deployment_phase() == DeploymentPhase::NotStarted
+                    self.in_scope(r) && r.is_ready(&t.profile_id) && r.awaits_first_deployment()
                 })
                 .map(|r| r.serial.clone())
                 .collect(),
@@ -1086,6 +1084,9 @@ impl AssignmentPage {
                     if ui.small_button("Close").clicked() {
                         *action = Some(DetailAction::Close);
                     }
+                    if ui.small_button("Remove this device…").clicked() {
+                        *action = Some(DetailAction::Remove(vec![row.serial.clone()]));
+                    }
                 });
             });
             egui::Grid::new("assignment-details")
@@ -1365,6 +1366,7 @@ impl AssignmentPage {
                 self.selected = None;
                 self.edit = None;
             }
+            DetailAction::Remove(serials) => cx.request_removal(serials),
             DetailAction::CancelEdit => self.edit = None,
             DetailAction::Select(id) => {
                 if self.selected.as_deref() != Some(id.as_str()) {
@@ -1413,6 +1415,8 @@ impl AssignmentPage {
 /// What a click on the page asks for; carried out after drawing.
 enum DetailAction {
     Close,
+    /// Hand the devices to "Remove devices".
+    Remove(Vec<String>),
     CancelEdit,
     Select(String),
     Sync,

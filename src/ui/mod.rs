@@ -23,6 +23,7 @@ pub mod import;
 pub mod join_permission;
 pub mod profile;
 pub mod readiness;
+pub mod removal;
 pub mod sign_in;
 pub mod validate;
 pub mod widgets;
@@ -231,6 +232,11 @@ impl Outbox {
         Outbox { tx, ctx }
     }
 
+    /// Wakes the UI thread (work that shares its results through state, not messages).
+    pub fn repaint(&self) {
+        self.ctx.request_repaint();
+    }
+
     pub fn send(&self, msg: Msg) {
         // The receiver is gone only when the app is closing; nothing to do then.
         let _ = self.tx.send(msg);
@@ -266,6 +272,8 @@ pub struct PageCx<'a> {
     harvester: Option<std::sync::Arc<dyn crate::hwid::harvest::WmiSource>>,
     /// The page being called, so the work it spawns is known to be its own.
     owner: Option<StepId>,
+    /// Serial numbers a page hands to "Remove devices" (the board's selection).
+    removal_request: Option<Vec<String>>,
 }
 
 impl<'a> PageCx<'a> {
@@ -281,7 +289,18 @@ impl<'a> PageCx<'a> {
             file_picker: None,
             harvester: None,
             owner: None,
+            removal_request: None,
         }
+    }
+
+    /// Opens "Remove devices" with `serials` picked (the app does it after this frame).
+    pub fn request_removal(&mut self, serials: Vec<String>) {
+        self.removal_request = Some(serials);
+    }
+
+    /// The hand-off a page asked for this frame, if any.
+    pub fn take_removal_request(&mut self) -> Option<Vec<String>> {
+        self.removal_request.take()
     }
 
     /// Where "Add this PC" reads this PC's hardware hash; `None` (the default) hides the button:

@@ -23,6 +23,8 @@ mod join_permission;
 mod profile;
 #[path = "../readiness.rs"]
 mod readiness;
+#[path = "../removal.rs"]
+mod removal;
 #[path = "../support/mod.rs"]
 mod support;
 #[path = "../validate.rs"]

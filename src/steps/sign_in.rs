@@ -379,6 +379,11 @@ mod tests {
             "Directory.ReadWrite.All",
             "policy.read.all",
             "DeviceManagementApps.ReadWrite.All",
+            "Policy.ReadWrite.DeviceConfiguration",
+            // ReadWrite covers the deployment report's Read.
+            "DeviceManagementManagedDevices.ReadWrite.All",
+            "DeviceManagementManagedDevices.PrivilegedOperations.All",
+            "DeviceManagementRBAC.Read.All",
             "User.Read",
         ]
         .iter()

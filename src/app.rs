@@ -364,6 +364,11 @@ impl WizardApp {
         self.stored_pages = stored;
         self.current = self.current.min(self.pages.len().saturating_sub(1));
         self.started = false;
+        // The removal page waits on the service's clock too (polls, the sync window).
+        self.removal.pace = match self.sim_speed_in_use() {
+            Some(speed) => crate::steps::removal::Pace::scaled(speed.scale),
+            None => crate::steps::removal::Pace::default(),
+        };
     }
 
     /// The page for `step`, built from the current endpoints; `None` while the step has no page.

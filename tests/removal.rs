@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::support;
 
 use autopilot_wizard::graph::{ApiVersion, GraphClient};
-use autopilot_wizard::sim::{SimConfig, SimHandle, core::RequestRecord, removal as sim_removal};
+use autopilot_wizard::sim::{
+    self, SimConfig, SimHandle, core::RequestRecord, removal as sim_removal,
+};
+use autopilot_wizard::steps::assignment::SYNC_INTERVAL;
 use autopilot_wizard::steps::removal::{
     self, Action, DeviceOutcome, Known, KnownDevices, Mode, Options, Pace, Refusal,
     RemovalObserver, RunRecord,
@@ -32,6 +35,7 @@ fn fast(dir: &std::path::Path, mode: Mode, wipe: bool) -> Options {
         pace: Pace {
             interval: Duration::from_millis(10),
             timeout: Duration::from_secs(20),
+            sync_interval: sim::Speed::TEST.scaled(SYNC_INTERVAL),
         },
     }
 }
@@ -1061,6 +1065,7 @@ mod page {
         p.pace = Pace {
             interval: Duration::from_millis(10),
             timeout: Duration::from_secs(20),
+            sync_interval: sim::Speed::TEST.scaled(SYNC_INTERVAL),
         };
         p
     }

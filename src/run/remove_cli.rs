@@ -8,7 +8,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -410,18 +409,11 @@ pub fn main(mut args: RemoveArgs, runtime: &tokio::runtime::Runtime) -> u8 {
     let scale = args
         .wait_scale
         .unwrap_or(if args.demo { 1.0 / 60.0 } else { 1.0 });
-    let default = Pace::default();
     let opts = Options {
         mode,
         wipe: args.wipe,
         hash_dir: args.hash_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
-        pace: Pace {
-            interval: default
-                .interval
-                .mul_f64(scale)
-                .max(Duration::from_millis(5)),
-            timeout: default.timeout.mul_f64(scale).max(Duration::from_secs(5)),
-        },
+        pace: Pace::scaled(scale),
     };
     let printer = Printer {
         json: args.json,

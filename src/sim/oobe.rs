@@ -9,7 +9,7 @@
 //! not carry these types); `policyStatusDetails` is a relationship, so it is only in the body
 //! when expanded.
 //!
-//! Nothing switches a simulated PC on by itself: [`switch_on`] (the demo's "Switch on 3 devices"
+//! Nothing switches a simulated PC on by itself: [`switch_on`] (the demo's "Switch on N devices"
 //! and `POST /_sim/oobe/switch-on`, which is not a Graph path) starts devices through device
 //! setup and account setup over service time ([`super::Speed`]). Every device succeeds except
 //! one per tenant, the first time several are switched on together: it fails in account setup

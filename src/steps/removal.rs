@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::graph::client::{RetryPolicy, encode, odata_string};
+use crate::graph::client::{encode, odata_string};
 use crate::graph::models::autopilot::AutopilotDevice;
 use crate::graph::models::directory::Device;
 use crate::graph::{ApiVersion, GraphClient, GraphError};
@@ -75,7 +75,6 @@ pub const IDENTITIES: &str = "/deviceManagement/windowsAutopilotDeviceIdentities
 pub const MANAGED: &str = "/deviceManagement/managedDevices";
 pub const POLICIES: &str = "/deviceManagement/operationApprovalPolicies";
 const IMPORTED: &str = "/deviceManagement/importedWindowsAutopilotDeviceIdentities";
-const SYNC: &str = "/deviceManagement/windowsAutopilotSettings/sync";
 
 /// Where a second administrator approves a held request.
 pub const APPROVE_WHERE: &str = "Intune admin center > Tenant administration > Multi Admin Approval > Received requests (https://intune.microsoft.com/#view/Microsoft_Intune_DeviceSettings/TenantAdminMenu/~/multiAdminApproval)";
@@ -523,6 +522,9 @@ pub struct Pace {
     pub interval: Duration,
     /// Each wait gives up after this long (the run can be started again).
     pub timeout: Duration,
+    /// Autopilot's manual-sync window: a refused sync is asked again when it has passed, not
+    /// on every poll.
+    pub sync_interval: Duration,
 }
 
 impl Default for Pace {
@@ -530,6 +532,20 @@ impl Default for Pace {
         Pace {
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(45 * 60),
+            sync_interval: crate::steps::assignment::SYNC_INTERVAL,
+        }
+    }
+}
+
+impl Pace {
+    /// The pace for a tenant whose clock runs `scale` times real time (a simulated tenant):
+    /// polls and the sync window shrink with it; the give-up time only as far as 5 s.
+    pub fn scaled(scale: f64) -> Pace {
+        let d = Pace::default();
+        Pace {
+            interval: d.interval.mul_f64(scale).max(Duration::from_millis(5)),
+            timeout: d.timeout.mul_f64(scale).max(Duration::from_secs(5)),
+            sync_interval: d.sync_interval.mul_f64(scale),
         }
     }
 }
@@ -1018,6 +1034,8 @@ pub async fn execute(
     record: &mut RunRecord,
     obs: &dyn RemovalObserver,
 ) {
+    // Every step of a removal is in the log as well: deletes are worth an audit trail.
+    let obs = &Logged(obs);
     record.mode = plan.mode;
     record.wipe = plan.wipe;
     for device in &plan.devices {
@@ -1044,6 +1062,20 @@ pub async fn execute(
         });
         obs.progress(&serial, &record.result_words(&serial));
         obs.save(record);
+    }
+}
+
+/// Tells the log what the observer is told.
+struct Logged<'a>(&'a dyn RemovalObserver);
+
+impl RemovalObserver for Logged<'_> {
+    fn progress(&self, serial: &str, text: &str) {
+        tracing::info!("removal: {serial}: {text}");
+        self.0.progress(serial, text);
+    }
+
+    fn save(&self, record: &RunRecord) {
+        self.0.save(record);
     }
 }
 
@@ -1333,15 +1365,21 @@ async fn run_device(
                     Err(e) => return Err(err(e)),
                 }
                 let g = graph.clone();
+                // When the next sync may be asked for: now, then after each answer (a sync
+                // refused as too soon says how long the window still runs).
+                let next_sync = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+                let sync_interval = opts.pace.sync_interval;
+                let recheck = opts.pace.interval * 6;
                 wait_until(
                     graph.cancel_token(),
                     opts,
                     obs,
                     serial,
                     "Autopilot no longer lists the registration (after a sync)",
-                    move |round| {
+                    move |_round| {
                         let g = g.clone();
                         let id = id.clone();
+                        let next_sync = next_sync.clone();
                         async move {
                             match g
                                 .get_json::<AutopilotDevice>(
@@ -1354,10 +1392,12 @@ async fn run_device(
                                 Err(e) => return Err(e),
                                 Ok(_) => {}
                             }
-                            // The delete shows after a sync; a sync refused as too soon is
-                            // tried again on a later round (every sixth poll).
-                            if round % 6 == 0 {
-                                sync_once(&g).await;
+                            // The delete shows after a sync that started after it.
+                            let due = *next_sync.lock().unwrap_or_else(|p| p.into_inner());
+                            if Instant::now() >= due {
+                                let wait = sync_after_delete(&g, sync_interval).await;
+                                *next_sync.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Instant::now() + wait.unwrap_or(recheck);
                             }
                             Ok(false)
                         }
@@ -1407,15 +1447,19 @@ async fn run_device(
     Ok(())
 }
 
-/// Starts an Autopilot sync, once; "too soon" is fine (a sync is on its way).
-async fn sync_once(graph: &GraphClient) {
-    let once = graph.clone().with_retry(RetryPolicy {
-        max_attempts: 1,
-        ..RetryPolicy::default()
-    });
-    let _ = once
-        .post_no_content::<Value>(ApiVersion::Beta, SYNC, None)
-        .await;
+/// Asks Autopilot to sync for a delete, within the manual-sync window. `Some(wait)`: too soon,
+/// ask again after `wait`; `None`: a sync was started or is running (its end publishes the
+/// delete). A failed ask is not an error: the service's periodic sync publishes it too.
+async fn sync_after_delete(graph: &GraphClient, window: Duration) -> Option<Duration> {
+    use crate::steps::assignment::{SyncNow, sync_now_within};
+    match sync_now_within(graph, window).await {
+        Ok(SyncNow::TooSoon(wait)) => Some(wait),
+        Ok(SyncNow::Triggered | SyncNow::AlreadySyncing) => None,
+        Err(e) => {
+            tracing::warn!("removal: asking Autopilot to sync failed: {e}");
+            None
+        }
+    }
 }
 
 /// Writes `<dir>/<serial>-hardware-hash.csv` in Get-WindowsAutopilotInfo's format.

@@ -549,14 +549,19 @@ impl AssignmentPage {
         }
         let deploying = self.deployments.values().any(|d| d.phase.in_progress());
         self.deploy_at = deploying.then(|| Instant::now() + self.checks.first);
-        self.deploy_summary = self.deployments_summary();
+        let summary = self.deployments_summary();
+        if summary != self.deploy_summary
+            && let Some(s) = &summary
+        {
+            tracing::info!("board: {s}");
+        }
+        self.deploy_summary = summary;
     }
 
-    /// The demo's "Switch on 3 devices" (simulated tenant only).
-    fn start_switch_on(&mut self, cx: &mut PageCx<'_>) {
-        let Some(graph) = cx.graph() else { return };
-        // The board's own devices first: those of the import that have the profile and have
-        // not been switched on; without any, whatever the tenant has next.
+    /// What the demo's switch-on button will switch on: up to three of the board's devices (in
+    /// scope) that have the profile and were never deployed, by serial number. Simulated tenant
+    /// only, so walking the rows each frame costs nothing in a real tenant.
+    fn switch_on_candidates(&self) -> Vec<String> {
         let mut serials: Vec<String> = match (&self.board, &self.target) {
             (Some(b), Some(t)) => b
                 .rows
@@ -570,6 +575,16 @@ impl AssignmentPage {
         };
         serials.sort();
         serials.truncate(3);
+        serials
+    }
+
+    /// The demo's "Switch on N devices" (simulated tenant only).
+    fn start_switch_on(&mut self, cx: &mut PageCx<'_>) {
+        let Some(graph) = cx.graph() else { return };
+        let serials = self.switch_on_candidates();
+        if serials.is_empty() {
+            return;
+        }
         self.switch_on = Phase::Running {
             what: "Switching devices on".into(),
         };
@@ -968,15 +983,25 @@ impl AssignmentPage {
             }
             if simulated {
                 ui.separator();
+                let n = self.switch_on_candidates().len();
+                let label = match n {
+                    0 => "Switch devices on".to_string(),
+                    1 => "Switch on 1 device".to_string(),
+                    n => format!("Switch on {n} devices"),
+                };
                 if ui
                     .add_enabled(
-                        self.board.is_some() && !self.switch_on.is_running(),
-                        egui::Button::new("Switch on 3 devices"),
+                        n > 0 && !self.switch_on.is_running(),
+                        egui::Button::new(label),
                     )
                     .on_hover_text(
-                        "Simulated tenant only: the next three devices with the profile go \
-                         through setup, as if someone switched them on; one of the first batch \
-                         fails on an app, so the board has a failure to show.",
+                        "Simulated tenant only: up to three devices here that have the profile \
+                         go through setup, as if someone switched them on; one of the first \
+                         batch fails, so the board has a failure to show.",
+                    )
+                    .on_disabled_hover_text(
+                        "Simulated tenant only: every device here with the profile has been \
+                         switched on already, or none has the profile yet.",
                     )
                     .clicked()
                 {

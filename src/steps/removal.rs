@@ -1290,14 +1290,9 @@ async fn run_device(
             }
             Action::DeleteIntune => {
                 let id = facts.managed_device_id.clone().unwrap_or_default();
-                match graph
-                    .delete(ApiVersion::V1, &format!("{MANAGED}/{}", encode(&id)))
+                delete_if_there(graph, &format!("{MANAGED}/{}", encode(&id)))
                     .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(err(e)),
-                }
+                    .map_err(err)?;
                 let g = graph.clone();
                 wait_until(
                     graph.cancel_token(),
@@ -1356,14 +1351,9 @@ async fn run_device(
             }
             Action::DeleteIdentity => {
                 let id = facts.identity_id.clone().unwrap_or_default();
-                match graph
-                    .delete(ApiVersion::V1, &format!("{IDENTITIES}/{}", encode(&id)))
+                delete_if_there(graph, &format!("{IDENTITIES}/{}", encode(&id)))
                     .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(err(e)),
-                }
+                    .map_err(err)?;
                 let g = graph.clone();
                 // When the next sync may be asked for: now, then after each answer (a sync
                 // refused as too soon says how long the window still runs).
@@ -1413,14 +1403,9 @@ async fn run_device(
                 } else {
                     record.device_mut(serial).entra_went_by_itself = Some(false);
                     for d in &left {
-                        match graph
-                            .delete(ApiVersion::V1, &format!("/devices/{}", encode(&d.id)))
+                        delete_if_there(graph, &format!("/devices/{}", encode(&d.id)))
                             .await
-                        {
-                            Ok(_) => {}
-                            Err(e) if e.is_not_found() => {}
-                            Err(e) => return Err(err(e)),
-                        }
+                            .map_err(err)?;
                     }
                     let g = graph.clone();
                     wait_until(
@@ -1445,6 +1430,15 @@ async fn run_device(
         obs.save(record);
     }
     Ok(())
+}
+
+/// Deletes `path`; an object that is gone already is what the delete wanted (a rerun after an
+/// interruption finds it so).
+async fn delete_if_there(graph: &GraphClient, path: &str) -> Result<(), GraphError> {
+    match graph.delete(ApiVersion::V1, path).await {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Asks Autopilot to sync for a delete, within the manual-sync window. `Some(wait)`: too soon,

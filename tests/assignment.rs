@@ -396,6 +396,8 @@ struct PageState {
     session: Session,
     outcomes: autopilot_wizard::steps::Outcomes,
     jobs: Vec<autopilot_wizard::ui::Job>,
+    /// What the board handed to "Remove devices".
+    removal: Option<Vec<String>>,
 }
 
 fn board_harness(page: AssignmentPage) -> Harness<'static, PageState> {
@@ -404,6 +406,7 @@ fn board_harness(page: AssignmentPage) -> Harness<'static, PageState> {
         session: Session::default(),
         outcomes: Default::default(),
         jobs: Vec::new(),
+        removal: None,
     };
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
@@ -411,6 +414,9 @@ fn board_harness(page: AssignmentPage) -> Harness<'static, PageState> {
             |ui, s: &mut PageState| {
                 let mut cx = PageCx::new(&mut s.session, &mut s.outcomes, &mut s.jobs);
                 s.page.ui(ui, &mut cx);
+                if let Some(r) = cx.take_removal_request() {
+                    s.removal = Some(r);
+                }
             },
             state,
         )
@@ -460,6 +466,14 @@ fn the_board_shows_counts_chips_and_filters() {
         vec!["PC-A1".to_string(), "PC-A2".to_string()]
     );
     assert!(!h.state().page.validated());
+    // Issue 16: the rows shown go to "Remove devices" together (nothing is sent from here).
+    assert_eq!(h.state().removal, None);
+    h.get_by_label("Remove the 2 devices shown…").click();
+    h.run();
+    assert_eq!(
+        h.state().removal,
+        Some(vec!["PC-A1".to_string(), "PC-A2".to_string()])
+    );
 }
 
 #[test]

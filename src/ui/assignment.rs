@@ -964,6 +964,22 @@ impl AssignmentPage {
             {
                 *action = Some(DetailAction::Export);
             }
+            // Many devices at once: filter or search the board down to them.
+            let shown = self.view.len();
+            let noun = if shown == 1 { "device" } else { "devices" };
+            if ui
+                .add_enabled(
+                    shown > 0,
+                    egui::Button::new(format!("Remove the {shown} {noun} shown…")),
+                )
+                .on_hover_text(
+                    "Opens Remove devices with the rows shown (filter or search the board to \
+                     choose them). Nothing is sent before you see the plan and confirm it.",
+                )
+                .clicked()
+            {
+                *action = Some(DetailAction::Remove(self.visible_serials()));
+            }
             if self.run.is_running() {
                 if ui.button("Stop waiting").clicked() {
                     *action = Some(DetailAction::StopRun);

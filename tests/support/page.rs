@@ -14,6 +14,8 @@ pub struct PageState<P: Page> {
     pub page: P,
     pub session: Session,
     pub outcomes: Outcomes,
+    /// The devices the page handed to "Remove devices" (`PageCx::request_removal`), if any.
+    pub removal_request: Option<Vec<String>>,
     jobs: Vec<Job>,
     tx: mpsc::Sender<ui::Msg>,
     rx: mpsc::Receiver<ui::Msg>,
@@ -37,6 +39,7 @@ pub fn page_harness<P: Page + 'static>(
             simulated: true,
         },
         outcomes,
+        removal_request: None,
         jobs: Vec::new(),
         tx,
         rx,
@@ -56,6 +59,9 @@ pub fn page_harness<P: Page + 'static>(
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     let mut cx = PageCx::new(&mut st.session, &mut st.outcomes, &mut st.jobs);
                     st.page.ui(ui, &mut cx);
+                    if let Some(r) = cx.take_removal_request() {
+                        st.removal_request = Some(r);
+                    }
                 });
                 for job in st.jobs.drain(..) {
                     let out = Outbox::new(st.tx.clone(), ui.ctx().clone());

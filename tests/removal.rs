@@ -223,6 +223,60 @@ async fn the_entra_object_is_deleted_only_after_the_autopilot_identity_is_gone()
     );
 }
 
+/// Autopilot allows one manual sync per 10 minutes and a registration goes only with a sync
+/// after its delete: every device's delete goes first, so one sync serves them all (one device
+/// after the other asked a sync each, a 10-minute window each against the real service).
+#[tokio::test]
+async fn several_devices_leave_under_one_sync() {
+    let (sim, graph) = start().await;
+    without_approval(&sim);
+    let (hq, _, _) = ids(&sim, "DEMO-HQ-0001");
+    let (lab, _, _) = ids(&sim, "DEMO-LAB-0001");
+    let dir = tempfile::tempdir().unwrap();
+    sim.clear_requests();
+    let mut record = RunRecord::default();
+    run(
+        &graph,
+        &["DEMO-HQ-0001", "DEMO-LAB-0001"],
+        &fast(dir.path(), Mode::Leave, false),
+        &KnownDevices::default(),
+        &mut record,
+    )
+    .await;
+    done(&record, "DEMO-HQ-0001");
+    done(&record, "DEMO-LAB-0001");
+    let reqs = sim.requests();
+    let syncs: Vec<usize> = reqs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.method.as_str() == "POST"
+                && r.path.ends_with("/windowsAutopilotSettings/sync")
+                && r.status == 204
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(syncs.len(), 1, "one sync for both devices");
+    for id in [&hq, &lab] {
+        let del = first(
+            &reqs,
+            "DELETE",
+            &format!("/windowsAutopilotDeviceIdentities/{id}"),
+        )
+        .expect("the registration's delete");
+        assert!(del < syncs[0], "every delete before the sync");
+        assert_eq!(
+            reqs.iter()
+                .filter(|r| r.method.as_str() == "DELETE"
+                    && r.path
+                        .ends_with(&format!("/windowsAutopilotDeviceIdentities/{id}")))
+                .count(),
+            1,
+            "each registration deleted once"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_tenant_refuses_an_autopilot_delete_while_the_intune_record_is_there() {
     let (sim, graph) = start().await;

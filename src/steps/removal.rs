@@ -853,6 +853,9 @@ pub struct DeviceRecord {
     pub wipe_sent_at: Option<DateTime<Utc>>,
     /// The Entra object went by itself (no DELETE was sent for it).
     pub entra_went_by_itself: Option<bool>,
+    /// The Autopilot registration's DELETE was accepted (its wait may still be ahead).
+    #[serde(default)]
+    pub identity_delete_sent: bool,
     pub hash_file: Option<String>,
     pub outcome: Option<DeviceOutcome>,
     /// What the device went through, one line per step.
@@ -1024,7 +1027,8 @@ fn refusal_from(serial: &str, action: Action, e: &GraphError) -> Refusal {
     }
 }
 
-/// Runs the plan device by device, reading each step back until it holds. `record` is the
+/// Runs the plan, reading each step back until it holds: every device up to its Autopilot
+/// registration's delete, then the waits, so one sync serves them all. `record` is the
 /// recorded state (empty for a new run): what it says is done is not done again.
 pub async fn execute(
     graph: &GraphClient,
@@ -1038,6 +1042,10 @@ pub async fn execute(
     let obs = &Logged(obs);
     record.mode = plan.mode;
     record.wipe = plan.wipe;
+    // Two passes: every device up to its registration's DELETE first, then the waits. A
+    // registration goes only with a sync that starts after its delete, and Autopilot allows one
+    // manual sync per 10 minutes: one device after the other would wait a window each.
+    let mut paused = Vec::new();
     for device in &plan.devices {
         let serial = device.facts.serial.clone();
         if record
@@ -1052,17 +1060,37 @@ pub async fn execute(
             obs.save(record);
             continue;
         }
-        let result = run_device(graph, device, opts, known, record, obs).await;
-        let rec = record.device_mut(&serial);
-        rec.outcome = Some(match result {
-            Ok(()) => DeviceOutcome::Done {
-                summary: summary(plan.mode, device, rec),
-            },
-            Err(r) => DeviceOutcome::Refused(r),
-        });
-        obs.progress(&serial, &record.result_words(&serial));
-        obs.save(record);
+        let result = run_device(graph, device, opts, known, record, obs, true).await;
+        if matches!(result, Ok(false)) {
+            paused.push(device);
+            continue;
+        }
+        finish_device(plan.mode, device, result.map(|_| ()), record, obs);
     }
+    for device in paused {
+        let result = run_device(graph, device, opts, known, record, obs, false).await;
+        finish_device(plan.mode, device, result.map(|_| ()), record, obs);
+    }
+}
+
+/// Records a device's outcome and tells it.
+fn finish_device(
+    mode: Mode,
+    device: &DevicePlan,
+    result: Result<(), Refusal>,
+    record: &mut RunRecord,
+    obs: &dyn RemovalObserver,
+) {
+    let serial = device.facts.serial.clone();
+    let rec = record.device_mut(&serial);
+    rec.outcome = Some(match result {
+        Ok(()) => DeviceOutcome::Done {
+            summary: summary(mode, device, rec),
+        },
+        Err(r) => DeviceOutcome::Refused(r),
+    });
+    obs.progress(&serial, &record.result_words(&serial));
+    obs.save(record);
 }
 
 /// Tells the log what the observer is told.
@@ -1175,7 +1203,8 @@ async fn run_device(
     known: &KnownDevices,
     record: &mut RunRecord,
     obs: &dyn RemovalObserver,
-) -> Result<(), Refusal> {
+    pause_after_identity_delete: bool,
+) -> Result<bool, Refusal> {
     let serial = device.facts.serial.as_str();
     let facts = &device.facts;
     for &action in &device.actions {
@@ -1351,9 +1380,16 @@ async fn run_device(
             }
             Action::DeleteIdentity => {
                 let id = facts.identity_id.clone().unwrap_or_default();
-                delete_if_there(graph, &format!("{IDENTITIES}/{}", encode(&id)))
-                    .await
-                    .map_err(err)?;
+                if !record.device_mut(serial).identity_delete_sent {
+                    delete_if_there(graph, &format!("{IDENTITIES}/{}", encode(&id)))
+                        .await
+                        .map_err(err)?;
+                    record.device_mut(serial).identity_delete_sent = true;
+                    obs.save(record);
+                }
+                if pause_after_identity_delete {
+                    return Ok(false);
+                }
                 let g = graph.clone();
                 // When the next sync may be asked for: now, then after each answer (a sync
                 // refused as too soon says how long the window still runs).
@@ -1429,7 +1465,7 @@ async fn run_device(
         rec.log.push(format!("{}: done", action.words()));
         obs.save(record);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Deletes `path`; an object that is gone already is what the delete wanted (a rerun after an

@@ -31,6 +31,7 @@ use crate::graph::client::{encode, odata_string};
 use crate::graph::models::autopilot::AutopilotDevice;
 use crate::graph::models::directory::Device;
 use crate::graph::{ApiVersion, GraphClient, GraphError};
+use crate::steps::poll::{PollPolicy, Poller};
 use crate::steps::registry::{BoxFuture, Permission};
 use crate::steps::validate::{CheckId, CheckItem, ValidateInputs, Verdict};
 
@@ -538,6 +539,16 @@ impl Default for Pace {
 }
 
 impl Pace {
+    /// The read-backs poll at a fixed interval until the give-up time.
+    fn policy(&self) -> PollPolicy {
+        PollPolicy {
+            initial: self.interval,
+            max: self.interval,
+            factor: 1.0,
+            timeout: self.timeout,
+        }
+    }
+
     /// The pace for a tenant whose clock runs `scale` times real time (a simulated tenant):
     /// polls and the sync window shrink with it; the give-up time only as far as 5 s.
     pub fn scaled(scale: f64) -> Pace {
@@ -1143,7 +1154,8 @@ fn summary(mode: Mode, device: &DevicePlan, rec: &DeviceRecord) -> String {
     format!("{lead}: {}.", parts.join(", "))
 }
 
-/// Polls `check` until it answers `true`, showing the wait.
+/// Polls `check` until it answers `true`, showing the wait (the steps' one poller at a fixed
+/// interval).
 async fn wait_until<F, Fut>(
     cancel: &tokio_util::sync::CancellationToken,
     opts: &Options,
@@ -1153,13 +1165,12 @@ async fn wait_until<F, Fut>(
     mut check: F,
 ) -> Result<(), Refusal>
 where
-    F: FnMut(u32) -> Fut,
+    F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, GraphError>>,
 {
-    let start = Instant::now();
-    let mut round = 0u32;
+    let poller = Poller::new(opts.pace.policy());
     loop {
-        match check(round).await {
+        match check().await {
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(e) => {
@@ -1169,8 +1180,8 @@ where
                 });
             }
         }
-        let waited = start.elapsed();
-        if waited >= opts.pace.timeout {
+        let waited = poller.waited();
+        if poller.expired() {
             return Err(Refusal::Failed {
                 serial: serial.into(),
                 message: format!(
@@ -1183,16 +1194,12 @@ where
             serial,
             &format!("Waiting until {what} ({} s so far)…", waited.as_secs()),
         );
-        tokio::select! {
-            _ = cancel.cancelled() => {
-                return Err(Refusal::Failed {
-                    serial: serial.into(),
-                    message: "Cancelled. Run the removal again to continue from here.".into(),
-                });
-            }
-            _ = tokio::time::sleep(opts.pace.interval) => {}
+        if poller.sleep(cancel).await.is_err() {
+            return Err(Refusal::Failed {
+                serial: serial.into(),
+                message: "Cancelled. Run the removal again to continue from here.".into(),
+            });
         }
-        round += 1;
     }
 }
 
@@ -1254,7 +1261,7 @@ async fn run_device(
                 };
                 let g = graph.clone();
                 let id2 = id.clone();
-                wait_until(graph.cancel_token(), opts, obs, serial, what, move |_| {
+                wait_until(graph.cancel_token(), opts, obs, serial, what, move || {
                     let g = g.clone();
                     let id = id2.clone();
                     async move {
@@ -1301,7 +1308,7 @@ async fn run_device(
                     obs,
                     serial,
                     "the next enrollment is released",
-                    move |_| {
+                    move || {
                         let g = g.clone();
                         let id = id.clone();
                         async move {
@@ -1329,7 +1336,7 @@ async fn run_device(
                     obs,
                     serial,
                     "Intune no longer has the record",
-                    move |_| {
+                    move || {
                         let g = g.clone();
                         let id = id.clone();
                         async move { Ok(get_managed(&g, &id).await?.is_none()) }
@@ -1358,7 +1365,7 @@ async fn run_device(
                     obs,
                     serial,
                     "the user is unassigned",
-                    move |_| {
+                    move || {
                         let g = g.clone();
                         let id = id.clone();
                         async move {
@@ -1402,7 +1409,7 @@ async fn run_device(
                     obs,
                     serial,
                     "Autopilot no longer lists the registration (after a sync)",
-                    move |_round| {
+                    move || {
                         let g = g.clone();
                         let id = id.clone();
                         let next_sync = next_sync.clone();
@@ -1450,7 +1457,7 @@ async fn run_device(
                         obs,
                         serial,
                         "Entra ID no longer has the device",
-                        move |_| {
+                        move || {
                             let g = g.clone();
                             let id = device_id.clone();
                             async move { Ok(entra_devices(&g, &id).await?.is_empty()) }

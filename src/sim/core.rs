@@ -1380,6 +1380,33 @@ async fn align_error_ids(resp: Response, client_request_id: Option<&HeaderValue>
     Response::from_parts(parts, Body::from(body))
 }
 
+/// Intune's 403 unless the request's token carries one of `needed` (a token this tenant did not
+/// issue skips the check, as [`granted_scopes`] says). The message is Intune's nested JSON.
+pub(crate) fn require_one_of(
+    state: &SimState,
+    headers: &HeaderMap,
+    needed: &[&str],
+) -> Result<(), Response> {
+    let Some(granted) = granted_scopes(state, headers) else {
+        return Ok(());
+    };
+    if needed
+        .iter()
+        .any(|n| granted.iter().any(|g| g.eq_ignore_ascii_case(n)))
+    {
+        return Ok(());
+    }
+    Err(odata::error(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        &format!(
+            "{{\"_version\":3,\"Message\":\"Application is not authorized to perform this operation. Application must have one of the following scopes: {} - Operation ID (for customer support): {}\",\"CustomApiErrorPhrase\":\"\"}}",
+            needed.join(", "),
+            uuid::Uuid::new_v4()
+        ),
+    ))
+}
+
 /// The scopes of the bearer token on a request, when this tenant's identity platform issued
 /// it. `None` for a token it does not know (tests that mint their own skip the scope checks).
 pub(crate) fn granted_scopes<'a>(state: &'a SimState, headers: &HeaderMap) -> Option<&'a [String]> {

@@ -550,30 +550,16 @@ fn render_details(p: &Play, ph: Phase) -> Value {
 }
 
 fn check_scope(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(granted) = super::core::granted_scopes(state, headers) else {
-        return Ok(());
-    };
-    const NEEDED: &[&str] = &[
-        "DeviceManagementManagedDevices.Read.All",
-        "DeviceManagementManagedDevices.ReadWrite.All",
-        "DeviceManagementConfiguration.Read.All",
-        "DeviceManagementConfiguration.ReadWrite.All",
-    ];
-    if NEEDED
-        .iter()
-        .any(|n| granted.iter().any(|g| g.eq_ignore_ascii_case(n)))
-    {
-        return Ok(());
-    }
-    Err(odata::error(
-        StatusCode::FORBIDDEN,
-        "Forbidden",
-        &format!(
-            "Application is not authorized to perform this operation. Application must have one of the following scopes: {} - Operation ID (for customer support): {}",
-            NEEDED.join(", "),
-            uuid::Uuid::new_v4()
-        ),
-    ))
+    super::core::require_one_of(
+        state,
+        headers,
+        &[
+            "DeviceManagementManagedDevices.Read.All",
+            "DeviceManagementManagedDevices.ReadWrite.All",
+            "DeviceManagementConfiguration.Read.All",
+            "DeviceManagementConfiguration.ReadWrite.All",
+        ],
+    )
 }
 
 fn expands_details(uri: &Uri) -> bool {

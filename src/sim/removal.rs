@@ -451,10 +451,6 @@ enum Access {
 }
 
 fn check_scope(state: &SimState, headers: &HeaderMap, access: Access) -> Result<(), Response> {
-    let Some(granted) = super::core::granted_scopes(state, headers) else {
-        return Ok(());
-    };
-    let has = |s: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(s));
     let needed: &[&str] = match access {
         Access::ReadDevices => &[
             "DeviceManagementManagedDevices.Read.All",
@@ -471,18 +467,7 @@ fn check_scope(state: &SimState, headers: &HeaderMap, access: Access) -> Result<
         ],
         Access::WriteServiceConfig => &["DeviceManagementServiceConfig.ReadWrite.All"],
     };
-    if needed.iter().any(|s| has(s)) {
-        return Ok(());
-    }
-    Err(odata::error(
-        StatusCode::FORBIDDEN,
-        "Forbidden",
-        &format!(
-            "{{\"_version\":3,\"Message\":\"Application is not authorized to perform this operation. Application must have one of the following scopes: {} - Operation ID (for customer support): {}\",\"CustomApiErrorPhrase\":\"\"}}",
-            needed.join(", "),
-            uuid::Uuid::new_v4()
-        ),
-    ))
+    super::core::require_one_of(state, headers, needed)
 }
 
 /// The held answer (see the module comment: the real shape is unconfirmed).

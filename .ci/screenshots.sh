@@ -75,6 +75,9 @@ SHOT_WIDTH=${WALK_WIDTH%.*} SHOT_HEIGHT=${WALK_SHOT_HEIGHT%.*} TALL_HEIGHT=${WAL
 PICK_ARGS=()
 for f in "${WALK_PICK[@]}"; do PICK_ARGS+=(--pick "$f"); done
 
+# shellcheck source=/dev/null
+. .ci/x-ready.sh
+x_ready || fail "no X server"
 "$BIN" --demo --sim-speed test "${PICK_ARGS[@]}" >"$LOG" 2>&1 &
 APP=$!
 trap 'kill "$APP" 2>/dev/null || true; rm -rf "${WORK:-}"' EXIT

@@ -44,6 +44,9 @@ fail() {
     exit 1
 }
 
+# shellcheck source=/dev/null
+. .ci/x-ready.sh
+x_ready || fail "no X server"
 # shellcheck disable=SC2086 # LAUNCHER is a command word or nothing
 $LAUNCHER "$BIN" --demo --sim-speed test >"$OUT/app.log" 2>&1 &
 APP=$!
